@@ -1,0 +1,1 @@
+"""SMS/USSD helpline for migrants."""

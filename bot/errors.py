@@ -1,0 +1,29 @@
+"""Errors of the helpline, named for what went wrong."""
+
+
+class HelplineError(Exception):
+    """Base class of the helpline's own errors."""
+
+
+class FlowError(HelplineError):
+    """A flow file cannot be loaded: the message names file, line and state."""
+
+
+class StoreUnavailable(HelplineError):
+    """Redis did not answer in time."""
+
+
+class PhoneBusy(HelplineError):
+    """Another process holds this phone's lease for longer than we can wait."""
+
+
+class InvalidReference(HelplineError):
+    """A case reference is malformed (wrong length or check digit)."""
+
+
+class CaseNotFound(HelplineError):
+    """A well-formed case reference that does not exist."""
+
+
+class ReferenceTaken(HelplineError):
+    """A freshly drawn reference is already used: draw another."""

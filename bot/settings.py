@@ -1,0 +1,89 @@
+"""Every setting of the helpline, read from the environment in one typed class."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_FLOW = REPO_ROOT / "flows" / "helpline.yaml"
+
+DEFAULT_USSD_MAX_CHARS = 182
+DEFAULT_USSD_TTL_SECONDS = 300
+DEFAULT_SMS_TTL_SECONDS = 24 * 3600
+DEFAULT_DRAFT_TTL_SECONDS = 7 * 24 * 3600
+DEFAULT_RATE_LIMIT = 30
+DEFAULT_ACK_SLA_MINUTES = 15
+DEFAULT_RETENTION_DAYS = 180
+
+
+class Env(StrEnum):
+    DEV = "dev"
+    PROD = "prod"
+
+
+def _alias(name: str) -> AliasChoices:
+    return AliasChoices(name, name.lower())
+
+
+class Settings(BaseSettings):
+    """Settings; names are the environment variables of SPEC §3."""
+
+    model_config = SettingsConfigDict(env_prefix="HELPLINE_", extra="ignore", frozen=True)
+
+    env: Env = Env.DEV
+    data_dir: Path = Path("./var")
+    redis_url: str | None = Field(default=None, validation_alias=_alias("REDIS_URL"))
+    flow: Path = DEFAULT_FLOW
+
+    public_url: str | None = None
+    ussd_secret: SecretStr | None = None
+    pii_key: SecretStr | None = None
+    default_region: str = "ML"
+
+    ussd_max_chars: int = Field(default=DEFAULT_USSD_MAX_CHARS, ge=64, le=182)
+    ussd_ttl: int = Field(default=DEFAULT_USSD_TTL_SECONDS, gt=0)
+    sms_ttl: int = Field(default=DEFAULT_SMS_TTL_SECONDS, gt=0)
+    draft_ttl: int = Field(default=DEFAULT_DRAFT_TTL_SECONDS, gt=0)
+    rate_limit: int = Field(default=DEFAULT_RATE_LIMIT, gt=0)
+
+    twilio_account_sid: str | None = Field(
+        default=None, validation_alias=_alias("TWILIO_ACCOUNT_SID")
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        default=None, validation_alias=_alias("TWILIO_AUTH_TOKEN")
+    )
+    twilio_from_number: str | None = Field(
+        default=None, validation_alias=_alias("TWILIO_FROM_NUMBER")
+    )
+    twilio_messaging_service_sid: str | None = Field(
+        default=None, validation_alias=_alias("TWILIO_MESSAGING_SERVICE_SID")
+    )
+    twilio_api_base_url: str = Field(
+        default="https://api.twilio.com", validation_alias=_alias("TWILIO_API_BASE_URL")
+    )
+
+    oncall_numbers: str = ""
+    escalation_webhook: str | None = None
+    ack_sla_minutes: int = Field(default=DEFAULT_ACK_SLA_MINUTES, gt=0)
+    retention_days: int = Field(default=DEFAULT_RETENTION_DAYS, gt=0)
+
+    def missing_for_prod(self) -> list[str]:
+        """Names of the settings that `HELPLINE_ENV=prod` requires and that are unset."""
+        required = {
+            "REDIS_URL": self.redis_url,
+            "TWILIO_AUTH_TOKEN": self.twilio_auth_token,
+            "HELPLINE_PUBLIC_URL": self.public_url,
+            "HELPLINE_USSD_SECRET": self.ussd_secret,
+            "HELPLINE_PII_KEY": self.pii_key,
+        }
+        return [name for name, value in required.items() if not value]
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()
