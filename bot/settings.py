@@ -33,7 +33,9 @@ def _alias(name: str) -> AliasChoices:
 class Settings(BaseSettings):
     """Settings; names are the environment variables of SPEC §3."""
 
-    model_config = SettingsConfigDict(env_prefix="HELPLINE_", extra="ignore", frozen=True)
+    model_config = SettingsConfigDict(
+        env_prefix="HELPLINE_", extra="ignore", frozen=True, populate_by_name=True
+    )
 
     env: Env = Env.DEV
     data_dir: Path = Path("./var")

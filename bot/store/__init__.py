@@ -1,0 +1,1 @@
+"""Redis: connection, key names, scripts and the functions that read and write."""

