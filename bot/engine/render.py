@@ -1,0 +1,140 @@
+"""Turn a session into the screen a phone shows: texts, options, navigation, pages."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from bot.engine import sms
+from bot.engine.session import Session
+from bot.flows.model import NAV_BACK, NAV_HOME, NAV_MORE, Flow, State, StateKind
+from bot.types import Channel
+
+USSD_CONTINUE = "CON "
+USSD_END = "END "
+SMS_MAX_SEGMENTS = 3
+PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)\}")
+
+
+@dataclass(frozen=True)
+class Limits:
+    channel: Channel
+    ussd_max_chars: int = 182
+
+    def fits(self, screen: str) -> bool:
+        if self.channel is Channel.USSD:
+            return len(USSD_CONTINUE) + len(screen) <= self.ussd_max_chars
+        return sms.segments(screen) <= SMS_MAX_SEGMENTS
+
+
+@dataclass(frozen=True)
+class Reply:
+    text: str
+    end: bool = False
+    page: int = 0
+    pages: int = 1
+
+
+def _format_reference(reference: str) -> str:
+    return f"{reference[:4]}-{reference[4:]}" if len(reference) == 8 else reference  # noqa: PLR2004
+
+
+def fill(flow: Flow, template: str, language: str, values: Mapping[str, str],
+         answers: Mapping[str, str]) -> str:
+    """Replace `{…}` placeholders; an unknown one renders empty (the lint forbids them)."""
+
+    def resolve(match: re.Match[str]) -> str:
+        name = match.group(1)
+        head, _, rest = name.partition(".")
+        if head == "answers":
+            value = answers.get(rest, "")
+            return flow.text(value, language) if value in ("yes", "no") else value
+        if head == "contacts":
+            contact_id, _, attribute = rest.partition(".")
+            contact = flow.contacts.get(contact_id)
+            if contact is None:
+                return ""
+            if attribute == "name":
+                return contact.name.get(language) or contact.name.get(flow.default_language, "")
+            if contact.verified or "unverified" not in flow.texts:
+                return contact.number
+            return f"{contact.number} {flow.text('unverified', language)}"
+        if name == "reference":
+            return _format_reference(values.get("reference", ""))
+        if name == "status":
+            status = values.get("status", "")
+            key = f"status_{status}"
+            return flow.text(key, language) if key in flow.texts else status
+        return values.get(name, "")
+
+    return PLACEHOLDER.sub(resolve, template)
+
+
+def screen_parts(flow: Flow, state: State, language: str, values: Mapping[str, str],
+                 answers: Mapping[str, str], hint: str | None = None) -> tuple[str, list[str]]:
+    """The body (paginable words) and the tail (option and navigation lines) of a screen."""
+    body = fill(flow, state.text.get(language, ""), language, values, answers)
+    if hint:
+        body = f"{flow.text(hint, language)}\n{body}"
+    tail = [
+        f"{option.key} {fill(flow, option.label.get(language, ''), language, values, answers)}"
+        for option in state.options
+    ]
+    if state.nav and state.kind is not StateKind.END and state.name != flow.home:
+        tail.append(
+            f"{NAV_BACK} {flow.text('back', language)} {NAV_HOME} {flow.text('home', language)}"
+        )
+    return body, tail
+
+
+def paginate(body: str, tail: list[str], *, more: str, back: str, limits: Limits) -> list[str]:
+    """Split a screen into pages that each fit `limits`.
+
+    Every page but the last ends with the `98` line (and the `0` line after
+    the first page); the last page carries the options. The last page may still
+    be too long when the options alone do not fit: the lint reports that.
+    """
+    tail_text = "\n".join(tail)
+    whole = f"{body}\n{tail_text}" if tail_text else body
+    if limits.fits(whole) or not body:
+        return [whole]
+    pages: list[str] = []
+    words = body.replace("\n", " \n ").split(" ")
+    while words:
+        rest = " ".join(words).replace(" \n ", "\n").strip()
+        last = f"{rest}\n{tail_text}" if tail_text else rest
+        if limits.fits(last):
+            pages.append(last)
+            return pages
+        footer = f"\n{NAV_MORE} {more}" + (f"\n{NAV_BACK} {back}" if pages else "")
+        taken = 0
+        for count in range(1, len(words) + 1):
+            chunk = " ".join(words[:count]).replace(" \n ", "\n").strip()
+            if not limits.fits(chunk + footer):
+                break
+            taken = count
+        if taken == 0:
+            taken = 1  # one word longer than a page: let it overflow, never loop forever
+        chunk = " ".join(words[:taken]).replace(" \n ", "\n").strip()
+        pages.append(chunk + footer)
+        words = words[taken:]
+    pages.append(tail_text)
+    return pages
+
+
+def render(flow: Flow, session: Session, limits: Limits) -> Reply:
+    """The page of the current screen the session is on."""
+    language = session.language
+    if session.resuming:
+        body, tail = flow.text("resume", language), []
+        end = False
+    else:
+        state = flow.states[session.state]
+        body, tail = screen_parts(flow, state, language, session.vars, session.answers,
+                                  session.hint)
+        end = state.kind is StateKind.END
+    pages = paginate(body, tail, more=flow.text("more", language),
+                     back=flow.text("back", language), limits=limits)
+    page = min(session.page, len(pages) - 1)
+    return Reply(text=pages[page], end=end, page=page, pages=len(pages))

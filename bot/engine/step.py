@@ -1,0 +1,240 @@
+"""`step`: one input applied to one session, purely.
+
+Input in, (session, reply, effects) out: no Redis, no clock (time is passed
+in), no randomness (ids are passed in through the context).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from bot.engine import validators
+from bot.engine.render import Limits, Reply, render
+from bot.engine.session import (
+    CreateCase,
+    DiscardDraft,
+    Draft,
+    Effect,
+    SaveDraft,
+    Session,
+    SetLanguage,
+    StepContext,
+    WithdrawCase,
+)
+from bot.flows.compiler import TRIGGER_HOME, CompiledFlow
+from bot.flows.model import (
+    NAV_BACK,
+    NAV_HOME,
+    NAV_MORE,
+    TRIGGER_ANSWER,
+    TRIGGER_DONE,
+    Action,
+    LookupRoute,
+    State,
+    StateKind,
+)
+
+MAX_STRIKES = 3
+MAX_HISTORY = 30
+MAX_ACTIONS_IN_A_ROW = 16
+RESUME_CONTINUE = "1"
+RESUME_RESTART = "2"
+
+
+@dataclass
+class StepResult:
+    session: Session
+    reply: Reply
+    effects: list[Effect] = field(default_factory=list)
+
+
+def new_session(compiled: CompiledFlow, context: StepContext) -> Session:
+    flow = compiled.flow
+    profile = context.profile
+    language = flow.default_language
+    if profile is not None and profile.language in flow.languages:
+        language = profile.language
+    first_contact = profile is None and context.draft is None
+    start = flow.first_start if first_contact and flow.first_start else flow.start
+    session = Session(state=start, language=language)
+    if context.draft is not None:
+        session.resuming = True
+        session.language = context.draft.language
+    return session
+
+
+def step(compiled: CompiledFlow, session: Session | None, text: str, now: datetime,
+         context: StepContext, limits: Limits) -> StepResult:
+    """Apply one input. A missing session (or `context.restart`) starts a conversation."""
+    if session is None or context.restart:
+        fresh = new_session(compiled, context)
+        return StepResult(session=fresh, reply=render(compiled.flow, fresh, limits))
+    session = copy.deepcopy(session)
+    session.steps += 1
+    session.hint = None
+    effects: list[Effect] = []
+    entry = validators.clean(text)
+    if session.resuming:
+        _resume(compiled, session, entry, context, effects)
+    elif entry == NAV_HOME:
+        _go_home(compiled, session)
+    elif entry == NAV_MORE:
+        if session.page + 1 < render(compiled.flow, session, limits).pages:
+            session.page += 1
+        else:
+            _strike(compiled, session, "invalid")
+    elif entry == NAV_BACK and (session.page > 0 or session.history):
+        if session.page > 0:
+            session.page -= 1
+        else:
+            session.state = compiled.jump(session.history.pop())
+    else:
+        _answer(compiled, session, text, now, context, effects)
+    _keep_draft(compiled, session, effects)
+    return StepResult(session=session, reply=render(compiled.flow, session, limits),
+                      effects=effects)
+
+
+def _answer(compiled: CompiledFlow, session: Session, text: str, now: datetime,
+            context: StepContext, effects: list[Effect]) -> None:
+    state = compiled.flow.states[session.state]
+    if state.kind is StateKind.MENU:
+        option = state.option(validators.clean(text))
+        if option is None:
+            _strike(compiled, session, "invalid")
+            return
+        if state.save and option.value is not None:
+            session.answers[state.save] = option.value
+        _advance(compiled, session, option.key, now, context, effects)
+    elif state.kind is StateKind.QUESTION:
+        check = validators.VALIDATORS[state.validate or "text"](text)
+        if not check.ok:
+            _strike(compiled, session, check.hint)
+            return
+        if state.save:
+            if check.value is None:
+                session.answers.pop(state.save, None)
+            else:
+                session.answers[state.save] = check.value
+        _advance(compiled, session, TRIGGER_ANSWER, now, context, effects)
+    else:
+        _strike(compiled, session, "invalid")
+
+
+def _advance(compiled: CompiledFlow, session: Session, trigger: str, now: datetime,
+             context: StepContext, effects: list[Effect]) -> None:
+    session.history = [*session.history, session.state][-MAX_HISTORY:]
+    session.strikes = 0
+    session.page = 0
+    session.state = compiled.fire(session.state, trigger)
+    for _ in range(MAX_ACTIONS_IN_A_ROW):
+        state = compiled.flow.states[session.state]
+        if state.kind is not StateKind.ACTION:
+            return
+        session.state = compiled.fire(state.name, _act(compiled, state, session, now, context,
+                                                       effects))
+
+
+def _act(compiled: CompiledFlow, state: State, session: Session, now: datetime,
+         context: StepContext, effects: list[Effect]) -> str:
+    """Carry out an action state; the trigger that leaves it."""
+    flow = compiled.flow
+    match state.action:
+        case Action.SET_LANGUAGE:
+            language = state.params.get("language", "")
+            if language in flow.languages:
+                session.language = language
+                effects.append(SetLanguage(language))
+        case Action.GIVE_CONSENT:
+            session.answers = {}
+            session.draft_id = context.new_id or f"d{now.timestamp():.6f}"
+            session.consent_at = now.isoformat()
+        case Action.REFUSE_CONSENT | Action.DISCARD_DRAFT:
+            _forget_draft(session, effects)
+        case Action.CREATE_CASE:
+            effects.append(CreateCase(
+                kind=state.params.get("kind", ""),
+                language=session.language,
+                answers=dict(session.answers),
+                consent_at=session.consent_at,
+                text_version=flow.version,
+                idempotency_key=session.draft_id or context.new_id,
+            ))
+            _forget_draft(session, effects)
+            session.history = []
+        case Action.LOOKUP_CASE:
+            reference = session.answers.pop("reference", "")
+            view = context.lookups.get(reference)
+            session.vars["reference"] = reference
+            if view is None:
+                return LookupRoute.MISSING
+            session.vars["status"] = view.status
+            if view.is_callers and view.can_withdraw:
+                return LookupRoute.MINE
+            return LookupRoute.FOUND
+        case Action.WITHDRAW_CASE:
+            effects.append(WithdrawCase(session.vars.get("reference", "")))
+    return TRIGGER_DONE
+
+
+def _forget_draft(session: Session, effects: list[Effect]) -> None:
+    session.answers = {}
+    session.draft_id = None
+    session.consent_at = None
+    effects.append(DiscardDraft())
+
+
+def _keep_draft(compiled: CompiledFlow, session: Session, effects: list[Effect]) -> None:
+    if session.draft_id is None or session.resuming:
+        return
+    if not compiled.flow.states[session.state].draft:
+        return
+    effects.append(SaveDraft(Draft(
+        state=session.state,
+        language=session.language,
+        answers=dict(session.answers),
+        history=tuple(session.history),
+        draft_id=session.draft_id,
+        consent_at=session.consent_at,
+    )))
+
+
+def _resume(compiled: CompiledFlow, session: Session, entry: str, context: StepContext,
+            effects: list[Effect]) -> None:
+    draft = context.draft
+    if entry == RESUME_CONTINUE and draft is not None and draft.state in compiled.flow.states:
+        session.resuming = False
+        session.state = compiled.jump(draft.state)
+        session.answers = dict(draft.answers)
+        session.history = list(draft.history)
+        session.draft_id = draft.draft_id
+        session.consent_at = draft.consent_at
+        session.language = draft.language
+    elif entry in (RESUME_RESTART, NAV_HOME) or draft is None:
+        session.resuming = False
+        effects.append(DiscardDraft())
+        _go_home(compiled, session)
+    else:
+        session.hint = "invalid"
+
+
+def _go_home(compiled: CompiledFlow, session: Session) -> None:
+    session.state = compiled.fire(session.state, TRIGGER_HOME)
+    session.history = []
+    session.page = 0
+    session.strikes = 0
+    # Leaving a return request half-way keeps its stored draft for the next contact,
+    # but this conversation starts clean.
+    session.answers = {}
+    session.draft_id = None
+    session.consent_at = None
+
+
+def _strike(compiled: CompiledFlow, session: Session, hint: str) -> None:
+    session.strikes += 1
+    session.hint = hint
+    if session.strikes >= MAX_STRIKES:
+        _go_home(compiled, session)
+        session.hint = hint

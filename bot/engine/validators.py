@@ -1,0 +1,74 @@
+"""Named validators for free-text answers: clean the input or name the hint to show."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from bot.cases.references import parse_reference
+from bot.errors import InvalidReference
+
+SKIP = "#"
+NAME_MAX = 60
+TEXT_MAX = 160
+_NAME = re.compile(r"^[^\W\d_]+(?:[ '\-][^\W\d_]+)*$")
+
+
+@dataclass(frozen=True)
+class Checked:
+    """`ok` with the value to store (None: nothing to store), or the hint text to show."""
+
+    ok: bool
+    value: str | None = None
+    hint: str = "invalid"
+
+
+def clean(raw: str) -> str:
+    """Printable text only, spaces collapsed."""
+    printable = "".join(ch for ch in raw if unicodedata.category(ch)[0] != "C")
+    return " ".join(printable.split())
+
+
+def name(raw: str) -> Checked:
+    text = clean(raw)
+    if 2 <= len(text) <= NAME_MAX and _NAME.match(text):  # noqa: PLR2004
+        return Checked(True, text)
+    return Checked(False)
+
+
+def place(raw: str) -> Checked:
+    text = clean(raw)
+    if 2 <= len(text) <= NAME_MAX and any(ch.isalpha() for ch in text):  # noqa: PLR2004
+        return Checked(True, text)
+    return Checked(False)
+
+
+def text(raw: str) -> Checked:
+    cleaned = clean(raw)
+    if 1 <= len(cleaned) <= TEXT_MAX:
+        return Checked(True, cleaned)
+    return Checked(False)
+
+
+def optional(raw: str) -> Checked:
+    if clean(raw) == SKIP:
+        return Checked(True, None)
+    return text(raw)
+
+
+def reference(raw: str) -> Checked:
+    try:
+        return Checked(True, parse_reference(raw))
+    except InvalidReference:
+        return Checked(False, hint="check_number")
+
+
+VALIDATORS: dict[str, Callable[[str], Checked]] = {
+    "name": name,
+    "place": place,
+    "text": text,
+    "optional": optional,
+    "reference": reference,
+}

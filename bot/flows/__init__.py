@@ -1,0 +1,1 @@
+"""Flows as data: the YAML loader, the model, the compiler and the lint."""

@@ -1,0 +1,79 @@
+"""Compile a flow into one shared `transitions` machine, built once per process.
+
+The machine holds no model (`model=None`): each step fires an event on a tiny
+cursor object carrying only the current state name, as the pytransitions FAQ
+recommends, so a message never builds a Machine or calls `add_model`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transitions import Machine
+
+from bot.errors import FlowError
+from bot.flows.model import TRIGGER_ANSWER, TRIGGER_DONE, Flow, StateKind
+
+TRIGGER_HOME = "home"
+
+
+class _Cursor:
+    """The light model a trigger is fired on."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: str) -> None:
+        self.state = state
+
+
+@dataclass(frozen=True)
+class CompiledFlow:
+    flow: Flow
+    machine: Machine
+
+    def fire(self, state: str, trigger: str) -> str:
+        """Fire `trigger` from `state` on the shared machine; the state it leads to."""
+        cursor = _Cursor(state)
+        self.machine.events[trigger].trigger(cursor)
+        return cursor.state
+
+    def can_fire(self, state: str, trigger: str) -> bool:
+        event = self.machine.events.get(trigger)
+        return event is not None and state in event.transitions
+
+    def jump(self, state: str) -> str:
+        """Go straight to `state` (back navigation, resuming a draft)."""
+        cursor = _Cursor(state)
+        self.machine.set_state(state, cursor)
+        return cursor.state
+
+
+def build_machine(flow: Flow) -> Machine:
+    machine = Machine(
+        model=None,
+        states=list(flow.states),
+        initial=flow.start,
+        auto_transitions=False,
+        ignore_invalid_triggers=False,
+    )
+    for state in flow.states.values():
+        if state.kind is StateKind.MENU:
+            for option in state.options:
+                machine.add_transition(option.key, state.name, option.to)
+        elif state.kind is StateKind.QUESTION and state.to:
+            machine.add_transition(TRIGGER_ANSWER, state.name, state.to)
+        elif state.kind is StateKind.ACTION:
+            if state.to:
+                machine.add_transition(TRIGGER_DONE, state.name, state.to)
+            for route, target in state.routes.items():
+                machine.add_transition(route, state.name, target)
+    machine.add_transition(TRIGGER_HOME, "*", flow.home)
+    return machine
+
+
+def compile_flow(flow: Flow) -> CompiledFlow:
+    """Build the flow's machine. The flow must have passed the lint."""
+    try:
+        return CompiledFlow(flow=flow, machine=build_machine(flow))
+    except (ValueError, KeyError) as error:
+        raise FlowError(f"{flow.path}: cannot compile: {error}") from error

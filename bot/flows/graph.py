@@ -1,0 +1,24 @@
+"""A Mermaid diagram of a flow, from the compiled machine's own transitions."""
+
+from __future__ import annotations
+
+from bot.flows.compiler import TRIGGER_HOME, CompiledFlow
+
+
+def _node(name: str) -> str:
+    return name.replace("-", "_")
+
+
+def mermaid(compiled: CompiledFlow) -> str:
+    flow = compiled.flow
+    lines = ["stateDiagram-v2", f"    [*] --> {_node(flow.first_start or flow.start)}"]
+    for trigger, event in compiled.machine.events.items():
+        if trigger == TRIGGER_HOME:
+            continue
+        for source, transitions in event.transitions.items():
+            for transition in transitions:
+                lines.append(f"    {_node(source)} --> {_node(transition.dest)}: {trigger}")
+    for state in flow.states.values():
+        if state.kind == "end":
+            lines.append(f"    {_node(state.name)} --> [*]")
+    return "\n".join(lines) + "\n"

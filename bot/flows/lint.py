@@ -1,0 +1,194 @@
+"""`helpline flows check`: every problem of a flow, one precise line each."""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from bot.engine import sms
+from bot.engine.render import (
+    PLACEHOLDER,
+    USSD_CONTINUE,
+    USSD_END,
+    Limits,
+    paginate,
+    screen_parts,
+)
+from bot.engine.validators import VALIDATORS
+from bot.flows.model import (
+    REQUIRED_TEXTS,
+    RESERVED_KEYS,
+    Action,
+    Flow,
+    LookupRoute,
+    State,
+    StateKind,
+)
+from bot.types import Channel
+
+HOUSE_MAX_OPTIONS = 5
+SAMPLE_VALUES = {"reference": "12345678", "status": "return_arranged"}
+SAMPLE_ANSWERS = {
+    "name": "Aminata Traoré",
+    "nationality": "Mali",
+    "country": "Niger",
+    "city": "Agadez",
+    "location": "Gare routière d'Agadez",
+    "topic": "Je veux rentrer à Kayes",
+}
+SAMPLE_YES_NO = "yes"
+
+
+@dataclass
+class Report:
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    encodings: dict[str, dict[sms.Encoding, list[str]]] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _where(flow: Flow, state: State) -> str:
+    return f"{flow.path}:{state.line}: state '{state.name}'"
+
+
+def _structure(flow: Flow, report: Report) -> None:
+    for name in REQUIRED_TEXTS:
+        if name not in flow.texts:
+            report.problems.append(f"{flow.path}: missing text '{name}' (the engine needs it)")
+    if any(not c.verified for c in flow.contacts.values()) and "unverified" not in flow.texts:
+        report.problems.append(f"{flow.path}: missing text 'unverified' (a contact is unverified)")
+    for label, name in (("start", flow.start), ("home", flow.home),
+                        ("first_start", flow.first_start)):
+        if name is not None and name not in flow.states:
+            report.problems.append(f"{flow.path}: {label} '{name}' is not a state")
+    for state in flow.states.values():
+        where = _where(flow, state)
+        for index, option in enumerate(state.options, start=1):
+            if option.to not in flow.states:
+                report.problems.append(
+                    f"{where}: option {option.key} leads to '{option.to}', which is not a state"
+                )
+            if option.key in RESERVED_KEYS or not option.key.isdigit():
+                report.problems.append(
+                    f"{where}: option {index} key '{option.key}' must be digits, not 0/00/98"
+                )
+        keys = [option.key for option in state.options]
+        if len(set(keys)) != len(keys):
+            report.problems.append(f"{where}: two options share a key")
+        if state.kind is StateKind.MENU and not state.options:
+            report.problems.append(f"{where}: dead end: no options and not `end: true`")
+        if len(state.options) > HOUSE_MAX_OPTIONS:
+            report.notes.append(f"{where}: {len(state.options)} options (house rule: at most 5)")
+        if state.kind is StateKind.QUESTION:
+            if state.validate not in VALIDATORS:
+                report.problems.append(
+                    f"{where}: unknown validator '{state.validate}' "
+                    f"(one of {', '.join(sorted(VALIDATORS))})"
+                )
+            if not state.save:
+                report.problems.append(f"{where}: a question needs `save`")
+        if state.kind in (StateKind.QUESTION, StateKind.ACTION) and not state.targets():
+            report.problems.append(f"{where}: dead end: no `to`")
+        if state.to is not None and state.to not in flow.states:
+            report.problems.append(f"{where}: `to` leads to '{state.to}', which is not a state")
+        for route, target in state.routes.items():
+            if target not in flow.states:
+                report.problems.append(f"{where}: `to.{route}` leads to '{target}', "
+                                       "which is not a state")
+        if state.action is Action.LOOKUP_CASE:
+            missing = {r.value for r in LookupRoute} - set(state.routes)
+            if missing:
+                report.problems.append(
+                    f"{where}: lookup_case needs `to` for {', '.join(sorted(missing))}"
+                )
+        if state.action is Action.SET_LANGUAGE and state.params.get("language") not in (
+            flow.languages
+        ):
+            report.problems.append(f"{where}: set_language needs `with: {{language: …}}` "
+                                   f"with one of {', '.join(flow.languages)}")
+
+
+def _reachability(flow: Flow, report: Report) -> None:
+    roots = [name for name in (flow.start, flow.home, flow.first_start) if name in flow.states]
+    seen = set(roots)
+    queue = deque(roots)
+    while queue:
+        for target in flow.states[queue.popleft()].targets():
+            if target in flow.states and target not in seen:
+                seen.add(target)
+                queue.append(target)
+    for state in flow.states.values():
+        if state.name not in seen:
+            report.problems.append(f"{_where(flow, state)}: unreachable from '{flow.start}'")
+
+
+def _placeholders(flow: Flow, state: State) -> Iterator[str]:
+    texts = [*state.text.values(), *(w for o in state.options for w in o.label.values())]
+    for text in texts:
+        for match in PLACEHOLDER.finditer(text):
+            name = match.group(1)
+            head, _, rest = name.partition(".")
+            if name in SAMPLE_VALUES or (head == "answers" and rest):
+                continue
+            if head == "contacts" and rest.partition(".")[0] in flow.contacts and (
+                rest.partition(".")[2] in ("", "name")
+            ):
+                continue
+            yield name
+
+
+def _screens(flow: Flow, report: Report, ussd_max_chars: int) -> None:
+    if "more" not in flow.texts or "back" not in flow.texts:
+        return  # already reported as missing texts
+    answers = {**SAMPLE_ANSWERS}
+    ussd = Limits(Channel.USSD, ussd_max_chars)
+    sms_limits = Limits(Channel.SMS)
+    for state in flow.states.values():
+        if state.kind is StateKind.ACTION:
+            continue
+        where = _where(flow, state)
+        for name in sorted(set(_placeholders(flow, state))):
+            report.problems.append(f"{where}: unknown placeholder {{{name}}}")
+        for language in flow.languages:
+            values = {**SAMPLE_VALUES}
+            sample = {**answers, **{s.save: SAMPLE_YES_NO for s in flow.states.values()
+                                    if s.save and s.save not in answers}}
+            body, tail = screen_parts(flow, state, language, values, sample)
+            more, back = flow.text("more", language), flow.text("back", language)
+            pages = paginate(body, tail, more=more, back=back, limits=ussd)
+            end = state.kind is StateKind.END
+            prefix = USSD_END if end else USSD_CONTINUE
+            for number, page in enumerate(pages, start=1):
+                if len(prefix) + len(page) > ussd_max_chars:
+                    report.problems.append(
+                        f"{where} [{language}]: USSD screen over {ussd_max_chars} chars after "
+                        f"pagination (page {number}: {len(prefix) + len(page)})"
+                    )
+            if end and len(pages) > 1:
+                report.problems.append(
+                    f"{where} [{language}]: an END screen must fit one USSD screen "
+                    f"(it needs {len(pages)})"
+                )
+            for number, page in enumerate(
+                paginate(body, tail, more=more, back=back, limits=sms_limits), start=1
+            ):
+                parts = sms.segments(page)
+                if parts > 3:  # noqa: PLR2004
+                    report.problems.append(
+                        f"{where} [{language}]: SMS over 3 segments ({parts}, page {number})"
+                    )
+            whole = "\n".join([body, *tail])
+            by_encoding = report.encodings.setdefault(language, {e: [] for e in sms.Encoding})
+            by_encoding[sms.encoding(whole)].append(state.name)
+
+
+def check(flow: Flow, load_problems: list[str], *, ussd_max_chars: int = 182) -> Report:
+    report = Report(problems=list(load_problems))
+    _structure(flow, report)
+    _reachability(flow, report)
+    _screens(flow, report, ussd_max_chars)
+    return report

@@ -1,0 +1,222 @@
+"""Load a flow YAML file into a `Flow`, keeping line numbers for precise messages.
+
+Structure that cannot be understood at all raises `FlowError`; anything else
+that is wrong (a missing translation, an option leading nowhere…) is kept as a
+problem line for the lint, so that one run reports every problem at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.errors import FlowError
+from bot.flows.model import Action, Contact, Flow, Option, State, StateKind, Text
+
+
+class _LineDict(dict[str, Any]):
+    line = 0
+
+
+class _LineLoader(yaml.SafeLoader):
+    pass
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict:
+    mapping = _LineDict(loader.construct_mapping(node, deep=True))
+    mapping.line = node.start_mark.line + 1
+    return mapping
+
+
+_LineLoader.add_constructor(
+    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+    _construct_mapping,  # type: ignore[arg-type]
+)
+
+
+def _line(value: object) -> int:
+    return value.line if isinstance(value, _LineDict) else 0
+
+
+@dataclass
+class LoadedFlow:
+    flow: Flow
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Reader:
+    path: Path
+    languages: tuple[str, ...]
+    texts_raw: Mapping[str, Any]
+    problems: list[str] = field(default_factory=list)
+
+    def problem(self, line: int, where: str, message: str) -> None:
+        self.problems.append(f"{self.path}:{line}: {where}: {message}")
+
+    def text(self, raw: Any, line: int, where: str) -> Text:
+        """A text in every language: a mapping, or the name of an entry of `texts`."""
+        if isinstance(raw, str):
+            if raw not in self.texts_raw:
+                self.problem(line, where, f"unknown text '{raw}'")
+                return {}
+            raw = self.texts_raw[raw]
+            line = _line(raw) or line
+        if not isinstance(raw, Mapping):
+            self.problem(line, where, "a text must be a mapping of languages or a text name")
+            return {}
+        text = {str(lang): str(words).strip() for lang, words in raw.items() if words is not None}
+        for language in self.languages:
+            if not text.get(language):
+                self.problem(line, where, f"missing translation '{language}'")
+        for language in text:
+            if language not in self.languages:
+                self.problem(line, where, f"language '{language}' is not one of the flow's")
+        return text
+
+
+def _kind(raw: Mapping[str, Any]) -> StateKind | None:
+    if "action" in raw:
+        return StateKind.ACTION
+    if raw.get("end"):
+        return StateKind.END
+    if "ask" in raw:
+        return StateKind.QUESTION
+    if "say" in raw:
+        return StateKind.MENU
+    return None
+
+
+def _state(reader: _Reader, name: str, raw: Any) -> State | None:
+    line = _line(raw)
+    where = f"state '{name}'"
+    if not isinstance(raw, Mapping):
+        reader.problem(line, where, "a state must be a mapping")
+        return None
+    kind = _kind(raw)
+    if kind is None:
+        reader.problem(line, where, "a state needs one of: say, ask, action, end")
+        return None
+    text = reader.text(raw.get("say") or raw.get("ask"), line, where) if kind not in (
+        StateKind.ACTION,
+    ) else {}
+    options: list[Option] = []
+    for index, option in enumerate(raw.get("options") or []):
+        oline = _line(option) or line
+        owhere = f"{where} option {index + 1}"
+        if not isinstance(option, Mapping) or "key" not in option or "to" not in option:
+            reader.problem(oline, owhere, "an option needs key, label and to")
+            continue
+        value = option.get("value")
+        options.append(
+            Option(
+                key=str(option["key"]),
+                label=reader.text(option.get("label"), oline, owhere),
+                to=str(option["to"]),
+                value=None if value is None else str(value),
+            )
+        )
+    action: Action | None = None
+    if kind is StateKind.ACTION:
+        try:
+            action = Action(str(raw["action"]))
+        except ValueError:
+            reader.problem(line, where, f"unknown action '{raw['action']}'")
+    to = raw.get("to")
+    routes: dict[str, str] = {}
+    if isinstance(to, Mapping):
+        routes = {str(route): str(target) for route, target in to.items()}
+        to = None
+    return State(
+        name=name,
+        kind=kind,
+        line=line,
+        text=text,
+        options=tuple(options),
+        save=None if raw.get("save") is None else str(raw["save"]),
+        validate=None if raw.get("validate") is None else str(raw["validate"]),
+        action=action,
+        params={str(k): str(v) for k, v in (raw.get("with") or {}).items()},
+        to=None if to is None else str(to),
+        routes=routes,
+        nav=bool(raw.get("nav", True)),
+        draft=bool(raw.get("draft", False)),
+    )
+
+
+def _contacts(reader: _Reader, path: Path) -> dict[str, Contact]:
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506
+    except (OSError, yaml.YAMLError) as error:
+        reader.problem(0, f"contacts {path}", f"cannot read: {error}")
+        return {}
+    contacts: dict[str, Contact] = {}
+    entries = raw.get("contacts") if isinstance(raw, Mapping) else None
+    if not isinstance(entries, Mapping):
+        reader.problem(0, f"contacts {path}", "expected a 'contacts' mapping")
+        return {}
+    for contact_id, entry in entries.items():
+        where = f"{path}:{_line(entry)}: contact '{contact_id}'"
+        if not isinstance(entry, Mapping) or "number" not in entry:
+            reader.problems.append(f"{where}: needs a number")
+            continue
+        verified_on = entry.get("last_verified")
+        if not isinstance(verified_on, date):
+            reader.problems.append(f"{where}: needs last_verified (YYYY-MM-DD)")
+            verified_on = None
+        name = entry.get("name") or {}
+        contacts[str(contact_id)] = Contact(
+            id=str(contact_id),
+            number=str(entry["number"]),
+            name={str(k): str(v) for k, v in name.items()} if isinstance(name, Mapping) else {},
+            last_verified=verified_on,
+            verified=bool(entry.get("verified", False)),
+        )
+    return contacts
+
+
+def load_flow(path: Path) -> LoadedFlow:
+    """Read and check the structure of a flow file."""
+    try:
+        raw = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506
+    except OSError as error:
+        raise FlowError(f"{path}: cannot read: {error.strerror}") from error
+    except yaml.YAMLError as error:
+        raise FlowError(f"{path}: not valid YAML: {error}") from error
+    if not isinstance(raw, Mapping) or not isinstance(raw.get("states"), Mapping):
+        raise FlowError(f"{path}:1: a flow needs a 'states' mapping")
+    languages = tuple(str(lang) for lang in raw.get("languages") or ())
+    if not languages:
+        raise FlowError(f"{path}:{_line(raw)}: a flow needs 'languages'")
+    texts_raw = raw.get("texts") or {}
+    reader = _Reader(path=path, languages=languages, texts_raw=texts_raw)
+    texts = {
+        str(name): reader.text(value, _line(value), f"text '{name}'")
+        for name, value in texts_raw.items()
+    }
+    states: dict[str, State] = {}
+    for name, state_raw in raw["states"].items():
+        state = _state(reader, str(name), state_raw)
+        if state is not None:
+            states[state.name] = state
+    contacts_file = raw.get("contacts")
+    contacts = _contacts(reader, path.parent / str(contacts_file)) if contacts_file else {}
+    start = str(raw.get("start") or "")
+    flow = Flow(
+        id=str(raw.get("id") or path.stem),
+        version=str(raw.get("version") or ""),
+        path=path,
+        languages=languages,
+        start=start,
+        home=str(raw.get("home") or start),
+        first_start=None if raw.get("first_start") is None else str(raw["first_start"]),
+        texts=texts,
+        states=states,
+        contacts=contacts,
+    )
+    return LoadedFlow(flow=flow, problems=reader.problems)

@@ -1,0 +1,121 @@
+"""A loaded flow: plain, immutable values."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from pathlib import Path
+
+Text = Mapping[str, str]
+"""One text in every language of its flow: language code -> words."""
+
+NAV_BACK = "0"
+NAV_HOME = "00"
+NAV_MORE = "98"
+RESERVED_KEYS = frozenset({NAV_BACK, NAV_HOME, NAV_MORE})
+
+TRIGGER_ANSWER = "answer"
+TRIGGER_DONE = "done"
+
+
+class StateKind(StrEnum):
+    MENU = "menu"
+    QUESTION = "question"
+    ACTION = "action"
+    END = "end"
+
+
+class Action(StrEnum):
+    SET_LANGUAGE = "set_language"
+    GIVE_CONSENT = "give_consent"
+    REFUSE_CONSENT = "refuse_consent"
+    CREATE_CASE = "create_case"
+    LOOKUP_CASE = "lookup_case"
+    WITHDRAW_CASE = "withdraw_case"
+    DISCARD_DRAFT = "discard_draft"
+
+
+class LookupRoute(StrEnum):
+    MINE = "mine"
+    FOUND = "found"
+    MISSING = "missing"
+
+
+REQUIRED_TEXTS = (
+    "invalid", "more", "back", "home", "resume", "check_number", "unknown_reference",
+    "yes", "no", "withdraw_refused", "opted_out", "opted_in", "erase_confirm", "erased",
+    "fallback",
+    "status_new", "status_contacted", "status_in_progress", "status_referred",
+    "status_return_arranged", "status_returned", "status_closed", "status_withdrawn",
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Option:
+    key: str
+    label: Text
+    to: str
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class State:
+    name: str
+    kind: StateKind
+    line: int
+    text: Text = field(default_factory=dict)
+    options: tuple[Option, ...] = ()
+    save: str | None = None
+    validate: str | None = None
+    action: Action | None = None
+    params: Mapping[str, str] = field(default_factory=dict)
+    to: str | None = None
+    routes: Mapping[str, str] = field(default_factory=dict)
+    nav: bool = True
+    draft: bool = False
+
+    def option(self, key: str) -> Option | None:
+        for option in self.options:
+            if option.key == key:
+                return option
+        return None
+
+    def targets(self) -> list[str]:
+        """Every state this one can lead to."""
+        found = [option.to for option in self.options]
+        if self.to:
+            found.append(self.to)
+        found.extend(self.routes.values())
+        return found
+
+
+@dataclass(frozen=True)
+class Contact:
+    id: str
+    number: str
+    name: Text
+    last_verified: date | None
+    verified: bool
+
+
+@dataclass(frozen=True)
+class Flow:
+    id: str
+    version: str
+    path: Path
+    languages: tuple[str, ...]
+    start: str
+    home: str
+    first_start: str | None
+    texts: Mapping[str, Text]
+    states: Mapping[str, State]
+    contacts: Mapping[str, Contact]
+
+    @property
+    def default_language(self) -> str:
+        return self.languages[0]
+
+    def text(self, name: str, language: str) -> str:
+        return self.texts[name].get(language) or self.texts[name][self.default_language]
