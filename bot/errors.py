@@ -1,5 +1,7 @@
 """Errors of the helpline, named for what went wrong."""
 
+from collections.abc import Sequence
+
 
 class HelplineError(Exception):
     """Base class of the helpline's own errors."""
@@ -27,3 +29,12 @@ class CaseNotFound(HelplineError):
 
 class ReferenceTaken(HelplineError):
     """A freshly drawn reference is already used: draw another."""
+
+
+class IllegalTransition(HelplineError):
+    """A case status change the lifecycle does not allow; carries the allowed ones."""
+
+    def __init__(self, current: str, allowed: Sequence[str]) -> None:
+        self.current = str(current)
+        self.allowed = [str(status) for status in allowed]
+        super().__init__(f"not allowed from {self.current}; allowed: {', '.join(self.allowed)}")

@@ -7,6 +7,8 @@ import hmac
 
 import phonenumbers
 
+from bot.settings import Settings
+
 # Used only when HELPLINE_PII_KEY is unset, which `HELPLINE_ENV=prod` refuses.
 DEV_PII_KEY = b"helpline-dev-only-pii-key"
 PSEUDONYM_HEX_CHARS = 20
@@ -27,3 +29,10 @@ def normalise_phone(raw: str, default_region: str) -> str | None:
     if not phonenumbers.is_possible_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def pii_key(settings: Settings) -> bytes:
+    """The HMAC key of phone pseudonyms: `HELPLINE_PII_KEY`, or the dev key when unset."""
+    if settings.pii_key is None:
+        return DEV_PII_KEY
+    return settings.pii_key.get_secret_value().encode()

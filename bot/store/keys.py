@@ -54,3 +54,61 @@ def case(reference: str) -> str:
 def case_idempotency(key: str) -> str:
     """Reference already created for one draft: a retried submission creates nothing new."""
     return f"{_cases()}:idem:{key}"
+
+
+# --- cases domain (all under the `{cases}` tag) -------------------------------
+
+
+def case_sequence() -> str:
+    """Counter giving each case its creation rank (the tie-breaker of triage order)."""
+    return f"{_cases()}:seq"
+
+
+def case_audit(reference: str) -> str:
+    """Append-only stream of one case's audit events."""
+    return f"{_cases()}:audit:{reference}"
+
+
+def cases_audit() -> str:
+    """Append-only stream of every case's audit events, in order."""
+    return f"{_cases()}:audit"
+
+
+def case_notes(reference: str) -> str:
+    """Operators' notes on one case (personal data: erased with the case)."""
+    return f"{_cases()}:notes:{reference}"
+
+
+def cases_triage() -> str:
+    """Sorted set of every case, scored in triage order."""
+    return f"{_cases()}:idx:all"
+
+
+def cases_by_status(status: str) -> str:
+    return f"{_cases()}:idx:status:{status}"
+
+
+def cases_by_kind(kind: str) -> str:
+    return f"{_cases()}:idx:kind:{kind}"
+
+
+def cases_by_priority(priority: str) -> str:
+    return f"{_cases()}:idx:priority:{priority}"
+
+
+def cases_by_assignee(assignee: str) -> str:
+    return f"{_cases()}:idx:assignee:{assignee}"
+
+
+def cases_escalated() -> str:
+    return f"{_cases()}:idx:escalated"
+
+
+def cases_by_phone(pseudonym: str) -> str:
+    """Set of the references of one phone (by pseudonym), for the migrant's erasure."""
+    return f"{_cases()}:phone:{pseudonym}"
+
+
+def cases_per_day() -> str:
+    """Hash: creation day (YYYY-MM-DD, UTC) → number of cases created that day."""
+    return f"{_cases()}:stats:day"

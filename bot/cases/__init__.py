@@ -1,0 +1,1 @@
+"""The case domain: references, model, lifecycle."""

@@ -1,0 +1,275 @@
+"""Case records in Redis: creation, the migrant's own reads and writes, erasure.
+
+Writers come in pairs so a conversation can queue them on its own pipeline
+(with its session save, one round trip): `queue_*` adds one command to the
+pipeline and `*_result` interprets that command's raw reply.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bot import privacy
+from bot.cases import lifecycle
+from bot.cases.model import (
+    Case,
+    CaseKind,
+    CaseLookup,
+    CaseStatus,
+    Consent,
+    NewCase,
+    Priority,
+)
+from bot.cases.references import draw_reference
+from bot.errors import CaseNotFound, ReferenceTaken
+from bot.settings import get_settings
+from bot.store import keys
+from bot.store.case_scripts import CREATE_CASE, ERASE_CASE, LOOKUP_CASE, WITHDRAW_BY_MIGRANT
+
+CANDIDATES_PER_CREATION = 4
+IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
+# Record fields that identify the migrant; erasure deletes them (notes go too).
+PERSONAL_FIELDS = ("phone", "phone_pseudonym", "answers")
+MIGRANT = "migrant"
+
+
+def iso(moment: datetime) -> str:
+    """ISO 8601 in UTC, the one format of every stored time."""
+    return moment.astimezone(UTC).isoformat()
+
+
+def _key(pii_key: bytes | None) -> bytes:
+    return pii_key if pii_key is not None else privacy.pii_key(get_settings())
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+# --- creation ---------------------------------------------------------------
+
+
+def queue_create_case(
+    pipe: Any,
+    *,
+    new_case: NewCase,
+    candidates: Sequence[str],
+    idempotency_key: str | None,
+    pii_key: bytes | None = None,
+) -> None:
+    """Queue the atomic creation of a case under the first free candidate reference.
+
+    A used `idempotency_key` yields the reference it created before, and nothing new.
+    """
+    if not candidates:
+        raise ValueError("at least one candidate reference is needed")
+    priority = new_case.priority
+    pseudonym = privacy.pseudonym(new_case.phone, _key(pii_key))
+    fields = {
+        "kind": str(new_case.kind),
+        "status": str(CaseStatus.NEW),
+        "priority": str(priority),
+        "escalated": "0",
+        "escalation_level": "0",
+        "assignee": "",
+        "phone": new_case.phone,
+        "phone_pseudonym": pseudonym,
+        "language": new_case.language,
+        "channel": new_case.channel,
+        "answers": json.dumps(new_case.answers, ensure_ascii=False, sort_keys=True),
+        "consent_given_at": iso(new_case.consent_given_at) if new_case.consent_given_at else "",
+        "consent_text_version": new_case.consent_text_version or "",
+        "created_at": iso(new_case.created_at),
+        "updated_at": iso(new_case.created_at),
+    }
+    detail = json.dumps(
+        {"kind": str(new_case.kind), "priority": str(priority), "channel": new_case.channel}
+    )
+    script_keys = [
+        keys.case_idempotency(idempotency_key or ""),
+        keys.case_sequence(),
+        keys.cases_triage(),
+        keys.cases_by_status(CaseStatus.NEW),
+        keys.cases_by_kind(new_case.kind),
+        keys.cases_by_priority(priority),
+        keys.cases_by_phone(pseudonym),
+        keys.cases_per_day(),
+        keys.cases_audit(),
+    ]
+    for reference in candidates:
+        script_keys += [keys.case(reference), keys.case_audit(reference)]
+    CREATE_CASE.queue(
+        pipe,
+        script_keys,
+        [
+            IDEMPOTENCY_TTL_SECONDS if idempotency_key else 0,
+            priority.rank,
+            new_case.created_at.astimezone(UTC).date().isoformat(),
+            iso(new_case.created_at),
+            json.dumps(fields, ensure_ascii=False),
+            detail,
+            *candidates,
+        ],
+    )
+
+
+def create_case_result(raw: Any) -> str:
+    """The reference from the creation script's reply; ReferenceTaken if none was free."""
+    outcome = [_text(part) for part in raw]
+    if outcome[0] == "taken":
+        raise ReferenceTaken("every candidate reference is already used")
+    return outcome[1]
+
+
+async def create_case(
+    redis: Redis,
+    *,
+    new_case: NewCase,
+    candidates: Sequence[str] | None = None,
+    idempotency_key: str | None = None,
+    pii_key: bytes | None = None,
+) -> str:
+    """Create a case (durable once this returns) and return its reference."""
+    drawn = candidates or [draw_reference() for _ in range(CANDIDATES_PER_CREATION)]
+    async with redis.pipeline(transaction=False) as pipe:
+        queue_create_case(
+            pipe,
+            new_case=new_case,
+            candidates=drawn,
+            idempotency_key=idempotency_key,
+            pii_key=pii_key,
+        )
+        (raw,) = await pipe.execute()
+    return create_case_result(raw)
+
+
+# --- the migrant's own reads and writes -------------------------------------------
+
+
+def queue_case_lookup(pipe: Any, *, reference: str, phone: str) -> None:
+    """Queue the migrant's "follow my request" read: kind, status and whether it is theirs."""
+    LOOKUP_CASE.queue(pipe, [keys.case(reference)], [phone])
+
+
+def case_lookup_result(raw: Any) -> CaseLookup | None:
+    if not raw:
+        return None
+    reference, kind, status, is_callers = (_text(part) for part in raw)
+    return CaseLookup(
+        reference=reference,
+        kind=CaseKind(kind),
+        status=CaseStatus(status),
+        is_callers=is_callers == "1",
+    )
+
+
+def queue_withdraw_by_migrant(pipe: Any, *, reference: str, phone: str, now: datetime) -> None:
+    """Queue the withdrawal of the caller's own return request, if its status allows it."""
+    sources = lifecycle.sources_of(CaseStatus.WITHDRAWN)
+    WITHDRAW_BY_MIGRANT.queue(
+        pipe,
+        [
+            keys.case(reference),
+            keys.case_audit(reference),
+            keys.cases_audit(),
+            keys.cases_by_status(CaseStatus.WITHDRAWN),
+            *(keys.cases_by_status(status) for status in sources),
+        ],
+        [phone, iso(now), str(CaseKind.RETURN_REQUEST), str(CaseStatus.WITHDRAWN), *sources],
+    )
+
+
+def withdraw_result(raw: Any) -> bool:
+    return int(raw) == 1
+
+
+# --- erasure -----------------------------------------------------------------
+
+
+def _queue_erase(pipe: Any, *, reference: str, pseudonym: str, actor: str, now: datetime) -> None:
+    ERASE_CASE.queue(
+        pipe,
+        [
+            keys.case(reference),
+            keys.case_audit(reference),
+            keys.cases_audit(),
+            keys.case_notes(reference),
+            keys.cases_by_phone(pseudonym),
+        ],
+        [actor, iso(now), *PERSONAL_FIELDS],
+    )
+
+
+async def erase_phone_data(
+    redis: Redis, *, phone: str, actor: str, now: datetime, pii_key: bytes | None = None
+) -> int:
+    """Erase the personal fields of every case of `phone`; return how many were erased."""
+    pseudonym = privacy.pseudonym(phone, _key(pii_key))
+    references = sorted(_text(ref) for ref in await redis.smembers(keys.cases_by_phone(pseudonym)))
+    if not references:
+        return 0
+    async with redis.pipeline(transaction=False) as pipe:
+        for reference in references:
+            _queue_erase(pipe, reference=reference, pseudonym=pseudonym, actor=actor, now=now)
+        results = await pipe.execute()
+    return sum(int(result) for result in results)
+
+
+async def erase_case(redis: Redis, *, reference: str, actor: str, now: datetime) -> bool:
+    """Erase one case's personal fields (kept: kind, status, priority, dates).
+
+    Returns False when it was erased already; CaseNotFound when it does not exist.
+    """
+    pseudonym = await redis.hget(keys.case(reference), "phone_pseudonym")
+    if pseudonym is None and not await redis.exists(keys.case(reference)):
+        raise CaseNotFound(reference)
+    async with redis.pipeline(transaction=False) as pipe:
+        _queue_erase(
+            pipe, reference=reference, pseudonym=_text(pseudonym or ""), actor=actor, now=now
+        )
+        (result,) = await pipe.execute()
+    return int(result) == 1
+
+
+# --- reads ---------------------------------------------------------------------
+
+
+def case_from_record(record: Mapping[str, str]) -> Case:
+    """A Case from its stored hash (decoded strings)."""
+    consent = None
+    if record.get("consent_given_at"):
+        consent = Consent(
+            given_at=datetime.fromisoformat(record["consent_given_at"]),
+            text_version=record.get("consent_text_version", ""),
+        )
+    erased_at = record.get("erased_at")
+    return Case(
+        reference=record["reference"],
+        kind=CaseKind(record["kind"]),
+        status=CaseStatus(record["status"]),
+        priority=Priority(record["priority"]),
+        escalated=record.get("escalated") == "1",
+        escalation_level=int(record.get("escalation_level") or 0),
+        assignee=record.get("assignee") or None,
+        phone=record.get("phone") or None,
+        language=record["language"],
+        channel=record["channel"],
+        answers=json.loads(record.get("answers") or "{}"),
+        consent=consent,
+        created_at=datetime.fromisoformat(record["created_at"]),
+        updated_at=datetime.fromisoformat(record["updated_at"]),
+        erased_at=datetime.fromisoformat(erased_at) if erased_at else None,
+    )
+
+
+async def read_case(redis: Redis, reference: str) -> Case:
+    """One case with its personal fields (the caller audits the read); CaseNotFound if none."""
+    record = await redis.hgetall(keys.case(reference))
+    if not record:
+        raise CaseNotFound(reference)
+    return case_from_record({_text(k): _text(v) for k, v in record.items()})

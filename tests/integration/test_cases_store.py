@@ -1,0 +1,197 @@
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from redis.asyncio import Redis
+
+from bot.cases.model import CaseKind, CaseStatus, NewCase, Priority
+from bot.cases.references import check_digit, is_valid
+from bot.errors import CaseNotFound, ReferenceTaken
+from bot.privacy import DEV_PII_KEY, pseudonym
+from bot.store import cases, keys
+
+PHONE = "+22370000001"
+OTHER_PHONE = "+22370000002"
+T0 = datetime(2025, 3, 1, 9, 30, tzinfo=UTC)
+
+
+def ref(body: str) -> str:
+    return body + check_digit(body)
+
+
+def return_request(phone: str = PHONE, **answers: str) -> NewCase:
+    return NewCase(
+        kind=CaseKind.RETURN_REQUEST,
+        phone=phone,
+        language="fr",
+        channel="ussd",
+        answers={"name": "Awa Traoré", "current_city": "Agadez", **answers},
+        consent_given_at=T0,
+        consent_text_version="consent-v1",
+        created_at=T0,
+    )
+
+
+async def test_created_case_is_durable_and_complete(redis: Redis) -> None:
+    reference = await cases.create_case(redis, new_case=return_request(pregnant="yes"))
+    assert is_valid(reference)
+    case = await cases.read_case(redis, reference)
+    assert case.kind is CaseKind.RETURN_REQUEST
+    assert case.status is CaseStatus.NEW
+    assert case.priority is Priority.HIGH
+    assert case.phone == PHONE
+    assert case.answers["name"] == "Awa Traoré"
+    assert case.consent is not None and case.consent.text_version == "consent-v1"
+    assert case.created_at == T0
+    assert not case.escalated and case.escalation_level == 0 and case.assignee is None
+
+
+async def test_creation_indexes_and_audits(redis: Redis) -> None:
+    reference = await cases.create_case(redis, new_case=return_request(medical="yes"))
+    assert await redis.zscore(keys.cases_by_priority("urgent"), reference) is not None
+    assert await redis.zscore(keys.cases_by_status("new"), reference) is not None
+    assert await redis.zscore(keys.cases_by_kind("return_request"), reference) is not None
+    assert await redis.zscore(keys.cases_triage(), reference) is not None
+    assert await redis.hget(keys.cases_per_day(), "2025-03-01") == "1"
+    phone_set = keys.cases_by_phone(pseudonym(PHONE, DEV_PII_KEY))
+    assert await redis.smembers(phone_set) == {reference}
+    events = await redis.xrange(keys.case_audit(reference))
+    assert [fields["action"] for _, fields in events] == ["created"]
+    assert events[0][1]["actor"] == "migrant"
+    assert PHONE not in json.dumps(events)
+
+
+async def test_first_free_candidate_is_taken(redis: Redis) -> None:
+    first, second = ref("1111111"), ref("2222222")
+    assert await cases.create_case(redis, new_case=return_request(), candidates=[first]) == first
+    chosen = await cases.create_case(redis, new_case=return_request(), candidates=[first, second])
+    assert chosen == second
+
+
+async def test_all_candidates_taken_raises(redis: Redis) -> None:
+    first = ref("1111111")
+    await cases.create_case(redis, new_case=return_request(), candidates=[first])
+    with pytest.raises(ReferenceTaken):
+        await cases.create_case(redis, new_case=return_request(), candidates=[first])
+
+
+async def test_retried_submission_creates_one_case(redis: Redis) -> None:
+    results = await asyncio.gather(
+        *(
+            cases.create_case(redis, new_case=return_request(), idempotency_key="draft-abc")
+            for _ in range(10)
+        )
+    )
+    assert len(set(results)) == 1
+    assert await redis.zcard(keys.cases_triage()) == 1
+    assert 0 < await redis.ttl(keys.case_idempotency("draft-abc")) <= cases.IDEMPOTENCY_TTL_SECONDS
+
+
+async def test_create_and_lookup_on_one_pipeline(redis: Redis) -> None:
+    """The conversation queues writes on its own pipeline: one round trip."""
+    reference = ref("3141592")
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.set("hl:{ph:x}:session:sms", "state", ex=60)
+        cases.queue_create_case(
+            pipe, new_case=return_request(), candidates=[reference], idempotency_key=None
+        )
+        cases.queue_case_lookup(pipe, reference=reference, phone=PHONE)
+        _, raw_create, raw_lookup = await pipe.execute()
+    assert cases.create_case_result(raw_create) == reference
+    lookup = cases.case_lookup_result(raw_lookup)
+    assert lookup is not None
+    assert (lookup.reference, lookup.kind, lookup.status) == (
+        reference,
+        CaseKind.RETURN_REQUEST,
+        CaseStatus.NEW,
+    )
+    assert lookup.is_callers
+
+
+async def test_lookup_from_another_phone_and_unknown(redis: Redis) -> None:
+    reference = await cases.create_case(redis, new_case=return_request())
+    async with redis.pipeline(transaction=False) as pipe:
+        cases.queue_case_lookup(pipe, reference=reference, phone=OTHER_PHONE)
+        cases.queue_case_lookup(pipe, reference=ref("9999999"), phone=PHONE)
+        theirs, unknown = await pipe.execute()
+    lookup = cases.case_lookup_result(theirs)
+    assert lookup is not None and not lookup.is_callers
+    assert PHONE not in repr(lookup)
+    assert cases.case_lookup_result(unknown) is None
+
+
+async def withdraw(redis: Redis, reference: str, phone: str) -> bool:
+    async with redis.pipeline(transaction=False) as pipe:
+        cases.queue_withdraw_by_migrant(
+            pipe, reference=reference, phone=phone, now=T0 + timedelta(1)
+        )
+        (raw,) = await pipe.execute()
+    return cases.withdraw_result(raw)
+
+
+async def test_migrant_withdraws_own_return_request(redis: Redis) -> None:
+    reference = await cases.create_case(redis, new_case=return_request())
+    assert not await withdraw(redis, reference, OTHER_PHONE)
+    assert await withdraw(redis, reference, PHONE)
+    case = await cases.read_case(redis, reference)
+    assert case.status is CaseStatus.WITHDRAWN
+    assert case.updated_at == T0 + timedelta(1)
+    assert await redis.zscore(keys.cases_by_status("new"), reference) is None
+    assert await redis.zscore(keys.cases_by_status("withdrawn"), reference) is not None
+    events = await redis.xrange(keys.case_audit(reference))
+    assert [(f["actor"], f["action"]) for _, f in events] == [
+        ("migrant", "created"),
+        ("migrant", "status_changed"),
+    ]
+    assert not await withdraw(redis, reference, PHONE), "withdrawn is not withdrawable again"
+
+
+async def test_only_return_requests_are_withdrawn(redis: Redis) -> None:
+    callback = NewCase(
+        kind=CaseKind.CALLBACK, phone=PHONE, language="fr", channel="sms", created_at=T0
+    )
+    reference = await cases.create_case(redis, new_case=callback)
+    assert not await withdraw(redis, reference, PHONE)
+    assert not await withdraw(redis, ref("9999999"), PHONE)
+
+
+@pytest.mark.parametrize("status", ["returned", "closed"])
+async def test_no_withdrawal_after_return(redis: Redis, status: str) -> None:
+    reference = await cases.create_case(redis, new_case=return_request())
+    await redis.hset(keys.case(reference), "status", status)
+    assert not await withdraw(redis, reference, PHONE)
+    assert (await cases.read_case(redis, reference)).status == status
+
+
+async def test_erase_phone_data_erases_every_case_of_that_phone(redis: Redis) -> None:
+    mine = [await cases.create_case(redis, new_case=return_request()) for _ in range(3)]
+    other = await cases.create_case(redis, new_case=return_request(phone=OTHER_PHONE))
+    await redis.rpush(keys.case_notes(mine[0]), "called her in Agadez")
+    later = T0 + timedelta(days=2)
+    erased = await cases.erase_phone_data(redis, phone=PHONE, actor="migrant", now=later)
+    assert erased == 3
+    for reference in mine:
+        case = await cases.read_case(redis, reference)
+        assert case.phone is None and case.answers == {}
+        assert case.kind is CaseKind.RETURN_REQUEST and case.erased_at == later
+        dump = json.dumps(await redis.hgetall(keys.case(reference)))
+        assert "Agadez" not in dump and PHONE not in dump and "Awa" not in dump
+        events = await redis.xrange(keys.case_audit(reference))
+        assert (events[-1][1]["actor"], events[-1][1]["action"]) == ("migrant", "erased")
+    assert not await redis.exists(keys.case_notes(mine[0]))
+    assert (await cases.read_case(redis, other)).phone == OTHER_PHONE
+    assert await cases.erase_phone_data(redis, phone=PHONE, actor="migrant", now=later) == 0
+    # Counts survive erasure.
+    assert await redis.zcard(keys.cases_triage()) == 4
+
+
+async def test_erase_one_case_and_unknown(redis: Redis) -> None:
+    reference = await cases.create_case(redis, new_case=return_request())
+    assert await cases.erase_case(redis, reference=reference, actor="op:ana", now=T0)
+    assert not await cases.erase_case(redis, reference=reference, actor="op:ana", now=T0)
+    assert await redis.smembers(keys.cases_by_phone(pseudonym(PHONE, DEV_PII_KEY))) == set()
+    with pytest.raises(CaseNotFound):
+        await cases.erase_case(redis, reference=ref("9999999"), actor="op:ana", now=T0)
