@@ -1,0 +1,28 @@
+"""Per-phone profile (language, opt-out) updated outside a conversation step."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from bot.store import keys
+from bot.store.case_scripts import LuaScript
+
+UPDATE_PROFILE = LuaScript(
+    "update_profile",
+    """
+-- KEYS[1] profile  ARGV[1] JSON object of fields to set  ARGV[2] TTL (s)
+-- Merges the fields into the stored profile atomically.
+local raw = redis.call('GET', KEYS[1])
+local profile = raw and cjson.decode(raw) or {}
+for field, value in pairs(cjson.decode(ARGV[1])) do
+  profile[field] = value
+end
+redis.call('SET', KEYS[1], cjson.encode(profile), 'EX', ARGV[2])
+return 1
+""",
+)
+
+
+async def update_profile(redis: Any, *, pseudonym: str, fields: dict[str, Any], ttl: int) -> None:
+    await UPDATE_PROFILE.run(redis, [keys.profile(pseudonym)], [json.dumps(fields), ttl])
