@@ -25,6 +25,8 @@ class Session:
     resuming: bool = False
     draft_id: str | None = None
     consent_at: str | None = None
+    drafting: bool = False
+    """True once this conversation's answers are kept as a draft (a return request)."""
     steps: int = 0
 
     def to_json(self) -> str:

@@ -152,6 +152,7 @@ def _act(compiled: CompiledFlow, state: State, session: Session, now: datetime,
             session.draft_id = context.new_id or f"d{now.timestamp():.6f}"
             session.consent_at = now.isoformat()
         case Action.REFUSE_CONSENT | Action.DISCARD_DRAFT:
+            session.drafting = True  # refusing or discarding always clears the stored draft
             _forget_draft(session, effects)
         case Action.CREATE_CASE:
             effects.append(CreateCase(
@@ -180,10 +181,17 @@ def _act(compiled: CompiledFlow, state: State, session: Session, now: datetime,
 
 
 def _forget_draft(session: Session, effects: list[Effect]) -> None:
+    """Drop this conversation's answers, and its stored draft if it made one.
+
+    A call-back request made while an older return request waits as a draft
+    leaves that draft alone.
+    """
+    if session.drafting:
+        effects.append(DiscardDraft())
     session.answers = {}
     session.draft_id = None
     session.consent_at = None
-    effects.append(DiscardDraft())
+    session.drafting = False
 
 
 def _keep_draft(compiled: CompiledFlow, session: Session, effects: list[Effect]) -> None:
@@ -191,6 +199,7 @@ def _keep_draft(compiled: CompiledFlow, session: Session, effects: list[Effect])
         return
     if not compiled.flow.states[session.state].draft:
         return
+    session.drafting = True
     effects.append(SaveDraft(Draft(
         state=session.state,
         language=session.language,
@@ -212,6 +221,7 @@ def _resume(compiled: CompiledFlow, session: Session, entry: str, context: StepC
         session.draft_id = draft.draft_id
         session.consent_at = draft.consent_at
         session.language = draft.language
+        session.drafting = True
     elif entry in (RESUME_RESTART, NAV_HOME) or draft is None:
         session.resuming = False
         effects.append(DiscardDraft())
@@ -230,6 +240,7 @@ def _go_home(compiled: CompiledFlow, session: Session) -> None:
     session.answers = {}
     session.draft_id = None
     session.consent_at = None
+    session.drafting = False
 
 
 def _strike(compiled: CompiledFlow, session: Session, hint: str) -> None:

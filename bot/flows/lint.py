@@ -12,6 +12,7 @@ from bot.engine.render import (
     USSD_CONTINUE,
     USSD_END,
     Limits,
+    fill,
     paginate,
     screen_parts,
 )
@@ -186,9 +187,31 @@ def _screens(flow: Flow, report: Report, ussd_max_chars: int) -> None:
             by_encoding[sms.encoding(whole)].append(state.name)
 
 
+def _texts(flow: Flow, report: Report, ussd_max_chars: int) -> None:
+    """Texts shown on their own (fallback, opt-out…) must fit one USSD END screen and 3 SMS."""
+    for name, text in flow.texts.items():
+        where = f"{flow.path}: text '{name}'"
+        for language, words in text.items():
+            for match in PLACEHOLDER.finditer(words):
+                head, _, rest = match.group(1).partition(".")
+                contact_id, _, attribute = rest.partition(".")
+                if head != "contacts" or contact_id not in flow.contacts or attribute not in (
+                    "", "name"
+                ):
+                    report.problems.append(f"{where} [{language}]: unknown placeholder "
+                                           f"{{{match.group(1)}}}")
+            shown = fill(flow, words, language, SAMPLE_VALUES, SAMPLE_ANSWERS)
+            if len(USSD_END) + len(shown) > ussd_max_chars:
+                report.problems.append(f"{where} [{language}]: over one USSD screen "
+                                       f"({len(USSD_END) + len(shown)} chars)")
+            if sms.segments(shown) > 3:  # noqa: PLR2004
+                report.problems.append(f"{where} [{language}]: SMS over 3 segments")
+
+
 def check(flow: Flow, load_problems: list[str], *, ussd_max_chars: int = 182) -> Report:
     report = Report(problems=list(load_problems))
     _structure(flow, report)
     _reachability(flow, report)
     _screens(flow, report, ussd_max_chars)
+    _texts(flow, report, ussd_max_chars)
     return report

@@ -1,0 +1,48 @@
+"""Whatever a phone sends, the engine answers within the channel's limits and never raises."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from bot.engine import sms
+from bot.engine.render import USSD_CONTINUE, USSD_END
+from bot.engine.session import Profile, StepContext
+from bot.types import Channel
+from tests.factories import Phone, default_flow
+
+keypad = st.sampled_from(["0", "00", "98", "1", "2", "3", "4", "5", "6", "9", "#", "*", "*#"])
+inputs = st.one_of(
+    keypad,
+    keypad,
+    st.text(alphabet="0123456789*#", max_size=12),
+    st.text(max_size=40),
+    st.just("🙂🙂🙂"),
+    st.just("x" * 1000),
+    st.just(""),
+    st.just("Aminata Traoré"),
+    st.just("1234-5671"),
+)
+
+
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow], deadline=None)
+@given(
+    sequence=st.lists(inputs, max_size=40),
+    channel=st.sampled_from(list(Channel)),
+    language=st.sampled_from(["fr", "en", "bm"]),
+)
+def test_random_inputs_never_raise_and_screens_fit(sequence: list[str], channel: Channel,
+                                                   language: str) -> None:
+    phone = Phone(default_flow(), channel,
+                  context=StepContext(channel=channel, profile=Profile(language)))
+    for text in [None, *sequence]:
+        reply = phone.reply if text is None else phone.send(text)
+        assert reply.text.strip()
+        if channel is Channel.USSD:
+            prefix = USSD_END if reply.end else USSD_CONTINUE
+            assert len(prefix + reply.text) <= 182, reply.text
+        else:
+            assert sms.segments(reply.text) <= 3, reply.text
+        if reply.end:
+            phone.session = None
+            phone.send("")
