@@ -166,7 +166,7 @@ class Conversation:
         context = StepContext(
             channel=message.channel,
             profile=profile,
-            draft=draft if session is None or message.restart else None,
+            draft=draft,
             lookups={lookup.reference: lookup} if lookup else {},
             new_id=token,
             restart=message.restart,

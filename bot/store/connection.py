@@ -35,9 +35,13 @@ class Store:
 
     async def close(self) -> None:
         await self.redis.aclose()
+        pool = getattr(self.redis, "connection_pool", None)
+        if pool is not None:  # a pool we passed in is ours to close
+            await pool.disconnect()
         if self.embedded is not None:
             # The embedded server stops when its last client in any process lets go.
             self.embedded._cleanup()
+            self.embedded.connection_pool.disconnect()
             self.embedded = None
 
 

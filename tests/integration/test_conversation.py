@@ -1,0 +1,168 @@
+"""The conversation loop against a real Redis server: cases, drafts, refusals, races."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from bot.cases.references import is_valid
+from bot.conversation import Conversation, InboundMessage
+from bot.settings import Settings
+from bot.store.cases import read_case
+from bot.types import Channel
+from tests.factories import default_flow
+
+PHONE = "+22376000001"
+REFERENCE = re.compile(r"(\d{4})-(\d{4})")
+# main → 2 return request → 1 consent, then the answers, then 1 confirm.
+NAME, NATIONALITY, COUNTRY, CITY = "Awa Diarra", "Mali", "Niger", "Agadez"
+ANSWERS = [NAME, NATIONALITY, COUNTRY, CITY, "2", "2", "2", "1", "2", "1", "1"]
+RETURN_REQUEST = ["2", "1", *ANSWERS, "1"]
+
+
+@pytest.fixture
+def conversation(redis: Redis, settings: Settings) -> Conversation:
+    return Conversation(redis=redis, compiled=default_flow(), settings=settings)
+
+
+async def dial(conversation: Conversation, phone: str = PHONE) -> str:
+    reply = await conversation.handle(InboundMessage(Channel.USSD, phone, "", restart=True))
+    return reply.text
+
+
+async def send(conversation: Conversation, texts: list[str], phone: str = PHONE,
+               channel: Channel = Channel.USSD) -> str:
+    text = ""
+    for typed in texts:
+        text = (await conversation.handle(InboundMessage(channel, phone, typed))).text
+    return text
+
+
+async def all_keys_and_values(redis: Redis) -> dict[str, str]:
+    dump: dict[str, str] = {}
+    async for key in redis.scan_iter("*"):
+        kind = await redis.type(key)
+        if kind == "string":
+            dump[key] = str(await redis.get(key))
+        elif kind == "hash":
+            dump[key] = str(await redis.hgetall(key))
+        else:
+            dump[key] = kind
+    return dump
+
+
+@pytest.mark.parametrize("language", ["fr", "en", "bm"])
+async def test_a_return_request_creates_a_case_with_what_was_typed(
+        conversation: Conversation, redis: Redis, language: str) -> None:
+    await conversation.set_language(PHONE, language)
+    await dial(conversation)
+    done = await send(conversation, RETURN_REQUEST)
+    found = REFERENCE.search(done)
+    assert found, done
+    reference = found.group(1) + found.group(2)
+    assert is_valid(reference)
+    case = await read_case(redis, reference)
+    assert case.kind == "return_request" and case.language == language
+    assert case.phone == PHONE and case.channel == "ussd"
+    assert case.priority == "urgent"  # victim of trafficking or violence
+    assert case.answers == {
+        "name": NAME, "nationality": NATIONALITY, "country": COUNTRY, "city": CITY,
+        "under_18": "no", "medical": "no", "pregnant": "no",
+        "trafficking_or_violence": "yes", "disability": "no",
+        "travel_document": "yes", "sms_safe": "yes",
+    }
+    assert case.consent is not None and case.consent.text_version == "2026-11-29"
+
+
+async def test_follow_my_request_tells_the_status_and_catches_typos(
+        conversation: Conversation) -> None:
+    await conversation.set_language(PHONE, "en")
+    await dial(conversation)
+    found = REFERENCE.search(await send(conversation, RETURN_REQUEST))
+    assert found
+    reference = found.group(0)
+    await dial(conversation)
+    status = await send(conversation, ["3", reference])
+    assert "received" in status and "1 " in status  # own request: may withdraw
+    await dial(conversation)
+    digits = reference.replace("-", "")
+    swapped = digits[:2] + digits[3] + digits[2] + digits[4:]
+    if swapped != digits:
+        assert (await send(conversation, ["3", swapped])).startswith("This number is not right")
+
+
+async def test_refusing_consent_leaves_no_answer_and_no_draft(
+        conversation: Conversation, redis: Redis) -> None:
+    await conversation.set_language(PHONE, "fr")
+    await dial(conversation)
+    # Give consent, type a name, then go back and refuse: the name must vanish.
+    await send(conversation, ["2", "1", NAME, NATIONALITY])
+    assert any(NAME in value for value in (await all_keys_and_values(redis)).values())
+    await send(conversation, ["0", "0", "0", "2"])
+    dump = await all_keys_and_values(redis)
+    assert not [key for key in dump if ":draft" in key or ":case" in key or "{cases}" in key]
+    for key, value in dump.items():
+        assert NAME not in value and NATIONALITY not in value.replace("Mali", "") or (
+            "Mali" not in value), (key, value)
+        assert NAME not in value, (key, value)
+
+
+async def test_a_dropped_ussd_request_is_offered_again_and_keeps_its_answers(
+        conversation: Conversation, redis: Redis) -> None:
+    await conversation.set_language(PHONE, "en")
+    await dial(conversation)
+    await send(conversation, ["2", "1", NAME, NATIONALITY])
+    # The USSD session drops; the next dial offers to continue.
+    offer = await dial(conversation)
+    assert offer.startswith("You have an unfinished return request")
+    assert (await send(conversation, ["1"])).startswith("Which country")
+    done = await send(conversation, ANSWERS[2:] + ["1"])
+    found = REFERENCE.search(done)
+    assert found
+    case = await read_case(redis, found.group(1) + found.group(2))
+    assert case.answers["name"] == NAME and case.answers["nationality"] == NATIONALITY
+    assert not [key async for key in redis.scan_iter("*:draft")]
+
+
+async def test_a_draft_started_on_ussd_is_offered_on_sms(conversation: Conversation) -> None:
+    await conversation.set_language(PHONE, "fr")
+    await dial(conversation)
+    await send(conversation, ["2", "1", NAME])
+    offer = await send(conversation, ["Bonjour"], channel=Channel.SMS)
+    assert offer.startswith("Vous avez une demande de retour non finie")
+    assert (await send(conversation, ["1"], channel=Channel.SMS)).startswith("Votre nationalit")
+
+
+async def test_200_concurrent_steps_for_one_phone_lose_nothing(
+        redis: Redis, settings: Settings) -> None:
+    # Two Conversation objects stand for two web processes sharing one Redis.
+    processes = [Conversation(redis=redis, compiled=default_flow(), settings=settings)
+                 for _ in range(2)]
+    await processes[0].handle(InboundMessage(Channel.SMS, PHONE, "Bonjour"))
+    # Inputs that never end the conversation, so its step counter runs on.
+    inputs = ["9", "00", "98", "7", "x"]
+    messages = [processes[i % 2].handle(InboundMessage(Channel.SMS, PHONE, inputs[i % 5]))
+                for i in range(200)]
+    replies = await asyncio.gather(*messages)
+    assert len(replies) == 200 and all(reply.text for reply in replies)
+    [session_key] = [key async for key in redis.scan_iter("*:session:sms")]
+    stored = await redis.get(session_key)
+    assert stored is not None and '"steps":200' in stored
+
+
+async def test_the_embedded_default_is_a_real_redis_with_append_only_file(
+        tmp_path: Path) -> None:
+    from bot.store.connection import open_store
+
+    store = open_store(Settings(data_dir=tmp_path / "var"))
+    try:
+        assert await store.redis.ping()
+        assert (await store.redis.config_get("appendonly"))["appendonly"] == "yes"
+        await store.redis.set("probe", "1")
+    finally:
+        await store.close()
+    assert any((tmp_path / "var").rglob("*.aof*")) or any((tmp_path / "var").rglob("*appendonly*"))
