@@ -38,3 +38,19 @@ class IllegalTransition(HelplineError):
         self.current = str(current)
         self.allowed = [str(status) for status in allowed]
         super().__init__(f"not allowed from {self.current}; allowed: {', '.join(self.allowed)}")
+
+
+class MessageRefused(HelplineError):
+    """An SMS to a migrant who opted out, said SMS is not safe, or whose phone is erased."""
+
+
+class EscalationRefused(HelplineError):
+    """An escalation to a level lower than the case's current one."""
+
+
+class OperatorExists(HelplineError):
+    """An active operator already has that name."""
+
+
+class OperatorNotFound(HelplineError):
+    """No active operator has that name."""

@@ -119,3 +119,38 @@ class CaseLookup:
     kind: CaseKind
     status: CaseStatus
     is_callers: bool
+
+
+class AuditEvent(BaseModel):
+    """One entry of a case's audit trail: who did what, when (never personal data)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    reference: str
+    actor: str
+    action: str
+    at: datetime
+    detail: dict[str, object]
+
+
+class JournalKind(StrEnum):
+    NOTE = "note"
+    ESCALATION = "escalation"
+    MESSAGE = "message"
+
+
+class JournalEntry(BaseModel):
+    """An operator's note, escalation reason or message to the migrant.
+
+    Free text may hold personal data, so it lives here (erased with the case),
+    while the audit event only points at it.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    kind: JournalKind
+    author: str
+    at: datetime
+    text: str

@@ -138,3 +138,95 @@ redis.call('XADD', KEYS[3], '*', 'reference', v[1], 'actor', ARGV[1], 'action', 
 return 1
 """,
 )
+
+READ_CASE = LuaScript(
+    "read_case",
+    """
+-- KEYS[1] case record   KEYS[2] case journal (notes)
+-- KEYS[3] case audit stream   KEYS[4] global audit stream
+-- ARGV[1] reader (actor)   ARGV[2] now (ISO 8601)   ARGV[3] the case's reference
+-- Returns false when there is no such case, else {record (flat), journal entries}.
+-- Reading personal data is audited in the same step as the read itself.
+local record = redis.call('HGETALL', KEYS[1])
+if #record == 0 then return false end
+redis.call('XADD', KEYS[3], '*', 'actor', ARGV[1], 'action', 'read', 'at', ARGV[2],
+  'detail', '{}')
+redis.call('XADD', KEYS[4], '*', 'reference', ARGV[3], 'actor', ARGV[1], 'action', 'read',
+  'at', ARGV[2], 'detail', '{}')
+return {record, redis.call('LRANGE', KEYS[2], 0, -1)}
+""",
+)
+
+PAGE_OF_CASES = LuaScript(
+    "page_of_cases",
+    """
+-- KEYS[1..] indexes (sorted sets in triage order) that every match belongs to;
+--           the smallest is walked, so a page costs O(log N + examined)
+-- ARGV[1] case record key prefix: records are <prefix><reference>, all in the {cases} slot
+--         (read-only access to records found by the walk, in the same slot as the KEYS)
+-- ARGV[2] exclusive lower score bound (the cursor), '' for the first page
+-- ARGV[3] page size   ARGV[4] most cases examined by this call
+-- ARGV[5] JSON object {field: value} each match's record must carry
+-- ARGV[6] reference prefix ('' for any)   ARGV[7] lowercase fragment of the name ('' for any)
+-- ARGV[8..] record fields returned per match
+-- Returns {next cursor or '', values of match 1, values of match 2, ...}
+local walk = KEYS[1]
+local smallest = redis.call('ZCARD', walk)
+for i = 2, #KEYS do
+  local size = redis.call('ZCARD', KEYS[i])
+  if size < smallest then walk, smallest = KEYS[i], size end
+end
+local filters = cjson.decode(ARGV[5])
+local limit = tonumber(ARGV[3])
+local budget = tonumber(ARGV[4])
+local prefix, fragment = ARGV[6], ARGV[7]
+local fields = {}
+for i = 8, #ARGV do fields[#fields + 1] = ARGV[i] end
+local out = {''}
+local found, examined = 0, 0
+local bound = '-inf'
+if ARGV[2] ~= '' then bound = '(' .. ARGV[2] end
+local last = nil
+local exhausted = false
+
+local function matches(ref, key)
+  for field, wanted in pairs(filters) do
+    if redis.call('HGET', key, field) ~= wanted then return false end
+  end
+  if prefix ~= '' and string.sub(ref, 1, #prefix) ~= prefix then return false end
+  if fragment ~= '' then
+    local answers = redis.call('HGET', key, 'answers')
+    if not answers then return false end
+    local ok, decoded = pcall(cjson.decode, answers)
+    if not ok or type(decoded.name) ~= 'string' then return false end
+    if not string.find(string.lower(decoded.name), fragment, 1, true) then return false end
+  end
+  return true
+end
+
+while found < limit and examined < budget do
+  local chunk = redis.call('ZRANGEBYSCORE', walk, bound, '+inf', 'WITHSCORES',
+    'LIMIT', 0, math.min(100, budget - examined))
+  if #chunk == 0 then exhausted = true break end
+  for j = 1, #chunk, 2 do
+    local ref = chunk[j]
+    local key = ARGV[1] .. ref
+    examined = examined + 1
+    last = chunk[j + 1]
+    if matches(ref, key) then
+      found = found + 1
+      local values = redis.call('HMGET', key, unpack(fields))
+      for k = 1, #fields do out[#out + 1] = values[k] or '' end
+      if found == limit then break end
+    end
+    if examined >= budget then break end
+  end
+  bound = '(' .. last
+end
+if not exhausted and last then
+  local more = redis.call('ZRANGEBYSCORE', walk, '(' .. last, '+inf', 'LIMIT', 0, 1)
+  if #more > 0 then out[1] = last end
+end
+return out
+""",
+)

@@ -31,6 +31,21 @@ from bot.settings import get_settings
 from bot.store import keys
 from bot.store.case_scripts import CREATE_CASE, ERASE_CASE, LOOKUP_CASE, WITHDRAW_BY_MIGRANT
 
+__all__ = [
+    "CaseLookup",
+    "NewCase",
+    "case_lookup_result",
+    "create_case",
+    "create_case_result",
+    "erase_case",
+    "erase_phone_data",
+    "queue_case_lookup",
+    "queue_create_case",
+    "queue_withdraw_by_migrant",
+    "read_case",
+    "withdraw_result",
+]
+
 CANDIDATES_PER_CREATION = 4
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
 # Record fields that identify the migrant; erasure deletes them (notes go too).
@@ -47,7 +62,7 @@ def _key(pii_key: bytes | None) -> bytes:
     return pii_key if pii_key is not None else privacy.pii_key(get_settings())
 
 
-def _text(raw: Any) -> str:
+def text_of(raw: Any) -> str:
     return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
@@ -120,7 +135,7 @@ def queue_create_case(
 
 def create_case_result(raw: Any) -> str:
     """The reference from the creation script's reply; ReferenceTaken if none was free."""
-    outcome = [_text(part) for part in raw]
+    outcome = [text_of(part) for part in raw]
     if outcome[0] == "taken":
         raise ReferenceTaken("every candidate reference is already used")
     return outcome[1]
@@ -159,7 +174,7 @@ def queue_case_lookup(pipe: Any, *, reference: str, phone: str) -> None:
 def case_lookup_result(raw: Any) -> CaseLookup | None:
     if not raw:
         return None
-    reference, kind, status, is_callers = (_text(part) for part in raw)
+    reference, kind, status, is_callers = (text_of(part) for part in raw)
     return CaseLookup(
         reference=reference,
         kind=CaseKind(kind),
@@ -210,7 +225,9 @@ async def erase_phone_data(
 ) -> int:
     """Erase the personal fields of every case of `phone`; return how many were erased."""
     pseudonym = privacy.pseudonym(phone, _key(pii_key))
-    references = sorted(_text(ref) for ref in await redis.smembers(keys.cases_by_phone(pseudonym)))
+    references = sorted(
+        text_of(ref) for ref in await redis.smembers(keys.cases_by_phone(pseudonym))
+    )
     if not references:
         return 0
     async with redis.pipeline(transaction=False) as pipe:
@@ -230,7 +247,7 @@ async def erase_case(redis: Redis, *, reference: str, actor: str, now: datetime)
         raise CaseNotFound(reference)
     async with redis.pipeline(transaction=False) as pipe:
         _queue_erase(
-            pipe, reference=reference, pseudonym=_text(pseudonym or ""), actor=actor, now=now
+            pipe, reference=reference, pseudonym=text_of(pseudonym or ""), actor=actor, now=now
         )
         (result,) = await pipe.execute()
     return int(result) == 1
@@ -272,4 +289,4 @@ async def read_case(redis: Redis, reference: str) -> Case:
     record = await redis.hgetall(keys.case(reference))
     if not record:
         raise CaseNotFound(reference)
-    return case_from_record({_text(k): _text(v) for k, v in record.items()})
+    return case_from_record({text_of(k): text_of(v) for k, v in record.items()})

@@ -112,3 +112,13 @@ def cases_by_phone(pseudonym: str) -> str:
 def cases_per_day() -> str:
     """Hash: creation day (YYYY-MM-DD, UTC) → number of cases created that day."""
     return f"{_cases()}:stats:day"
+
+
+def operators() -> str:
+    """Hash: operator name → operator record (JSON, token stored hashed)."""
+    return f"{_cases()}:operators"
+
+
+def operator_token(token_hash: str) -> str:
+    """Operator name by the SHA-256 of its token."""
+    return f"{_cases()}:operator_token:{token_hash}"

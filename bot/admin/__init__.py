@@ -1,0 +1,1 @@
+"""The operators' admin API (and, later, the web console)."""

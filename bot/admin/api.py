@@ -1,0 +1,361 @@
+"""Routes of the admin API (SPEC §7), a thin layer over the case store services."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from bot.cases import jobs, lifecycle
+from bot.cases.export import export_csv
+from bot.cases.model import AuditEvent, CaseKind, CaseStatus, JournalEntry, Priority
+from bot.cases.references import parse_reference
+from bot.engine.session import Profile
+from bot.errors import (
+    CaseNotFound,
+    EscalationRefused,
+    IllegalTransition,
+    InvalidReference,
+    MessageRefused,
+    OperatorExists,
+    OperatorNotFound,
+)
+from bot.store import audit, case_queries, case_updates, keys, operators
+from bot.store import cases as case_store
+from bot.store.cases import text_of
+
+from .deps import Admin, AnyOperator, JobsDep, NowDep, RedisDep, Supervisor, actor
+from .schemas import (
+    CaseDetail,
+    CasePage,
+    CasePatch,
+    CaseSummary,
+    Conflict,
+    EscalationIn,
+    MessageIn,
+    MessageQueued,
+    NoteIn,
+    OperatorCreated,
+    OperatorIn,
+    OperatorOut,
+    StatsOut,
+)
+
+PREFIX = "/admin/api/v1"
+DEFAULT_PAGE_SIZE = 50
+MAX_QUERY_CHARS = 64
+
+router = APIRouter(tags=["admin"])
+
+Responses = dict[int | str, dict[str, Any]]
+
+_NOT_FOUND: Responses = {404: {"description": "No case has this reference"}}
+_INVALID: Responses = {422: {"description": "Invalid input; `detail[].loc` names the field"}}
+_CONFLICT: Responses = {
+    409: {"model": Conflict, "description": "Refused in the case's present state"}
+}
+
+
+def _reference(raw: str) -> str:
+    try:
+        return parse_reference(raw)
+    except InvalidReference:
+        raise RequestValidationError(
+            [
+                {
+                    "type": "invalid_reference",
+                    "loc": ("path", "reference"),
+                    "msg": "a reference is 8 digits, the last a check digit",
+                    "input": raw,
+                }
+            ]
+        ) from None
+
+
+def _query_filter(q: str | None) -> tuple[str, str]:
+    """`q` as a reference prefix (digits, `-` and spaces) or a fragment of the name."""
+    if not q or not q.strip():
+        return "", ""
+    compact = q.strip().replace("-", "").replace(" ", "")
+    if compact.isascii() and compact.isdigit():
+        return compact[:8], ""
+    return "", q.strip().lower()
+
+
+@router.get("/cases", response_model=CasePage, responses=_INVALID)
+async def list_cases(
+    redis: RedisDep,
+    _: AnyOperator,
+    status: CaseStatus | None = None,
+    kind: CaseKind | None = None,
+    priority: Priority | None = None,
+    escalated: bool | None = None,
+    assignee: Annotated[str | None, Query(max_length=32)] = None,
+    q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)] = None,
+    limit: Annotated[int, Query(ge=1, le=case_queries.MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,16}$")] = None,
+) -> CasePage:
+    """Cases in triage order: urgent, then high, then normal; oldest first within each."""
+    prefix, fragment = _query_filter(q)
+    page = await case_queries.page_of_cases(
+        redis,
+        case_filter=case_queries.CaseFilter(
+            status=status,
+            kind=kind,
+            priority=priority,
+            escalated=escalated,
+            assignee=assignee,
+            reference_prefix=prefix,
+            name_fragment=fragment,
+        ),
+        limit=limit,
+        cursor=cursor,
+    )
+    return CasePage(
+        items=[CaseSummary.from_row(row) for row in page.items], next_cursor=page.next_cursor
+    )
+
+
+@router.get(
+    "/cases/export.csv",
+    response_class=StreamingResponse,
+    responses={200: {"content": {"text/csv": {}}, "description": "Every case, no personal field"}},
+)
+async def export_cases(redis: RedisDep, now: NowDep, operator: Supervisor) -> StreamingResponse:
+    """Every case as CSV (streamed), without personal fields; the export is audited."""
+    await audit.record(
+        redis,
+        reference=audit.NO_CASE,
+        actor=actor(operator),
+        action="exported",
+        at=now,
+        detail={"format": "csv"},
+    )
+    return StreamingResponse(
+        export_csv(redis),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="cases.csv"'},
+    )
+
+
+async def _detail(redis: RedisDep, reference: str, operator_actor: str, now: NowDep) -> CaseDetail:
+    case, journal = await case_queries.read_case_audited(
+        redis, reference=reference, actor=operator_actor, now=now
+    )
+    return CaseDetail(
+        **case.model_dump(), journal=journal, allowed_next=lifecycle.allowed_next(case.status)
+    )
+
+
+@router.get("/cases/{reference}", response_model=CaseDetail, responses=_NOT_FOUND | _INVALID)
+async def get_case(
+    reference: str, redis: RedisDep, now: NowDep, operator: AnyOperator
+) -> CaseDetail:
+    """One case with its personal data and journal; the read is audited."""
+    return await _detail(redis, _reference(reference), actor(operator), now)
+
+
+@router.patch(
+    "/cases/{reference}",
+    response_model=CaseDetail,
+    responses=_NOT_FOUND | _INVALID | _CONFLICT,
+)
+async def update_case(
+    reference: str, change: CasePatch, redis: RedisDep, now: NowDep, operator: AnyOperator
+) -> CaseDetail:
+    """Change status (through the lifecycle), priority or assignee (null: unassign)."""
+    plain = _reference(reference)
+    await case_updates.update_case(
+        redis,
+        reference=plain,
+        actor=actor(operator),
+        now=now,
+        status=change.status,
+        priority=change.priority,
+        assignee=change.assignee
+        if "assignee" in change.model_fields_set
+        else case_updates.UNCHANGED,
+    )
+    return await _detail(redis, plain, actor(operator), now)
+
+
+@router.post(
+    "/cases/{reference}/notes",
+    response_model=JournalEntry,
+    status_code=status.HTTP_201_CREATED,
+    responses=_NOT_FOUND | _INVALID,
+)
+async def add_note(
+    reference: str, note: NoteIn, redis: RedisDep, now: NowDep, operator: AnyOperator
+) -> JournalEntry:
+    return await case_updates.add_note(
+        redis, reference=_reference(reference), actor=actor(operator), now=now, text=note.text
+    )
+
+
+@router.post(
+    "/cases/{reference}/escalate",
+    response_model=CaseDetail,
+    responses=_NOT_FOUND | _INVALID | _CONFLICT,
+)
+async def escalate(
+    reference: str,
+    escalation: EscalationIn,
+    redis: RedisDep,
+    jobs_queue: JobsDep,
+    now: NowDep,
+    operator: AnyOperator,
+) -> CaseDetail:
+    """Raise the escalation level (1 or 2) and notify on-call."""
+    plain = _reference(reference)
+    await case_updates.escalate(
+        redis,
+        reference=plain,
+        actor=actor(operator),
+        now=now,
+        reason=escalation.reason,
+        level=escalation.level,
+    )
+    await jobs_queue.enqueue(jobs.NOTIFY_ESCALATION, plain, escalation.level)
+    return await _detail(redis, plain, actor(operator), now)
+
+
+@router.post(
+    "/cases/{reference}/messages",
+    response_model=MessageQueued,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses=_NOT_FOUND | _INVALID | _CONFLICT,
+)
+async def send_message(
+    reference: str,
+    message: MessageIn,
+    redis: RedisDep,
+    jobs_queue: JobsDep,
+    now: NowDep,
+    operator: AnyOperator,
+) -> MessageQueued:
+    """Queue an SMS to the migrant; 409 when they opted out, SMS is not safe, or erased."""
+    plain = _reference(reference)
+
+    async def opted_out(pseudonym: str) -> bool:
+        raw = await redis.get(keys.profile(pseudonym))
+        return raw is not None and Profile.from_json(text_of(raw)).opted_out
+
+    entry = await case_updates.record_message(
+        redis,
+        reference=plain,
+        actor=actor(operator),
+        now=now,
+        text=message.text,
+        opted_out=opted_out,
+    )
+    await jobs_queue.enqueue(jobs.SEND_CASE_MESSAGE, plain, entry.id)
+    return MessageQueued(entry=entry)
+
+
+@router.get(
+    "/cases/{reference}/events",
+    response_model=list[AuditEvent],
+    responses=_NOT_FOUND | _INVALID,
+)
+async def case_events(reference: str, redis: RedisDep, _: AnyOperator) -> list[AuditEvent]:
+    """The case's audit trail, oldest first (read-only: no route edits or deletes events)."""
+    plain = _reference(reference)
+    if not await redis.exists(keys.case(plain)):
+        raise CaseNotFound(plain)
+    return await audit.case_events(redis, plain)
+
+
+@router.delete("/cases/{reference}", response_model=CaseSummary, responses=_NOT_FOUND | _INVALID)
+async def erase_case(
+    reference: str, redis: RedisDep, now: NowDep, operator: Supervisor
+) -> CaseSummary:
+    """Erase the case's personal fields; the anonymous record stays (and counts)."""
+    plain = _reference(reference)
+    await case_store.erase_case(redis, reference=plain, actor=actor(operator), now=now)
+    page = await case_queries.page_of_cases(
+        redis,
+        case_filter=case_queries.CaseFilter(reference_prefix=plain),
+        limit=1,
+        cursor=None,
+    )
+    return CaseSummary.from_row(page.items[0])
+
+
+@router.get("/stats", response_model=StatsOut)
+async def stats(redis: RedisDep, _: AnyOperator) -> StatsOut:
+    """Counts by kind, status, priority and creation day (erased cases included)."""
+    found = await case_queries.case_stats(redis)
+    return StatsOut(
+        total=found.total,
+        escalated=found.escalated,
+        by_kind=dict(found.by_kind),
+        by_status=dict(found.by_status),
+        by_priority=dict(found.by_priority),
+        by_day=dict(found.by_day),
+    )
+
+
+@router.get("/operators", response_model=list[OperatorOut])
+async def list_operators(redis: RedisDep, _: Admin) -> list[OperatorOut]:
+    return [OperatorOut.of(operator) for operator in await operators.list_operators(redis)]
+
+
+@router.post(
+    "/operators",
+    response_model=OperatorCreated,
+    status_code=status.HTTP_201_CREATED,
+    responses={**_INVALID, 409: {"description": "An active operator has that name"}},
+)
+async def add_operator(new: OperatorIn, redis: RedisDep, now: NowDep, _: Admin) -> OperatorCreated:
+    """Create an operator; its token is in this response only."""
+    token = await operators.add_operator(redis, name=new.name, role=new.role, now=now)
+    created = next(o for o in await operators.list_operators(redis) if o.name == new.name)
+    return OperatorCreated(**OperatorOut.of(created).model_dump(), token=token)
+
+
+@router.delete(
+    "/operators/{name}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses={404: {"description": "No active operator has that name"}},
+)
+async def revoke_operator(name: str, redis: RedisDep, now: NowDep, _: Admin) -> Response:
+    await operators.revoke_operator(redis, name=name, now=now)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+def _json(code: int, body: dict[str, object]) -> JSONResponse:
+    return JSONResponse(status_code=code, content=body)
+
+
+def add_error_handlers(app: FastAPI) -> None:
+    """Domain errors → the statuses of SPEC §7 (never a traceback to an operator)."""
+
+    async def not_found(_: Request, exc: Exception) -> JSONResponse:
+        what = "operator" if isinstance(exc, OperatorNotFound) else "case"
+        return _json(status.HTTP_404_NOT_FOUND, {"detail": f"no such {what}"})
+
+    async def illegal(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, IllegalTransition)
+        return _json(
+            status.HTTP_409_CONFLICT,
+            Conflict(
+                detail=f"status cannot change that way from {exc.current}",
+                current=CaseStatus(exc.current),
+                allowed=[CaseStatus(s) for s in exc.allowed],
+            ).model_dump(mode="json"),
+        )
+
+    async def conflict(_: Request, exc: Exception) -> JSONResponse:
+        return _json(status.HTTP_409_CONFLICT, {"detail": str(exc)})
+
+    app.add_exception_handler(CaseNotFound, not_found)
+    app.add_exception_handler(OperatorNotFound, not_found)
+    app.add_exception_handler(IllegalTransition, illegal)
+    for refused in (MessageRefused, EscalationRefused, OperatorExists):
+        app.add_exception_handler(refused, conflict)
+
+
+__all__ = ["PREFIX", "HTTPException", "add_error_handlers", "router"]

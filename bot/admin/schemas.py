@@ -1,0 +1,141 @@
+"""JSON bodies of the admin API."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from bot.cases.model import Case, CaseKind, CaseStatus, JournalEntry, Priority
+from bot.store.operators import Operator, Role
+
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,31}$"
+MAX_NOTE_CHARS = 4000
+# Three GSM-7 segments: the longest SMS the helpline sends.
+MAX_MESSAGE_CHARS = 459
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CaseSummary(BaseModel):
+    """A case in a list: no personal field."""
+
+    reference: str
+    kind: CaseKind
+    status: CaseStatus
+    priority: Priority
+    escalated: bool
+    escalation_level: int
+    assignee: str | None
+    language: str
+    channel: str
+    created_at: datetime
+    updated_at: datetime
+    erased: bool
+
+    @classmethod
+    def from_row(cls, row: dict[str, str]) -> CaseSummary:
+        return cls(
+            reference=row["reference"],
+            kind=CaseKind(row["kind"]),
+            status=CaseStatus(row["status"]),
+            priority=Priority(row["priority"]),
+            escalated=row["escalated"] == "1",
+            escalation_level=int(row["escalation_level"] or 0),
+            assignee=row["assignee"] or None,
+            language=row["language"],
+            channel=row["channel"],
+            created_at=datetime.fromisoformat(row["created_at"]),
+            updated_at=datetime.fromisoformat(row["updated_at"]),
+            erased=bool(row["erased_at"]),
+        )
+
+
+class CasePage(BaseModel):
+    items: list[CaseSummary]
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` for the next page; null when there is none. "
+        "A page may be shorter than `limit` while this is set."
+    )
+
+
+class CaseDetail(Case):
+    journal: list[JournalEntry]
+    allowed_next: list[CaseStatus]
+
+
+class CasePatch(Strict):
+    status: CaseStatus | None = None
+    priority: Priority | None = None
+    assignee: str | None = Field(default=None, pattern=NAME_PATTERN)
+
+    @model_validator(mode="after")
+    def _something_to_change(self) -> CasePatch:
+        if not self.model_fields_set:
+            raise ValueError("give at least one of status, priority, assignee")
+        if "status" in self.model_fields_set and self.status is None:
+            raise ValueError("status cannot be null")
+        if "priority" in self.model_fields_set and self.priority is None:
+            raise ValueError("priority cannot be null")
+        return self
+
+
+class NoteIn(Strict):
+    text: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
+
+
+class EscalationIn(Strict):
+    reason: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
+    level: Literal[1, 2]
+
+
+class MessageIn(Strict):
+    text: str = Field(min_length=1, max_length=MAX_MESSAGE_CHARS)
+
+
+class MessageQueued(BaseModel):
+    entry: JournalEntry
+    status: Literal["queued"] = "queued"
+
+
+class Conflict(BaseModel):
+    detail: str
+    current: CaseStatus | None = None
+    allowed: list[CaseStatus] | None = None
+
+
+class StatsOut(BaseModel):
+    total: int
+    escalated: int
+    by_kind: dict[str, int]
+    by_status: dict[str, int]
+    by_priority: dict[str, int]
+    by_day: dict[str, int]
+
+
+class OperatorIn(Strict):
+    name: str = Field(pattern=NAME_PATTERN)
+    role: Role
+
+
+class OperatorOut(BaseModel):
+    name: str
+    role: Role
+    created_at: datetime
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, operator: Operator) -> OperatorOut:
+        return cls(
+            name=operator.name,
+            role=operator.role,
+            created_at=datetime.fromisoformat(operator.created_at),
+            revoked_at=datetime.fromisoformat(operator.revoked_at) if operator.revoked_at else None,
+        )
+
+
+class OperatorCreated(OperatorOut):
+    token: str = Field(description="Shown once; only its hash is stored.")

@@ -1,0 +1,45 @@
+"""The web app: `create_app(settings)` wires the store, the routers and the limits."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from bot.admin import api as admin_api
+from bot.admin.limits import BodySizeLimit
+from bot.cases.jobs import ArqCaseJobs, CaseJobs
+from bot.settings import Settings
+from bot.store.connection import Store, open_store
+
+
+def _arq_jobs(settings: Settings, store: Store) -> CaseJobs:
+    from arq.connections import RedisSettings
+
+    if store.embedded is not None:
+        return ArqCaseJobs(RedisSettings(unix_socket_path=store.embedded.socket_file))
+    assert settings.redis_url is not None
+    return ArqCaseJobs(RedisSettings.from_dsn(settings.redis_url))
+
+
+def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> FastAPI:
+    """The helpline's web app. `case_jobs` replaces the arq job queue (tests)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        store = open_store(settings)
+        app.state.settings = settings
+        app.state.store = store
+        app.state.case_jobs = case_jobs or _arq_jobs(settings, store)
+        try:
+            yield
+        finally:
+            await app.state.case_jobs.close()
+            await store.close()
+
+    app = FastAPI(title="Migrant helpline", version="1", lifespan=lifespan)
+    app.add_middleware(BodySizeLimit)
+    app.include_router(admin_api.router, prefix=admin_api.PREFIX)
+    admin_api.add_error_handlers(app)
+    return app
