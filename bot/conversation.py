@@ -256,7 +256,7 @@ class Conversation:
 def _typed_reference(text: str) -> str | None:
     """The reference a message carries, if it is one: it is looked up with the session."""
     digits = "".join(ch for ch in text if ch.isdigit())
-    if len(digits) != 8:  # noqa: PLR2004
+    if len(digits) != 8:
         return None
     try:
         return parse_reference(digits)

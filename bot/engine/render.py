@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import lru_cache
 
 from bot.engine import sms
 from bot.engine.session import Session
@@ -37,7 +38,7 @@ class Reply:
 
 
 def _format_reference(reference: str) -> str:
-    return f"{reference[:4]}-{reference[4:]}" if len(reference) == 8 else reference  # noqa: PLR2004
+    return f"{reference[:4]}-{reference[4:]}" if len(reference) == 8 else reference
 
 
 def fill(flow: Flow, template: str, language: str, values: Mapping[str, str],
@@ -127,14 +128,39 @@ def render(flow: Flow, session: Session, limits: Limits) -> Reply:
     """The page of the current screen the session is on."""
     language = session.language
     if session.resuming:
-        body, tail = flow.text("resume", language), []
+        pages = _pages(flow, flow.text("resume", language), [], language, limits)
         end = False
     else:
         state = flow.states[session.state]
-        body, tail = screen_parts(flow, state, language, session.vars, session.answers,
-                                  session.hint)
         end = state.kind is StateKind.END
-    pages = paginate(body, tail, more=flow.text("more", language),
-                     back=flow.text("back", language), limits=limits)
+        if _is_static(flow, state.name):
+            pages = _static_pages(flow, state.name, language, session.hint, limits)
+        else:
+            body, tail = screen_parts(flow, state, language, session.vars, session.answers,
+                                      session.hint)
+            pages = _pages(flow, body, tail, language, limits)
     page = min(session.page, len(pages) - 1)
     return Reply(text=pages[page], end=end, page=page, pages=len(pages))
+
+
+def _pages(flow: Flow, body: str, tail: list[str], language: str, limits: Limits) -> list[str]:
+    return paginate(body, tail, more=flow.text("more", language),
+                    back=flow.text("back", language), limits=limits)
+
+
+@lru_cache(maxsize=1024)
+def _is_static(flow: Flow, state_name: str) -> bool:
+    """True when a screen's words depend on nothing but its language (no session values)."""
+    state = flow.states[state_name]
+    texts = [*state.text.values(), *(w for o in state.options for w in o.label.values())]
+    return not any(
+        match.group(1).partition(".")[0] != "contacts"
+        for text in texts for match in PLACEHOLDER.finditer(text)
+    )
+
+
+@lru_cache(maxsize=8192)
+def _static_pages(flow: Flow, state_name: str, language: str, hint: str | None,
+                  limits: Limits) -> list[str]:
+    body, tail = screen_parts(flow, flow.states[state_name], language, {}, {}, hint)
+    return _pages(flow, body, tail, language, limits)

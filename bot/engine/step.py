@@ -6,7 +6,6 @@ in), no randomness (ids are passed in through the context).
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -71,7 +70,7 @@ def step(compiled: CompiledFlow, session: Session | None, text: str, now: dateti
     if session is None or context.restart:
         fresh = new_session(compiled, context)
         return StepResult(session=fresh, reply=render(compiled.flow, fresh, limits))
-    session = copy.deepcopy(session)
+    session = _copy(session)
     session.steps += 1
     session.hint = None
     effects: list[Effect] = []
@@ -95,6 +94,17 @@ def step(compiled: CompiledFlow, session: Session | None, text: str, now: dateti
     _keep_draft(compiled, session, effects)
     return StepResult(session=session, reply=render(compiled.flow, session, limits),
                       effects=effects)
+
+
+def _copy(session: Session) -> Session:
+    """A copy the step may change: the caller's session stays as it was."""
+    return Session(
+        state=session.state, language=session.language, answers=dict(session.answers),
+        vars=dict(session.vars), history=list(session.history), page=session.page,
+        strikes=session.strikes, hint=session.hint, resuming=session.resuming,
+        draft_id=session.draft_id, consent_at=session.consent_at, drafting=session.drafting,
+        steps=session.steps,
+    )
 
 
 def _answer(compiled: CompiledFlow, session: Session, text: str, now: datetime,

@@ -33,14 +33,14 @@ def clean(raw: str) -> str:
 
 def name(raw: str) -> Checked:
     text = clean(raw)
-    if 2 <= len(text) <= NAME_MAX and _NAME.match(text):  # noqa: PLR2004
+    if 2 <= len(text) <= NAME_MAX and _NAME.match(text):
         return Checked(True, text)
     return Checked(False)
 
 
 def place(raw: str) -> Checked:
     text = clean(raw)
-    if 2 <= len(text) <= NAME_MAX and any(ch.isalpha() for ch in text):  # noqa: PLR2004
+    if 2 <= len(text) <= NAME_MAX and any(ch.isalpha() for ch in text):
         return Checked(True, text)
     return Checked(False)
 

@@ -48,27 +48,37 @@ class CompiledFlow:
         return cursor.state
 
 
+def transitions_of(flow: Flow) -> list[dict[str, str]]:
+    """Every transition of the flow, as `transitions` takes them."""
+    found: list[dict[str, str]] = []
+
+    def add(trigger: str, source: str, dest: str) -> None:
+        found.append({"trigger": trigger, "source": source, "dest": dest})
+
+    for state in flow.states.values():
+        if state.kind is StateKind.MENU:
+            for option in state.options:
+                add(option.key, state.name, option.to)
+        elif state.kind is StateKind.QUESTION and state.to:
+            add(TRIGGER_ANSWER, state.name, state.to)
+        elif state.kind is StateKind.ACTION:
+            if state.to:
+                add(TRIGGER_DONE, state.name, state.to)
+            for route, target in state.routes.items():
+                add(route, state.name, target)
+    add(TRIGGER_HOME, "*", flow.home)
+    return found
+
+
 def build_machine(flow: Flow) -> Machine:
-    machine = Machine(
+    return Machine(
         model=None,
         states=list(flow.states),
+        transitions=transitions_of(flow),
         initial=flow.start,
         auto_transitions=False,
         ignore_invalid_triggers=False,
     )
-    for state in flow.states.values():
-        if state.kind is StateKind.MENU:
-            for option in state.options:
-                machine.add_transition(option.key, state.name, option.to)
-        elif state.kind is StateKind.QUESTION and state.to:
-            machine.add_transition(TRIGGER_ANSWER, state.name, state.to)
-        elif state.kind is StateKind.ACTION:
-            if state.to:
-                machine.add_transition(TRIGGER_DONE, state.name, state.to)
-            for route, target in state.routes.items():
-                machine.add_transition(route, state.name, target)
-    machine.add_transition(TRIGGER_HOME, "*", flow.home)
-    return machine
 
 
 def compile_flow(flow: Flow) -> CompiledFlow:

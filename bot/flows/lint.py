@@ -62,10 +62,12 @@ def _structure(flow: Flow, report: Report) -> None:
             report.problems.append(f"{flow.path}: missing text '{name}' (the engine needs it)")
     if any(not c.verified for c in flow.contacts.values()) and "unverified" not in flow.texts:
         report.problems.append(f"{flow.path}: missing text 'unverified' (a contact is unverified)")
-    for label, name in (("start", flow.start), ("home", flow.home),
-                        ("first_start", flow.first_start)):
-        if name is not None and name not in flow.states:
-            report.problems.append(f"{flow.path}: {label} '{name}' is not a state")
+    entries: list[tuple[str, str | None]] = [
+        ("start", flow.start), ("home", flow.home), ("first_start", flow.first_start)
+    ]
+    for label, state_name in entries:
+        if state_name is not None and state_name not in flow.states:
+            report.problems.append(f"{flow.path}: {label} '{state_name}' is not a state")
     for state in flow.states.values():
         where = _where(flow, state)
         for index, option in enumerate(state.options, start=1):
@@ -114,7 +116,8 @@ def _structure(flow: Flow, report: Report) -> None:
 
 
 def _reachability(flow: Flow, report: Report) -> None:
-    roots = [name for name in (flow.start, flow.home, flow.first_start) if name in flow.states]
+    roots = [name for name in (flow.start, flow.home, flow.first_start or "")
+             if name in flow.states]
     seen = set(roots)
     queue = deque(roots)
     while queue:
@@ -178,7 +181,7 @@ def _screens(flow: Flow, report: Report, ussd_max_chars: int) -> None:
                 paginate(body, tail, more=more, back=back, limits=sms_limits), start=1
             ):
                 parts = sms.segments(page)
-                if parts > 3:  # noqa: PLR2004
+                if parts > 3:
                     report.problems.append(
                         f"{where} [{language}]: SMS over 3 segments ({parts}, page {number})"
                     )
@@ -204,7 +207,7 @@ def _texts(flow: Flow, report: Report, ussd_max_chars: int) -> None:
             if len(USSD_END) + len(shown) > ussd_max_chars:
                 report.problems.append(f"{where} [{language}]: over one USSD screen "
                                        f"({len(USSD_END) + len(shown)} chars)")
-            if sms.segments(shown) > 3:  # noqa: PLR2004
+            if sms.segments(shown) > 3:
                 report.problems.append(f"{where} [{language}]: SMS over 3 segments")
 
 

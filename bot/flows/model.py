@@ -100,8 +100,10 @@ class Contact:
     verified: bool
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class Flow:
+    """A whole flow; compared and hashed by identity (it is loaded once per process)."""
+
     id: str
     version: str
     path: Path

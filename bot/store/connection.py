@@ -78,8 +78,9 @@ def client_for_url(url: str) -> Redis:
             (host.split(":")[0], int(host.split(":")[1]) if ":" in host else 26379)
             for host in parts.netloc.split(",")
         ]
-        sentinel = Sentinel(hosts, **_client_options())
-        return sentinel.master_for(parts.path.strip("/") or "mymaster")
+        sentinel = Sentinel(hosts, **_client_options())  # type: ignore[no-untyped-call]
+        master: Redis = sentinel.master_for(parts.path.strip("/") or "mymaster")
+        return master
     pool = BlockingConnectionPool.from_url(
         url, max_connections=POOL_SIZE, timeout=POOL_WAIT_SECONDS, **_client_options()
     )

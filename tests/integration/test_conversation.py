@@ -106,7 +106,7 @@ async def test_refusing_consent_leaves_no_answer_and_no_draft(
     dump = await all_keys_and_values(redis)
     assert not [key for key in dump if ":draft" in key or ":case" in key or "{cases}" in key]
     for key, value in dump.items():
-        assert NAME not in value and NATIONALITY not in value.replace("Mali", "") or (
+        assert (NAME not in value and NATIONALITY not in value.replace("Mali", "")) or (
             "Mali" not in value), (key, value)
         assert NAME not in value, (key, value)
 
@@ -120,7 +120,7 @@ async def test_a_dropped_ussd_request_is_offered_again_and_keeps_its_answers(
     offer = await dial(conversation)
     assert offer.startswith("You have an unfinished return request")
     assert (await send(conversation, ["1"])).startswith("Which country")
-    done = await send(conversation, ANSWERS[2:] + ["1"])
+    done = await send(conversation, [*ANSWERS[2:], "1"])
     found = REFERENCE.search(done)
     assert found
     case = await read_case(redis, found.group(1) + found.group(2))

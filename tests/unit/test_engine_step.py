@@ -189,3 +189,16 @@ def test_steps_fire_the_shared_machine_and_never_build_one(
         phone.send(text)
     assert built == []
     assert compiled.machine.models == []
+
+
+def test_a_step_leaves_the_callers_session_untouched() -> None:
+    phone = Phone(mini())
+    phone.send("2")
+    phone.send("1")
+    before = phone.session
+    assert before is not None
+    snapshot = before.to_json()
+    phone.send("Awa Diarra")
+    assert before.to_json() == snapshot
+    assert phone.session is not before and phone.session is not None
+    assert phone.session.answers == {"name": "Awa Diarra"}
