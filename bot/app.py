@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -9,18 +10,22 @@ from fastapi import FastAPI
 
 from bot.admin import api as admin_api
 from bot.admin.limits import BodySizeLimit
-from bot.cases.jobs import ArqCaseJobs, CaseJobs
+from bot.cases.jobs import ArqCaseJobs, CaseJobs, NoJobQueue, arq_redis_settings
 from bot.settings import Settings
 from bot.store.connection import Store, open_store
 
+log = logging.getLogger(__name__)
+
 
 def _arq_jobs(settings: Settings, store: Store) -> CaseJobs:
-    from arq.connections import RedisSettings
-
     if store.embedded is not None:
-        return ArqCaseJobs(RedisSettings(unix_socket_path=store.embedded.socket_file))
+        return ArqCaseJobs(arq_redis_settings(f"unix://{store.embedded.socket_file}"))
     assert settings.redis_url is not None
-    return ArqCaseJobs(RedisSettings.from_dsn(settings.redis_url))
+    try:
+        return ArqCaseJobs(arq_redis_settings(settings.redis_url))
+    except ValueError as exc:
+        log.warning("no job queue: %s", exc)
+        return NoJobQueue(str(exc))
 
 
 def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> FastAPI:

@@ -54,3 +54,7 @@ class OperatorExists(HelplineError):
 
 class OperatorNotFound(HelplineError):
     """No active operator has that name."""
+
+
+class JobQueueUnavailable(HelplineError):
+    """No background job queue is configured for this Redis deployment."""

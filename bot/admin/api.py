@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, FastAPI, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -18,6 +18,7 @@ from bot.errors import (
     EscalationRefused,
     IllegalTransition,
     InvalidReference,
+    JobQueueUnavailable,
     MessageRefused,
     OperatorExists,
     OperatorNotFound,
@@ -275,13 +276,10 @@ async def erase_case(
     """Erase the case's personal fields; the anonymous record stays (and counts)."""
     plain = _reference(reference)
     await case_store.erase_case(redis, reference=plain, actor=actor(operator), now=now)
-    page = await case_queries.page_of_cases(
-        redis,
-        case_filter=case_queries.CaseFilter(reference_prefix=plain),
-        limit=1,
-        cursor=None,
-    )
-    return CaseSummary.from_row(page.items[0])
+    summary = await case_queries.case_summary(redis, plain)
+    if summary is None:
+        raise CaseNotFound(plain)
+    return CaseSummary.from_row(summary)
 
 
 @router.get("/stats", response_model=StatsOut)
@@ -351,6 +349,10 @@ def add_error_handlers(app: FastAPI) -> None:
     async def conflict(_: Request, exc: Exception) -> JSONResponse:
         return _json(status.HTTP_409_CONFLICT, {"detail": str(exc)})
 
+    async def no_queue(_: Request, exc: Exception) -> JSONResponse:
+        return _json(status.HTTP_503_SERVICE_UNAVAILABLE, {"detail": str(exc)})
+
+    app.add_exception_handler(JobQueueUnavailable, no_queue)
     app.add_exception_handler(CaseNotFound, not_found)
     app.add_exception_handler(OperatorNotFound, not_found)
     app.add_exception_handler(IllegalTransition, illegal)
@@ -358,4 +360,4 @@ def add_error_handlers(app: FastAPI) -> None:
         app.add_exception_handler(refused, conflict)
 
 
-__all__ = ["PREFIX", "HTTPException", "add_error_handlers", "router"]
+__all__ = ["PREFIX", "add_error_handlers", "router"]

@@ -21,6 +21,7 @@ from bot.cases.model import (
     JournalEntry,
     Priority,
 )
+from bot.cases.references import REFERENCE_DIGITS
 from bot.errors import CaseNotFound
 from bot.store import keys
 from bot.store.case_scripts import PAGE_OF_CASES, READ_CASE
@@ -105,6 +106,28 @@ def _page_from(raw: Sequence[Any], fields: Sequence[str]) -> Page:
     return Page(items=items, next_cursor=values[0] or None)
 
 
+async def case_summary(
+    redis: Redis, reference: str, fields: Sequence[str] = SUMMARY_FIELDS
+) -> dict[str, str] | None:
+    """One case's non-personal fields (no audit needed), or None."""
+    values = await redis.hmget(keys.case(reference), list(fields))
+    if values[0] is None:
+        return None
+    return {
+        name: "" if value is None else text_of(value)
+        for name, value in zip(fields, values, strict=True)
+    }
+
+
+async def _exact_reference(redis: Redis, case_filter: CaseFilter, fields: Sequence[str]) -> Page:
+    found = await case_summary(
+        redis, case_filter.reference_prefix, [*fields, *case_filter.record_fields()]
+    )
+    if found is None or any(found[k] != v for k, v in case_filter.record_fields().items()):
+        return Page()
+    return Page(items=[{name: found[name] for name in fields}])
+
+
 async def page_of_cases(
     redis: Redis,
     *,
@@ -119,6 +142,8 @@ async def page_of_cases(
     A page may hold fewer than `limit` items while `next_cursor` is set: the walk
     stopped at its budget; following the cursor continues it.
     """
+    if len(case_filter.reference_prefix) == REFERENCE_DIGITS and not case_filter.name_fragment:
+        return Page() if cursor else await _exact_reference(redis, case_filter, fields)
     raw = await PAGE_OF_CASES.run(
         redis,
         case_filter.indexes(),

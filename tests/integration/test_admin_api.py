@@ -246,3 +246,37 @@ async def test_export_is_streamed_csv_without_personal_fields(
     assert "phone" not in rows[0] and "Awa" not in text and PHONE not in text
     events = await redis.xrange(keys.cases_audit())
     assert ("operator:sam", "exported") in [(f["actor"], f["action"]) for _, f in events]
+
+
+async def test_query_by_exact_reference_and_name(redis: Redis, sup: httpx.AsyncClient) -> None:
+    first = await seed(redis, return_request(name="Moussa Keita"))
+    await seed(redis, return_request(name="Fatou Diallo"))
+    for q in (first, f"{first[:4]}-{first[4:]}", first[:5], "KEITA"):
+        items = (await sup.get(f"{API}/cases", params={"q": q})).json()["items"]
+        assert [item["reference"] for item in items] == [first], q
+    assert (await sup.get(f"{API}/cases", params={"q": UNKNOWN})).json()["items"] == []
+    filtered = await sup.get(f"{API}/cases", params={"q": first, "kind": "callback"})
+    assert filtered.json()["items"] == []
+    assert "answers" not in (await sup.get(f"{API}/cases")).json()["items"][0]
+
+
+async def test_delete_unknown_and_twice(redis: Redis, sup: httpx.AsyncClient) -> None:
+    reference = await seed(redis)
+    assert (await sup.delete(f"{API}/cases/{UNKNOWN}")).status_code == 404
+    assert (await sup.delete(f"{API}/cases/{reference}")).status_code == 200
+    assert (await sup.delete(f"{API}/cases/{reference}")).status_code == 200
+    events = (await sup.get(f"{API}/cases/{reference}/events")).json()
+    assert [e["action"] for e in events].count("erased") == 1
+
+
+async def test_messages_reach_the_arq_queue(redis: Redis, settings: Settings) -> None:
+    """The default job queue: arq, on the same Redis."""
+    from bot.app import create_app
+
+    reference = await seed(redis)
+    token = await add_operator(redis, name="olu", role=Role.OPERATOR, now=T0)
+    app = create_app(settings)
+    async with app.router.lifespan_context(app), client_for(app, token) as client:
+        response = await client.post(f"{API}/cases/{reference}/messages", json={"text": "hi"})
+        assert response.status_code == 202
+    assert await redis.zcard("arq:queue") == 1
