@@ -28,6 +28,7 @@ from bot.store import cases as case_store
 from bot.store.cases import text_of
 
 from .deps import Admin, AnyOperator, JobsDep, NowDep, RedisDep, Supervisor, actor
+from .routing import AuthorisedRoute
 from .schemas import (
     CaseDetail,
     CasePage,
@@ -48,7 +49,7 @@ PREFIX = "/admin/api/v1"
 DEFAULT_PAGE_SIZE = 50
 MAX_QUERY_CHARS = 64
 
-router = APIRouter(tags=["admin"])
+router = APIRouter(tags=["admin"], route_class=AuthorisedRoute)
 
 Responses = dict[int | str, dict[str, Any]]
 

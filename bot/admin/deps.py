@@ -43,26 +43,42 @@ def _unauthenticated() -> HTTPException:
     )
 
 
-async def current_operator(
-    redis: RedisDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Operator:
-    if credentials is None:
-        raise _unauthenticated()
-    operator = await operator_for_token(redis, credentials.credentials)
+async def authenticate(request: Request, token: str | None) -> Operator:
+    """The operator holding `token` (looked up once a request), else 401."""
+    known: Operator | None = getattr(request.state, "operator", None)
+    if known is not None:
+        return known
+    operator = await operator_for_token(get_redis(request), token) if token else None
     if operator is None:
         raise _unauthenticated()
+    request.state.operator = operator
     return operator
+
+
+async def current_operator(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Operator:
+    return await authenticate(request, credentials.credentials if credentials else None)
+
+
+def authorise(operator: Operator, role: Role) -> Operator:
+    if not operator.role.includes(role):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs the {role} role")
+    return operator
+
+
+# Role each `require(...)` dependency demands, so routes can check it before the body.
+ROLE_OF_CHECK: dict[Callable[..., Awaitable[Operator]], Role] = {}
 
 
 def require(role: Role) -> Callable[[Operator], Awaitable[Operator]]:
     """A dependency admitting operators whose role includes `role` (else 403)."""
 
     async def check(operator: Annotated[Operator, Depends(current_operator)]) -> Operator:
-        if not operator.role.includes(role):
-            raise HTTPException(status.HTTP_403_FORBIDDEN, f"needs the {role} role")
-        return operator
+        return authorise(operator, role)
 
+    ROLE_OF_CHECK[check] = role
     return check
 
 

@@ -88,3 +88,19 @@ async def test_token_is_stored_hashed(redis: Redis) -> None:
             await redis.hgetall(key) if await redis.type(key) == "hash" else await redis.get(key)
         )
         assert token not in str(value)
+
+
+@pytest.mark.parametrize(("caller", "status"), [("none", 401), ("bad", 401), ("operator", 403)])
+async def test_auth_comes_before_body_parsing(
+    redis: Redis, settings: Settings, caller: str, status: int
+) -> None:
+    tokens = await tokens_for_every_role(redis)
+    tokens["bad"] = "x" * 43
+    async with (
+        running_app(settings, RecordedJobs()) as app,
+        client_for(app, tokens.get(caller)) as client,
+    ):
+        response = await client.post(
+            f"{API}/operators", content=b"{not json", headers={"content-type": "application/json"}
+        )
+    assert response.status_code == status

@@ -1,0 +1,48 @@
+"""Admin routes authenticate and authorise before FastAPI reads the body.
+
+FastAPI parses a JSON body before it runs dependencies, so without this a
+caller with no token and a malformed body would learn of a 422 instead of
+getting the 401 (or 403) that SPEC §7 puts first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterator
+from typing import Any
+
+from fastapi import Request, Response
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
+
+from bot.store.operators import Role
+
+from .deps import ROLE_OF_CHECK, authenticate, authorise
+
+BEARER = "bearer "
+
+
+def _calls(dependant: Dependant) -> Iterator[Any]:
+    for dependency in dependant.dependencies:
+        yield dependency.call
+        yield from _calls(dependency)
+
+
+def needed_role(dependant: Dependant) -> Role | None:
+    roles = [ROLE_OF_CHECK[call] for call in _calls(dependant) if call in ROLE_OF_CHECK]
+    return max(roles, key=list(Role).index) if roles else None
+
+
+class AuthorisedRoute(APIRoute):
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handle = super().get_route_handler()
+        role = needed_role(self.dependant)
+        if role is None:
+            return handle
+
+        async def authorised(request: Request) -> Response:
+            header = request.headers.get("authorization", "")
+            token = header[len(BEARER) :].strip() if header.lower().startswith(BEARER) else None
+            authorise(await authenticate(request, token or None), role)
+            return await handle(request)
+
+        return authorised
