@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from bot.admin import api as admin_api
+from bot.admin.console import mount_console
 from bot.admin.limits import BodySizeLimit
 from bot.cases.jobs import ArqCaseJobs, CaseJobs, NoJobQueue, arq_redis_settings
 from bot.settings import Settings
@@ -47,4 +48,5 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Fast
     app.add_middleware(BodySizeLimit)
     app.include_router(admin_api.router, prefix=admin_api.PREFIX)
     admin_api.add_error_handlers(app)
+    mount_console(app)
     return app
