@@ -35,6 +35,16 @@ def lease(pseudonym: str) -> str:
     return f"{_phone(pseudonym)}:lease"
 
 
+def receipts(pseudonym: str, channel: str) -> str:
+    """The phone's last answers on one channel (idempotency) and its USSD input history."""
+    return f"{_phone(pseudonym)}:receipts:{channel}"
+
+
+def rate(pseudonym: str) -> str:
+    """Counter of the phone's inbound SMS in the current rate-limit window."""
+    return f"{_phone(pseudonym)}:rate"
+
+
 def phone_keys(pseudonym: str) -> str:
     """Pattern of every per-phone key (erasure and tests only, never on a hot path)."""
     return f"{_phone(pseudonym)}:*"

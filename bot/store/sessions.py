@@ -1,68 +1,91 @@
 """A phone's conversation state in Redis: one atomic read and one atomic write a message.
 
-`BEGIN` takes the phone's lease and reads session, profile and draft in one
-script; `COMMIT` writes them back only while the lease is still held (a
-writer whose lease expired cannot overwrite a newer step) and releases it.
-Together they make each read-modify-write atomic in two round trips.
+`BEGIN` answers a retried message from the phone's receipts without further
+ado; otherwise it takes the phone's lease, counts the message against the
+rate limit and reads session, profile, draft and receipts. `COMMIT` writes
+them back only while the lease is still held (a writer whose lease expired
+cannot overwrite a newer step) and releases it. Together they make each
+read-modify-write atomic in two round trips. Every key a script touches is a
+per-phone key (one hash tag, one Cluster slot).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 from typing import Any
 
 from bot.store import keys
-from bot.store.case_scripts import LuaScript
+from bot.store.evalsha import ShaScript
+from bot.types import Channel
 
 LEASE_MS = 5000
+RATE_WINDOW_SECONDS = 600
 DELETE = "-"
 KEEP = ""
+NO_EXPIRY = 0
 
-BEGIN = LuaScript(
+BEGIN = ShaScript(
     "begin_step",
     """
--- KEYS[1] session  KEYS[2] profile  KEYS[3] draft  KEYS[4] lease
--- ARGV[1] lease token  ARGV[2] lease duration (ms)
--- Returns {1, session, profile, draft} (false where absent) once the lease is
--- taken, or {0} while another writer holds it.
-if not redis.call('SET', KEYS[4], ARGV[1], 'NX', 'PX', ARGV[2]) then
+-- KEYS[1] session  KEYS[2] profile  KEYS[3] draft  KEYS[4] receipts  KEYS[5] lease
+-- KEYS[6] rate counter
+-- ARGV[1] lease token  ARGV[2] lease duration (ms)  ARGV[3] message digest ('' for none)
+-- ARGV[4] rate limit (0: none)  ARGV[5] rate window (s)
+-- Returns {3, receipts} when the receipts already answer this message (no lease taken);
+-- {0} while another writer holds the lease; {2, count} over the rate limit (no lease
+-- kept); else {1, session, profile, draft, receipts} (false where absent), lease taken.
+local receipts = redis.call('GET', KEYS[4])
+if ARGV[3] ~= '' and receipts and string.find(receipts, '"' .. ARGV[3] .. '"', 1, true) then
+  return {3, receipts}
+end
+if not redis.call('SET', KEYS[5], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {0}
 end
-return {1, redis.call('GET', KEYS[1]), redis.call('GET', KEYS[2]), redis.call('GET', KEYS[3])}
+local limit = tonumber(ARGV[4])
+if limit > 0 then
+  local count = redis.call('INCR', KEYS[6])
+  if count == 1 then redis.call('EXPIRE', KEYS[6], ARGV[5]) end
+  if count > limit then
+    redis.call('DEL', KEYS[5])
+    return {2, count}
+  end
+end
+local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+return {1, v[1], v[2], v[3], receipts}
 """,
 )
 
-COMMIT = LuaScript(
+COMMIT = ShaScript(
     "commit_step",
     """
--- KEYS[1] session  KEYS[2] profile  KEYS[3] draft  KEYS[4] lease
+-- KEYS[1] session  KEYS[2] profile  KEYS[3] draft  KEYS[4] receipts  KEYS[5] lease
 -- ARGV[1] lease token
--- ARGV[2] session JSON ('' deletes it)    ARGV[3] session TTL (s)
--- ARGV[4] profile JSON ('' keeps it)      ARGV[5] profile TTL (s)
--- ARGV[6] draft JSON ('' keeps it, '-' deletes it)  ARGV[7] draft TTL (s)
+-- ARGV[2] session JSON   ARGV[3] its TTL (s)    ARGV[4] profile JSON   ARGV[5] its TTL
+-- ARGV[6] draft JSON     ARGV[7] its TTL        ARGV[8] receipts JSON  ARGV[9] its TTL
+-- A JSON of '' keeps the stored value, '-' deletes it; a TTL of 0 means no expiry.
 -- Returns 1 when saved, 0 when the lease was lost (nothing written).
-if redis.call('GET', KEYS[4]) ~= ARGV[1] then
+if redis.call('GET', KEYS[5]) ~= ARGV[1] then
   return 0
 end
-if ARGV[2] == '' then
-  redis.call('DEL', KEYS[1])
-else
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+for i = 1, 4 do
+  local value, ttl = ARGV[2 * i], ARGV[2 * i + 1]
+  if value == '-' then
+    redis.call('DEL', KEYS[i])
+  elseif value ~= '' then
+    if ttl == '0' then
+      redis.call('SET', KEYS[i], value)
+    else
+      redis.call('SET', KEYS[i], value, 'EX', ttl)
+    end
+  end
 end
-if ARGV[4] ~= '' then
-  redis.call('SET', KEYS[2], ARGV[4], 'EX', ARGV[5])
-end
-if ARGV[6] == '-' then
-  redis.call('DEL', KEYS[3])
-elseif ARGV[6] ~= '' then
-  redis.call('SET', KEYS[3], ARGV[6], 'EX', ARGV[7])
-end
-redis.call('DEL', KEYS[4])
+redis.call('DEL', KEYS[5])
 return 1
 """,
 )
 
-RELEASE = LuaScript(
+RELEASE = ShaScript(
     "release_lease",
     """
 -- KEYS[1] lease  ARGV[1] lease token
@@ -74,67 +97,158 @@ return 0
 """,
 )
 
+ERASE_PHONE = ShaScript(
+    "erase_phone",
+    """
+-- KEYS[1] lease  KEYS[2..] every other per-phone key (sessions, profile, draft, receipts)
+-- ARGV[1] lease token
+-- Deletes them while the lease is ours; returns how many existed, or -1 (lease lost).
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return -1
+end
+return redis.call('DEL', unpack(KEYS, 2))
+""",
+)
+
 
 @dataclass(frozen=True)
 class PhoneKeys:
+    pseudonym: str
     session: str
     profile: str
     draft: str
+    receipts: str
     lease: str
+    rate: str
 
     @classmethod
     def of(cls, pseudonym: str, channel: str) -> PhoneKeys:
         return cls(
+            pseudonym=pseudonym,
             session=keys.session(pseudonym, channel),
             profile=keys.profile(pseudonym),
             draft=keys.draft(pseudonym),
+            receipts=keys.receipts(pseudonym, channel),
             lease=keys.lease(pseudonym),
+            rate=keys.rate(pseudonym),
         )
 
-    def all(self) -> list[str]:
-        return [self.session, self.profile, self.draft, self.lease]
+    def everything(self) -> list[str]:
+        """Every per-phone key but the lease and the rate counter, on every channel."""
+        per_channel = [
+            key
+            for channel in Channel
+            for key in (keys.session(self.pseudonym, channel),
+                        keys.receipts(self.pseudonym, channel))
+        ]
+        return [*per_channel, self.profile, self.draft]
+
+
+class Begun(IntEnum):
+    BUSY = 0
+    ACQUIRED = 1
+    RATE_LIMITED = 2
+    ANSWERED = 3
 
 
 @dataclass(frozen=True)
 class Loaded:
-    acquired: bool
+    outcome: Begun
     session: str | None = None
     profile: str | None = None
     draft: str | None = None
+    receipts: str | None = None
+    count: int = 0
+
+    @property
+    def acquired(self) -> bool:
+        return self.outcome is Begun.ACQUIRED
 
 
-def queue_begin(pipe: Any, phone_keys: PhoneKeys, token: str) -> None:
-    BEGIN.queue(pipe, phone_keys.all(), [token, LEASE_MS])
+def queue_begin(pipe: Any, phone_keys: PhoneKeys, token: str, *, digest: str = "",
+                rate_limit: int = 0) -> None:
+    BEGIN.queue(
+        pipe,
+        [phone_keys.session, phone_keys.profile, phone_keys.draft, phone_keys.receipts,
+         phone_keys.lease, phone_keys.rate],
+        [token, LEASE_MS, digest, rate_limit, RATE_WINDOW_SECONDS],
+    )
+
+
+def queue_begin_body(pipe: Any, phone_keys: PhoneKeys, token: str, *, digest: str = "",
+                     rate_limit: int = 0) -> None:
+    """As `queue_begin`, sending the script's body (after a NOSCRIPT answer)."""
+    BEGIN.queue_body(
+        pipe,
+        [phone_keys.session, phone_keys.profile, phone_keys.draft, phone_keys.receipts,
+         phone_keys.lease, phone_keys.rate],
+        [token, LEASE_MS, digest, rate_limit, RATE_WINDOW_SECONDS],
+    )
+
+
+def _text(value: Any) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else str(value)
 
 
 def begin_result(raw: list[Any]) -> Loaded:
-    if not raw or int(raw[0]) == 0:
-        return Loaded(acquired=False)
-    session, profile, draft = (None if value is None else str(value) for value in raw[1:4])
-    return Loaded(acquired=True, session=session, profile=profile, draft=draft)
+    outcome = Begun(int(raw[0]))
+    if outcome is Begun.ANSWERED:
+        return Loaded(outcome, receipts=_text(raw[1]))
+    if outcome is Begun.RATE_LIMITED:
+        return Loaded(outcome, count=int(raw[1]))
+    if outcome is Begun.BUSY:
+        return Loaded(outcome)
+    session, profile, draft, receipts = (_text(value) for value in raw[1:5])
+    return Loaded(outcome, session=session, profile=profile, draft=draft, receipts=receipts)
 
 
 @dataclass(frozen=True)
 class Commit:
-    session_json: str
-    session_ttl: int
+    session_json: str = KEEP
+    session_ttl: int = 1
     profile_json: str = KEEP
-    profile_ttl: int = 0
+    profile_ttl: int = NO_EXPIRY
     draft_json: str = KEEP
-    draft_ttl: int = 0
+    draft_ttl: int = 1
+    receipts_json: str = KEEP
+    receipts_ttl: int = 1
+
+
+def _commit_call(phone_keys: PhoneKeys, token: str, commit: Commit) -> tuple[list[str],
+                                                                             list[str | int]]:
+    return (
+        [phone_keys.session, phone_keys.profile, phone_keys.draft, phone_keys.receipts,
+         phone_keys.lease],
+        [
+            token,
+            commit.session_json, max(commit.session_ttl, 1),
+            commit.profile_json, max(commit.profile_ttl, NO_EXPIRY),
+            commit.draft_json, max(commit.draft_ttl, 1),
+            commit.receipts_json, max(commit.receipts_ttl, 1),
+        ],
+    )
 
 
 def queue_commit(pipe: Any, phone_keys: PhoneKeys, token: str, commit: Commit) -> None:
-    COMMIT.queue(
-        pipe,
-        phone_keys.all(),
-        [
-            token,
-            commit.session_json, commit.session_ttl,
-            commit.profile_json, max(commit.profile_ttl, 1),
-            commit.draft_json, max(commit.draft_ttl, 1),
-        ],
-    )
+    COMMIT.queue(pipe, *_commit_call(phone_keys, token, commit))
+
+
+async def commit_by_body(redis: Any, phone_keys: PhoneKeys, token: str, commit: Commit) -> Any:
+    """The commit alone, sending the script's body (after a NOSCRIPT answer)."""
+    script_keys, args = _commit_call(phone_keys, token, commit)
+    return await redis.eval(COMMIT.source, len(script_keys), *script_keys, *args)
+
+
+def queue_erase_phone(pipe: Any, phone_keys: PhoneKeys, token: str) -> None:
+    """Queue the deletion of every per-phone key (the migrant's erasure), lease kept."""
+    ERASE_PHONE.queue_body(pipe, [phone_keys.lease, *phone_keys.everything()], [token])
+
+
+async def save_receipts(redis: Any, phone_keys: PhoneKeys, receipts_json: str, ttl: int) -> None:
+    """Correct the receipts after the fact (an answer changed once effects were applied)."""
+    await redis.set(phone_keys.receipts, receipts_json, ex=max(ttl, 1))
 
 
 async def release(redis: Any, phone_keys: PhoneKeys, token: str) -> None:

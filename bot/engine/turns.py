@@ -1,0 +1,156 @@
+"""One inbound message's turn: a keyword, the silence of an opted-out phone, or a step.
+
+Pure, like `step`: the shell loads what a turn needs and carries out what it
+decides (save or delete the session, change the profile, erase the phone's
+data, apply the step's effects). Keywords apply to SMS (SPEC §5); every text
+said comes from the flow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+from bot.engine import validators
+from bot.engine.keywords import Keyword, KeywordMatch, recognise
+from bot.engine.receipts import Receipts
+from bot.engine.render import Limits, Reply, fill, render
+from bot.engine.session import CaseView, Draft, Effect, Profile, Session, StepContext
+from bot.engine.step import step
+from bot.flows.compiler import CompiledFlow
+from bot.flows.model import Action, Flow, StateKind
+from bot.types import Channel
+
+PENDING_ERASE = "erase"
+CONFIRM = "1"
+SILENCE = Reply(text="")
+
+
+@dataclass(frozen=True)
+class Turn:
+    reply: Reply
+    session: Session | None = None
+    """The session to save; None (or an ending reply) deletes it."""
+    keep_session: bool = False
+    """Leave the stored session as it is."""
+    profile: Profile | None = None
+    """The phone's profile to save, when the turn changed it."""
+    effects: Sequence[Effect] = ()
+    pending: str = ""
+    """A keyword waiting for confirmation after this turn."""
+    erase: bool = False
+    """Erase the phone's data and cases' personal fields before saving."""
+    silent: bool = False
+    """Nothing is said (an opted-out phone)."""
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """What the shell loaded for one message."""
+
+    channel: Channel
+    text: str
+    session: Session | None
+    profile: Profile | None
+    draft: Draft | None
+    receipts: Receipts
+    lookups: Mapping[str, CaseView]
+    new_id: str
+    restart: bool = False
+
+
+def tracking_question(flow: Flow) -> str | None:
+    """The question whose answer is looked up as a case reference ("follow my request")."""
+    for state in flow.states.values():
+        after = flow.states.get(state.to or "")
+        if (state.kind is StateKind.QUESTION and after is not None
+                and after.action is Action.LOOKUP_CASE):
+            return state.name
+    return None
+
+
+def language_of(flow: Flow, session: Session | None, profile: Profile | None) -> str:
+    if session is not None:
+        return session.language
+    if profile is not None and profile.language in flow.languages:
+        return profile.language
+    return flow.default_language
+
+
+def say(flow: Flow, name: str, language: str) -> Reply:
+    """A text of the flow on its own (opt-out, erasure…), placeholders filled."""
+    return Reply(text=fill(flow, flow.text(name, language), language, {}, {}))
+
+
+def turn(compiled: CompiledFlow, inbound: Inbound, now: datetime, limits: Limits) -> Turn:
+    """What one message does."""
+    flow = compiled.flow
+    if inbound.channel is Channel.SMS:
+        match = recognise(inbound.text)
+        if inbound.profile is not None and inbound.profile.opted_out:
+            if match is not None and match.keyword is Keyword.START:
+                return _opt_in(flow, inbound)
+            return Turn(reply=SILENCE, keep_session=True, silent=True)
+        if inbound.receipts.pending == PENDING_ERASE and validators.clean(inbound.text) == CONFIRM:
+            language = language_of(flow, inbound.session, inbound.profile)
+            return Turn(reply=say(flow, "erased", language), erase=True)
+        if match is not None:
+            return _keyword(compiled, inbound, match, now, limits)
+    return _step(compiled, inbound, now, limits)
+
+
+def _step(compiled: CompiledFlow, inbound: Inbound, now: datetime, limits: Limits,
+          *, restart: bool | None = None) -> Turn:
+    context = StepContext(
+        channel=inbound.channel,
+        profile=inbound.profile,
+        draft=inbound.draft,
+        lookups=inbound.lookups,
+        new_id=inbound.new_id,
+        restart=inbound.restart if restart is None else restart,
+    )
+    result = step(compiled, inbound.session, inbound.text, now, context, limits)
+    return Turn(reply=result.reply, session=result.session, effects=result.effects)
+
+
+def _keyword(compiled: CompiledFlow, inbound: Inbound, match: KeywordMatch, now: datetime,
+             limits: Limits) -> Turn:
+    flow = compiled.flow
+    language = language_of(flow, inbound.session, inbound.profile)
+    match match.keyword:
+        case Keyword.STOP:
+            profile = inbound.profile or Profile(language=language)
+            return Turn(reply=say(flow, "opted_out", language),
+                        profile=replace(profile, opted_out=True))
+        case Keyword.START:
+            return _opt_in(flow, inbound)
+        case Keyword.ERASE:
+            return Turn(reply=say(flow, "erase_confirm", language), keep_session=True,
+                        pending=PENDING_ERASE)
+        case Keyword.TRACK:
+            return _track(compiled, inbound, match.argument, language, now, limits)
+        case Keyword.MENU:
+            return _step(compiled, inbound, now, limits, restart=True)
+
+
+def _opt_in(flow: Flow, inbound: Inbound) -> Turn:
+    language = language_of(flow, inbound.session, inbound.profile)
+    profile = inbound.profile
+    changed = replace(profile, opted_out=False) if profile is not None else None
+    return Turn(reply=say(flow, "opted_in", language), keep_session=True,
+                profile=changed if changed != profile else None)
+
+
+def _track(compiled: CompiledFlow, inbound: Inbound, reference: str, language: str,
+           now: datetime, limits: Limits) -> Turn:
+    """`SUIVI <ref>`: the flow's own "follow my request", entered at its question."""
+    flow = compiled.flow
+    question = tracking_question(flow)
+    if question is None:
+        return _step(compiled, inbound, now, limits, restart=True)
+    session = Session(state=compiled.jump(question), language=language, history=[flow.home])
+    if not reference:
+        return Turn(reply=render(flow, session, limits), session=session)
+    tracked = replace(inbound, session=session, text=reference)
+    return _step(compiled, tracked, now, limits, restart=False)

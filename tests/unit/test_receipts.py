@@ -1,0 +1,35 @@
+"""Receipts: the last answers of a phone, bounded, round-tripped through JSON."""
+
+from __future__ import annotations
+
+from bot.engine.receipts import MAX_ANSWERS, Receipts, message_digest
+
+
+def test_an_answer_is_found_by_its_message_digest() -> None:
+    digest = message_digest("SM0123")
+    receipts = Receipts().answered(digest, "Bienvenue", end=False)
+    again = Receipts.from_json(receipts.to_json())
+    answer = again.answer_for(digest)
+    assert answer is not None and answer.text == "Bienvenue" and not answer.end
+    assert again.answer_for(message_digest("SM0124")) is None
+
+
+def test_only_the_last_answers_are_kept() -> None:
+    receipts = Receipts()
+    for number in range(MAX_ANSWERS + 3):
+        receipts = receipts.answered(message_digest(f"SM{number}"), f"reply {number}", False)
+    assert len(receipts.answers) == MAX_ANSWERS
+    assert receipts.answer_for(message_digest("SM0")) is None
+    last = receipts.last
+    assert last is not None and last.text == f"reply {MAX_ANSWERS + 2}"
+
+
+def test_ussd_history_and_pending_keyword_survive_json() -> None:
+    receipts = Receipts(ussd_session="ATUid_1", ussd_applied="1*2", pending="erase")
+    assert Receipts.from_json(receipts.to_json()) == receipts
+    assert Receipts.from_json(None) == Receipts()
+
+
+def test_digests_are_short_and_stable() -> None:
+    assert message_digest("x" * 5000) == message_digest("x" * 5000)
+    assert len(message_digest("x" * 5000)) == 16
