@@ -8,11 +8,15 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from bot import probes
 from bot.admin import api as admin_api
 from bot.admin.console import mount_console
 from bot.admin.limits import BodySizeLimit
 from bot.cases.jobs import ArqCaseJobs, CaseJobs, NoJobQueue, arq_redis_settings
-from bot.settings import Settings
+from bot.channels import routes as webhooks
+from bot.errors import ProdSettingsMissing
+from bot.observability import AccessLog
+from bot.settings import Env, Settings
 from bot.store.connection import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -29,8 +33,16 @@ def _arq_jobs(settings: Settings, store: Store) -> CaseJobs:
         return NoJobQueue(str(exc))
 
 
+def require_prod_settings(settings: Settings) -> None:
+    """SPEC §3: in prod, refuse to start without every required setting."""
+    missing = settings.missing_for_prod() if settings.env is Env.PROD else []
+    if missing:
+        raise ProdSettingsMissing(missing)
+
+
 def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> FastAPI:
     """The helpline's web app. `case_jobs` replaces the arq job queue (tests)."""
+    require_prod_settings(settings)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -38,9 +50,11 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Fast
         app.state.settings = settings
         app.state.store = store
         app.state.case_jobs = case_jobs or _arq_jobs(settings, store)
+        app.state.webhooks = webhooks.make_webhooks(settings, store.redis)
         try:
             yield
         finally:
+            await app.state.webhooks.conversation.aclose()
             await app.state.case_jobs.close()
             await store.close()
 
@@ -49,4 +63,6 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Fast
     app.include_router(admin_api.router, prefix=admin_api.PREFIX)
     admin_api.add_error_handlers(app)
     mount_console(app)
+    app.router.routes.extend([*webhooks.ROUTES, *probes.ROUTES])
+    app.add_middleware(AccessLog)
     return app

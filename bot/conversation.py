@@ -10,7 +10,6 @@ reply. Two Redis round trips per message.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from collections import OrderedDict
@@ -60,6 +59,8 @@ LOST_LEASE_RETRIES = 3
 CANDIDATE_REFERENCES = 4
 DAY_SECONDS = 24 * 3600
 REFERENCE_DIGITS = 8
+RELEASE_RETRY_SECONDS = 0.25
+MAX_BACKGROUND_RELEASES = 256
 KNOWN_LANGUAGES = 10_000
 """Phones whose language this process remembers, to say the fallback in it."""
 _WITHDRAWABLE = frozenset(lifecycle.sources_of(CaseStatus.WITHDRAWN))
@@ -192,8 +193,12 @@ class Conversation:
         digest = message_digest(message.message_id) if message.message_id else ""
         rate_limit = self.rate_limit(message.channel)
         reference = _typed_reference(_latest_input(message))
-        loaded, lookup = await self._begin(phone_keys, token, message.phone, reference, digest,
-                                           rate_limit)
+        try:
+            loaded, lookup = await self._begin(phone_keys, token, message.phone, reference,
+                                               digest, rate_limit)
+        except BaseException:
+            self._release_later(phone_keys, token)  # a slow Redis may still run the BEGIN
+            raise
         if loaded.outcome is Begun.ANSWERED:
             answer = Receipts.from_json(loaded.receipts).answer_for(digest)
             if answer is not None:
@@ -427,13 +432,22 @@ class Conversation:
 
     def _release_later(self, phone_keys: PhoneKeys, token: str) -> None:
         """Give the lease back without making a failing request wait for it (it expires anyway)."""
+        if len(self._background) >= MAX_BACKGROUND_RELEASES:
+            return
         task = asyncio.get_running_loop().create_task(self._release_quietly(phone_keys, token))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
     async def _release_quietly(self, phone_keys: PhoneKeys, token: str) -> None:
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            await sessions.release(self.redis, phone_keys, token)
+        """Retried while Redis fails: a hung server runs the stale BEGIN when it wakes."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + sessions.LEASE_MS / 1000
+        while loop.time() < until:
+            try:
+                await sessions.release(self.redis, phone_keys, token)
+                return
+            except (RedisError, OSError, TimeoutError):
+                await asyncio.sleep(RELEASE_RETRY_SECONDS)
 
 
 def _raise_first_error(results: list[Any]) -> None:

@@ -58,3 +58,19 @@ class OperatorNotFound(HelplineError):
 
 class JobQueueUnavailable(HelplineError):
     """No background job queue is configured for this Redis deployment."""
+
+
+class MalformedRequest(HelplineError):
+    """A gateway request that cannot be read: missing fields, bad encoding, wrong type."""
+
+
+class RequestTooLarge(MalformedRequest):
+    """A gateway request body over the webhooks' limit."""
+
+
+class ProdSettingsMissing(HelplineError):
+    """`HELPLINE_ENV=prod` without every setting it requires; carries their names."""
+
+    def __init__(self, missing: list[str]) -> None:
+        self.missing = list(missing)
+        super().__init__("\n".join(f"HELPLINE_ENV=prod requires {name}" for name in missing))

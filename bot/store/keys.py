@@ -35,6 +35,11 @@ def lease(pseudonym: str) -> str:
     return f"{_phone(pseudonym)}:lease"
 
 
+def abandoned_lease(pseudonym: str, token: str) -> str:
+    """Marks a lease token given up on: its BEGIN, if Redis runs it late, takes nothing."""
+    return f"{_phone(pseudonym)}:lease:abandoned:{token}"
+
+
 def receipts(pseudonym: str, channel: str) -> str:
     """The phone's last answers on one channel (idempotency) and its USSD input history."""
     return f"{_phone(pseudonym)}:receipts:{channel}"

@@ -19,7 +19,8 @@ from bot.store import keys
 from bot.store.evalsha import ShaScript
 from bot.types import Channel
 
-LEASE_MS = 5000
+LEASE_MS = 3000
+"""Twice the webhooks' hop deadline: a hop never holds a phone longer."""
 RATE_WINDOW_SECONDS = 600
 DELETE = "-"
 KEEP = ""
@@ -29,15 +30,19 @@ BEGIN = ShaScript(
     "begin_step",
     """
 -- KEYS[1] session  KEYS[2] profile  KEYS[3] draft  KEYS[4] receipts  KEYS[5] lease
--- KEYS[6] rate counter
+-- KEYS[6] rate counter  KEYS[7] abandoned mark of this lease token
 -- ARGV[1] lease token  ARGV[2] lease duration (ms)  ARGV[3] message digest ('' for none)
 -- ARGV[4] rate limit (0: none)  ARGV[5] rate window (s)
 -- Returns {3, receipts} when the receipts already answer this message (no lease taken);
--- {0} while another writer holds the lease; {2, count} over the rate limit (no lease
--- kept); else {1, session, profile, draft, receipts} (false where absent), lease taken.
+-- {0} while another writer holds the lease (or this token was given up on); {2, count}
+-- over the rate limit (no lease kept); else {1, session, profile, draft, receipts}
+-- (false where absent), lease taken.
 local receipts = redis.call('GET', KEYS[4])
 if ARGV[3] ~= '' and receipts and string.find(receipts, '"' .. ARGV[3] .. '"', 1, true) then
   return {3, receipts}
+end
+if redis.call('EXISTS', KEYS[7]) == 1 then
+  return {0}
 end
 if not redis.call('SET', KEYS[5], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {0}
@@ -88,11 +93,14 @@ return 1
 RELEASE = ShaScript(
     "release_lease",
     """
--- KEYS[1] lease  ARGV[1] lease token
--- Releases the lease if still ours (after a step that failed half-way).
+-- KEYS[1] lease  KEYS[2] abandoned mark of the token
+-- ARGV[1] lease token  ARGV[2] lease duration (ms)
+-- After a step that failed half-way: releases the lease if ours, else marks the token
+-- abandoned so that its BEGIN, should a slow Redis run it later, takes nothing.
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
 end
+redis.call('SET', KEYS[2], '1', 'PX', ARGV[2])
 return 0
 """,
 )
@@ -170,7 +178,7 @@ def queue_begin(pipe: Any, phone_keys: PhoneKeys, token: str, *, digest: str = "
     BEGIN.queue(
         pipe,
         [phone_keys.session, phone_keys.profile, phone_keys.draft, phone_keys.receipts,
-         phone_keys.lease, phone_keys.rate],
+         phone_keys.lease, phone_keys.rate, keys.abandoned_lease(phone_keys.pseudonym, token)],
         [token, LEASE_MS, digest, rate_limit, RATE_WINDOW_SECONDS],
     )
 
@@ -181,7 +189,7 @@ def queue_begin_body(pipe: Any, phone_keys: PhoneKeys, token: str, *, digest: st
     BEGIN.queue_body(
         pipe,
         [phone_keys.session, phone_keys.profile, phone_keys.draft, phone_keys.receipts,
-         phone_keys.lease, phone_keys.rate],
+         phone_keys.lease, phone_keys.rate, keys.abandoned_lease(phone_keys.pseudonym, token)],
         [token, LEASE_MS, digest, rate_limit, RATE_WINDOW_SECONDS],
     )
 
@@ -252,7 +260,8 @@ async def save_receipts(redis: Any, phone_keys: PhoneKeys, receipts_json: str, t
 
 
 async def release(redis: Any, phone_keys: PhoneKeys, token: str) -> None:
-    await RELEASE.run(redis, [phone_keys.lease], [token])
+    await RELEASE.run(redis, [phone_keys.lease, keys.abandoned_lease(phone_keys.pseudonym, token)],
+                      [token, LEASE_MS])
 
 
 def commit_saved(raw: Any) -> bool:

@@ -1,0 +1,1 @@
+"""Gateways on the wire: read a request, authenticate it, format the reply."""

@@ -1,0 +1,65 @@
+"""Africa's Talking USSD: read the hop, check the callback URL's key, answer CON/END.
+
+Africa's Talking does not sign requests; the callback URL registered with it
+carries `?key=<HELPLINE_USSD_SECRET>`, compared in constant time.
+"""
+
+from __future__ import annotations
+
+import hmac
+from dataclasses import dataclass
+
+from pydantic import SecretStr
+from starlette.datastructures import FormData
+
+from bot.engine.render import USSD_CONTINUE, USSD_END, Reply
+from bot.errors import MalformedRequest
+from bot.privacy import normalise_phone
+
+KEY_PARAMETER = "key"
+TEXT_TYPE = "text/plain; charset=utf-8"
+MAX_SESSION_ID = 128
+MAX_HISTORY_CHARS = 4000
+"""Every input of one session joined by `*`: a long return request stays far below."""
+
+
+@dataclass(frozen=True)
+class UssdHop:
+    session_id: str
+    phone: str
+    text: str
+    service_code: str = ""
+
+    @property
+    def message_id(self) -> str:
+        """The same session and history is the same hop, asked again."""
+        return f"{self.session_id}\x1f{self.text}"
+
+
+def key_matches(secret: SecretStr | None, given: str | None) -> bool:
+    if secret is None:
+        return True
+    if given is None:
+        return False
+    return hmac.compare_digest(secret.get_secret_value().encode(), given.encode())
+
+
+def read_hop(form: FormData, default_region: str) -> UssdHop:
+    session_id = form.get("sessionId")
+    raw_phone = form.get("phoneNumber")
+    if (not isinstance(session_id, str) or not session_id or len(session_id) > MAX_SESSION_ID
+            or not isinstance(raw_phone, str) or not raw_phone):
+        raise MalformedRequest("sessionId and phoneNumber are required")
+    text = form.get("text", "")
+    if not isinstance(text, str) or len(text) > MAX_HISTORY_CHARS:
+        raise MalformedRequest("text is too long")
+    phone = normalise_phone(raw_phone, default_region)
+    if phone is None:
+        raise MalformedRequest("phoneNumber is not a phone number")
+    return UssdHop(session_id=session_id, phone=phone, text=text,
+                   service_code=str(form.get("serviceCode", "")))
+
+
+def screen(reply: Reply) -> str:
+    """The response body: `CON …` while the session goes on, `END …` when it is over."""
+    return (USSD_END if reply.end else USSD_CONTINUE) + reply.text

@@ -1,0 +1,43 @@
+"""Gateway form bodies (`application/x-www-form-urlencoded`), read strictly and bounded."""
+
+from __future__ import annotations
+
+from urllib.parse import parse_qsl
+
+from starlette.datastructures import FormData, UploadFile
+from starlette.requests import Request
+
+from bot.errors import MalformedRequest, RequestTooLarge
+
+FORM_TYPE = "application/x-www-form-urlencoded"
+MAX_BODY_BYTES = 16 * 1024
+"""Twilio and Africa's Talking bodies are a few hundred bytes."""
+MAX_FIELDS = 64
+
+
+async def read_form(request: Request, max_bytes: int = MAX_BODY_BYTES) -> FormData:
+    """The request's form fields; MalformedRequest (or RequestTooLarge) when unreadable."""
+    content_type = request.headers.get("content-type", "")
+    if content_type.partition(";")[0].strip().lower() != FORM_TYPE:
+        raise MalformedRequest(f"expected {FORM_TYPE}")
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise RequestTooLarge(f"body over {max_bytes} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > max_bytes:
+            raise RequestTooLarge(f"body over {max_bytes} bytes")
+    return parse_form(bytes(body))
+
+
+def parse_form(body: bytes) -> FormData:
+    """Fields of a URL-encoded body whose values are UTF-8."""
+    try:
+        pairs: list[tuple[str, str | UploadFile]] = list(parse_qsl(
+            body.decode("ascii"), keep_blank_values=True, encoding="utf-8", errors="strict",
+            max_num_fields=MAX_FIELDS,
+        ))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise MalformedRequest("the form is not URL-encoded UTF-8") from error
+    return FormData(pairs)

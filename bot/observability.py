@@ -1,0 +1,146 @@
+"""Structured logs without phone numbers or secrets, and the metrics of SPEC §9.
+
+Logs are JSON lines. A phone appears only as its HMAC pseudonym, passed as
+`extra={"phone": pseudonym}`; message bodies are never logged at INFO. As a
+safety net every line is scrubbed of anything shaped like an E.164 number and
+of the USSD `key` query parameter. The access log is ours (uvicorn's is off),
+with the query string's secrets redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+ACCESS_LOGGER = "helpline.access"
+_E164 = re.compile(r"(?:whatsapp:)?\+\d{6,15}")
+_SECRET_QUERY = re.compile(r"((?:^|[?&])key=)[^&\s]*", re.IGNORECASE)
+_RESERVED = frozenset(vars(logging.makeLogRecord({})))
+_FIELDS = ("phone", "channel", "outcome", "reason", "error", "status", "method", "path",
+           "duration_ms", "count", "message_sid", "delivery")
+
+disable_created_metrics()  # type: ignore[no-untyped-call]
+
+MESSAGES = Counter(
+    "helpline_messages_total", "Inbound messages answered, by channel and outcome",
+    ["channel", "outcome"],
+)
+HOP_SECONDS = Histogram(
+    "helpline_hop_seconds", "Time to answer one inbound message (a USSD hop or an SMS)",
+    ["channel"], buckets=(0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0),
+)
+FALLBACKS = Counter(
+    "helpline_fallbacks_total", "Static fallback answers given instead of the conversation",
+    ["channel", "reason"],
+)
+RATE_LIMITED_PHONES = Counter(
+    "helpline_rate_limited_phones_total", "Phones that went over the inbound rate limit",
+)
+REJECTED = Counter(
+    "helpline_webhook_rejected_total", "Gateway requests refused, by channel and HTTP status",
+    ["channel", "status"],
+)
+DELIVERY_STATUSES = Counter(
+    "helpline_sms_status_callbacks_total", "Twilio delivery statuses received", ["status"],
+)
+CASES = Gauge("helpline_cases", "Cases in the store, by kind", ["kind"])
+QUEUE_DEPTH = Gauge("helpline_queue_depth", "Jobs waiting in the worker's queue")
+STORE_UP = Gauge("helpline_store_up", "1 when Redis answered the last metrics scrape")
+
+
+def scrub(text: str) -> str:
+    """`text` without phone numbers or the USSD key."""
+    return _SECRET_QUERY.sub(r"\1[redacted]", _E164.sub("[phone]", text))
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object a line: time, level, logger, message and the known extra fields."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": scrub(record.getMessage()),
+        }
+        for name in _FIELDS:
+            value = record.__dict__.get(name)
+            if value is not None:
+                line[name] = scrub(value) if isinstance(value, str) else value
+        if record.exc_info:
+            line["exception"] = scrub(self.formatException(record.exc_info))
+        return json.dumps(line, ensure_ascii=False)
+
+
+class RedactQuery(logging.Filter):
+    """For uvicorn's own access log, should someone turn it on: no `key=` in its lines."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.args, tuple):
+            record.args = tuple(scrub(arg) if isinstance(arg, str) else arg
+                                for arg in record.args)
+        return True
+
+
+def configure_logging(level: str = "INFO") -> None:
+    """JSON lines on stderr for the app and uvicorn; uvicorn's access log scrubbed."""
+    handler = logging.StreamHandler()
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        logger = logging.getLogger(name)
+        logger.handlers[:] = []
+        logger.propagate = True
+    logging.getLogger("uvicorn.access").addFilter(RedactQuery())
+    # transitions narrates every callback at INFO: one line per state change is noise.
+    logging.getLogger("transitions").setLevel(logging.WARNING)
+
+
+def uvicorn_log_config() -> dict[str, Any]:
+    """Leave logging to `configure_logging` (uvicorn would install its own handlers)."""
+    return {"version": 1, "disable_existing_loggers": False}
+
+
+class AccessLog:
+    """Pure ASGI middleware: one structured line per HTTP request, secrets redacted."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.log = logging.getLogger(ACCESS_LOGGER)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not self.log.isEnabledFor(logging.INFO):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def sending(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            query = scope.get("query_string", b"").decode("latin-1")
+            path = scope["path"] + (f"?{query}" if query else "")
+            self.log.info(
+                "request",
+                extra={
+                    "method": scope["method"],
+                    "path": path,
+                    "status": status,
+                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )

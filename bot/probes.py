@@ -1,0 +1,69 @@
+"""Operations endpoints of SPEC §9: `/healthz`, `/readyz` and `/metrics`."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from arq.constants import default_queue_name
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from redis.exceptions import RedisError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from bot.cases.model import CaseKind
+from bot.observability import CASES, QUEUE_DEPTH, STORE_UP
+from bot.store import keys
+
+STORE_CHECK_SECONDS = 1.0
+
+
+def _redis(request: Request) -> Any:
+    return request.app.state.store.redis
+
+
+async def healthz(_: Request) -> Response:
+    """The process is up (no dependency checked)."""
+    return JSONResponse({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    """Redis answers: the process can serve conversations."""
+    try:
+        async with asyncio.timeout(STORE_CHECK_SECONDS):
+            await _redis(request).ping()
+    except (RedisError, OSError, TimeoutError):
+        return JSONResponse({"status": "unavailable", "redis": "down"}, status_code=503)
+    return JSONResponse({"status": "ready", "redis": "up"})
+
+
+async def refresh_store_gauges(redis: Any) -> None:
+    """Cases by kind and the worker's queue depth, read from Redis at scrape time."""
+    kinds = list(CaseKind)
+    try:
+        async with asyncio.timeout(STORE_CHECK_SECONDS):
+            async with redis.pipeline(transaction=False) as pipe:
+                for kind in kinds:
+                    pipe.zcard(keys.cases_by_kind(kind))
+                pipe.zcard(default_queue_name)
+                counts = await pipe.execute()
+    except (RedisError, OSError, TimeoutError):
+        STORE_UP.set(0)
+        return
+    STORE_UP.set(1)
+    for kind, count in zip(kinds, counts, strict=False):
+        CASES.labels(kind).set(int(count))
+    QUEUE_DEPTH.set(int(counts[-1]))
+
+
+async def metrics(request: Request) -> Response:
+    await refresh_store_gauges(_redis(request))
+    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+
+ROUTES = [
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

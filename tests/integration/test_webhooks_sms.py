@@ -1,0 +1,240 @@
+"""The Twilio SMS and status webhooks, through the real app and a real Redis server."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from redis.asyncio import Redis
+
+import bot.conversation
+from bot import privacy
+from bot.engine.session import Profile
+from bot.engine.turns import Inbound
+from bot.store import keys
+from bot.store.cases import read_case
+from tests.factories import default_flow
+from tests.integration.webhooks_support import (
+    EXPECTED_ANSWERS,
+    PII_KEY,
+    PUBLIC_URL,
+    RETURN_REQUEST,
+    Gateway,
+    gateway_settings,
+    new_sid,
+    reference_in,
+    running_app,
+    said,
+    snapshot,
+)
+from tests.redis_server import RedisServer
+
+FLOW = default_flow().flow
+
+
+def text(name: str, language: str = "fr") -> str:
+    return FLOW.text(name, language)
+
+
+def pseudonym(phone: str) -> str:
+    return privacy.pseudonym(phone, PII_KEY.encode())
+
+
+@pytest.fixture
+async def gateway(redis: Redis, redis_server: RedisServer,
+                  tmp_path: Path) -> AsyncIterator[Gateway]:
+    async with running_app(gateway_settings(redis_server.url, tmp_path)) as gateway:
+        yield gateway
+
+
+async def start_in_french(gateway: Gateway, phone: str | None = None) -> None:
+    welcome = await gateway.text("Bonjour", phone=phone)
+    assert "Français" in welcome
+    assert "Infos protection" in await gateway.text("1", phone=phone)
+
+
+async def test_a_return_request_over_sms_creates_a_case_with_what_was_typed(
+        gateway: Gateway, redis: Redis) -> None:
+    await start_in_french(gateway)
+    for typed in RETURN_REQUEST[:-1]:
+        assert await gateway.text(typed)
+    done = await gateway.text(RETURN_REQUEST[-1])
+    case = await read_case(redis, reference_in(done))
+    assert case.kind == "return_request" and case.channel == "sms"
+    assert case.phone == gateway.phone and case.answers == EXPECTED_ANSWERS
+
+
+async def test_whatsapp_senders_are_answered_as_their_phone(gateway: Gateway) -> None:
+    assert "Français" in await gateway.text("hello", phone="whatsapp:+22376000002")
+    assert "Infos protection" in await gateway.text("1", phone="+22376000002")
+
+
+@pytest.mark.parametrize("signature", ["missing", "wrong", "other-url", "other-body"])
+async def test_an_unsigned_or_badly_signed_request_is_refused_with_no_change(
+        gateway: Gateway, redis: Redis, signature: str) -> None:
+    await start_in_french(gateway)
+    before = await snapshot(redis)
+    params = {"MessageSid": new_sid(), "From": gateway.phone, "To": "+22320000000", "Body": "5"}
+    headers: dict[str, str] = {}
+    if signature == "wrong":
+        headers["X-Twilio-Signature"] = "bm90IGEgc2lnbmF0dXJl"
+    elif signature == "other-url":
+        response = await gateway.sms("5", signed_url="https://elsewhere.example/webhooks/twilio/sms")
+        assert response.status_code == 403
+        assert await snapshot(redis) == before
+        return
+    elif signature == "other-body":
+        from tests.integration.webhooks_support import sign
+
+        headers["X-Twilio-Signature"] = sign(PUBLIC_URL + "/webhooks/twilio/sms",
+                                             {**params, "Body": "4"})
+    response = await gateway.client.post("/webhooks/twilio/sms", data=params, headers=headers)
+    assert response.status_code == 403
+    assert await snapshot(redis) == before
+
+
+async def test_a_signature_for_the_public_url_is_accepted_behind_a_proxy(gateway: Gateway) -> None:
+    # The app is reached over plain http on 127.0.0.1; Twilio signed the https public URL.
+    assert str(gateway.client.base_url).startswith("http://127.0.0.1")
+    response = await gateway.sms("hello", signed_url=PUBLIC_URL + "/webhooks/twilio/sms")
+    assert response.status_code == 200 and "Français" in said(response)
+    seen = await gateway.sms("hello", signed_url="http://127.0.0.1:8000/webhooks/twilio/sms")
+    assert seen.status_code == 403
+
+
+async def test_a_retried_message_sid_is_applied_once_and_answered_the_same(
+        gateway: Gateway, redis: Redis) -> None:
+    await start_in_french(gateway)
+    sid = new_sid()
+    first = await gateway.sms("2", sid=sid)
+    again = await gateway.sms("2", sid=sid)
+    assert first.text == again.text and "J'accepte" in said(first)
+    session = await redis.get(keys.session(pseudonym(gateway.phone), "sms"))
+    assert session is not None and '"steps":2' in session  # "1" then "2": one step each
+    assert "nom" in (await gateway.text("1")).lower()
+
+
+async def test_fifty_concurrent_sms_from_one_phone_apply_all_in_arrival_order(
+        redis: Redis, redis_server: RedisServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = gateway_settings(redis_server.url, tmp_path, rate_limit=100)
+    arrived: list[str] = []
+    applied: list[str] = []
+    real_turn = bot.conversation.turn
+
+    def recording_turn(compiled: Any, inbound: Inbound, *args: Any) -> Any:
+        applied.append(inbound.text)
+        return real_turn(compiled, inbound, *args)
+
+    monkeypatch.setattr(bot.conversation, "turn", recording_turn)
+    async with running_app(settings) as gateway:
+        await start_in_french(gateway)
+        conversation = gateway.client._transport.app.state.webhooks.conversation  # type: ignore[attr-defined]
+        real_process = conversation.process
+
+        async def recording_process(message: Any) -> Any:
+            arrived.append(message.text)
+            return await real_process(message)
+
+        conversation.process = recording_process
+        bodies = [f"message {number}" for number in range(50)]
+        responses = await asyncio.gather(*(gateway.sms(body) for body in bodies))
+    assert all(response.status_code == 200 and said(response) for response in responses)
+    assert sorted(applied[2:]) == sorted(bodies)  # none lost
+    assert applied[2:] == arrived  # one at a time, in arrival order
+    session = await redis.get(keys.session(pseudonym(gateway.phone), "sms"))
+    assert session is not None and '"steps":51' in session
+
+
+async def test_stop_confirms_once_then_silence_until_start(gateway: Gateway, redis: Redis) -> None:
+    await start_in_french(gateway)
+    assert await gateway.text("Arrêt") == text("opted_out")
+    for anything in ["1", "MENU", "STOP", "bonjour", "EFFACER"]:
+        assert await gateway.text(anything) == ""
+    stored = await redis.get(keys.profile(pseudonym(gateway.phone)))
+    assert stored is not None and Profile.from_json(stored).opted_out
+    assert await redis.ttl(keys.profile(pseudonym(gateway.phone))) == -1  # held until START
+    assert await gateway.text("debut") == text("opted_in")
+    assert "Infos protection" in await gateway.text("menu")
+
+
+async def test_over_the_rate_limit_nothing_is_said_until_the_window_passes(
+        redis: Redis, redis_server: RedisServer, tmp_path: Path) -> None:
+    settings = gateway_settings(redis_server.url, tmp_path, rate_limit=5)
+    async with running_app(settings) as gateway:
+        replies = [await gateway.text(f"loop {number}") for number in range(8)]
+        assert all(replies[:5]) and replies[5:] == ["", "", ""]
+        # The window passes: its counter expires (here, at once).
+        assert 0 < await redis.ttl(keys.rate(pseudonym(gateway.phone))) <= 600
+        await redis.delete(keys.rate(pseudonym(gateway.phone)))
+        assert await gateway.text("loop again")
+        metrics = (await gateway.client.get("/metrics")).text
+    assert "helpline_rate_limited_phones_total" in metrics
+    assert 'helpline_messages_total{channel="sms",outcome="rate_limited"}' in metrics
+
+
+async def test_suivi_answers_the_status_of_a_request(gateway: Gateway) -> None:
+    await start_in_french(gateway)
+    done = ""
+    for typed in RETURN_REQUEST:
+        done = await gateway.text(typed)
+    reference = reference_in(done)
+    status = await gateway.text(f"Suivi {reference[:4]}-{reference[4:]}")
+    assert text("status_new") in status
+    typo = reference[:-1] + str((int(reference[-1]) + 1) % 10)
+    assert text("check_number") in await gateway.text(f"SUIVI {typo}")
+
+
+async def test_effacer_confirmed_erases_the_phones_data_and_cases(
+        gateway: Gateway, redis: Redis) -> None:
+    await start_in_french(gateway)
+    done = ""
+    for typed in RETURN_REQUEST:
+        done = await gateway.text(typed)
+    reference = reference_in(done)
+    assert await gateway.text("effacer") == text("erase_confirm")
+    assert await gateway.text("1") == text("erased")
+    case = await read_case(redis, reference)
+    assert case.phone is None and case.answers == {} and case.kind == "return_request"
+    tag = pseudonym(gateway.phone)
+    left = [key async for key in redis.scan_iter(keys.phone_keys(tag))]
+    assert sorted(left) == [keys.rate(tag), keys.receipts(tag, "sms")]
+    assert "Français" in await gateway.text("bonjour")  # a first contact again
+
+
+async def test_effacer_then_anything_else_erases_nothing(gateway: Gateway, redis: Redis) -> None:
+    await start_in_french(gateway)
+    await gateway.text("DELETE")
+    assert "URGENCE" in await gateway.text("5")
+    assert await redis.exists(keys.profile(pseudonym(gateway.phone)))
+
+
+async def test_status_callbacks_are_accepted_signed_and_refused_unsigned(gateway: Gateway) -> None:
+    assert (await gateway.status("delivered")).status_code == 204
+    assert (await gateway.status("delivered", signed=False)).status_code == 403
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (b"Body=hello", "application/x-www-form-urlencoded"),
+        (b"MessageSid=SM1&Body=hello", "application/x-www-form-urlencoded"),
+        (b"MessageSid=SM1&From=%2B22376000001&Body=\xff\xfe", "application/x-www-form-urlencoded"),
+        (b"MessageSid=SM1&From=%2B22376000001&Body=%C3%28", "application/x-www-form-urlencoded"),
+        (b"<xml/>", "text/xml"),
+        (b"MessageSid=SM1&From=%2B22376000001&Body=" + b"a" * 100_000,
+         "application/x-www-form-urlencoded"),
+    ],
+)
+async def test_malformed_twilio_requests_get_a_4xx_and_no_traceback(
+        body: bytes, content_type: str, redis: Redis, redis_server: RedisServer,
+        tmp_path: Path) -> None:
+    unsigned = gateway_settings(redis_server.url, tmp_path, twilio_auth_token=None)
+    async with running_app(unsigned) as gateway:
+        response = await gateway.client.post("/webhooks/twilio/sms", content=body,
+                                              headers={"content-type": content_type})
+    assert 400 <= response.status_code < 500
+    assert "Traceback" not in response.text and "File " not in response.text
