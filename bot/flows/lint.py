@@ -196,6 +196,8 @@ def _texts(flow: Flow, report: Report, ussd_max_chars: int) -> None:
         where = f"{flow.path}: text '{name}'"
         for language, words in text.items():
             for match in PLACEHOLDER.finditer(words):
+                if match.group(1) in SAMPLE_VALUES:  # e.g. {reference} in the confirmation SMS
+                    continue
                 head, _, rest = match.group(1).partition(".")
                 contact_id, _, attribute = rest.partition(".")
                 if head != "contacts" or contact_id not in flow.contacts or attribute not in (

@@ -31,30 +31,34 @@ CREATE_CASE = LuaScript(
 -- KEYS[3] triage index (all)       KEYS[4] status index    KEYS[5] kind index
 -- KEYS[6] priority index           KEYS[7] cases-by-phone set
 -- KEYS[8] cases-per-day hash       KEYS[9] global audit stream
--- KEYS[10..] per candidate, two keys: case record, case audit stream
+-- KEYS[10] outbox stream (the worker's events: confirmation SMS, on-call)
+-- KEYS[11..] per candidate, two keys: case record, case audit stream
 -- ARGV[1] idempotency TTL in seconds (0: no idempotency key)
 -- ARGV[2] priority rank   ARGV[3] creation day   ARGV[4] created_at (ISO 8601)
 -- ARGV[5] record fields, a JSON object of strings
 -- ARGV[6] audit detail (JSON)
--- ARGV[7..] candidate references, in the order of their KEYS pairs
+-- ARGV[7] outbox event fields, a JSON array of alternating names and values
+-- ARGV[8..] candidate references, in the order of their KEYS pairs
 -- Returns {'existing', ref} | {'created', ref} | {'taken'}
+-- The outbox event is added in the same script as the case, so a process that
+-- dies right after creating a case loses nothing the worker has to do.
 local ttl = tonumber(ARGV[1])
 if ttl > 0 then
   local existing = redis.call('GET', KEYS[1])
   if existing then return {'existing', existing} end
 end
-local first_candidate = 7
+local first_candidate = 8
 local chosen = nil
 for i = first_candidate, #ARGV do
-  if redis.call('EXISTS', KEYS[10 + (i - first_candidate) * 2]) == 0 then
+  if redis.call('EXISTS', KEYS[11 + (i - first_candidate) * 2]) == 0 then
     chosen = i
     break
   end
 end
 if not chosen then return {'taken'} end
 local ref = ARGV[chosen]
-local case_key = KEYS[10 + (chosen - first_candidate) * 2]
-local audit_key = KEYS[11 + (chosen - first_candidate) * 2]
+local case_key = KEYS[11 + (chosen - first_candidate) * 2]
+local audit_key = KEYS[12 + (chosen - first_candidate) * 2]
 local seq = redis.call('INCR', KEYS[2])
 local score = tonumber(ARGV[2]) * 1000000000000 + seq
 local flat = {'reference', ref, 'seq', tostring(seq)}
@@ -70,6 +74,7 @@ redis.call('XADD', audit_key, '*', 'actor', 'migrant', 'action', 'created',
   'at', ARGV[4], 'detail', ARGV[6])
 redis.call('XADD', KEYS[9], '*', 'reference', ref, 'actor', 'migrant',
   'action', 'created', 'at', ARGV[4], 'detail', ARGV[6])
+redis.call('XADD', KEYS[10], '*', 'reference', ref, unpack(cjson.decode(ARGV[7])))
 if ttl > 0 then redis.call('SET', KEYS[1], ref, 'EX', ttl) end
 return {'created', ref}
 """,

@@ -39,6 +39,7 @@ __all__ = [
     "create_case_result",
     "erase_case",
     "erase_phone_data",
+    "outbox_event",
     "queue_case_lookup",
     "queue_create_case",
     "queue_withdraw_by_migrant",
@@ -115,6 +116,7 @@ def queue_create_case(
         keys.cases_by_phone(pseudonym),
         keys.cases_per_day(),
         keys.cases_audit(),
+        keys.cases_outbox(),
     ]
     for reference in candidates:
         script_keys += [keys.case(reference), keys.case_audit(reference)]
@@ -128,9 +130,25 @@ def queue_create_case(
             iso(new_case.created_at),
             json.dumps(fields, ensure_ascii=False),
             detail,
+            json.dumps(outbox_event(new_case)),
             *candidates,
         ],
     )
+
+
+def outbox_event(new_case: NewCase) -> list[str]:
+    """The outbox event of a new case (after its reference), as alternating names and values.
+
+    No personal data: the worker reads the phone and the answers from the case
+    record when it acts, so an erasure in between leaves nothing to send.
+    """
+    return [
+        "kind", str(new_case.kind),
+        "priority", str(new_case.priority),
+        "channel", new_case.channel,
+        "language", new_case.language,
+        "created_at", iso(new_case.created_at),
+    ]  # fmt: skip
 
 
 def create_case_result(raw: Any) -> str:

@@ -137,3 +137,31 @@ def operators() -> str:
 def operator_token(token_hash: str) -> str:
     """Operator name by the SHA-256 of its token."""
     return f"{_cases()}:operator_token:{token_hash}"
+
+
+# --- background work (all under the `{cases}` tag) ----------------------------
+
+
+def cases_outbox() -> str:
+    """Stream of events that case creation leaves for the worker (transactional outbox)."""
+    return f"{_cases()}:outbox"
+
+
+def delivery(delivery_id: str) -> str:
+    """Hash: one outbound SMS or webhook call, its state, attempts and Twilio SID."""
+    return f"{_cases()}:delivery:{delivery_id}"
+
+
+def delivery_by_sid(message_sid: str) -> str:
+    """The delivery a Twilio MessageSid belongs to (status callbacks)."""
+    return f"{_cases()}:delivery_sid:{message_sid}"
+
+
+def cases_ended() -> str:
+    """Sorted set: reference of each closed or withdrawn case → epoch second it ended."""
+    return f"{_cases()}:idx:ended"
+
+
+def cases_ended_cursor() -> str:
+    """Id of the last global audit event read into the ended index."""
+    return f"{_cases()}:idx:ended:cursor"

@@ -1,0 +1,52 @@
+"""`helpline worker`: the background worker (outbound SMS, notices, scheduled jobs)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+
+
+def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    worker = commands.add_parser(
+        "worker", help="run the background worker (outbound SMS, notifications, scheduled jobs)"
+    )
+    worker.set_defaults(handler=run_worker_command)
+
+
+def _quiet_http_logs() -> None:
+    # httpx logs every request URL at INFO; Twilio URLs can carry a phone number.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.WARNING)
+
+
+async def _main() -> None:
+    from bot.jobs.worker import run_worker
+    from bot.settings import get_settings
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    await run_worker(get_settings(), stop=stop)
+
+
+def run_worker_command(args: argparse.Namespace) -> int:
+    from bot.settings import Env, get_settings
+
+    settings = get_settings()
+    missing = settings.missing_for_prod() if settings.env is Env.PROD else []
+    for name in missing:
+        print(f"helpline worker: {name} must be set when HELPLINE_ENV=prod", file=sys.stderr)
+    if missing:
+        return 2
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+    _quiet_http_logs()
+    try:
+        asyncio.run(_main())
+    except ValueError as exc:  # Redis Cluster: arq has no cluster client
+        print(f"helpline worker: {exc}", file=sys.stderr)
+        return 2
+    return 0

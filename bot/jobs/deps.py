@@ -1,0 +1,87 @@
+"""What every job needs, built once per worker process and kept in arq's `ctx`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+import httpx
+from redis.asyncio import Redis
+
+from bot.flows.model import Flow
+from bot.settings import Settings
+
+DEPS = "helpline"
+
+# Back-off of a failed outbound call: base · 2^(try − 1), capped; after `max_tries`, give up.
+RETRY_BASE_SECONDS = 2.0
+RETRY_CAP_SECONDS = 15 * 60.0
+MAX_TRIES = 10
+# A claim on a delivery that its holder neither finished nor released after this long
+# is taken to be dead (its worker died mid-call).
+CLAIM_LEASE_SECONDS = 60
+WEBHOOK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_seconds: float = RETRY_BASE_SECONDS
+    cap_seconds: float = RETRY_CAP_SECONDS
+    max_tries: int = MAX_TRIES
+
+    def delay(self, job_try: int) -> float:
+        """Seconds to wait after failed try number `job_try` (1, 2, …)."""
+        return float(min(self.cap_seconds, self.base_seconds * 2 ** (job_try - 1)))
+
+    def gives_up(self, job_try: int) -> bool:
+        return job_try >= self.max_tries
+
+
+class SmsGateway(Protocol):
+    async def send(self, *, to: str, body: str, status_callback: str | None) -> str: ...
+
+    async def find_sent(self, *, to: str, body: str, since: datetime) -> str | None: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass
+class Deps:
+    settings: Settings
+    redis: Redis
+    """The store's client (decoded replies); arq's own pool is `ctx["redis"]`."""
+    flow: Flow
+    sms: SmsGateway | None
+    """None when Twilio is not configured: SMS then fail, audited, instead of going out."""
+    http: httpx.AsyncClient
+    clock: Callable[[], datetime] = utcnow
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    claim_lease_seconds: int = CLAIM_LEASE_SECONDS
+    consumer: str = "worker"
+    """This worker's name in the outbox consumer group."""
+
+    def console_link(self, reference: str) -> str:
+        base = (self.settings.public_url or "").rstrip("/")
+        return f"{base}/admin/#/case/{reference}"
+
+    def status_callback(self) -> str | None:
+        if not self.settings.public_url:
+            return None
+        return f"{self.settings.public_url.rstrip('/')}/webhooks/twilio/status"
+
+
+def deps_of(ctx: dict[str, Any]) -> Deps:
+    deps = ctx[DEPS]
+    assert isinstance(deps, Deps)
+    return deps
+
+
+def job_identity(ctx: dict[str, Any]) -> tuple[str, int]:
+    """arq's id of the running job and its try number (1 on the first run)."""
+    return str(ctx.get("job_id", "")), int(ctx.get("job_try") or 1)

@@ -1,0 +1,24 @@
+"""What can go wrong when the worker calls out (Twilio, the escalation webhook)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Failure(StrEnum):
+    RETRY = "retry"
+    """Not sent, and worth trying again (5xx before the request went, 429, refused)."""
+    UNKNOWN = "unknown"
+    """Maybe sent (a timeout once the request was out): look before sending again."""
+    PERMANENT = "permanent"
+    """Refused for good (4xx): trying again would fail the same way."""
+
+
+class SendFailed(Exception):
+    """An outbound call failed; `failure` says whether and how to try again."""
+
+    def __init__(self, failure: Failure, reason: str, code: int | None = None) -> None:
+        super().__init__(reason)
+        self.failure = failure
+        self.reason = reason
+        self.code = code

@@ -1,0 +1,166 @@
+"""Outbound SMS through the twilio SDK's REST client, every call sent to `TWILIO_API_BASE_URL`.
+
+The SDK builds `https://api.twilio.com/...` URLs; its HTTP client is pluggable,
+so ours (on httpx, like every other outbound call of the worker) moves each
+request to the configured base URL (an egress proxy, or a local fake in tests)
+and applies our timeouts. It never logs URLs or bodies: both can hold a phone
+number or a message.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+from twilio.base.exceptions import TwilioException, TwilioRestException
+from twilio.http import AsyncHttpClient
+from twilio.http.response import Response
+from twilio.rest import Client
+
+from bot.jobs.errors import Failure, SendFailed
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+TIMEOUT = httpx.Timeout(15.0, connect=5.0)
+OPTED_OUT_CODE = 21610
+TOO_MANY_REQUESTS = 429
+# Messages looked at when checking whether an uncertain attempt went out.
+RECONCILE_LOOKBACK = 50
+CLOCK_SKEW = timedelta(minutes=10)
+# Errors after which the request cannot have reached Twilio.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+def rebase(url: str, base_url: str) -> str:
+    """`url` with its scheme and host (any `*.twilio.com`) replaced by `base_url`'s."""
+    parts = urlsplit(url)
+    if not (parts.hostname or "").endswith("twilio.com"):
+        return url
+    base = urlsplit(base_url.rstrip("/"))
+    return urlunsplit((base.scheme, base.netloc, base.path + parts.path, parts.query, ""))
+
+
+class RebasedHttpClient(AsyncHttpClient):  # type: ignore[misc]
+    """The SDK's async HTTP client interface on httpx, aimed at `base_url`."""
+
+    def __init__(self, base_url: str, *, timeout: httpx.Timeout = TIMEOUT,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        super().__init__(logger=log, is_async=True, timeout=None)
+        self.base_url = base_url
+        self._client = httpx.AsyncClient(timeout=timeout, transport=transport)
+
+    async def request(
+        self,
+        method: str,
+        uri: str,
+        params: dict[str, object] | None = None,
+        data: dict[str, object] | None = None,
+        headers: dict[str, str] | None = None,
+        auth: tuple[str, str] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 (the SDK's interface)
+        allow_redirects: bool = False,
+    ) -> Response:
+        response = await self._client.request(
+            method,
+            rebase(uri, self.base_url),
+            params=params,  # type: ignore[arg-type]
+            data=data,
+            headers=headers,
+            auth=auth,
+            follow_redirects=allow_redirects,
+            timeout=httpx.USE_CLIENT_DEFAULT if timeout is None else timeout,
+        )
+        return Response(response.status_code, response.text, response.headers)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+
+def classify(exc: Exception) -> SendFailed:
+    """How a failed Twilio call should be handled (see `Failure`)."""
+    if isinstance(exc, TwilioRestException):
+        status, code = int(exc.status), int(exc.code) if exc.code else None
+        if status >= 500:
+            # A 5xx (or a proxy's 502/504) does not prove nothing was created.
+            return SendFailed(Failure.UNKNOWN, f"twilio answered {status}", code)
+        if status == TOO_MANY_REQUESTS:
+            return SendFailed(Failure.RETRY, "twilio answered 429", code)
+        return SendFailed(Failure.PERMANENT, f"twilio refused ({status})", code)
+    if isinstance(exc, NOT_SENT):
+        return SendFailed(Failure.RETRY, f"could not reach twilio ({type(exc).__name__})")
+    if isinstance(exc, httpx.TimeoutException):
+        return SendFailed(Failure.UNKNOWN, f"twilio did not answer in time ({type(exc).__name__})")
+    return SendFailed(Failure.UNKNOWN, f"twilio call failed ({type(exc).__name__})")
+
+
+@dataclass(frozen=True)
+class TwilioSender:
+    """Who our SMS come from: a number, or a messaging service."""
+
+    from_number: str | None = None
+    messaging_service_sid: str | None = None
+
+
+class TwilioSms:
+    """Sends SMS and finds ones sent before, through the SDK."""
+
+    def __init__(self, *, account_sid: str, auth_token: str, sender: TwilioSender,
+                 base_url: str, timeout: httpx.Timeout = TIMEOUT,
+                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+        self.sender = sender
+        self.http = RebasedHttpClient(base_url, timeout=timeout, transport=transport)
+        self.client = Client(account_sid, auth_token, account_sid=account_sid,
+                             http_client=self.http)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, timeout: httpx.Timeout = TIMEOUT
+                      ) -> TwilioSms | None:
+        """None when the settings do not allow sending SMS (a dev machine, typically)."""
+        token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
+        sender = TwilioSender(settings.twilio_from_number, settings.twilio_messaging_service_sid)
+        if not (settings.twilio_account_sid and token and
+                (sender.from_number or sender.messaging_service_sid)):
+            return None
+        return cls(account_sid=settings.twilio_account_sid, auth_token=token, sender=sender,
+                   base_url=settings.twilio_api_base_url, timeout=timeout)
+
+    def _sender_args(self) -> dict[str, Any]:
+        if self.sender.messaging_service_sid:
+            return {"messaging_service_sid": self.sender.messaging_service_sid}
+        return {"from_": self.sender.from_number}
+
+    async def send(self, *, to: str, body: str, status_callback: str | None) -> str:
+        """Create the message; its SID. Raises SendFailed."""
+        extra: dict[str, Any] = {"status_callback": status_callback} if status_callback else {}
+        try:
+            message = await self.client.messages.create_async(
+                to=to, body=body, **self._sender_args(), **extra
+            )
+        except (TwilioException, httpx.HTTPError) as exc:
+            raise classify(exc) from exc
+        return str(message.sid)
+
+    async def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
+        """The SID of a message with this body created for `to` since `since`, if any."""
+        try:
+            recent = await self.client.messages.list_async(
+                to=to, limit=RECONCILE_LOOKBACK, page_size=RECONCILE_LOOKBACK
+            )
+        except (TwilioException, httpx.HTTPError) as exc:
+            failed = classify(exc)
+            # Not knowing whether it went is no reason to send it a second time.
+            raise SendFailed(Failure.UNKNOWN, f"check failed: {failed.reason}") from exc
+        earliest = since - CLOCK_SKEW
+        for message in recent:
+            created = message.date_created
+            if message.body == body and (created is None or created >= earliest):
+                return str(message.sid)
+        return None
+
+    async def aclose(self) -> None:
+        await self.http.aclose()

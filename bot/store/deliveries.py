@@ -1,0 +1,326 @@
+"""Outbound deliveries (SMS and on-call webhook calls): state, attempts, Twilio statuses.
+
+A delivery has a deterministic id (`confirmation:<ref>`, `message:<ref>:<entry>`…),
+so that a retried or re-delivered job finds what an earlier run did. Each run
+claims the delivery before it calls out; a claim still held by an earlier run
+of the same job, or one whose lease is over, or an attempt that ended in a
+timeout, is *uncertain*: the message may have gone, and the caller checks
+with Twilio before sending again.
+
+Every outcome is written with its audit event on the case, in one transaction
+(all keys under the `{cases}` tag). Records hold no phone number and no text.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bot.cases.model import JournalEntry
+from bot.engine.session import Profile
+from bot.store import keys
+from bot.store.audit import queue_audit
+from bot.store.case_scripts import LuaScript
+from bot.store.cases import iso, text_of
+
+WORKER = "worker"
+# Long enough for status callbacks and for any re-delivery of a job.
+DELIVERY_TTL_SECONDS = 30 * 24 * 3600
+
+
+class Purpose(StrEnum):
+    CONFIRMATION = "confirmation"
+    MESSAGE = "message"
+    ONCALL_SMS = "oncall_sms"
+    ONCALL_WEBHOOK = "oncall_webhook"
+
+
+class DeliveryState(StrEnum):
+    SENDING = "sending"
+    RETRY = "retry"
+    """The last attempt failed without sending (5xx, refused connection)."""
+    UNKNOWN = "unknown"
+    """The last attempt timed out: the message may have gone."""
+    SENT = "sent"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+FINISHED = frozenset({DeliveryState.SENT, DeliveryState.FAILED, DeliveryState.SKIPPED})
+
+
+class Claim(StrEnum):
+    CLAIMED = "claimed"
+    """Nobody sent it yet: send."""
+    UNCERTAIN = "uncertain"
+    """An earlier attempt may have sent it: look before sending again."""
+    BUSY = "busy"
+    """Another run holds the claim: try later."""
+    DONE = "done"
+    """Sent, failed for good or skipped already: nothing to do."""
+
+
+CLAIM_DELIVERY = LuaScript(
+    "claim_delivery",
+    """
+-- KEYS[1] delivery record
+-- ARGV[1] job id   ARGV[2] job try   ARGV[3] now (epoch seconds)   ARGV[4] lease (seconds)
+-- ARGV[5] reference   ARGV[6] purpose   ARGV[7] record TTL (seconds)
+-- Returns {'done', state} | {'busy', ''} | {'claimed', attempt} | {'uncertain', attempt, since}
+-- where `since` is the epoch second the first uncertain attempt started.
+local v = redis.call('HMGET', KEYS[1], 'state', 'job', 'job_try', 'claimed_at', 'attempts',
+  'uncertain_since')
+local state, attempts = v[1], tonumber(v[5] or '0')
+if state == 'sent' or state == 'failed' or state == 'skipped' then return {'done', state} end
+local outcome = 'claimed'
+if state == 'sending' then
+  local earlier_try = v[2] == ARGV[1] and tonumber(v[3]) < tonumber(ARGV[2])
+  local lease_over = tonumber(v[4]) + tonumber(ARGV[4]) <= tonumber(ARGV[3])
+  if not earlier_try and not lease_over then return {'busy', ''} end
+  outcome = 'uncertain'
+elseif state == 'unknown' then
+  outcome = 'uncertain'
+end
+local since = v[6] or ''
+if outcome == 'uncertain' and since == '' then
+  since = v[4]
+  redis.call('HSET', KEYS[1], 'uncertain_since', since)
+end
+redis.call('HSET', KEYS[1], 'state', 'sending', 'job', ARGV[1], 'job_try', ARGV[2],
+  'claimed_at', ARGV[3], 'attempts', attempts + 1, 'reference', ARGV[5], 'purpose', ARGV[6])
+redis.call('EXPIRE', KEYS[1], ARGV[7])
+return {outcome, tostring(attempts + 1), since}
+""",
+)
+
+# Twilio's message statuses, in the order a message goes through them.
+STATUS_RANK = {
+    "accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
+    "receiving": 3, "received": 4, "delivered": 4, "undelivered": 4, "failed": 4, "read": 5,
+    "canceled": 4,
+}  # fmt: skip
+
+RECORD_STATUS = LuaScript(
+    "record_status",
+    """
+-- KEYS[1] delivery record   KEYS[2] case audit stream   KEYS[3] global audit stream
+-- ARGV[1] Twilio status   ARGV[2] its rank   ARGV[3] error code ('' if none)
+-- ARGV[4] now (ISO 8601)  ARGV[5] audit detail (JSON)   ARGV[6] reference
+-- Returns {1|0 (recorded now or seen before), phone pseudonym or ''}
+if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
+local v = redis.call('HMGET', KEYS[1], 'statuses', 'status_rank', 'phone_pseudonym')
+local seen = v[1] or ''
+if string.find(',' .. seen .. ',', ',' .. ARGV[1] .. ',', 1, true) then
+  return {0, v[3] or ''}
+end
+if seen == '' then seen = ARGV[1] else seen = seen .. ',' .. ARGV[1] end
+redis.call('HSET', KEYS[1], 'statuses', seen)
+if tonumber(ARGV[2]) >= tonumber(v[2] or '-1') then
+  redis.call('HSET', KEYS[1], 'twilio_status', ARGV[1], 'status_rank', ARGV[2],
+    'error_code', ARGV[3])
+end
+redis.call('XADD', KEYS[2], '*', 'actor', 'twilio', 'action', 'sms_status', 'at', ARGV[4],
+  'detail', ARGV[5])
+redis.call('XADD', KEYS[3], '*', 'reference', ARGV[6], 'actor', 'twilio',
+  'action', 'sms_status', 'at', ARGV[4], 'detail', ARGV[5])
+return {1, v[3] or ''}
+""",
+)
+
+OPT_OUT = LuaScript(
+    "opt_out",
+    """
+-- KEYS[1] phone profile
+-- Sets opted_out in the profile (a JSON object), without expiry: an opt-out
+-- holds until the migrant sends START, as after STOP in a conversation.
+local raw = redis.call('GET', KEYS[1])
+local profile = raw and cjson.decode(raw) or {}
+profile['opted_out'] = true
+redis.call('SET', KEYS[1], cjson.encode(profile))
+return 1
+""",
+)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    claim: Claim
+    attempt: int = 0
+    state: str = ""
+    since: int = 0
+    """Epoch second the uncertain attempt started (UNCERTAIN only)."""
+
+
+async def claim(
+    redis: Redis,
+    *,
+    delivery_id: str,
+    reference: str,
+    purpose: Purpose,
+    job_id: str,
+    job_try: int,
+    now: datetime,
+    lease_seconds: int,
+) -> Claimed:
+    raw = await CLAIM_DELIVERY.run(
+        redis,
+        [keys.delivery(delivery_id)],
+        [job_id, job_try, int(now.timestamp()), lease_seconds, reference, str(purpose),
+         DELIVERY_TTL_SECONDS],
+    )
+    outcome = [text_of(part) for part in raw]
+    found = Claim(outcome[0])
+    if found is Claim.DONE:
+        return Claimed(found, state=outcome[1])
+    if found is Claim.BUSY:
+        return Claimed(found)
+    since = int(outcome[2]) if found is Claim.UNCERTAIN and outcome[2] else 0
+    return Claimed(found, attempt=int(outcome[1]), since=since)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What became of one attempt, and the audit event that says so."""
+
+    state: DeliveryState
+    action: str
+    detail: Mapping[str, object]
+    sid: str = ""
+    error: str = ""
+
+
+async def finish(
+    redis: Redis,
+    *,
+    delivery_id: str,
+    reference: str,
+    now: datetime,
+    outcome: Outcome,
+    phone_pseudonym: str = "",
+) -> None:
+    """Record an attempt's outcome and audit it on the case, in one transaction."""
+    record: dict[Any, Any] = {"state": str(outcome.state), "finished_at": iso(now)}
+    if outcome.sid:
+        record["sid"] = outcome.sid
+    if outcome.error:
+        record["error"] = outcome.error
+    if phone_pseudonym:
+        record["phone_pseudonym"] = phone_pseudonym
+    async with redis.pipeline(transaction=True) as pipe:
+        pipe.hset(keys.delivery(delivery_id), mapping=record)
+        pipe.expire(keys.delivery(delivery_id), DELIVERY_TTL_SECONDS)
+        if outcome.sid:
+            pipe.set(
+                keys.delivery_by_sid(outcome.sid),
+                json.dumps({"delivery": delivery_id, "reference": reference}),
+                ex=DELIVERY_TTL_SECONDS,
+            )
+        queue_audit(
+            pipe,
+            reference=reference,
+            actor=WORKER,
+            action=outcome.action,
+            at=now,
+            detail={"delivery": delivery_id, **outcome.detail},
+        )
+        await pipe.execute()
+
+
+async def state_of(redis: Redis, delivery_id: str) -> dict[str, str]:
+    """The stored record of a delivery (tests and diagnostics)."""
+    raw = await redis.hgetall(keys.delivery(delivery_id))
+    return {text_of(k): text_of(v) for k, v in raw.items()}
+
+
+@dataclass(frozen=True)
+class StatusRecorded:
+    known: bool
+    """The MessageSid belongs to one of our deliveries."""
+    new: bool
+    """This status was not recorded before for that message."""
+    phone_pseudonym: str = ""
+
+
+async def record_status(
+    redis: Redis, *, message_sid: str, status: str, error_code: str, now: datetime
+) -> StatusRecorded:
+    """Record a Twilio status callback against its delivery, audited on the case once."""
+    raw = await redis.get(keys.delivery_by_sid(message_sid))
+    if raw is None:
+        return StatusRecorded(known=False, new=False)
+    found: dict[str, Any] = json.loads(text_of(raw))
+    delivery_id, reference = str(found["delivery"]), str(found["reference"])
+    detail = {
+        "delivery": delivery_id,
+        "sid": message_sid,
+        "status": status,
+        "error_code": error_code or None,
+    }
+    result = await RECORD_STATUS.run(
+        redis,
+        [keys.delivery(delivery_id), keys.case_audit(reference), keys.cases_audit()],
+        [status, STATUS_RANK.get(status, 0), error_code, iso(now),
+         json.dumps(detail, sort_keys=True), reference],
+    )
+    return StatusRecorded(known=True, new=int(result[0]) == 1,
+                          phone_pseudonym=text_of(result[1]))
+
+
+async def mark_opted_out(redis: Redis, pseudonym: str) -> None:
+    """Mark a phone opted out (Twilio answered 21610: the recipient sent STOP)."""
+    await OPT_OUT.run(redis, [keys.profile(pseudonym)], [])
+
+
+# --- who a migrant's SMS goes to ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """What the worker reads of a case before it writes to the migrant."""
+
+    reference: str
+    phone: str | None
+    """None once the case's personal fields are erased."""
+    phone_pseudonym: str
+    language: str
+    channel: str
+    sms_safe: str
+    """The migrant's answer to "is SMS to this phone safe?" ('' when not asked)."""
+    opted_out: bool
+
+
+async def recipient(redis: Redis, reference: str) -> Recipient | None:
+    """The migrant of a case, as of now; None when there is no such case."""
+    fields = ("reference", "phone", "phone_pseudonym", "language", "channel", "answers")
+    values = [text_of(v) if v is not None else None
+              for v in await redis.hmget(keys.case(reference), list(fields))]
+    found = dict(zip(fields, values, strict=True))
+    if found["reference"] is None:
+        return None
+    pseudonym = found["phone_pseudonym"] or ""
+    profile = await redis.get(keys.profile(pseudonym)) if pseudonym else None
+    answers: Any = json.loads(found["answers"] or "{}")
+    return Recipient(
+        reference=reference,
+        phone=found["phone"] or None,
+        phone_pseudonym=pseudonym,
+        language=found["language"] or "",
+        channel=found["channel"] or "",
+        sms_safe=str(answers.get("sms_safe", "")) if isinstance(answers, dict) else "",
+        opted_out=profile is not None and Profile.from_json(text_of(profile)).opted_out,
+    )
+
+
+async def journal_entry(redis: Redis, reference: str, entry_id: str) -> JournalEntry | None:
+    """One entry of a case's journal (None once erased)."""
+    for raw in await redis.lrange(keys.case_notes(reference), 0, -1):
+        entry = JournalEntry.model_validate_json(text_of(raw))
+        if entry.id == entry_id:
+            return entry
+    return None

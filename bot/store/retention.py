@@ -1,0 +1,76 @@
+"""The index of ended cases that the retention purge walks (never a SCAN).
+
+A case ends when its status becomes `closed` or `withdrawn` (both terminal:
+withdrawn may still be closed, which keeps the first end). Every status change
+already goes to the global audit stream, whoever makes it (operator, migrant),
+so the index is built from that stream, from a stored cursor on: no writer of
+statuses has to know about retention, and cases ended before the worker
+existed are indexed on its first run.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from redis.asyncio import Redis
+
+from bot.cases.model import CaseStatus
+from bot.store import keys
+from bot.store.cases import text_of
+
+ENDED_STATUSES = frozenset({str(CaseStatus.CLOSED), str(CaseStatus.WITHDRAWN)})
+SYNC_BATCH = 1000
+STATUS_CHANGED = "status_changed"
+START = "0-0"
+
+
+def _ended(fields: dict[str, str]) -> tuple[str, float] | None:
+    """(reference, epoch second) when this audit event ends a case."""
+    if fields.get("action") != STATUS_CHANGED or not fields.get("reference"):
+        return None
+    try:
+        detail: Any = json.loads(fields.get("detail") or "{}")
+        at = datetime.fromisoformat(fields["at"])
+    except (KeyError, ValueError):
+        return None
+    if not isinstance(detail, dict) or detail.get("to") not in ENDED_STATUSES:
+        return None
+    return fields["reference"], at.timestamp()
+
+
+async def sync_ended_index(redis: Redis, *, batch: int = SYNC_BATCH) -> int:
+    """Index the cases that ended since the last call; return how many events were read."""
+    cursor = text_of(await redis.get(keys.cases_ended_cursor()) or START)
+    read = 0
+    while True:
+        entries = await redis.xrange(keys.cases_audit(), min=f"({cursor}", max="+", count=batch)
+        if not entries:
+            return read
+        async with redis.pipeline(transaction=True) as pipe:
+            for _entry_id, raw in entries:
+                fields = {text_of(k): text_of(v) for k, v in (raw or {}).items()}
+                ended = _ended(fields)
+                if ended is not None:
+                    # NX: a withdrawn case that is closed later keeps its first end.
+                    pipe.zadd(keys.cases_ended(), {ended[0]: ended[1]}, nx=True)
+            cursor = text_of(entries[-1][0])
+            pipe.set(keys.cases_ended_cursor(), cursor)
+            await pipe.execute()
+        read += len(entries)
+
+
+async def ended_before(redis: Redis, *, cutoff: datetime, count: int) -> list[str]:
+    """References of cases that ended at or before `cutoff`, the oldest first."""
+    found = await redis.zrangebyscore(
+        keys.cases_ended(), "-inf", cutoff.timestamp(), start=0, num=count
+    )
+    return [text_of(reference) for reference in found]
+
+
+async def forget_ended(redis: Redis, references: Sequence[str]) -> None:
+    """Drop purged cases from the index."""
+    if references:
+        await redis.zrem(keys.cases_ended(), *references)

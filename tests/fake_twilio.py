@@ -1,0 +1,273 @@
+"""A local fake of the Twilio Messages API (and of an escalation webhook) for tests.
+
+A real HTTP server on a loopback port, in a thread of the test process, so that
+the twilio SDK is pointed at it through `TWILIO_API_BASE_URL` exactly as it
+would be at an egress proxy (and so that a worker in a subprocess reaches it
+too). It records every request and answers as planned: created (the default),
+an HTTP error with a Twilio error code, a reply that comes too late (the
+message is created all the same, as Twilio would), or a reply held until the
+test releases it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+ACCOUNT_SID = "AC" + "0" * 32
+AUTH_TOKEN = "fake-twilio-auth-token"
+FROM_NUMBER = "+15005550006"
+
+
+@dataclass(frozen=True)
+class Created:
+    """Answer 201 and create the message (the default)."""
+
+
+@dataclass(frozen=True)
+class Fail:
+    """Answer an HTTP error; `code` is Twilio's error code in the body."""
+
+    status: int = 500
+    code: int | None = None
+
+
+@dataclass(frozen=True)
+class Late:
+    """Create the message, but answer only after `seconds` (past the client's timeout)."""
+
+    seconds: float
+
+
+@dataclass
+class Held:
+    """Create the message when the request arrives, and answer once `release` is set."""
+
+    arrived: threading.Event = field(default_factory=threading.Event)
+    release: threading.Event = field(default_factory=threading.Event)
+
+
+Plan = Created | Fail | Late | Held
+
+
+@dataclass
+class Recorded:
+    method: str
+    path: str
+    form: dict[str, str]
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: bytes
+
+
+class _Server:
+    """A threaded loopback HTTP server whose requests go to `handle`."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.requests: list[Recorded] = []
+        self._plans: list[Plan] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _serve(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                parts = urlsplit(self.path)
+                content_type = self.headers.get("Content-Type") or ""
+                form = (
+                    {k: v[0] for k, v in parse_qs(body.decode()).items()}
+                    if "form-urlencoded" in content_type
+                    else {}
+                )
+                recorded = Recorded(
+                    method=self.command,
+                    path=parts.path,
+                    form=form,
+                    query={k: v[0] for k, v in parse_qs(parts.query).items()},
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                )
+                with outer.lock:
+                    outer.requests.append(recorded)
+                status, payload = outer.handle(recorded)
+                data = json.dumps(payload).encode()
+                try:
+                    self.send_response(status)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(data)))
+                    self.end_headers()
+                    self.wfile.write(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting (a timeout under test)
+
+            do_GET = _serve
+            do_POST = _serve
+
+            def log_message(self, format: str, *args: Any) -> None:
+                return None
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        for plan in self._plans:
+            if isinstance(plan, Held):
+                plan.release.set()
+        self._httpd.shutdown()
+        self._httpd.server_close()
+
+    def plan(self, *plans: Plan) -> None:
+        """Answer the next requests (of the kind this server plans for) as given, in order."""
+        with self.lock:
+            self._plans.extend(plans)
+
+    def _next_plan(self) -> Plan:
+        with self.lock:
+            return self._plans.pop(0) if self._plans else Created()
+
+    def handle(self, request: Recorded) -> tuple[int, Any]:
+        raise NotImplementedError
+
+
+class FakeTwilio(_Server):
+    """The Messages resource: create (POST) and list (GET) under /2010-04-01/Accounts/…"""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[dict[str, Any]] = []
+        self._next_sid = 0
+
+    @property
+    def creates(self) -> list[Recorded]:
+        """Every attempt to send a message (whatever was answered)."""
+        with self.lock:
+            return [r for r in self.requests if r.method == "POST"]
+
+    @property
+    def lists(self) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.requests if r.method == "GET"]
+
+    def sent_to(self, phone: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [m for m in self.messages if m["to"] == phone]
+
+    def _authorised(self, request: Recorded) -> bool:
+        expected = base64.b64encode(f"{ACCOUNT_SID}:{AUTH_TOKEN}".encode()).decode()
+        return request.headers.get("authorization") == f"Basic {expected}"
+
+    def _create(self, request: Recorded) -> dict[str, Any]:
+        with self.lock:
+            self._next_sid += 1
+            now = format_datetime(datetime.now(UTC))
+            message = {
+                "sid": f"SM{self._next_sid:032d}",
+                "account_sid": ACCOUNT_SID,
+                "to": request.form.get("To"),
+                "from": request.form.get("From"),
+                "messaging_service_sid": request.form.get("MessagingServiceSid"),
+                "body": request.form.get("Body"),
+                "status": "queued",
+                "direction": "outbound-api",
+                "num_segments": "1",
+                "date_created": now,
+                "date_updated": now,
+                "date_sent": None,
+                "error_code": None,
+                "error_message": None,
+                "api_version": "2010-04-01",
+                "status_callback": request.form.get("StatusCallback"),
+            }
+            self.messages.append(message)
+            return message
+
+    def handle(self, request: Recorded) -> tuple[int, Any]:
+        if not request.path.startswith(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages"):
+            return 404, {"code": 20404, "message": "not found", "status": 404}
+        if not self._authorised(request):
+            return 401, {"code": 20003, "message": "Authenticate", "status": 401}
+        if request.method == "GET":
+            return 200, self._page(request.query.get("To"))
+        plan = self._next_plan()
+        if isinstance(plan, Fail):
+            return plan.status, {"code": plan.code or plan.status, "status": plan.status,
+                                 "message": "planned failure"}
+        message = self._create(request)
+        if isinstance(plan, Late):
+            time.sleep(plan.seconds)
+        elif isinstance(plan, Held):
+            plan.arrived.set()
+            plan.release.wait(timeout=60)
+        return 201, message
+
+    def _page(self, to: str | None) -> dict[str, Any]:
+        with self.lock:
+            found = [m for m in reversed(self.messages) if to is None or m["to"] == to]
+        return {
+            "messages": found,
+            "start": 0,
+            "end": max(len(found) - 1, 0),
+            "page": 0,
+            "page_size": 50,
+            "first_page_uri": None,
+            "next_page_uri": None,
+            "previous_page_uri": None,
+            "uri": f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages.json",
+        }
+
+
+class FakeWebhook(_Server):
+    """An escalation webhook receiver: records JSON posts; answers 200 unless planned."""
+
+    @property
+    def posts(self) -> list[dict[str, Any]]:
+        with self.lock:
+            return [json.loads(r.body) for r in self.requests if r.method == "POST"]
+
+    def handle(self, request: Recorded) -> tuple[int, Any]:
+        plan = self._next_plan()
+        if isinstance(plan, Fail):
+            return plan.status, {"error": "planned failure"}
+        return 200, {"ok": True}
+
+
+@contextmanager
+def fake_twilio() -> Iterator[FakeTwilio]:
+    server = FakeTwilio()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@contextmanager
+def fake_webhook() -> Iterator[FakeWebhook]:
+    server = FakeWebhook()
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
