@@ -14,6 +14,7 @@ from bot.admin.console import mount_console
 from bot.admin.limits import BodySizeLimit
 from bot.cases.jobs import ArqCaseJobs, CaseJobs, NoJobQueue, arq_redis_settings
 from bot.channels import routes as webhooks
+from bot.channels import twilio_status
 from bot.errors import ProdSettingsMissing
 from bot.observability import AccessLog
 from bot.settings import Env, Settings
@@ -51,6 +52,7 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Fast
         app.state.store = store
         app.state.case_jobs = case_jobs or _arq_jobs(settings, store)
         app.state.webhooks = webhooks.make_webhooks(settings, store.redis)
+        app.state.webhooks.delivery = twilio_status.delivery_recorder(store.redis)
         try:
             yield
         finally:
@@ -63,6 +65,7 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Fast
     app.include_router(admin_api.router, prefix=admin_api.PREFIX)
     admin_api.add_error_handlers(app)
     mount_console(app)
-    app.router.routes.extend([*webhooks.ROUTES, *probes.ROUTES])
+    # First in line: a gateway hop must not be matched against every admin route.
+    app.router.routes[0:0] = [*webhooks.ROUTES, *probes.ROUTES]
     app.add_middleware(AccessLog)
     return app

@@ -15,6 +15,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     serve.add_argument("--host", default=DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=DEFAULT_PORT)
     serve.set_defaults(handler=run_serve)
+    from bot import cli_worker  # `helpline worker` lives in its own module
+
+    cli_worker.register(commands)
 
 
 def run_serve(args: argparse.Namespace) -> int:

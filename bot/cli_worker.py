@@ -8,6 +8,8 @@ import logging
 import signal
 import sys
 
+EXIT_SETTINGS = 2
+
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     worker = commands.add_parser(
@@ -34,19 +36,20 @@ async def _main() -> None:
 
 
 def run_worker_command(args: argparse.Namespace) -> int:
+    from bot.errors import ProdSettingsMissing
+    from bot.observability import configure_logging
     from bot.settings import Env, get_settings
 
     settings = get_settings()
     missing = settings.missing_for_prod() if settings.env is Env.PROD else []
-    for name in missing:
-        print(f"helpline worker: {name} must be set when HELPLINE_ENV=prod", file=sys.stderr)
     if missing:
-        return 2
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s %(message)s")
+        print(str(ProdSettingsMissing(missing)), file=sys.stderr)
+        return EXIT_SETTINGS
+    configure_logging()
     _quiet_http_logs()
     try:
         asyncio.run(_main())
     except ValueError as exc:  # Redis Cluster: arq has no cluster client
         print(f"helpline worker: {exc}", file=sys.stderr)
-        return 2
+        return EXIT_SETTINGS
     return 0

@@ -1,0 +1,46 @@
+"""Twilio status callbacks, recorded against the deliveries the worker made.
+
+The route itself (`POST /webhooks/twilio/status`, signed like the SMS webhook,
+answered 204) is the gateway's (bot.channels.routes); it hands each status to
+`Webhooks.delivery`, which the app sets to the recorder below. A status lands
+on the delivery's record and, once per status, in the case's audit trail.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+
+from redis.asyncio import Redis
+
+from bot.channels.twilio_sms import DeliveryStatus
+from bot.jobs.twilio_rest import OPTED_OUT_CODE
+from bot.store import deliveries
+
+log = logging.getLogger(__name__)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def delivery_recorder(
+    redis: Redis, *, clock: Callable[[], datetime] = utcnow
+) -> Callable[[DeliveryStatus], Awaitable[None]]:
+    """The sink of the status webhook: record the status; a 21610 marks the phone opted out."""
+
+    async def record(status: DeliveryStatus) -> None:
+        recorded = await deliveries.record_status(
+            redis, message_sid=status.message_sid, status=status.status,
+            error_code=status.error_code, now=clock(),
+        )
+        if not recorded.known:
+            log.info("status of a message we have no record of",
+                     extra={"message_sid": status.message_sid, "delivery": status.status})
+            return
+        if recorded.new and status.error_code == str(OPTED_OUT_CODE) \
+                and recorded.phone_pseudonym:
+            await deliveries.mark_opted_out(redis, recorded.phone_pseudonym)
+
+    return record
