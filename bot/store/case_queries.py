@@ -26,6 +26,7 @@ from bot.errors import CaseNotFound
 from bot.store import keys
 from bot.store.case_scripts import PAGE_OF_CASES, READ_CASE
 from bot.store.cases import case_from_record, iso, text_of
+from bot.store.replies import reply
 
 MAX_PAGE_SIZE = 100
 # Cases one page call may examine before it answers with what it found so far;
@@ -110,7 +111,7 @@ async def case_summary(
     redis: Redis, reference: str, fields: Sequence[str] = SUMMARY_FIELDS
 ) -> dict[str, str] | None:
     """One case's non-personal fields (no audit needed), or None."""
-    values = await redis.hmget(keys.case(reference), list(fields))
+    values = await reply(redis.hmget(keys.case(reference), list(fields)))
     if values[0] is None:
         return None
     return {

@@ -30,6 +30,7 @@ from bot.errors import CaseNotFound, EscalationRefused, MessageRefused
 from bot.store import keys
 from bot.store.audit import queue_audit
 from bot.store.cases import case_from_record, iso, text_of
+from bot.store.replies import reply
 
 # Triage score: priority rank first, then creation order (the case's `seq`).
 RANK_SPAN = 10**12
@@ -241,7 +242,7 @@ async def record_message(
     `opted_out(pseudonym)` tells whether that phone opted out (the conversation's profile).
     """
     entry = new_entry(JournalKind.MESSAGE, author=actor, at=now, text=text)
-    pseudonym = await redis.hget(keys.case(reference), "phone_pseudonym")
+    pseudonym = await reply(redis.hget(keys.case(reference), "phone_pseudonym"))
     if pseudonym and await opted_out(text_of(pseudonym)):
         raise MessageRefused("the migrant opted out of SMS")
 

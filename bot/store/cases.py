@@ -30,6 +30,7 @@ from bot.errors import CaseNotFound, ReferenceTaken
 from bot.settings import get_settings
 from bot.store import keys
 from bot.store.case_scripts import CREATE_CASE, ERASE_CASE, LOOKUP_CASE, WITHDRAW_BY_MIGRANT
+from bot.store.replies import reply
 
 __all__ = [
     "CaseLookup",
@@ -244,7 +245,7 @@ async def erase_phone_data(
     """Erase the personal fields of every case of `phone`; return how many were erased."""
     pseudonym = privacy.pseudonym(phone, _key(pii_key))
     references = sorted(
-        text_of(ref) for ref in await redis.smembers(keys.cases_by_phone(pseudonym))
+        text_of(ref) for ref in await reply(redis.smembers(keys.cases_by_phone(pseudonym)))
     )
     if not references:
         return 0
@@ -260,7 +261,7 @@ async def erase_case(redis: Redis, *, reference: str, actor: str, now: datetime)
 
     Returns False when it was erased already; CaseNotFound when it does not exist.
     """
-    pseudonym = await redis.hget(keys.case(reference), "phone_pseudonym")
+    pseudonym = await reply(redis.hget(keys.case(reference), "phone_pseudonym"))
     if pseudonym is None and not await redis.exists(keys.case(reference)):
         raise CaseNotFound(reference)
     async with redis.pipeline(transaction=False) as pipe:
@@ -304,7 +305,7 @@ def case_from_record(record: Mapping[str, str]) -> Case:
 
 async def read_case(redis: Redis, reference: str) -> Case:
     """One case with its personal fields (the caller audits the read); CaseNotFound if none."""
-    record = await redis.hgetall(keys.case(reference))
+    record = await reply(redis.hgetall(keys.case(reference)))
     if not record:
         raise CaseNotFound(reference)
     return case_from_record({text_of(k): text_of(v) for k, v in record.items()})

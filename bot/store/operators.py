@@ -22,6 +22,7 @@ from redis.exceptions import WatchError
 from bot.errors import OperatorExists, OperatorNotFound
 from bot.store import keys
 from bot.store.cases import iso, text_of
+from bot.store.replies import reply
 
 TOKEN_BYTES = 32
 
@@ -85,7 +86,7 @@ async def add_operator(redis: Redis, *, name: str, role: Role, now: datetime) ->
 
 
 async def list_operators(redis: Redis) -> list[Operator]:
-    records = await redis.hgetall(keys.operators())
+    records = await reply(redis.hgetall(keys.operators()))
     found = [Operator.from_json(text_of(raw)) for raw in records.values()]
     return sorted(found, key=lambda operator: operator.name)
 
@@ -116,7 +117,7 @@ async def operator_for_token(redis: Redis, token: str) -> Operator | None:
     name = await redis.get(keys.operator_token(token_hash))
     if name is None:
         return None
-    raw = await redis.hget(keys.operators(), text_of(name))
+    raw = await reply(redis.hget(keys.operators(), text_of(name)))
     if raw is None:
         return None
     operator = Operator.from_json(text_of(raw))
