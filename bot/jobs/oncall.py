@@ -59,10 +59,10 @@ __all__ = ["NOTIFY_ESCALATION", "NOTIFY_ONCALL", "check_ack_sla", "notify_escala
 
 
 def oncall_numbers(settings: Settings) -> list[str]:
-    """`HELPLINE_ONCALL_NUMBERS` (comma- or space-separated) in E.164; bad entries dropped."""
+    """`HELPLINE_ONCALL_NUMBERS` (comma-separated) in E.164; bad entries dropped (logged)."""
     found = []
-    for raw in re.split(r"[,;\s]+", settings.oncall_numbers):
-        if not raw:
+    for raw in re.split(r"[,;]", settings.oncall_numbers):
+        if not raw.strip():
             continue
         number = privacy.normalise_phone(raw, settings.default_region)
         if number is None:
