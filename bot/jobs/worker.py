@@ -39,7 +39,9 @@ from bot.store.connection import Store, open_store
 
 log = logging.getLogger(__name__)
 
-JOB_TIMEOUT_SECONDS = 300
+# A job interrupted mid-way (its worker killed, Redis gone) runs again once arq's
+# in-progress mark expires: this timeout + 10 s.
+JOB_TIMEOUT_SECONDS = 120
 MAX_JOBS = 20
 POLL_DELAY_SECONDS = 0.5
 EVERY_SECOND = set(range(60))

@@ -1,0 +1,102 @@
+"""The worker outlives a Redis restart and runs the jobs queued before it afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from arq.connections import RedisSettings, create_pool
+from redis.asyncio import Redis
+
+from bot.cases.jobs import SEND_CASE_MESSAGE
+from bot.jobs.twilio_rest import TwilioSms
+from bot.jobs.worker import open_deps, run_worker
+from bot.settings import Settings
+from bot.store import case_updates, cases
+from tests.fake_twilio import FakeTwilio, fake_twilio
+from tests.integration.admin_support import T0, return_request
+from tests.integration.worker_support import CLIENT_TIMEOUT, FAST_RETRY, Clock, worker_env
+from tests.redis_server import RedisServer
+
+PATIENCE_SECONDS = 60.0
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A server of this test's own, which it stops and starts again."""
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    server.stop()
+
+
+async def never(_: str) -> bool:
+    return False
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Wait until `condition()` holds (the worker runs on its own schedule)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PATIENCE_SECONDS
+    while not condition():
+        assert loop.time() < deadline, f"still waiting for {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_the_worker_survives_a_redis_restart_and_loses_no_job(
+        own_redis: RedisServer, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.jobs.worker")
+    with fake_twilio() as fake:
+        await _restart_scenario(own_redis, tmp_path, fake, caplog)
+
+
+async def _restart_scenario(server: RedisServer, tmp_path: Path, fake: FakeTwilio,
+                            caplog: pytest.LogCaptureFixture) -> None:
+    settings = worker_env(Settings(redis_url=server.url, data_dir=tmp_path / "var"), fake)
+    opened = open_deps(settings, clock=Clock(), retry=FAST_RETRY,
+                       sms=TwilioSms.from_settings(settings, timeout=CLIENT_TIMEOUT))
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, stop=stop, opened=opened,
+                                            poll_delay=0.05, stop_grace=1))
+    client = Redis.from_url(server.url, decode_responses=True)
+    phones = [f"+2237600060{i}" for i in range(3)]
+    try:
+        await cases.create_case(client, new_case=return_request(phone=phones[0]))
+        await eventually(lambda: len(fake.sent_to(phones[0])) == 1, "the first confirmation")
+
+        # An operator's message queued to go a little later (a case made over SMS: no
+        # confirmation), then Redis goes away under the running worker.
+        later = await cases.create_case(
+            client, new_case=replace(return_request(phone=phones[1]), channel="sms"))
+        entry = await case_updates.record_message(client, reference=later, actor="operator:ana",
+                                                  now=T0, text="Bonjour", opted_out=never)
+        queue = await create_pool(RedisSettings.from_dsn(server.url))
+        await queue.enqueue_job(SEND_CASE_MESSAGE, later, entry.id,
+                                _defer_by=timedelta(seconds=2))
+        await queue.aclose(close_connection_pool=True)
+        await client.aclose()
+        server.stop()
+        # It notices, and keeps trying (a start while Redis is still down fails too).
+        await eventually(lambda: caplog.text.count("worker lost Redis") >= 2,
+                         "the worker to try again while Redis is down")
+        assert not worker.done()
+
+        server.start()  # same port, same directory: the append-only file brings data back
+        client = Redis.from_url(server.url, decode_responses=True)
+        await eventually(lambda: len(fake.sent_to(phones[1])) == 1, "the job queued before")
+        assert fake.sent_to(phones[1])[0]["body"] == "Bonjour"
+        await cases.create_case(client, new_case=return_request(phone=phones[2]))
+        await eventually(lambda: len(fake.sent_to(phones[2])) == 1, "a job queued after")
+        assert [len(fake.sent_to(phone)) for phone in phones] == [1, 1, 1]
+        assert not worker.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, PATIENCE_SECONDS)
+        await client.aclose()
+        await opened.close()
+    assert worker.exception() is None
