@@ -67,5 +67,6 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Fast
     mount_console(app)
     # First in line: a gateway hop must not be matched against every admin route.
     app.router.routes[0:0] = [*webhooks.ROUTES, *probes.ROUTES]
+    app.add_middleware(webhooks.GatewayLane)
     app.add_middleware(AccessLog)
     return app

@@ -224,15 +224,19 @@ class Conversation:
         pause = LEASE_POLL_FIRST
         by_body = False
         while True:
-            async with self.redis.pipeline(transaction=False) as pipe:
-                queue = sessions.queue_begin_body if by_body else sessions.queue_begin
-                queue(pipe, phone_keys, token, digest=digest, rate_limit=rate_limit)
-                if reference:
+            if reference is None:
+                results: list[Any] = [await sessions.begin(
+                    self.redis, phone_keys, token, digest=digest, rate_limit=rate_limit)]
+            else:
+                # The case a typed reference points to is read in the same round trip.
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    queue = sessions.queue_begin_body if by_body else sessions.queue_begin
+                    queue(pipe, phone_keys, token, digest=digest, rate_limit=rate_limit)
                     case_store.queue_case_lookup(pipe, reference=reference, phone=phone)
-                results = await pipe.execute(raise_on_error=False)
-            if unknown_script(results[0]) and not by_body:
-                by_body = True
-                continue
+                    results = await pipe.execute(raise_on_error=False)
+                if unknown_script(results[0]) and not by_body:
+                    by_body = True
+                    continue
             _raise_first_error(results)
             loaded = sessions.begin_result(results[0])
             if loaded.outcome is not Begun.BUSY:
@@ -306,55 +310,58 @@ class Conversation:
         reply = decided.reply
         new_profile = decided.profile or profile
         draft_json = KEEP
-        created: list[str] = []
-        withdrawals = 0
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for effect in decided.effects:
-                match effect:
-                    case SetLanguage(language=language):
-                        new_profile = replace(new_profile or Profile(), language=language)
-                    case SaveDraft(draft=saved):
-                        draft_json = saved.to_json()
-                    case DiscardDraft():
-                        draft_json = DELETE
-                    case CreateCase():
-                        candidates = [draw_reference() for _ in range(CANDIDATE_REFERENCES)]
-                        case_store.queue_create_case(
-                            pipe,
-                            new_case=self._new_case(effect, message, now),
-                            candidates=candidates,
-                            idempotency_key=effect.idempotency_key,
-                            pii_key=self.pii_key,
-                        )
-                        created.append(candidates[0])
-                    case WithdrawCase(reference=reference):
-                        case_store.queue_withdraw_by_migrant(
-                            pipe, reference=reference, phone=message.phone, now=now
-                        )
-                        withdrawals += 1
-            if session is not None and created:
-                session.vars["reference"] = created[0]
-                reply = render(self.compiled.flow, session, limits)
-            if new_profile is None and session is not None and not decided.erase:
-                new_profile = Profile(language=session.language)
-            answered = receipts.answered(digest, reply.text, reply.end) if digest else receipts
-            answered = replace(answered, pending=decided.pending)
-            commit = self._commit(decided, session, reply, profile, new_profile, draft_json,
-                                  receipts_json=KEEP if answered == stored
-                                  else answered.to_json(),
-                                  channel=message.channel)
-            if decided.erase:
-                sessions.queue_erase_phone(pipe, phone_keys, token)
-            sessions.queue_commit(pipe, phone_keys, token, commit)
-            results = await pipe.execute(raise_on_error=False)
-        if unknown_script(results[-1]):
-            results[-1] = await sessions.commit_by_body(self.redis, phone_keys, token, commit)
+        for effect in decided.effects:
+            match effect:
+                case SetLanguage(language=language):
+                    new_profile = replace(new_profile or Profile(), language=language)
+                case SaveDraft(draft=saved):
+                    draft_json = saved.to_json()
+                case DiscardDraft():
+                    draft_json = DELETE
+        creations = [(effect, [draw_reference() for _ in range(CANDIDATE_REFERENCES)])
+                     for effect in decided.effects if isinstance(effect, CreateCase)]
+        withdrawals = [effect for effect in decided.effects if isinstance(effect, WithdrawCase)]
+        created = [candidates[0] for _, candidates in creations]
+        if session is not None and created:
+            session.vars["reference"] = created[0]
+            reply = render(self.compiled.flow, session, limits)
+        if new_profile is None and session is not None and not decided.erase:
+            new_profile = Profile(language=session.language)
+        answered = receipts.answered(digest, reply.text, reply.end) if digest else receipts
+        answered = replace(answered, pending=decided.pending)
+        commit = self._commit(decided, session, reply, profile, new_profile, draft_json,
+                              receipts_json=KEEP if answered == stored else answered.to_json(),
+                              channel=message.channel)
+        if not (creations or withdrawals or decided.erase):
+            results: list[Any] = [await sessions.commit(self.redis, phone_keys, token, commit)]
+        else:
+            # Effects on cases ride in the same round trip as the commit.
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for creation, candidates in creations:
+                    case_store.queue_create_case(
+                        pipe,
+                        new_case=self._new_case(creation, message, now),
+                        candidates=candidates,
+                        idempotency_key=creation.idempotency_key,
+                        pii_key=self.pii_key,
+                    )
+                for withdrawal in withdrawals:
+                    case_store.queue_withdraw_by_migrant(
+                        pipe, reference=withdrawal.reference, phone=message.phone, now=now
+                    )
+                if decided.erase:
+                    sessions.queue_erase_phone(pipe, phone_keys, token)
+                sessions.queue_commit(pipe, phone_keys, token, commit)
+                results = await pipe.execute(raise_on_error=False)
+            if unknown_script(results[-1]):
+                results[-1] = await sessions.commit_by_body(self.redis, phone_keys, token,
+                                                            commit)
         _raise_first_error(results)
         if not sessions.commit_saved(results[-1]):
             log.warning("lease lost during a step; retrying")
             return None
         final = self._final_reply(reply, session, results[:len(results) - 1], created,
-                                  withdrawals, limits)
+                                  len(withdrawals), limits)
         if final != reply and digest:
             corrected = replace(receipts.answered(digest, final.text, final.end),
                                 pending=decided.pending)

@@ -18,6 +18,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.channels import africastalking_ussd as ussd
 from bot.channels import twilio_sms as twilio
@@ -212,3 +213,22 @@ ROUTES = [
     Route(STATUS_PATH, twilio_status_webhook, methods=["POST"]),
     Route(USSD_PATH, africastalking_ussd_webhook, methods=["POST"]),
 ]
+
+
+class GatewayLane:
+    """Pure ASGI middleware: gateway hops go straight to their routes.
+
+    They skip the admin API's layers (body limit, exception handlers, the
+    FastAPI router); the webhooks bound their own bodies and never raise.
+    """
+
+    def __init__(self, app: ASGIApp, routes: list[Route] = ROUTES) -> None:
+        self.app = app
+        self.routes = {route.path: route for route in routes}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        await route.handle(scope, receive, send)

@@ -30,7 +30,8 @@ class Session:
     steps: int = 0
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), ensure_ascii=False, separators=(",", ":"))
+        # Fields are JSON values already: `vars` spares asdict's deep copy on every message.
+        return json.dumps(vars(self), ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str) -> Session:
@@ -50,9 +51,7 @@ class Draft:
     consent_at: str | None
 
     def to_json(self) -> str:
-        data = asdict(self)
-        data["answers"] = dict(self.answers)
-        data["history"] = list(self.history)
+        data = {**vars(self), "answers": dict(self.answers), "history": list(self.history)}
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod

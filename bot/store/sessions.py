@@ -173,25 +173,30 @@ class Loaded:
         return self.outcome is Begun.ACQUIRED
 
 
-def queue_begin(pipe: Any, phone_keys: PhoneKeys, token: str, *, digest: str = "",
-                rate_limit: int = 0) -> None:
-    BEGIN.queue(
-        pipe,
+def _begin_call(phone_keys: PhoneKeys, token: str, digest: str,
+                rate_limit: int) -> tuple[list[str], list[str | int]]:
+    return (
         [phone_keys.session, phone_keys.profile, phone_keys.draft, phone_keys.receipts,
          phone_keys.lease, phone_keys.rate, keys.abandoned_lease(phone_keys.pseudonym, token)],
         [token, LEASE_MS, digest, rate_limit, RATE_WINDOW_SECONDS],
     )
+
+
+async def begin(redis: Any, phone_keys: PhoneKeys, token: str, *, digest: str = "",
+                rate_limit: int = 0) -> Any:
+    """BEGIN on its own (no pipeline: one command is cheaper sent plainly)."""
+    return await BEGIN.run(redis, *_begin_call(phone_keys, token, digest, rate_limit))
+
+
+def queue_begin(pipe: Any, phone_keys: PhoneKeys, token: str, *, digest: str = "",
+                rate_limit: int = 0) -> None:
+    BEGIN.queue(pipe, *_begin_call(phone_keys, token, digest, rate_limit))
 
 
 def queue_begin_body(pipe: Any, phone_keys: PhoneKeys, token: str, *, digest: str = "",
                      rate_limit: int = 0) -> None:
     """As `queue_begin`, sending the script's body (after a NOSCRIPT answer)."""
-    BEGIN.queue_body(
-        pipe,
-        [phone_keys.session, phone_keys.profile, phone_keys.draft, phone_keys.receipts,
-         phone_keys.lease, phone_keys.rate, keys.abandoned_lease(phone_keys.pseudonym, token)],
-        [token, LEASE_MS, digest, rate_limit, RATE_WINDOW_SECONDS],
-    )
+    BEGIN.queue_body(pipe, *_begin_call(phone_keys, token, digest, rate_limit))
 
 
 def _text(value: Any) -> str | None:
@@ -241,6 +246,11 @@ def _commit_call(phone_keys: PhoneKeys, token: str, commit: Commit) -> tuple[lis
 
 def queue_commit(pipe: Any, phone_keys: PhoneKeys, token: str, commit: Commit) -> None:
     COMMIT.queue(pipe, *_commit_call(phone_keys, token, commit))
+
+
+async def commit(redis: Any, phone_keys: PhoneKeys, token: str, values: Commit) -> Any:
+    """COMMIT on its own, when the turn has no effect on cases to send with it."""
+    return await COMMIT.run(redis, *_commit_call(phone_keys, token, values))
 
 
 async def commit_by_body(redis: Any, phone_keys: PhoneKeys, token: str, commit: Commit) -> Any:
