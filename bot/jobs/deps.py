@@ -19,6 +19,7 @@ DEPS = "helpline"
 RETRY_BASE_SECONDS = 2.0
 RETRY_CAP_SECONDS = 15 * 60.0
 MAX_TRIES = 10
+MAX_DOUBLINGS = 62
 # A claim on a delivery that its holder neither finished nor released after this long
 # is taken to be dead (its worker died mid-call).
 CLAIM_LEASE_SECONDS = 60
@@ -37,7 +38,8 @@ class RetryPolicy:
 
     def delay(self, job_try: int) -> float:
         """Seconds to wait after failed try number `job_try` (1, 2, …)."""
-        return float(min(self.cap_seconds, self.base_seconds * 2 ** (job_try - 1)))
+        doublings = min(max(job_try - 1, 0), MAX_DOUBLINGS)  # 2^big overflows a float
+        return float(min(self.cap_seconds, self.base_seconds * 2**doublings))
 
     def gives_up(self, job_try: int) -> bool:
         return job_try >= self.max_tries

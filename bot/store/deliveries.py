@@ -28,6 +28,7 @@ from bot.store import keys
 from bot.store.audit import queue_audit
 from bot.store.case_scripts import LuaScript
 from bot.store.cases import iso, text_of
+from bot.store.replies import reply
 
 WORKER = "worker"
 # Long enough for status callbacks and for any re-delivery of a job.
@@ -234,7 +235,7 @@ async def finish(
 
 async def state_of(redis: Redis, delivery_id: str) -> dict[str, str]:
     """The stored record of a delivery (tests and diagnostics)."""
-    raw = await redis.hgetall(keys.delivery(delivery_id))
+    raw = await reply(redis.hgetall(keys.delivery(delivery_id)))
     return {text_of(k): text_of(v) for k, v in raw.items()}
 
 
@@ -299,7 +300,7 @@ async def recipient(redis: Redis, reference: str) -> Recipient | None:
     """The migrant of a case, as of now; None when there is no such case."""
     fields = ("reference", "phone", "phone_pseudonym", "language", "channel", "answers")
     values = [text_of(v) if v is not None else None
-              for v in await redis.hmget(keys.case(reference), list(fields))]
+              for v in await reply(redis.hmget(keys.case(reference), list(fields)))]
     found = dict(zip(fields, values, strict=True))
     if found["reference"] is None:
         return None
@@ -319,7 +320,7 @@ async def recipient(redis: Redis, reference: str) -> Recipient | None:
 
 async def journal_entry(redis: Redis, reference: str, entry_id: str) -> JournalEntry | None:
     """One entry of a case's journal (None once erased)."""
-    for raw in await redis.lrange(keys.case_notes(reference), 0, -1):
+    for raw in await reply(redis.lrange(keys.case_notes(reference), 0, -1)):
         entry = JournalEntry.model_validate_json(text_of(raw))
         if entry.id == entry_id:
             return entry

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from bot.cases.model import CaseKind, CaseStatus, Priority
 from bot.store import keys
 from bot.store.cases import text_of
+from bot.store.replies import reply
 
 
 @dataclass(frozen=True)
@@ -54,7 +55,7 @@ async def unacknowledged_urgent(redis: Redis) -> list[Unacknowledged]:
 
 
 async def still_unacknowledged(redis: Redis, reference: str) -> bool:
-    status, assignee = await redis.hmget(keys.case(reference), ["status", "assignee"])
+    status, assignee = await reply(redis.hmget(keys.case(reference), ["status", "assignee"]))
     if status is None:
         return False
     return not acknowledged(text_of(status), text_of(assignee or ""))
