@@ -5,13 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from arq.worker import Retry
 from redis.asyncio import Redis
 
 from bot.engine.session import Profile
-from bot.jobs.messages import confirmation_id
+from bot.jobs.messages import confirmation_id, send_confirmation
 from bot.privacy import DEV_PII_KEY, pseudonym
 from bot.settings import Settings
 from bot.store import cases, deliveries, keys
+from bot.store.deliveries import Purpose
 from tests.fake_twilio import Fail, FakeTwilio, Late, fake_twilio
 from tests.integration.admin_support import return_request
 from tests.integration.worker_support import (
@@ -121,3 +123,48 @@ async def test_a_too_many_requests_answer_is_retried(
     await worker.cycle()
     assert len(fake.creates) == 2 and len(fake.sent_to(PHONE)) == 1
     assert fake.lists == []  # a 429 proves nothing went: no need to look
+
+
+async def test_a_claim_left_by_a_run_that_died_before_calling_twilio_sends_once(
+        redis: Redis, fake: FakeTwilio, worker: Harness) -> None:
+    reference = await cases.create_case(redis, new_case=return_request(phone=PHONE))
+    job = confirmation_id(reference)
+    # The first run claimed the delivery and died before its request left.
+    await deliveries.claim(redis, delivery_id=job, reference=reference,
+                           purpose=Purpose.CONFIRMATION, job_id=job, job_try=1,
+                           now=worker.deps.clock(), lease_seconds=60)
+    again = {**worker.ctx, "job_id": job, "job_try": 2}
+    assert await send_confirmation(again, reference) == "sent"
+    assert len(fake.lists) == 1 and len(fake.creates) == 1  # looked, found none, sent
+    assert await send_confirmation({**again, "job_try": 3}, reference) == "sent"
+    assert len(fake.creates) == 1
+
+
+async def test_a_delivery_another_job_holds_waits_until_its_lease_is_over(
+        redis: Redis, fake: FakeTwilio, settings: Settings) -> None:
+    clock = Clock()
+    async with harness(worker_env(settings, fake), clock=clock) as worker:
+        reference = await cases.create_case(redis, new_case=return_request(phone=PHONE))
+        job = confirmation_id(reference)
+        await deliveries.claim(redis, delivery_id=job, reference=reference,
+                               purpose=Purpose.CONFIRMATION, job_id="another-job", job_try=1,
+                               now=clock(), lease_seconds=worker.deps.claim_lease_seconds)
+        ctx = {**worker.ctx, "job_id": job, "job_try": 1}
+        with pytest.raises(Retry):
+            await send_confirmation(ctx, reference)
+        assert fake.requests == []
+        clock.advance(seconds=worker.deps.claim_lease_seconds)
+        assert await send_confirmation({**ctx, "job_try": 2}, reference) == "sent"
+        assert len(fake.creates) == 1
+
+
+async def test_a_messaging_service_sends_in_place_of_a_number(
+        redis: Redis, fake: FakeTwilio, settings: Settings) -> None:
+    env = worker_env(settings, fake, twilio_from_number=None,
+                     twilio_messaging_service_sid="MG" + "1" * 32)
+    async with harness(env, clock=Clock()) as worker:
+        await cases.create_case(redis, new_case=return_request(phone=PHONE))
+        await worker.cycle()
+    (request,) = fake.creates
+    assert request.form["MessagingServiceSid"] == "MG" + "1" * 32
+    assert "From" not in request.form and request.form["To"] == PHONE
