@@ -198,10 +198,10 @@ async def run_worker(settings: Settings, *, stop: asyncio.Event, opened: Opened 
     """Run the worker until `stop` is set, starting arq again after each Redis failure."""
     own = opened is None
     opened = opened or open_deps(settings)
-    redis_settings = queue_settings(settings, opened.store)
     loop = asyncio.get_running_loop()
     delay = RESTART_DELAY_FIRST
     try:
+        redis_settings = queue_settings(settings, opened.store)
         while not stop.is_set():
             started = loop.time()
             worker = Worker(**worker_settings(opened.deps, redis_settings, poll_delay=poll_delay))
