@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -18,7 +19,10 @@ from tests.factories import default_flow
 from tests.fake_twilio import FROM_NUMBER, FakeTwilio, fake_twilio
 from tests.integration.admin_support import T0 as CREATED_AT
 from tests.integration.admin_support import return_request
+from tests.integration.webhooks_support import RETURN_REQUEST as GATEWAY_RETURN_REQUEST
+from tests.integration.webhooks_support import gateway_settings, reference_in, running_app
 from tests.integration.worker_support import T0, Clock, Harness, actions, harness, worker_env
+from tests.redis_server import RedisServer
 
 PHONE = "+22376000101"
 REFERENCE = re.compile(r"(\d{4})-(\d{4})")
@@ -169,3 +173,19 @@ async def test_an_operator_message_goes_once_and_not_after_an_opt_out(
     assert len(fake.sent_to(PHONE)) == 1
     record = await deliveries.state_of(redis, f"message:{reference}:{later.id}")
     assert record["state"] == "skipped"
+
+
+async def test_through_the_africastalking_webhook_one_sms_follows_the_last_screen(
+        redis: Redis, redis_server: RedisServer, fake: FakeTwilio, tmp_path: Path) -> None:
+    app_settings = gateway_settings(redis_server.url, tmp_path)
+    async with running_app(app_settings) as gateway, \
+            harness(worker_env(app_settings, fake), clock=Clock()) as worker:
+        await gateway.dial("ATUid_9")
+        for typed in ["1", *GATEWAY_RETURN_REQUEST]:  # French, then the request
+            last = await gateway.press("ATUid_9", typed)
+        assert last.startswith("END ")
+        reference = reference_in(last)
+        assert fake.creates == []  # the screen comes first; the SMS is the worker's
+        await worker.cycle()
+    (sms,) = fake.sent_to(gateway.phone)
+    assert f"Référence: {reference[:4]}-{reference[4:]}" in sms["body"]
