@@ -1,10 +1,15 @@
 """The one inbound-message loop, shared by every channel and by `helpline chat`.
 
-Per message: serialise per phone → BEGIN (a retried message is answered from
-the phone's receipts; otherwise lease, rate limit, and session + profile +
-draft + receipts, plus the case a typed reference points to) → the turn
-(keyword or `engine.step`) → apply effects and COMMIT, in one pipeline → the
-reply. Two Redis round trips per message.
+Per message, serialised per phone:
+
+- one round trip when this process knows the phone's state: the turn is
+  planned from it and STEP writes it, after checking in the same script that
+  the message is not a retry (receipts), that no other writer holds the lease,
+  the rate limit, and that the stored state is still the one planned from;
+- otherwise two: BEGIN (retry check, lease, rate limit, session + profile +
+  draft + receipts, and the case a typed reference points to), then the turn,
+  its effects on cases and COMMIT in one pipeline. A STEP that finds the state
+  changed takes the lease and returns the fresh state, standing for BEGIN.
 """
 
 from __future__ import annotations
@@ -17,7 +22,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from enum import StrEnum
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -25,30 +29,28 @@ from redis.exceptions import RedisError
 from bot import privacy
 from bot.cases import lifecycle
 from bot.cases.model import CaseKind, CaseStatus, NewCase
-from bot.cases.references import draw_reference, parse_reference
+from bot.conversation_plan import (
+    InboundMessage,
+    Outcome,
+    Plan,
+    Ttls,
+    latest_input,
+    plan,
+    typed_reference,
+)
 from bot.engine.receipts import Receipts, message_digest
 from bot.engine.render import Limits, Reply, render
-from bot.engine.session import (
-    CaseView,
-    CreateCase,
-    DiscardDraft,
-    Draft,
-    Profile,
-    SaveDraft,
-    Session,
-    SetLanguage,
-    WithdrawCase,
-)
-from bot.engine.turns import Inbound, Turn, turn
-from bot.engine.ussd_input import SEPARATOR, new_input
-from bot.errors import InvalidReference, PhoneBusy
+from bot.engine.session import CaseView, CreateCase
+from bot.errors import PhoneBusy
 from bot.flows.compiler import CompiledFlow
 from bot.settings import Settings
 from bot.store import cases as case_store
 from bot.store import profiles, sessions
 from bot.store.evalsha import unknown_script
-from bot.store.sessions import DELETE, KEEP, NO_EXPIRY, Begun, Commit, Loaded, PhoneKeys
+from bot.store.sessions import Begun, Loaded, PhoneKeys, PhoneState
 from bot.types import Channel
+
+__all__ = ["Conversation", "Handled", "InboundMessage", "Outcome"]
 
 log = logging.getLogger(__name__)
 
@@ -56,40 +58,19 @@ LEASE_WAIT_SECONDS = 1.5
 LEASE_POLL_FIRST = 0.002
 LEASE_POLL_MAX = 0.05
 LOST_LEASE_RETRIES = 3
-CANDIDATE_REFERENCES = 4
 DAY_SECONDS = 24 * 3600
-REFERENCE_DIGITS = 8
 RELEASE_RETRY_SECONDS = 0.25
 MAX_BACKGROUND_RELEASES = 256
+KNOWN_STATES = 20_000
+"""Phones whose last written state this process remembers (one-round-trip steps)."""
 KNOWN_LANGUAGES = 10_000
 """Phones whose language this process remembers, to say the fallback in it."""
 _WITHDRAWABLE = frozenset(lifecycle.sources_of(CaseStatus.WITHDRAWN))
+_NOTHING_STORED = PhoneState()
 
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
-
-
-@dataclass(frozen=True)
-class InboundMessage:
-    channel: Channel
-    phone: str
-    text: str
-    restart: bool = False
-    """True on the first hop of a USSD session: start a fresh conversation."""
-    message_id: str = ""
-    """The gateway's id of this message: a retry with the same id gets the same reply."""
-    ussd_session: str = ""
-    """The gateway's USSD session id: `text` is then every input of the session so far."""
-
-
-class Outcome(StrEnum):
-    ANSWERED = "answered"
-    REPEATED = "repeated"
-    """A retried message or hop, answered as before without advancing."""
-    SILENT = "silent"
-    """An opted-out phone: nothing said."""
-    RATE_LIMITED = "rate_limited"
 
 
 @dataclass(frozen=True)
@@ -125,6 +106,20 @@ class _PhoneLocks:
                 self._locks[phone_key] = (lock, users - 1)
 
 
+class _Bounded(OrderedDict[str, Any]):
+    """The most recently used entries, at most `size`."""
+
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def keep(self, key: str, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        if len(self) > self.size:
+            self.popitem(last=False)
+
+
 class Conversation:
     def __init__(self, *, redis: Any, compiled: CompiledFlow, settings: Settings,
                  clock: Callable[[], datetime] = utcnow, sms_rate_limit: int = 0) -> None:
@@ -139,7 +134,8 @@ class Conversation:
         self.pii_key = privacy.pii_key(settings)
         self.sms_rate_limit = sms_rate_limit
         self._locks = _PhoneLocks()
-        self._languages: OrderedDict[str, str] = OrderedDict()
+        self._states = _Bounded(KNOWN_STATES)
+        self._languages = _Bounded(KNOWN_LANGUAGES)
         self._background: set[asyncio.Task[None]] = set()
 
     def limits(self, channel: Channel) -> Limits:
@@ -147,6 +143,11 @@ class Conversation:
 
     def session_ttl(self, channel: Channel) -> int:
         return self.settings.ussd_ttl if channel is Channel.USSD else self.settings.sms_ttl
+
+    def ttls(self, channel: Channel) -> Ttls:
+        return Ttls(session=self.session_ttl(channel),
+                    profile=self.settings.retention_days * DAY_SECONDS,
+                    draft=self.settings.draft_ttl)
 
     def rate_limit(self, channel: Channel) -> int:
         """SMS only: auto-reply loops cost money; a USSD session is dialled by hand."""
@@ -157,15 +158,18 @@ class Conversation:
 
     def language_hint(self, pseudonym: str) -> str:
         """The language this process last spoke with the phone (no Redis needed)."""
-        return self._languages.get(pseudonym, self.compiled.flow.default_language)
+        language: str = self._languages.get(pseudonym, self.compiled.flow.default_language)
+        return language
 
     async def set_language(self, phone: str, language: str) -> None:
         """Remember `language` for this phone, as the language menu would."""
         if language not in self.compiled.flow.languages:
             raise ValueError(f"language must be one of {', '.join(self.compiled.flow.languages)}")
+        pseudonym = self.pseudonym(phone)
+        self._states.pop(pseudonym, None)
         await profiles.update_profile(
             self.redis,
-            pseudonym=self.pseudonym(phone),
+            pseudonym=pseudonym,
             fields={"language": language},
             ttl=self.settings.retention_days * DAY_SECONDS,
         )
@@ -192,12 +196,24 @@ class Conversation:
         token = secrets.token_hex(8)
         digest = message_digest(message.message_id) if message.message_id else ""
         rate_limit = self.rate_limit(message.channel)
-        reference = _typed_reference(_latest_input(message))
+        reference = typed_reference(latest_input(message))
+        now = self.clock()
+        lookup: CaseView | None = None
         try:
-            loaded, lookup = await self._begin(phone_keys, token, message.phone, reference,
-                                               digest, rate_limit)
+            tried: Loaded | None = None
+            if reference is None:
+                one_trip = await self._in_one_trip(message, phone_keys, token, digest,
+                                                   rate_limit, now)
+                if isinstance(one_trip, Handled):
+                    return one_trip
+                tried = one_trip
+            if tried is None:
+                loaded, lookup = await self._begin(phone_keys, token, message.phone, reference,
+                                                   digest, rate_limit)
+            else:
+                loaded = tried
         except BaseException:
-            self._release_later(phone_keys, token)  # a slow Redis may still run the BEGIN
+            self._release_later(phone_keys, token)  # a slow Redis may still run the script
             raise
         if loaded.outcome is Begun.ANSWERED:
             answer = Receipts.from_json(loaded.receipts).answer_for(digest)
@@ -211,10 +227,33 @@ class Conversation:
                             extra={"phone": phone_keys.pseudonym, "channel": message.channel})
             return Handled(Reply(text=""), Outcome.RATE_LIMITED, newly_limited=newly)
         try:
-            return await self._turn(message, phone_keys, token, loaded, lookup, digest)
+            return await self._under_lease(message, phone_keys, token, loaded.state, lookup,
+                                           digest, now)
         except BaseException:
             self._release_later(phone_keys, token)
             raise
+
+    async def _in_one_trip(self, message: InboundMessage, phone_keys: PhoneKeys, token: str,
+                           digest: str, rate_limit: int,
+                           now: datetime) -> Handled | Loaded | None:
+        """STEP from the state this process saw last (or nothing stored, for a new phone).
+
+        Handled when done; Loaded when Redis answered for BEGIN (a retry, the rate limit,
+        or the fresh state with the lease taken); None when BEGIN must be asked.
+        """
+        assumed = self._states.get(phone_keys.pseudonym, _NOTHING_STORED)
+        planned = self._plan(message, assumed, None, digest, token, now)
+        if not planned.in_one_trip or planned.commit is None:
+            return None
+        loaded = await sessions.step(self.redis, phone_keys, token, expected=assumed.digest(),
+                                     digest=digest, rate_limit=rate_limit,
+                                     values=planned.commit)
+        if loaded.outcome is Begun.WRITTEN:
+            self._written(phone_keys.pseudonym, assumed.after(planned.commit), planned)
+            return Handled(planned.reply, planned.outcome)
+        if loaded.outcome is Begun.BUSY:
+            return None
+        return loaded
 
     async def _begin(self, phone_keys: PhoneKeys, token: str, phone: str, reference: str | None,
                      digest: str, rate_limit: int) -> tuple[Loaded, CaseView | None]:
@@ -253,91 +292,34 @@ class Conversation:
             (raw,) = await pipe.execute()
         return _view(case_store.case_lookup_result(raw))
 
-    async def _turn(self, message: InboundMessage, phone_keys: PhoneKeys, token: str,
-                    loaded: Loaded, lookup: CaseView | None, digest: str) -> Handled | None:
-        now = self.clock()
-        profile = Profile.from_json(loaded.profile) if loaded.profile else None
-        session = Session.from_json(loaded.session) if loaded.session else None
-        stored = receipts = Receipts.from_json(loaded.receipts)
-        text, restart = message.text, message.restart
-        if message.ussd_session:
-            hop = new_input(seen_session=receipts.ussd_session, applied=receipts.ussd_applied,
-                            session_id=message.ussd_session, history=message.text)
-            last = receipts.last
-            if hop.replay and last is not None:
-                await sessions.release(self.redis, phone_keys, token)
-                return Handled(Reply(text=last.text, end=last.end), Outcome.REPEATED)
-            text, restart = hop.text, hop.restart or hop.replay
-            receipts = replace(receipts, ussd_session=message.ussd_session,
-                               ussd_applied=message.text)
-            typed = _typed_reference(text)
-            if typed and (lookup is None or lookup.reference != typed):
-                lookup = await self._lookup(typed, message.phone)
-        inbound = Inbound(
-            channel=message.channel,
-            text=text,
-            session=session,
-            profile=profile,
-            draft=Draft.from_json(loaded.draft) if loaded.draft else None,
-            receipts=receipts,
-            lookups={lookup.reference: lookup} if lookup else {},
-            new_id=token,
-            restart=restart,
-        )
-        limits = self.limits(message.channel)
-        decided = turn(self.compiled, inbound, now, limits)
-        handled = await self._carry_out(decided, message, phone_keys, token, profile, receipts,
-                                        stored, digest, now, limits)
-        if handled is not None and decided.session is not None:
-            self._remember_language(phone_keys.pseudonym, decided.session.language)
-        return handled
+    def _plan(self, message: InboundMessage, state: PhoneState, lookup: CaseView | None,
+              digest: str, token: str, now: datetime) -> Plan:
+        return plan(self.compiled, message, state, lookup=lookup, digest=digest, token=token,
+                    now=now, limits=self.limits(message.channel),
+                    ttls=self.ttls(message.channel))
 
-    async def _carry_out(self, decided: Turn, message: InboundMessage, phone_keys: PhoneKeys,
-                         token: str, profile: Profile | None, receipts: Receipts,
-                         stored: Receipts, digest: str, now: datetime,
-                         limits: Limits) -> Handled | None:
-        """Second round trip: the turn's effects and the commit, in one pipeline.
-
-        `stored` are the receipts as loaded, `receipts` as this message updated them.
-        """
-        if decided.erase:
+    async def _under_lease(self, message: InboundMessage, phone_keys: PhoneKeys, token: str,
+                           state: PhoneState, lookup: CaseView | None, digest: str,
+                           now: datetime) -> Handled | None:
+        """Second round trip: the turn's effects on cases and COMMIT, in one pipeline."""
+        planned = self._plan(message, state, lookup, digest, token, now)
+        if planned.lookup_needed:
+            lookup = await self._lookup(planned.lookup_needed, message.phone)
+            planned = self._plan(message, state, lookup, digest, token, now)
+        commit = planned.commit
+        if commit is None:
+            await sessions.release(self.redis, phone_keys, token)
+            self._states.keep(phone_keys.pseudonym, state)
+            return Handled(planned.reply, planned.outcome)
+        if planned.erase:
             await case_store.erase_phone_data(self.redis, phone=message.phone,
                                               actor=case_store.MIGRANT, now=now,
                                               pii_key=self.pii_key)
-            receipts = Receipts(ussd_session=receipts.ussd_session,
-                                ussd_applied=receipts.ussd_applied)
-        session = decided.session
-        reply = decided.reply
-        new_profile = decided.profile or profile
-        draft_json = KEEP
-        for effect in decided.effects:
-            match effect:
-                case SetLanguage(language=language):
-                    new_profile = replace(new_profile or Profile(), language=language)
-                case SaveDraft(draft=saved):
-                    draft_json = saved.to_json()
-                case DiscardDraft():
-                    draft_json = DELETE
-        creations = [(effect, [draw_reference() for _ in range(CANDIDATE_REFERENCES)])
-                     for effect in decided.effects if isinstance(effect, CreateCase)]
-        withdrawals = [effect for effect in decided.effects if isinstance(effect, WithdrawCase)]
-        created = [candidates[0] for _, candidates in creations]
-        if session is not None and created:
-            session.vars["reference"] = created[0]
-            reply = render(self.compiled.flow, session, limits)
-        if new_profile is None and session is not None and not decided.erase:
-            new_profile = Profile(language=session.language)
-        answered = receipts.answered(digest, reply.text, reply.end) if digest else receipts
-        answered = replace(answered, pending=decided.pending)
-        commit = self._commit(decided, session, reply, profile, new_profile, draft_json,
-                              receipts_json=KEEP if answered == stored else answered.to_json(),
-                              channel=message.channel)
-        if not (creations or withdrawals or decided.erase):
+        if not (planned.creations or planned.withdrawals or planned.erase):
             results: list[Any] = [await sessions.commit(self.redis, phone_keys, token, commit)]
         else:
-            # Effects on cases ride in the same round trip as the commit.
             async with self.redis.pipeline(transaction=False) as pipe:
-                for creation, candidates in creations:
+                for creation, candidates in planned.creations:
                     case_store.queue_create_case(
                         pipe,
                         new_case=self._new_case(creation, message, now),
@@ -345,11 +327,11 @@ class Conversation:
                         idempotency_key=creation.idempotency_key,
                         pii_key=self.pii_key,
                     )
-                for withdrawal in withdrawals:
+                for withdrawal in planned.withdrawals:
                     case_store.queue_withdraw_by_migrant(
                         pipe, reference=withdrawal.reference, phone=message.phone, now=now
                     )
-                if decided.erase:
+                if planned.erase:
                     sessions.queue_erase_phone(pipe, phone_keys, token)
                 sessions.queue_commit(pipe, phone_keys, token, commit)
                 results = await pipe.execute(raise_on_error=False)
@@ -360,56 +342,42 @@ class Conversation:
         if not sessions.commit_saved(results[-1]):
             log.warning("lease lost during a step; retrying")
             return None
-        final = self._final_reply(reply, session, results[:len(results) - 1], created,
-                                  len(withdrawals), limits)
-        if final != reply and digest:
-            corrected = replace(receipts.answered(digest, final.text, final.end),
-                                pending=decided.pending)
-            await sessions.save_receipts(self.redis, phone_keys, corrected.to_json(),
-                                         self.session_ttl(message.channel))
-        outcome = Outcome.SILENT if decided.silent else Outcome.ANSWERED
-        return Handled(final, outcome)
-
-    def _commit(self, decided: Turn, session: Session | None, reply: Reply,
-                profile: Profile | None, new_profile: Profile | None, draft_json: str, *,
-                receipts_json: str, channel: Channel) -> Commit:
-        if decided.keep_session:
-            session_json = KEEP
-        elif session is None or reply.end:
-            session_json = DELETE
+        final = self._final_reply(planned, results[:-1], message.channel)
+        if final != planned.reply or planned.erase:
+            # What was written is not quite what was planned: forget it, read it next time.
+            self._states.pop(phone_keys.pseudonym, None)
+            if final != planned.reply and digest:
+                corrected = planned.receipts.answered(digest, final.text, final.end)
+                await sessions.save_receipts(self.redis, phone_keys, corrected.to_json(),
+                                             self.session_ttl(message.channel))
         else:
-            session_json = session.to_json()
-        profile_json = KEEP
-        profile_ttl = self.settings.retention_days * DAY_SECONDS
-        if new_profile is not None and new_profile != profile and not decided.erase:
-            profile_json = new_profile.to_json()
-            if new_profile.opted_out:
-                profile_ttl = NO_EXPIRY  # an opt-out holds until START, however long
-        return Commit(
-            session_json=session_json,
-            session_ttl=self.session_ttl(channel),
-            profile_json=profile_json,
-            profile_ttl=profile_ttl,
-            draft_json=KEEP if decided.erase else draft_json,
-            draft_ttl=self.settings.draft_ttl,
-            receipts_json=receipts_json,
-            receipts_ttl=self.session_ttl(channel),
-        )
+            self._written(phone_keys.pseudonym, state.after(commit), planned)
+        return Handled(final, planned.outcome)
 
-    def _final_reply(self, reply: Reply, session: Session | None, effect_results: list[Any],
-                     created: list[str], withdrawals: int, limits: Limits) -> Reply:
+    def _written(self, pseudonym: str, state: PhoneState, planned: Plan) -> None:
+        self._states.keep(pseudonym, state)
+        if planned.language is None:
+            return
+        if planned.language == self.compiled.flow.default_language:
+            self._languages.pop(pseudonym, None)
+        else:
+            self._languages.keep(pseudonym, planned.language)
+
+    def _final_reply(self, planned: Plan, effect_results: list[Any], channel: Channel) -> Reply:
         """The reply once effects are done: the real reference, or a refused withdrawal."""
+        reply, session = planned.reply, planned.session
         index = 0
+        created = planned.created
         if created and session is not None:
             chosen = case_store.create_case_result(effect_results[index])
-            index += 1
+            index += len(created)
             if chosen != created[0]:
                 # Another case took the first candidate meanwhile (odds ~ cases/10^7), or
                 # this draft was submitted before: show the real reference.
                 log.warning("reference candidate not used")
                 session.vars["reference"] = chosen
-                reply = render(self.compiled.flow, session, limits)
-        if withdrawals and not case_store.withdraw_result(effect_results[index]):
+                reply = render(self.compiled.flow, session, self.limits(channel))
+        if planned.withdrawals and not case_store.withdraw_result(effect_results[index]):
             language = session.language if session else self.compiled.flow.default_language
             reply = Reply(text=self.compiled.flow.text("withdraw_refused", language),
                           end=reply.end)
@@ -428,17 +396,9 @@ class Conversation:
             created_at=now,
         )
 
-    def _remember_language(self, pseudonym: str, language: str) -> None:
-        if language == self.compiled.flow.default_language:
-            self._languages.pop(pseudonym, None)
-            return
-        self._languages[pseudonym] = language
-        self._languages.move_to_end(pseudonym)
-        if len(self._languages) > KNOWN_LANGUAGES:
-            self._languages.popitem(last=False)
-
     def _release_later(self, phone_keys: PhoneKeys, token: str) -> None:
         """Give the lease back without making a failing request wait for it (it expires anyway)."""
+        self._states.pop(phone_keys.pseudonym, None)
         if len(self._background) >= MAX_BACKGROUND_RELEASES:
             return
         task = asyncio.get_running_loop().create_task(self._release_quietly(phone_keys, token))
@@ -446,7 +406,7 @@ class Conversation:
         task.add_done_callback(self._background.discard)
 
     async def _release_quietly(self, phone_keys: PhoneKeys, token: str) -> None:
-        """Retried while Redis fails: a hung server runs the stale BEGIN when it wakes."""
+        """Retried while Redis fails: a hung server runs the stale script when it wakes."""
         loop = asyncio.get_running_loop()
         until = loop.time() + sessions.LEASE_MS / 1000
         while loop.time() < until:
@@ -461,24 +421,6 @@ def _raise_first_error(results: list[Any]) -> None:
     for result in results:
         if isinstance(result, Exception):
             raise result
-
-
-def _latest_input(message: InboundMessage) -> str:
-    """The input a message most likely brings (exact once the USSD history is known)."""
-    if message.ussd_session:
-        return message.text.rsplit(SEPARATOR, 1)[-1]
-    return message.text
-
-
-def _typed_reference(text: str) -> str | None:
-    """The reference a message carries, if it is one: it is looked up with the session."""
-    digits = "".join(ch for ch in text if ch.isdigit())
-    if len(digits) != REFERENCE_DIGITS:
-        return None
-    try:
-        return parse_reference(digits)
-    except InvalidReference:
-        return None
 
 
 def _view(lookup: case_store.CaseLookup | None) -> CaseView | None:

@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 from starlette.datastructures import FormData
 
+from bot.channels.forms import sender_phone
 from bot.engine.render import USSD_CONTINUE, USSD_END, Reply
 from bot.errors import MalformedRequest
-from bot.privacy import normalise_phone
 
 KEY_PARAMETER = "key"
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -53,7 +53,7 @@ def read_hop(form: FormData, default_region: str) -> UssdHop:
     text = form.get("text", "")
     if not isinstance(text, str) or len(text) > MAX_HISTORY_CHARS:
         raise MalformedRequest("text is too long")
-    phone = normalise_phone(raw_phone, default_region)
+    phone = sender_phone(raw_phone, default_region)
     if phone is None:
         raise MalformedRequest("phoneNumber is not a phone number")
     return UssdHop(session_id=session_id, phone=phone, text=text,

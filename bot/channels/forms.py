@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from urllib.parse import parse_qsl
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
 from bot.errors import MalformedRequest, RequestTooLarge
+from bot.privacy import normalise_phone
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16 * 1024
 """Twilio and Africa's Talking bodies are a few hundred bytes."""
 MAX_FIELDS = 64
+KNOWN_SENDERS = 65_536
 
 
 async def read_form(request: Request, max_bytes: int = MAX_BODY_BYTES) -> FormData:
@@ -41,3 +44,9 @@ def parse_form(body: bytes) -> FormData:
     except (UnicodeDecodeError, ValueError) as error:
         raise MalformedRequest("the form is not URL-encoded UTF-8") from error
     return FormData(pairs)
+
+
+@lru_cache(maxsize=KNOWN_SENDERS)
+def sender_phone(raw: str, default_region: str) -> str | None:
+    """E.164 of a sender field; cached, as every hop of a session repeats it."""
+    return normalise_phone(raw, default_region)

@@ -15,9 +15,9 @@ from starlette.types import Scope
 from twilio.request_validator import RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 
+from bot.channels.forms import sender_phone
 from bot.engine.render import Reply
 from bot.errors import MalformedRequest
-from bot.privacy import normalise_phone
 
 SIGNATURE_HEADER = "x-twilio-signature"
 SIGNATURE_SETTINGS_HEADER = "x-twilio-webhooks-signature-settings"
@@ -58,7 +58,7 @@ def read_sms(form: FormData, default_region: str) -> InboundSms:
     opt_out = str(form.get("OptOutType", "")).upper()
     return InboundSms(
         message_sid=sid,
-        phone=normalise_phone(sender, default_region),
+        phone=sender_phone(sender, default_region),
         body=OPT_OUT_TYPES.get(opt_out, body),
     )
 

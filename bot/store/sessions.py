@@ -11,6 +11,7 @@ per-phone key (one hash tag, one Cluster slot).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
@@ -90,6 +91,59 @@ return 1
 """,
 )
 
+STEP = ShaScript(
+    "step_in_one",
+    """
+-- KEYS[1] session  KEYS[2] profile  KEYS[3] draft  KEYS[4] receipts  KEYS[5] lease
+-- KEYS[6] rate counter  KEYS[7] abandoned mark of this lease token
+-- ARGV[1] lease token  ARGV[2] lease duration (ms)  ARGV[3] message digest ('' for none)
+-- ARGV[4] rate limit (0: none)  ARGV[5] rate window (s)
+-- ARGV[6] SHA-1 of the state the step was computed from: session, profile, draft and
+--         receipts ('' where absent) joined by NUL
+-- ARGV[7..14] what to write, as COMMIT's ARGV[2..9]
+-- One round trip for a step computed from the state this process saw last.
+-- Returns {4} once written; {3, receipts} when the receipts already answer this message;
+-- {0} while a lease is held (or this token was given up on); {2, count} over the rate
+-- limit; {1, session, profile, draft, receipts} when the state is not the one the step
+-- was computed from: nothing written, the lease taken for a step computed afresh.
+local receipts = redis.call('GET', KEYS[4])
+if ARGV[3] ~= '' and receipts and string.find(receipts, '"' .. ARGV[3] .. '"', 1, true) then
+  return {3, receipts}
+end
+if redis.call('EXISTS', KEYS[5], KEYS[7]) > 0 then
+  return {0}
+end
+local limit = tonumber(ARGV[4])
+if limit > 0 then
+  local count = redis.call('INCR', KEYS[6])
+  if count == 1 then redis.call('EXPIRE', KEYS[6], ARGV[5]) end
+  if count > limit then
+    return {2, count}
+  end
+end
+local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+local state = (v[1] or '') .. '\\0' .. (v[2] or '') .. '\\0' .. (v[3] or '') .. '\\0'
+  .. (receipts or '')
+if redis.sha1hex(state) ~= ARGV[6] then
+  redis.call('SET', KEYS[5], ARGV[1], 'PX', ARGV[2])
+  return {1, v[1], v[2], v[3], receipts}
+end
+for i = 1, 4 do
+  local value, ttl = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
+  if value == '-' then
+    redis.call('DEL', KEYS[i])
+  elseif value ~= '' then
+    if ttl == '0' then
+      redis.call('SET', KEYS[i], value)
+    else
+      redis.call('SET', KEYS[i], value, 'EX', ttl)
+    end
+  end
+end
+return {4}
+""",
+)
+
 RELEASE = ShaScript(
     "release_lease",
     """
@@ -157,6 +211,37 @@ class Begun(IntEnum):
     ACQUIRED = 1
     RATE_LIMITED = 2
     ANSWERED = 3
+    WRITTEN = 4
+    """STEP only: the step was written in its one round trip."""
+
+
+@dataclass(frozen=True)
+class PhoneState:
+    """A phone's stored values as raw JSON (None where absent), as a script read them."""
+
+    session: str | None = None
+    profile: str | None = None
+    draft: str | None = None
+    receipts: str | None = None
+
+    def digest(self) -> str:
+        """What STEP compares: SHA-1 of the four values ('' where absent) joined by NUL."""
+        joined = "\0".join(value or "" for value in
+                           (self.session, self.profile, self.draft, self.receipts))
+        return hashlib.sha1(joined.encode()).hexdigest()  # noqa: S324 (a checksum, not security)
+
+    def after(self, commit: Commit) -> PhoneState:
+        """The state once `commit` is written."""
+
+        def written(before: str | None, value: str) -> str | None:
+            return before if value == KEEP else None if value == DELETE else value
+
+        return PhoneState(
+            session=written(self.session, commit.session_json),
+            profile=written(self.profile, commit.profile_json),
+            draft=written(self.draft, commit.draft_json),
+            receipts=written(self.receipts, commit.receipts_json),
+        )
 
 
 @dataclass(frozen=True)
@@ -171,6 +256,10 @@ class Loaded:
     @property
     def acquired(self) -> bool:
         return self.outcome is Begun.ACQUIRED
+
+    @property
+    def state(self) -> PhoneState:
+        return PhoneState(self.session, self.profile, self.draft, self.receipts)
 
 
 def _begin_call(phone_keys: PhoneKeys, token: str, digest: str,
@@ -211,7 +300,7 @@ def begin_result(raw: list[Any]) -> Loaded:
         return Loaded(outcome, receipts=_text(raw[1]))
     if outcome is Begun.RATE_LIMITED:
         return Loaded(outcome, count=int(raw[1]))
-    if outcome is Begun.BUSY:
+    if outcome in (Begun.BUSY, Begun.WRITTEN):
         return Loaded(outcome)
     session, profile, draft, receipts = (_text(value) for value in raw[1:5])
     return Loaded(outcome, session=session, profile=profile, draft=draft, receipts=receipts)
@@ -257,6 +346,15 @@ async def commit_by_body(redis: Any, phone_keys: PhoneKeys, token: str, commit: 
     """The commit alone, sending the script's body (after a NOSCRIPT answer)."""
     script_keys, args = _commit_call(phone_keys, token, commit)
     return await redis.eval(COMMIT.source, len(script_keys), *script_keys, *args)
+
+
+async def step(redis: Any, phone_keys: PhoneKeys, token: str, *, expected: str,
+               digest: str, rate_limit: int, values: Commit) -> Loaded:
+    """STEP: write `values` in one round trip if the state is still the `expected` one."""
+    begin_keys, begin_args = _begin_call(phone_keys, token, digest, rate_limit)
+    _, commit_args = _commit_call(phone_keys, token, values)
+    raw = await STEP.run(redis, begin_keys, [*begin_args, expected, *commit_args[1:]])
+    return begin_result(raw)
 
 
 def queue_erase_phone(pipe: Any, phone_keys: PhoneKeys, token: str) -> None:

@@ -10,12 +10,16 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-import bot.conversation
+import bot.conversation_plan
 from bot import privacy
+from bot.conversation import Conversation, InboundMessage
 from bot.engine.session import Profile
 from bot.engine.turns import Inbound
+from bot.settings import Settings
 from bot.store import keys
 from bot.store.cases import read_case
+from bot.store.profiles import update_profile
+from bot.types import Channel
 from tests.factories import default_flow
 from tests.integration.webhooks_support import (
     EXPECTED_ANSWERS,
@@ -123,13 +127,14 @@ async def test_fifty_concurrent_sms_from_one_phone_apply_all_in_arrival_order(
     settings = gateway_settings(redis_server.url, tmp_path, rate_limit=100)
     arrived: list[str] = []
     applied: list[str] = []
-    real_turn = bot.conversation.turn
+    real_turn = bot.conversation_plan.turn
 
     def recording_turn(compiled: Any, inbound: Inbound, *args: Any) -> Any:
-        applied.append(inbound.text)
+        if not applied or applied[-1] != inbound.text:  # planned again on a fresher state
+            applied.append(inbound.text)
         return real_turn(compiled, inbound, *args)
 
-    monkeypatch.setattr(bot.conversation, "turn", recording_turn)
+    monkeypatch.setattr(bot.conversation_plan, "turn", recording_turn)
     async with running_app(settings) as gateway:
         await start_in_french(gateway)
         conversation = gateway.client._transport.app.state.webhooks.conversation  # type: ignore[attr-defined]
@@ -238,3 +243,30 @@ async def test_malformed_twilio_requests_get_a_4xx_and_no_traceback(
                                               headers={"content-type": content_type})
     assert 400 <= response.status_code < 500
     assert "Traceback" not in response.text and "File " not in response.text
+
+
+async def test_two_processes_taking_turns_on_one_phone_see_each_others_steps(
+        redis: Redis, settings: Settings) -> None:
+    compiled = default_flow()
+    first = Conversation(redis=redis, compiled=compiled, settings=settings)
+    second = Conversation(redis=redis, compiled=compiled, settings=settings)
+    phone = "+22376000003"
+    screens = []
+    for number, typed in enumerate(["bonjour", "1", "2", "1", "Awa Diarra", "Mali"]):
+        process = first if number % 2 == 0 else second
+        screens.append((await process.handle(InboundMessage(Channel.SMS, phone, typed))).text)
+    assert "Français" in screens[0] and "Infos protection" in screens[1]
+    assert "J'accepte" in screens[2] and "nom" in screens[3].lower()
+    assert "nationalit" in screens[4].lower() and "pays" in screens[5].lower()
+
+
+async def test_an_opt_out_written_by_another_process_is_honoured_at_once(
+        redis: Redis, settings: Settings) -> None:
+    conversation = Conversation(redis=redis, compiled=default_flow(), settings=settings)
+    phone = "+22376000004"
+    await conversation.handle(InboundMessage(Channel.SMS, phone, "bonjour"))
+    await conversation.handle(InboundMessage(Channel.SMS, phone, "1"))
+    # The worker marks the phone opted out (Twilio said 21610) behind this process's back.
+    await update_profile(redis, pseudonym=conversation.pseudonym(phone),
+                         fields={"opted_out": True}, ttl=3600)
+    assert (await conversation.handle(InboundMessage(Channel.SMS, phone, "5"))).text == ""

@@ -1,0 +1,209 @@
+"""What one message will write: its turn, computed from a phone's stored state.
+
+Pure (no Redis, the clock and the lease token passed in): the conversation
+plans from the state it assumes the phone is in (written in one round trip
+when the assumption holds) or from the state BEGIN loaded under the lease.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from enum import StrEnum
+
+from bot.cases.references import draw_reference, parse_reference
+from bot.engine.receipts import Receipts
+from bot.engine.render import Limits, Reply, render
+from bot.engine.session import (
+    CaseView,
+    CreateCase,
+    DiscardDraft,
+    Draft,
+    Profile,
+    SaveDraft,
+    Session,
+    SetLanguage,
+    WithdrawCase,
+)
+from bot.engine.turns import Inbound, Turn, turn
+from bot.engine.ussd_input import SEPARATOR, new_input
+from bot.errors import InvalidReference
+from bot.flows.compiler import CompiledFlow
+from bot.store.sessions import DELETE, KEEP, NO_EXPIRY, Commit, PhoneState
+from bot.types import Channel
+
+CANDIDATE_REFERENCES = 4
+REFERENCE_DIGITS = 8
+
+
+@dataclass(frozen=True)
+class InboundMessage:
+    channel: Channel
+    phone: str
+    text: str
+    restart: bool = False
+    """True on the first hop of a USSD session: start a fresh conversation."""
+    message_id: str = ""
+    """The gateway's id of this message: a retry with the same id gets the same reply."""
+    ussd_session: str = ""
+    """The gateway's USSD session id: `text` is then every input of the session so far."""
+
+
+class Outcome(StrEnum):
+    ANSWERED = "answered"
+    REPEATED = "repeated"
+    """A retried message or hop, answered as before without advancing."""
+    SILENT = "silent"
+    """An opted-out phone: nothing said."""
+    RATE_LIMITED = "rate_limited"
+
+
+@dataclass(frozen=True)
+class Ttls:
+    session: int
+    profile: int
+    draft: int
+
+
+@dataclass
+class Plan:
+    reply: Reply
+    """The reply, as it will be unless the effects on cases change it."""
+    outcome: Outcome = Outcome.ANSWERED
+    commit: Commit | None = None
+    """None: nothing to write (a replayed USSD hop)."""
+    session: Session | None = None
+    creations: list[tuple[CreateCase, list[str]]] = field(default_factory=list)
+    """Each case to create, with its candidate references."""
+    withdrawals: list[WithdrawCase] = field(default_factory=list)
+    erase: bool = False
+    receipts: Receipts = field(default_factory=Receipts)
+    """The receipts before this message's answer is added (to correct it afterwards)."""
+    lookup_needed: str | None = None
+    """A reference typed in this hop that BEGIN did not read: look it up, plan again."""
+    language: str | None = None
+
+    @property
+    def in_one_trip(self) -> bool:
+        """Only per-phone keys to write: STEP can do it all in one round trip."""
+        return (self.commit is not None and not self.creations and not self.withdrawals
+                and not self.erase and self.lookup_needed is None)
+
+    @property
+    def created(self) -> list[str]:
+        return [candidates[0] for _, candidates in self.creations]
+
+
+def typed_reference(text: str) -> str | None:
+    """The reference a message carries, if it is one: it is looked up with the session."""
+    digits = "".join(ch for ch in text if ch.isdigit())
+    if len(digits) != REFERENCE_DIGITS:
+        return None
+    try:
+        return parse_reference(digits)
+    except InvalidReference:
+        return None
+
+
+def latest_input(message: InboundMessage) -> str:
+    """The input a message most likely brings (exact once the USSD history is known)."""
+    if message.ussd_session:
+        return message.text.rsplit(SEPARATOR, 1)[-1]
+    return message.text
+
+
+def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
+         lookup: CaseView | None, digest: str, token: str, now: datetime, limits: Limits,
+         ttls: Ttls) -> Plan:
+    profile = Profile.from_json(state.profile) if state.profile else None
+    session = Session.from_json(state.session) if state.session else None
+    stored = receipts = Receipts.from_json(state.receipts)
+    text, restart = message.text, message.restart
+    lookup_needed = None
+    if message.ussd_session:
+        hop = new_input(seen_session=receipts.ussd_session, applied=receipts.ussd_applied,
+                        session_id=message.ussd_session, history=message.text)
+        last = receipts.last
+        if hop.replay and last is not None:
+            return Plan(reply=Reply(text=last.text, end=last.end), outcome=Outcome.REPEATED)
+        text, restart = hop.text, hop.restart or hop.replay
+        receipts = replace(receipts, ussd_session=message.ussd_session,
+                           ussd_applied=message.text)
+        typed = typed_reference(text)
+        if typed and (lookup is None or lookup.reference != typed):
+            lookup_needed = typed
+    decided = turn(compiled, Inbound(
+        channel=message.channel,
+        text=text,
+        session=session,
+        profile=profile,
+        draft=Draft.from_json(state.draft) if state.draft else None,
+        receipts=receipts,
+        lookups={lookup.reference: lookup} if lookup else {},
+        new_id=token,
+        restart=restart,
+    ), now, limits)
+    if decided.erase:
+        receipts = Receipts(ussd_session=receipts.ussd_session, ussd_applied=receipts.ussd_applied)
+    return _written(compiled, decided, profile, receipts, stored, digest, limits, ttls,
+                    lookup_needed)
+
+
+def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
+             receipts: Receipts, stored: Receipts, digest: str, limits: Limits, ttls: Ttls,
+             lookup_needed: str | None) -> Plan:
+    """The turn as values to write: session, profile, draft and receipts."""
+    session = decided.session
+    reply = decided.reply
+    new_profile = decided.profile or profile
+    draft_json = KEEP
+    for effect in decided.effects:
+        match effect:
+            case SetLanguage(language=language):
+                new_profile = replace(new_profile or Profile(), language=language)
+            case SaveDraft(draft=saved):
+                draft_json = saved.to_json()
+            case DiscardDraft():
+                draft_json = DELETE
+    creations = [(effect, [draw_reference() for _ in range(CANDIDATE_REFERENCES)])
+                 for effect in decided.effects if isinstance(effect, CreateCase)]
+    if session is not None and creations:
+        session.vars["reference"] = creations[0][1][0]
+        reply = render(compiled.flow, session, limits)
+    if new_profile is None and session is not None and not decided.erase:
+        new_profile = Profile(language=session.language)
+    receipts = replace(receipts, pending=decided.pending)
+    answered = receipts.answered(digest, reply.text, reply.end) if digest else receipts
+    if decided.keep_session:
+        session_json = KEEP
+    elif session is None or reply.end:
+        session_json = DELETE
+    else:
+        session_json = session.to_json()
+    profile_json, profile_ttl = KEEP, ttls.profile
+    if new_profile is not None and new_profile != profile and not decided.erase:
+        profile_json = new_profile.to_json()
+        if new_profile.opted_out:
+            profile_ttl = NO_EXPIRY  # an opt-out holds until START, however long
+    commit = Commit(
+        session_json=session_json,
+        session_ttl=ttls.session,
+        profile_json=profile_json,
+        profile_ttl=profile_ttl,
+        draft_json=KEEP if decided.erase else draft_json,
+        draft_ttl=ttls.draft,
+        receipts_json=KEEP if answered == stored else answered.to_json(),
+        receipts_ttl=ttls.session,
+    )
+    return Plan(
+        reply=reply,
+        outcome=Outcome.SILENT if decided.silent else Outcome.ANSWERED,
+        commit=commit,
+        session=session,
+        creations=creations,
+        withdrawals=[effect for effect in decided.effects if isinstance(effect, WithdrawCase)],
+        erase=decided.erase,
+        receipts=receipts,
+        lookup_needed=lookup_needed,
+        language=session.language if session else None,
+    )
