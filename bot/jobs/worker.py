@@ -94,7 +94,9 @@ def cron_jobs() -> list[Any]:
 
 
 async def _on_startup(ctx: dict[str, Any]) -> None:
-    await outbox_store.ensure_group(deps_of(ctx).redis)
+    redis = deps_of(ctx).redis
+    await outbox_store.ensure_group(redis)
+    await outbox_store.forget_idle_consumers(redis)
 
 
 def worker_settings(deps: Deps, redis_settings: RedisSettings, *,

@@ -28,6 +28,8 @@ GROUP = "workers"
 BATCH = 100
 # An event read by a worker that has not acknowledged it after this long is taken over.
 CLAIM_IDLE_MS = 60_000
+# Each worker process reads under a name of its own; names idle this long are dropped.
+FORGET_IDLE_MS = 24 * 3600 * 1000
 
 
 @dataclass(frozen=True)
@@ -98,6 +100,17 @@ async def read_events(
     redis: Redis, *, consumer: str, count: int = BATCH, claim_idle_ms: int = CLAIM_IDLE_MS
 ) -> Batch:
     """Events left unacknowledged by a dead worker, then new ones; at most `count` of each."""
+    try:
+        return await _read_events(redis, consumer, count, claim_idle_ms)
+    except ResponseError as exc:
+        if "NOGROUP" not in str(exc):
+            raise
+        # Redis came back without its data (no persistence): start the group again.
+        await ensure_group(redis)
+        return await _read_events(redis, consumer, count, claim_idle_ms)
+
+
+async def _read_events(redis: Redis, consumer: str, count: int, claim_idle_ms: int) -> Batch:
     stream = keys.cases_outbox()
     claimed = await redis.xautoclaim(
         stream, GROUP, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count
@@ -107,6 +120,16 @@ async def read_events(
     for _stream, stream_entries in fresh or []:
         entries.extend(stream_entries)
     return _batch(entries)
+
+
+async def forget_idle_consumers(redis: Redis, *, idle_ms: int = FORGET_IDLE_MS) -> int:
+    """Drop consumers (workers gone long ago) holding no event; how many were dropped."""
+    dropped = 0
+    for consumer in await redis.xinfo_consumers(keys.cases_outbox(), GROUP):
+        if int(consumer["pending"]) == 0 and int(consumer["idle"]) > idle_ms:
+            await redis.xgroup_delconsumer(keys.cases_outbox(), GROUP, text_of(consumer["name"]))
+            dropped += 1
+    return dropped
 
 
 async def acknowledge(redis: Redis, entry_ids: Sequence[str]) -> None:

@@ -189,3 +189,18 @@ async def test_through_the_africastalking_webhook_one_sms_follows_the_last_scree
         await worker.cycle()
     (sms,) = fake.sent_to(gateway.phone)
     assert f"Référence: {reference[:4]}-{reference[4:]}" in sms["body"]
+
+
+async def test_a_lost_consumer_group_is_made_again_and_idle_readers_forgotten(
+        redis: Redis) -> None:
+    await outbox.ensure_group(redis)
+    reference = await cases.create_case(redis, new_case=return_request(phone=PHONE))
+    await redis.xgroup_destroy("hl:{cases}:outbox", GROUP)  # as after a restart without data
+    batch = await outbox.read_events(redis, consumer="w1")
+    assert [event.reference for event in batch.events] == [reference]
+    await outbox.acknowledge(redis, batch.entry_ids)
+    await cases.create_case(redis, new_case=return_request(phone=PHONE))
+    await outbox.acknowledge(redis, (await outbox.read_events(redis, consumer="w2")).entry_ids)
+    assert await outbox.forget_idle_consumers(redis, idle_ms=60_000) == 0  # both just seen
+    assert await outbox.forget_idle_consumers(redis, idle_ms=-1) == 2
+    assert await redis.xinfo_consumers("hl:{cases}:outbox", GROUP) == []
