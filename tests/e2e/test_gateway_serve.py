@@ -1,0 +1,90 @@
+"""`helpline serve` as a deployer runs it: prod fail-fast, then a real process on a port."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+
+from tests.integration.webhooks_support import AUTH_TOKEN, PII_KEY, PUBLIC_URL, USSD_SECRET
+from tests.redis_server import RedisServer, free_port
+
+PROD_SETTINGS = ("REDIS_URL", "TWILIO_AUTH_TOKEN", "HELPLINE_PUBLIC_URL",
+                 "HELPLINE_USSD_SECRET", "HELPLINE_PII_KEY")
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("HELPLINE_", "TWILIO_")) and name != "REDIS_URL"}
+    return {**env, **values}
+
+
+def helpline(*args: str) -> list[str]:
+    return [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())", *args]
+
+
+def test_prod_refuses_to_start_naming_each_missing_setting(tmp_path: Path) -> None:
+    done = subprocess.run(helpline("serve"), env=clean_env(HELPLINE_ENV="prod"), cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == len(PROD_SETTINGS)
+    for name, line in zip(PROD_SETTINGS, lines, strict=True):
+        assert name in line
+    assert "Traceback" not in done.stderr
+
+
+def test_prod_names_only_what_is_missing(tmp_path: Path) -> None:
+    env = clean_env(HELPLINE_ENV="prod", REDIS_URL="redis://127.0.0.1:1/0",
+                    TWILIO_AUTH_TOKEN="x", HELPLINE_PUBLIC_URL="https://h.example",
+                    HELPLINE_USSD_SECRET="s")
+    done = subprocess.run(helpline("serve"), env=env, cwd=tmp_path, capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert done.returncode != 0
+    assert done.stderr.strip().splitlines() == ["HELPLINE_ENV=prod requires HELPLINE_PII_KEY"]
+
+
+def test_serve_answers_gateways_and_logs_without_numbers_or_secrets(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    port = free_port()
+    env = clean_env(HELPLINE_ENV="prod", REDIS_URL=redis_server.url,
+                    TWILIO_AUTH_TOKEN=AUTH_TOKEN, HELPLINE_PUBLIC_URL=PUBLIC_URL,
+                    HELPLINE_USSD_SECRET=USSD_SECRET, HELPLINE_PII_KEY=PII_KEY)
+    server = subprocess.Popen(helpline("serve", "--port", str(port)), env=env, cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(base + "/healthz").status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline
+            time.sleep(0.05)
+        form = {"sessionId": "ATUid_serve", "serviceCode": "*384*55#",
+                "phoneNumber": "+22376123456", "networkCode": "61001", "text": ""}
+        ussd = httpx.post(base + "/webhooks/ussd/africastalking", params={"key": USSD_SECRET},
+                          data=form)
+        assert ussd.status_code == 200 and ussd.text.startswith("CON ")
+        form["text"] = "1*2*1*Fatoumata Keita"
+        assert httpx.post(base + "/webhooks/ussd/africastalking",
+                          params={"key": USSD_SECRET}, data=form).status_code == 200
+        assert httpx.post(base + "/webhooks/ussd/africastalking", params={"key": "nope"},
+                          data=form).status_code == 403
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, logs = server.communicate(timeout=30)
+    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    assert lines, logs
+    access = [line for line in lines if line["logger"] == "helpline.access"]
+    assert any(line["path"].startswith("/webhooks/ussd/africastalking") for line in access)
+    assert USSD_SECRET not in logs and "nope" not in logs
+    assert "22376123456" not in logs and "Fatoumata" not in logs
