@@ -185,10 +185,14 @@ async def twilio_status_webhook(request: Request) -> Response:
     known = status.status if status.status in twilio.DELIVERY_STATUSES else "other"
     DELIVERY_STATUSES.labels(known).inc()
     try:
-        await hooks.delivery(status)
+        async with asyncio.timeout(HOP_DEADLINE_SECONDS):
+            await hooks.delivery(status)
     except (RedisError, OSError, TimeoutError):
         log.warning("delivery status not recorded: store unavailable",
                     extra={"message_sid": status.message_sid})
+    except Exception:
+        # As for messages: the gateway never gets a 5xx; the bug is logged.
+        log.exception("delivery status not recorded", extra={"message_sid": status.message_sid})
     return Response(status_code=204)
 
 
