@@ -82,9 +82,11 @@ def step(compiled: CompiledFlow, session: Session | None, text: str, now: dateti
     elif entry == NAV_MORE:
         if session.page + 1 < render(compiled.flow, session, limits).pages:
             session.page += 1
+            session.strikes = 0
         else:
             _strike(compiled, session, "invalid")
     elif entry == NAV_BACK and (session.page > 0 or session.history):
+        session.strikes = 0  # a move that worked: earlier slips are forgiven
         if session.page > 0:
             session.page -= 1
         else:

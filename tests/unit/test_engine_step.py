@@ -202,3 +202,14 @@ def test_a_step_leaves_the_callers_session_untouched() -> None:
     assert before.to_json() == snapshot
     assert phone.session is not before and phone.session is not None
     assert phone.session.answers == {"name": "Awa Diarra"}
+
+
+def test_going_back_forgives_earlier_slips() -> None:
+    phone = Phone(mini())
+    phone.send("2")
+    phone.send("9")
+    phone.send("9")
+    phone.send("0")
+    assert phone.session is not None and phone.session.state == "main"
+    assert phone.send("9").text.startswith("Non compris.\nAccueil")
+    assert phone.session.strikes == 1
