@@ -50,6 +50,11 @@ def rate(pseudonym: str) -> str:
     return f"{_phone(pseudonym)}:rate"
 
 
+def phone_keys(pseudonym: str) -> str:
+    """Pattern of every per-phone key (erasure and tests only, never on a hot path)."""
+    return f"{_phone(pseudonym)}:*"
+
+
 CASES_TAG = "{cases}"
 
 
