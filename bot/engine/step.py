@@ -100,13 +100,11 @@ def step(compiled: CompiledFlow, session: Session | None, text: str, now: dateti
 
 def _copy(session: Session) -> Session:
     """A copy the step may change: the caller's session stays as it was."""
-    return Session(
-        state=session.state, language=session.language, answers=dict(session.answers),
-        vars=dict(session.vars), history=list(session.history), page=session.page,
-        strikes=session.strikes, hint=session.hint, resuming=session.resuming,
-        draft_id=session.draft_id, consent_at=session.consent_at, drafting=session.drafting,
-        steps=session.steps,
-    )
+    copied = Session(**vars(session))
+    copied.answers = dict(session.answers)
+    copied.vars = dict(session.vars)
+    copied.history = list(session.history)
+    return copied
 
 
 def _answer(compiled: CompiledFlow, session: Session, text: str, now: datetime,
