@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import redis
+from redis.asyncio import Redis
 
 
 def redis_server_binary() -> str:
@@ -81,3 +82,15 @@ class RedisServer:
         client.close()
 
 
+async def snapshot(redis: Redis) -> dict[str, str]:
+    """Every key with its value (or type), to prove that nothing changed."""
+    dump: dict[str, str] = {}
+    async for key in redis.scan_iter("*"):
+        kind = await redis.type(key)
+        if kind == "string":
+            dump[key] = str(await redis.get(key))
+        elif kind == "hash":
+            dump[key] = str(await redis.hgetall(key))
+        else:
+            dump[key] = kind
+    return dump

@@ -149,14 +149,22 @@ def _webhooks(request: Request) -> Webhooks:
     return hooks
 
 
-async def twilio_sms_webhook(request: Request) -> Response:
-    hooks = _webhooks(request)
+async def _signed_twilio_form(request: Request, hooks: Webhooks) -> FormData | Response:
+    """The request's form once Twilio's signature holds; else the 4xx to answer."""
     try:
         form = await read_form(request)
     except MalformedRequest as error:
         return hooks.refuse(Channel.SMS, error)
     if not hooks.signed_by_twilio(request, form):
         return hooks.forbid(Channel.SMS)
+    return form
+
+
+async def twilio_sms_webhook(request: Request) -> Response:
+    hooks = _webhooks(request)
+    form = await _signed_twilio_form(request, hooks)
+    if isinstance(form, Response):
+        return form
     try:
         sms = twilio.read_sms(form, hooks.region)
     except MalformedRequest as error:
@@ -172,12 +180,9 @@ async def twilio_sms_webhook(request: Request) -> Response:
 
 async def twilio_status_webhook(request: Request) -> Response:
     hooks = _webhooks(request)
-    try:
-        form = await read_form(request)
-    except MalformedRequest as error:
-        return hooks.refuse(Channel.SMS, error)
-    if not hooks.signed_by_twilio(request, form):
-        return hooks.forbid(Channel.SMS)
+    form = await _signed_twilio_form(request, hooks)
+    if isinstance(form, Response):
+        return form
     try:
         status = twilio.read_status(form)
     except MalformedRequest as error:

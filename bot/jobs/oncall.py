@@ -67,7 +67,7 @@ def oncall_numbers(settings: Settings) -> list[str]:
             continue
         number = privacy.normalise_phone(raw, settings.default_region)
         if number is None:
-            log.error("HELPLINE_ONCALL_NUMBERS has an entry that is not a phone number")
+            log.error("HELPLINE_ONCALL_NUMBERS has an invalid entry (skipped)")
         elif number not in found:
             found.append(number)
     return found

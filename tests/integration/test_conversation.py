@@ -15,6 +15,7 @@ from bot.settings import Settings
 from bot.store.cases import read_case
 from bot.types import Channel
 from tests.factories import default_flow
+from tests.redis_server import snapshot
 
 PHONE = "+22376000001"
 REFERENCE = re.compile(r"(\d{4})-(\d{4})")
@@ -40,19 +41,6 @@ async def send(conversation: Conversation, texts: list[str], phone: str = PHONE,
     for typed in texts:
         text = (await conversation.handle(InboundMessage(channel, phone, typed))).text
     return text
-
-
-async def all_keys_and_values(redis: Redis) -> dict[str, str]:
-    dump: dict[str, str] = {}
-    async for key in redis.scan_iter("*"):
-        kind = await redis.type(key)
-        if kind == "string":
-            dump[key] = str(await redis.get(key))
-        elif kind == "hash":
-            dump[key] = str(await redis.hgetall(key))
-        else:
-            dump[key] = kind
-    return dump
 
 
 @pytest.mark.parametrize("language", ["fr", "en", "bm"])
@@ -103,9 +91,9 @@ async def test_refusing_consent_leaves_no_answer_and_no_draft(
     await dial(conversation)
     # Give consent, type a name, then go back and refuse: the name must vanish.
     await send(conversation, ["2", "1", NAME, NATIONALITY])
-    assert any(NAME in value for value in (await all_keys_and_values(redis)).values())
+    assert any(NAME in value for value in (await snapshot(redis)).values())
     await send(conversation, ["0", "0", "0", "2"])
-    dump = await all_keys_and_values(redis)
+    dump = await snapshot(redis)
     assert not [key for key in dump if ":draft" in key or ":case" in key or "{cases}" in key]
     for key, value in dump.items():
         assert NAME not in value, (key, value)

@@ -32,9 +32,8 @@ from tests.integration.webhooks_support import (
     reference_in,
     running_app,
     said,
-    snapshot,
 )
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, snapshot
 
 FLOW = default_flow().flow
 

@@ -17,9 +17,8 @@ from tests.integration.webhooks_support import (
     reference_in,
     running_app,
     screen,
-    snapshot,
 )
-from tests.redis_server import RedisServer
+from tests.redis_server import RedisServer, snapshot
 
 
 @pytest.fixture

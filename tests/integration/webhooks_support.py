@@ -13,7 +13,6 @@ from typing import Any
 
 import httpx
 from pydantic import SecretStr
-from redis.asyncio import Redis
 from twilio.request_validator import RequestValidator
 
 from bot.app import create_app
@@ -144,16 +143,3 @@ async def running_app(settings: Settings) -> AsyncIterator[Gateway]:
                                      timeout=2.0) as client:
             yield Gateway(client)
 
-
-async def snapshot(redis: Redis) -> dict[str, str]:
-    """Every key with its value (or type), to prove that nothing changed."""
-    dump: dict[str, str] = {}
-    async for key in redis.scan_iter("*"):
-        kind = await redis.type(key)
-        if kind == "string":
-            dump[key] = str(await redis.get(key))
-        elif kind == "hash":
-            dump[key] = str(await redis.hgetall(key))
-        else:
-            dump[key] = kind
-    return dump
