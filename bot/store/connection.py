@@ -36,14 +36,22 @@ class Store:
     embedded: Any | None = None
 
     async def close(self) -> None:
-        await self.redis.aclose()
-        pool = getattr(self.redis, "connection_pool", None)
-        if pool is not None:  # a pool we passed in is ours to close
-            await pool.disconnect()
+        await close_client(self.redis)
         if self.embedded is not None:
             # The embedded server stops when its last client in any process lets go.
             stop_embedded(self.embedded)
             self.embedded = None
+
+
+async def close_client(redis: Any) -> None:
+    """Close a client of `client_for_url`, with its pool and its sentinels' connections."""
+    await redis.aclose()
+    pool = getattr(redis, "connection_pool", None)
+    if pool is not None:  # a pool we passed in is ours to close
+        await pool.disconnect()
+        manager = getattr(pool, "sentinel_manager", None)
+        for sentinel in getattr(manager, "sentinels", ()):
+            await sentinel.aclose()
 
 
 def stop_embedded(embedded: Any) -> None:
