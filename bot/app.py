@@ -11,7 +11,9 @@ from fastapi import FastAPI
 from bot import probes
 from bot.admin import api as admin_api
 from bot.admin.console import mount_console
-from bot.admin.limits import BodySizeLimit
+from bot.admin.failures import add_failure_handlers
+from bot.admin.headers import AdminHeaders
+from bot.admin.limits import MAX_BODY_BYTES
 from bot.cases.jobs import ArqCaseJobs, CaseJobs, NoJobQueue, arq_redis_settings
 from bot.channels import routes as webhooks
 from bot.channels import twilio_status
@@ -60,13 +62,19 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Fast
             await app.state.case_jobs.close()
             await store.close()
 
-    app = FastAPI(title="Migrant helpline", version="1", lifespan=lifespan)
-    app.add_middleware(BodySizeLimit)
+    # /docs and /redoc load their scripts from a CDN: off in prod. /openapi.json stays
+    # (the console reads its schemas).
+    docs = settings.env is not Env.PROD
+    app = FastAPI(title="Migrant helpline", version="1", lifespan=lifespan,
+                  max_body_size=MAX_BODY_BYTES,
+                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
     app.include_router(admin_api.router, prefix=admin_api.PREFIX)
     admin_api.add_error_handlers(app)
+    add_failure_handlers(app)
     mount_console(app)
     # First in line: a gateway hop must not be matched against every admin route.
     app.router.routes[0:0] = [*webhooks.ROUTES, *probes.ROUTES]
+    app.add_middleware(AdminHeaders)
     app.add_middleware(webhooks.GatewayLane)
     app.add_middleware(AccessLog)
     return app

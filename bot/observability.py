@@ -3,8 +3,10 @@
 Logs are JSON lines. A phone appears only as its HMAC pseudonym, passed as
 `extra={"phone": pseudonym}`; message bodies are never logged at INFO. As a
 safety net every line is scrubbed of anything shaped like an E.164 number and
-of the USSD `key` query parameter. The access log is ours (uvicorn's is off),
-with the query string's secrets redacted.
+of the USSD `key` query parameter: `+` and `00` international forms and
+national numbers (8 digits or more, grouped or not) alike. A case reference
+(8 digits) is masked too: it cannot be told from a national number. The
+access log is ours (uvicorn's is off), with the query string's secrets redacted.
 """
 
 from __future__ import annotations
@@ -20,7 +22,11 @@ from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ACCESS_LOGGER = "helpline.access"
-_E164 = re.compile(r"(?:whatsapp:)?\+\d{6,15}")
+# A run of 8 to 15 digits, in groups separated by one space, dot, dash or slash, not
+# inside a word (a message SID, a pseudonym): +223 70 00 00 99, 0022370000099, 70000099.
+_PHONE = re.compile(r"(?<![\w+])(?:whatsapp:)?(?:\+|00)?\d(?:[ .\-/]?\d){7,16}(?![\w])")
+_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+_MIN_DIGITS = 8
 _SECRET_QUERY = re.compile(r"((?:^|[?&])key=)[^&\s]*", re.IGNORECASE)
 _RESERVED = frozenset(vars(logging.makeLogRecord({})))
 _FIELDS = ("phone", "channel", "outcome", "reason", "error", "status", "method", "path",
@@ -55,9 +61,16 @@ QUEUE_DEPTH = Gauge("helpline_queue_depth", "Jobs waiting in the worker's queue"
 STORE_UP = Gauge("helpline_store_up", "1 when Redis answered the last metrics scrape")
 
 
+def _mask_phone(found: re.Match[str]) -> str:
+    text = found.group()
+    if _DATE.fullmatch(text) or sum(char.isdigit() for char in text) < _MIN_DIGITS:
+        return text
+    return "[phone]"
+
+
 def scrub(text: str) -> str:
-    """`text` without phone numbers or the USSD key."""
-    return _SECRET_QUERY.sub(r"\1[redacted]", _E164.sub("[phone]", text))
+    """`text` without phone numbers (any format) or the USSD key."""
+    return _SECRET_QUERY.sub(r"\1[redacted]", _PHONE.sub(_mask_phone, text))
 
 
 class JsonFormatter(logging.Formatter):

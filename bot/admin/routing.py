@@ -7,11 +7,13 @@ getting the 401 (or 403) that SPEC §7 puts first.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
 
 from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
+from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 
 from bot.store.operators import Role
@@ -43,6 +45,29 @@ class AuthorisedRoute(APIRoute):
             header = request.headers.get("authorization", "")
             token = header[len(BEARER) :].strip() if header.lower().startswith(BEARER) else None
             authorise(await authenticate(request, token or None), role)
+            if self.body_field is not None:
+                await refuse_unreadable_json(request)
             return await handle(request)
 
         return authorised
+
+
+async def refuse_unreadable_json(request: Request) -> None:
+    """422 for JSON FastAPI would answer 400 to: nested past the parser's depth, not UTF-8.
+
+    The body is read once: FastAPI reuses the bytes `request.body()` cached.
+    """
+    body = await request.body()
+    if not body:
+        return
+    try:
+        json.loads(body)
+    except RecursionError:
+        problem = "JSON nested too deeply"
+    except UnicodeDecodeError:
+        problem = "the body is not UTF-8"
+    except ValueError:
+        return  # FastAPI answers 422 with the position of the syntax error
+    else:
+        return
+    raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": problem}])

@@ -217,6 +217,9 @@ async def africastalking_ussd_webhook(request: Request) -> Response:
     return PlainTextResponse(ussd.screen(reply), media_type=ussd.TEXT_TYPE)
 
 
+METHOD_NOT_ALLOWED = PlainTextResponse("method not allowed: POST only", status_code=405,
+                                      headers={"Allow": "POST"})
+
 ROUTES = [
     Route(SMS_PATH, twilio_sms_webhook, methods=["POST"]),
     Route(STATUS_PATH, twilio_status_webhook, methods=["POST"]),
@@ -239,5 +242,9 @@ class GatewayLane:
         route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
         if route is None:
             await self.app(scope, receive, send)
+            return
+        if scope["method"] != "POST":
+            # Starlette's Route would raise HTTPException here, outside any handler: a 500.
+            await METHOD_NOT_ALLOWED(scope, receive, send)
             return
         await route.handle(scope, receive, send)

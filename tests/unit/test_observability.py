@@ -35,3 +35,20 @@ def test_uvicorns_access_log_is_redacted_if_turned_on() -> None:
     })
     RedactQuery().filter(record)
     assert "s3cr3t" not in record.getMessage()
+
+
+def test_scrub_masks_numbers_in_every_format_a_log_line_may_carry_them() -> None:
+    for number in ("+22370000099", "0022370000099", "70000099", "+223 70 00 00 99",
+                   "00223 70 00 00 99", "70 00 00 99", "70.00.00.99", "70-00-00-99",
+                   "whatsapp:+22370000099", "+33 6 12 34 56 78", "+14155550100"):
+        line = scrub(f"name 'Awa' phone={number}, then")
+        assert not any(ch.isdigit() for ch in line), (number, line)
+        assert line.startswith("name 'Awa' phone=") and line.endswith(", then")
+
+
+def test_scrub_keeps_what_is_not_a_number() -> None:
+    kept = ("at 2026-12-02T11:45:56.123+00:00 took 1234 ms",
+            "sid SM0000000000000000000000000000012", "phone a1b2c3d4e5f601234567",
+            "HTTP/1.1 200", "port 127.0.0.1:6379")
+    for text in kept:
+        assert scrub(text) == text
