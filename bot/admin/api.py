@@ -27,6 +27,7 @@ from bot.store import audit, case_queries, case_updates, keys, operators
 from bot.store import cases as case_store
 from bot.store.cases import text_of
 
+from . import console_api
 from .deps import Admin, AnyOperator, JobsDep, NowDep, RedisDep, Supervisor, actor
 from .routing import AuthorisedRoute
 from .schemas import (
@@ -48,8 +49,11 @@ from .schemas import (
 PREFIX = "/admin/api/v1"
 DEFAULT_PAGE_SIZE = 50
 MAX_QUERY_CHARS = 64
+# A list reads answers too, only to say why a case has its priority (never returned).
+LIST_FIELDS = (*case_queries.SUMMARY_FIELDS, "answers")
 
 router = APIRouter(tags=["admin"], route_class=AuthorisedRoute)
+router.include_router(console_api.router)
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -114,6 +118,7 @@ async def list_cases(
         ),
         limit=limit,
         cursor=cursor,
+        fields=LIST_FIELDS,
     )
     return CasePage(
         items=[CaseSummary.from_row(row) for row in page.items], next_cursor=page.next_cursor
@@ -167,8 +172,20 @@ async def get_case(
 async def update_case(
     reference: str, change: CasePatch, redis: RedisDep, now: NowDep, operator: AnyOperator
 ) -> CaseDetail:
-    """Change status (through the lifecycle), priority or assignee (null: unassign)."""
+    """Change status (through the lifecycle), priority or assignee (an active operator's
+    name; null: unassign)."""
     plain = _reference(reference)
+    if change.assignee is not None and not await operators.is_active(redis, change.assignee):
+        raise RequestValidationError(
+            [
+                {
+                    "type": "unknown_operator",
+                    "loc": ("body", "assignee"),
+                    "msg": "no active operator has this name",
+                    "input": change.assignee,
+                }
+            ]
+        )
     await case_updates.update_case(
         redis,
         reference=plain,

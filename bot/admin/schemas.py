@@ -2,12 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from bot.cases.model import Case, CaseKind, CaseStatus, JournalEntry, Priority
+from bot.cases.model import (
+    HIGH_ANSWERS,
+    URGENT_ANSWERS,
+    YES,
+    Case,
+    CaseKind,
+    CaseStatus,
+    JournalEntry,
+    Priority,
+    derive_priority,
+)
 from bot.store.operators import Operator, Role
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,31}$"
@@ -35,9 +46,16 @@ class CaseSummary(BaseModel):
     created_at: datetime
     updated_at: datetime
     erased: bool
+    priority_reasons: list[str] = Field(
+        default_factory=list,
+        description="Why the case has its priority: `emergency`, the answers that raised it "
+        "(`under_18`, `medical`, …), or `operator` when an operator set it; empty if unknown",
+    )
 
     @classmethod
     def from_row(cls, row: dict[str, str]) -> CaseSummary:
+        """A summary from record fields; `answers`, when read, gives the priority's reason
+        (the answers themselves are not kept)."""
         return cls(
             reference=row["reference"],
             kind=CaseKind(row["kind"]),
@@ -51,7 +69,28 @@ class CaseSummary(BaseModel):
             created_at=datetime.fromisoformat(row["created_at"]),
             updated_at=datetime.fromisoformat(row["updated_at"]),
             erased=bool(row["erased_at"]),
+            priority_reasons=priority_reasons(row),
         )
+
+
+def priority_reasons(row: dict[str, str]) -> list[str]:
+    """Why a case has its priority (no personal data: names of answers, not their text)."""
+    kind, priority = CaseKind(row["kind"]), Priority(row["priority"])
+    if kind is CaseKind.EMERGENCY:
+        return ["emergency"] if priority is Priority.URGENT else ["operator"]
+    raw = row.get("answers")
+    if not raw:
+        return []
+    try:
+        answers = json.loads(raw)
+    except ValueError:
+        return []
+    if not isinstance(answers, dict):
+        return []
+    if derive_priority(kind, answers) is not priority:
+        return ["operator"]
+    raised_by = URGENT_ANSWERS if priority is Priority.URGENT else HIGH_ANSWERS
+    return [key for key in raised_by if answers.get(key) == YES]
 
 
 class CasePage(BaseModel):

@@ -200,15 +200,17 @@ async def add_note(
 async def escalate(
     redis: Redis, *, reference: str, actor: str, now: datetime, reason: str, level: int
 ) -> Case:
-    """Raise the escalation level (1 or 2); the reason goes to the journal."""
+    """Raise the escalation level (1 or 2, above the present one); the reason is journalled."""
     if not 1 <= level <= MAX_ESCALATION_LEVEL:
         raise ValueError("escalation level is 1 or 2")
     entry = new_entry(JournalKind.ESCALATION, author=actor, at=now, text=reason)
 
     def plan(loaded: Loaded, pipe: Any) -> Case:
         before = loaded.case
-        if level < before.escalation_level:
-            raise EscalationRefused(f"already at level {before.escalation_level}")
+        if level <= before.escalation_level:
+            raise EscalationRefused(
+                f"already at level {before.escalation_level}: escalate only to a higher level"
+            )
         after = before.model_copy(
             update=dict(escalated=True, escalation_level=level, updated_at=now)
         )

@@ -91,6 +91,12 @@ async def list_operators(redis: Redis) -> list[Operator]:
     return sorted(found, key=lambda operator: operator.name)
 
 
+async def is_active(redis: Redis, name: str) -> bool:
+    """Whether an active operator has this name."""
+    raw = await reply(redis.hget(keys.operators(), name))
+    return raw is not None and Operator.from_json(text_of(raw)).active
+
+
 async def revoke_operator(redis: Redis, *, name: str, now: datetime) -> Operator:
     transaction: Any = redis.pipeline(transaction=True)
     async with transaction as pipe:

@@ -103,6 +103,7 @@ async def test_illegal_status_change_is_409_with_allowed(
 
 async def test_patch_moves_indexes(redis: Redis, sup: httpx.AsyncClient) -> None:
     reference = await seed(redis)
+    await add_operator(redis, name="ana", role=Role.OPERATOR, now=T0)
     response = await sup.patch(
         f"{API}/cases/{reference}",
         json={"priority": "urgent", "assignee": "ana", "status": "contacted"},

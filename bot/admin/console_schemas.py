@@ -1,0 +1,68 @@
+"""JSON bodies of the reads the operators' console needs (search, live changes, picker…)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, Field
+
+from bot.store.operators import Role
+
+from .schemas import CaseSummary
+
+
+class Me(BaseModel):
+    """The signed-in operator and the console's settings."""
+
+    name: str
+    role: Role
+    idle_minutes: int = Field(description="Sign-out after this long without activity")
+    ack_sla_minutes: int = Field(description="An urgent case untaken this long is overdue")
+
+
+class Assignee(BaseModel):
+    name: str
+    role: Role
+
+
+class MatchedBy(StrEnum):
+    REFERENCE = "reference"
+    PHONE = "phone"
+    NAME = "name"
+
+
+class SearchHit(CaseSummary):
+    matched_by: MatchedBy
+
+
+class SearchResult(BaseModel):
+    items: list[SearchHit]
+    searched_by: list[MatchedBy] = Field(description="What the query was read as")
+    name_cursor: str | None = Field(
+        description="Set when the name search stopped at its budget: pass as `cursor` to go on"
+    )
+
+
+class ChangeOut(BaseModel):
+    reference: str
+    action: str
+    at: str
+    detail: dict[str, object]
+
+
+class ChangesOut(BaseModel):
+    cursor: str = Field(description="Pass as `after` on the next poll")
+    items: list[ChangeOut]
+
+
+class CannedReply(BaseModel):
+    id: str
+    texts: dict[str, str] = Field(description="The reply in each language of the flow")
+
+
+class AnswerLabel(BaseModel):
+    field: str = Field(description="Key of the answer in a case's `answers`")
+    label: dict[str, str] = Field(description="The flow's question, by language")
+    values: dict[str, dict[str, str]] = Field(
+        description="For a choice: the flow's label of each stored value, by language"
+    )

@@ -1,0 +1,93 @@
+"""Reads the operators' console needs beyond the triage page: search, live changes.
+
+- by phone: the phone's pseudonym index (`keys.cases_by_phone`), one SMEMBERS and
+  one pipelined HMGET: no walk, no SCAN;
+- live changes: the global audit stream read from a cursor (XRANGE, bounded), so
+  a poll costs O(log N + new events) whatever the number of cases.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from redis.asyncio import Redis
+
+from bot.store import keys
+from bot.store.case_queries import SUMMARY_FIELDS
+from bot.store.cases import text_of
+from bot.store.replies import reply
+
+# A phone with more cases than this is shown its most recent ones only.
+MAX_CASES_PER_PHONE = 50
+# Most audit events one poll reads; the cursor continues after them.
+MAX_CHANGES_PER_POLL = 200
+# Actions that change nothing an operator watches the queue for.
+QUIET_ACTIONS = frozenset({"read", "searched", "exported"})
+# Detail fields of an audit event the live feed may pass on (never personal data).
+SHOWN_DETAIL = ("kind", "priority", "channel", "from", "to", "status", "level")
+
+
+async def cases_of_phone(
+    redis: Redis, pseudonym: str, fields: Sequence[str] = SUMMARY_FIELDS
+) -> list[dict[str, str]]:
+    """The non-personal fields of every case of one phone (by its pseudonym)."""
+    references = sorted(
+        text_of(ref) for ref in await reply(redis.smembers(keys.cases_by_phone(pseudonym)))
+    )[-MAX_CASES_PER_PHONE:]
+    if not references:
+        return []
+    async with redis.pipeline(transaction=False) as pipe:
+        for reference in references:
+            pipe.hmget(keys.case(reference), list(fields))
+        rows = await pipe.execute()
+    found = []
+    for row in rows:
+        if row[0] is None:
+            continue
+        found.append(
+            {name: "" if v is None else text_of(v) for name, v in zip(fields, row, strict=True)}
+        )
+    return found
+
+
+@dataclass(frozen=True)
+class Change:
+    id: str
+    reference: str
+    action: str
+    at: str
+    detail: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Changes:
+    cursor: str
+    items: list[Change]
+
+
+async def latest_change_id(redis: Redis) -> str:
+    newest = await redis.xrevrange(keys.cases_audit(), count=1)
+    return text_of(newest[0][0]) if newest else "0-0"
+
+
+async def changes_after(redis: Redis, cursor: str) -> Changes:
+    """Case events after `cursor` (a stream id), oldest first, without reads or exports."""
+    entries = await redis.xrange(keys.cases_audit(), min=f"({cursor}", count=MAX_CHANGES_PER_POLL)
+    items = []
+    last = cursor
+    for entry_id, raw in entries or []:
+        last = text_of(entry_id)
+        values = {text_of(k): text_of(v) for k, v in (raw or {}).items()}
+        reference = values.get("reference", "")
+        action = values.get("action", "")
+        if not reference or action in QUIET_ACTIONS:
+            continue
+        try:
+            detail = json.loads(values.get("detail") or "{}")
+        except ValueError:
+            detail = {}
+        shown = {k: detail[k] for k in SHOWN_DETAIL if isinstance(detail, dict) and k in detail}
+        items.append(Change(last, reference, action, values.get("at", ""), shown))
+    return Changes(cursor=last, items=items)
