@@ -162,7 +162,7 @@ async def search(
 async def changes(
     redis: RedisDep,
     _: AnyOperator,
-    after: Annotated[str | None, Query(pattern=r"^[0-9]{1,20}-[0-9]{1,20}$")] = None,
+    after: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}-[0-9]{1,19}$")] = None,
 ) -> ChangesOut:
     """Case events since `after` (created, status changed, assigned, escalated…), for a
     live queue polled every few seconds; without `after`, only the cursor to start from.
