@@ -1,24 +1,35 @@
-"""Benchmark: USSD hops/s through `POST /webhooks/ussd/africastalking`, next to a floor.
+"""Benchmark: USSD hops/s of `helpline serve` next to ussd-menu-builder (Node), same run.
 
-    python bench/webhooks.py [--seconds 8] [--rounds 3] [--connections 64] [--users 256]
+    python bench/webhooks.py [--seconds 8] [--rounds 3] [--users 16] [--no-peer]
 
-One server process (the real app, as `helpline serve` runs it: uvloop,
-httptools, JSON access log) against a fresh `redis-server`; `wrk` (Debian)
-drives concurrent USSD users, each walking the whole return request in
-Africa's Talking format (text = every input so far, joined by `*`); a new
-phone for every walk, so each walk starts at the welcome screen and ends with
-a case created. In the same run, the same load hits a floor endpoint added to
-the same app: a bare FastAPI route that parses the same form with `Form()`
-and does one Redis GET and one SET.
+One `helpline serve` process (exactly as deployed: its default server, its
+JSON access log, metrics) and, when `node` and `npm` are on the PATH, the Node
+peer of `../shared/peers/` (ussd-menu-builder on express, sessions in Redis,
+installed with npm into a cache directory outside the repository): each one
+process pinned to the same core (`taskset -c 0`), measured one after the
+other in interleaved rounds, against the same `redis-server` and with the
+same `wrk` (both on the other core). Each simulated user is one wrk thread
+with one connection walking the return request in Africa's Talking format
+(text = every input so far, joined by `*`), one hop after the answer to the
+previous one, a new phone and session for every walk; the product's walk
+ends with a case created, the peer's with its reference screen.
 
-Prints hops/s and p50/p99 latency of both and their ratio (goal ≥ 90 %), and
-per hop: Redis round trips and commands sent by the app, and every command
-Redis ran including those inside Lua scripts (from INFO commandstats).
+Every answer is compared with the one a single user got before the load
+(digits aside, as references differ): a different answer, a non-2xx or a
+socket error is counted. After the rounds the product's created cases are
+counted in Redis against the walks that ended with a reference (lost
+answers), and each server's commands per hop are counted with MONITOR on a
+few sequential walks (commands run inside Lua scripts are not counted).
+
+Prints per target hops/s and p99 (medians of the rounds), the ratio product /
+peer, errors and wrong answers, lost cases and commands per hop, and the
+machine's load average before and after (other people's tests share it).
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -27,38 +38,47 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.parse
 import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
-
-from fastapi import FastAPI, Form
-from fastapi.responses import PlainTextResponse
+from typing import Any
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
-USSD_PATH = "/webhooks/ussd/africastalking"
-FLOOR_PATH = "/bench/floor"
-STATS_PATH = "/bench/stats"
+DEFAULT_PEER_DIR = ROOT.parent / "shared" / "peers"
+CACHE_DIR = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "helpline-bench"
 SECRET = "bench-ussd-secret"
 WARM_UP_SECONDS = 2
+RUN_WALKS = 20_000
+"""Walk numbers each run may use (phones stay new across runs)."""
+MONITOR_WALKS = 4
 
-# welcome: 1 French; main: 2 return request; consent: 1; the answers; summary: 1 confirm.
-WALK = ["1", "2", "1", "Awa Diarra", "Mali", "Niger", "Agadez",
-        "2", "2", "2", "1", "2", "1", "1", "1"]
+# The product's return request: welcome 1 French; main 2 return; consent 1; the answers;
+# summary 1 confirm (END with the reference).
+PRODUCT_WALK = ["1", "2", "1", "Awa Diarra", "Mali", "Niger", "Agadez",
+                "2", "2", "2", "1", "2", "1", "1", "1"]
+# The peer's (its README): main menu, 2 return request, name, nationality, country.
+PEER_WALK = ["2", "Amina Diallo", "Malienne", "1"]
 
 WRK_SCRIPT = r"""
+-- One wrk thread = one user = one connection; the next hop is sent once the previous
+-- one is answered. Answers are compared, digits aside, with the expected ones.
 local walk = {%(walk)s}
-local users = %(users)d
-local first_walk = %(first_walk)d
+local expected = {%(expected)s}
 local path = "%(path)s"
+local first_walk = %(first_walk)d
+local phone_prefix = "%(phone_prefix)s"
+local threads = {}
 local counter = 0
-local thread_no = 0
-local threads = 0
 
 function setup(thread)
-  thread:set("thread_no", threads)
-  threads = threads + 1
+  thread:set("user", counter)
+  counter = counter + 1
+  table.insert(threads, thread)
 end
 
 local function encode(text)
@@ -67,31 +87,50 @@ local function encode(text)
   end))
 end
 
-local hops = #walk + 1
 local headers = {["Content-Type"] = "application/x-www-form-urlencoded"}
+hop = 0
+walk_no = 0
+wrong = 0
+walks_done = 0
+answers = 0
 
 function request()
-  counter = counter + 1
-  local user = counter %% users
-  local round = math.floor(counter / users)
-  local walk_no = first_walk + math.floor(round / hops)
-  local hop = round %% hops
-  local phone = string.format("%%%%2B223%%d%%04d%%03d", 7 - thread_no, user, walk_no %% 1000)
-  local session = string.format("bench-%%d-%%d-%%d", thread_no, user, walk_no)
+  local n = first_walk + walk_no
+  local phone = string.format("%%s%%02d%%05d", phone_prefix, user, n)
+  local session = string.format("bench-%%d-%%d", user, n)
   local text = table.concat(walk, "*", 1, hop)
-  local body = "sessionId=" .. session .. "&serviceCode=%%2A384%%2A55%%23&phoneNumber=" .. phone
-    .. "&networkCode=61001&text=" .. encode(text)
+  local body = "sessionId=" .. session .. "&serviceCode=%%2A384%%2A55%%23&phoneNumber="
+    .. encode(phone) .. "&networkCode=61001&text=" .. encode(text)
   return wrk.format("POST", path, headers, body)
 end
 
+function response(status, headers, body)
+  answers = answers + 1
+  if status ~= 200 or string.gsub(body, "%%d", "#") ~= expected[hop + 1] then
+    wrong = wrong + 1
+  end
+  hop = hop + 1
+  if hop > #walk then
+    if status == 200 then walks_done = walks_done + 1 end
+    hop = 0
+    walk_no = walk_no + 1
+  end
+end
+
 function done(summary, latency, requests)
+  local wrong_total, walks_total, answers_total = 0, 0, 0
+  for _, thread in ipairs(threads) do
+    wrong_total = wrong_total + thread:get("wrong")
+    walks_total = walks_total + thread:get("walks_done")
+    answers_total = answers_total + thread:get("answers")
+  end
   io.write(string.format(
-    "BENCH {\"requests\": %%d, \"seconds\": %%f, \"p50_ms\": %%f, \"p99_ms\": %%f, " ..
-    "\"errors\": %%d, \"non2xx\": %%d}\n",
-    summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000,
+    "BENCH {\"requests\": %%d, \"answers\": %%d, \"seconds\": %%f, \"p50_ms\": %%f, " ..
+    "\"p99_ms\": %%f, \"errors\": %%d, \"non2xx\": %%d, \"wrong\": %%d, \"walks\": %%d}\n",
+    summary.requests, answers_total, summary.duration / 1e6,
+    latency:percentile(50) / 1000, latency:percentile(99) / 1000,
     summary.errors.connect + summary.errors.read + summary.errors.write +
-    summary.errors.timeout, summary.errors.status))
+    summary.errors.timeout, summary.errors.status, wrong_total, walks_total))
 end
 """
 
@@ -102,221 +141,363 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-# --- the server process ---------------------------------------------------------------
+def pinned(core: int | None, command: Sequence[str]) -> list[str]:
+    if core is None:
+        return list(command)
+    return ["taskset", "-c", str(core), *command]
 
 
-def add_floor(app: FastAPI) -> None:
-    """The floor: a bare FastAPI route, the same form parsed by `Form()`, one GET, one SET."""
-
-    @app.post(FLOOR_PATH)
-    async def floor(sessionId: Annotated[str, Form()], serviceCode: Annotated[str, Form()],
-                    phoneNumber: Annotated[str, Form()], networkCode: Annotated[str, Form()],
-                    text: Annotated[str, Form()] = "") -> PlainTextResponse:
-        redis = app.state.store.redis
-        key = f"bench:floor:{{{phoneNumber}}}"
-        before = await redis.get(key)
-        await redis.set(key, text, ex=300)
-        return PlainTextResponse(f"CON {sessionId} {before or ''}")
+def cores() -> tuple[int | None, int | None]:
+    """(server core, load core): the servers on one, Redis and wrk on another."""
+    if shutil.which("taskset") is None or (os.cpu_count() or 1) < 2:
+        return None, None
+    return 0, 1
 
 
-def serve(port: int, redis_url: str, data_dir: str) -> None:
-    """Child process: the real app plus the floor route, served as `helpline serve` does."""
-    import uvicorn
-    from pydantic import SecretStr
-    from redis.asyncio import client as redis_client
-
-    from bot.app import create_app
-    from bot.observability import configure_logging, uvicorn_log_config
-    from bot.settings import Settings
-
-    counts = {"round_trips": 0, "sent": 0}
-    plain_execute = redis_client.Redis.execute_command
-    pipeline_execute = redis_client.Pipeline.execute
-
-    async def counted_command(self: Any, *args: Any, **options: Any) -> Any:
-        counts["round_trips"] += 1
-        counts["sent"] += 1
-        return await plain_execute(self, *args, **options)
-
-    async def counted_pipeline(self: Any, raise_on_error: bool = True) -> Any:
-        counts["round_trips"] += 1
-        counts["sent"] += len(self.command_stack)
-        return await pipeline_execute(self, raise_on_error)
-
-    redis_client.Redis.execute_command = counted_command  # type: ignore[method-assign]
-    redis_client.Pipeline.execute = counted_pipeline  # type: ignore[method-assign]
-
-    settings = Settings(redis_url=redis_url, data_dir=Path(data_dir),
-                        ussd_secret=SecretStr(SECRET), pii_key=SecretStr("bench-pii-key"))
-    app = create_app(settings)
-
-    add_floor(app)
-
-    @app.get(STATS_PATH)
-    async def stats() -> dict[str, int]:
-        return counts
-
-    configure_logging()
-    uvicorn.run(app, host="127.0.0.1", port=port, loop="uvloop", http="httptools",
-                access_log=False, log_config=uvicorn_log_config())
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-# --- the driver ---------------------------------------------------------------------
+def load_average() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.2f} (1 min), {five:.2f} (5 min)"
 
 
-def wait_for(url: str, seconds: float = 20) -> None:
+@dataclass
+class Target:
+    label: str
+    base: str
+    path: str
+    walk: list[str]
+    phone_prefix: str
+    process: subprocess.Popen[bytes]
+    pid: int
+    expected: list[str] = field(default_factory=list)
+    runs: list[dict[str, Any]] = field(default_factory=list)
+
+    def url(self) -> str:
+        return self.base + self.path
+
+
+def wait_for(process: subprocess.Popen[bytes], url: str, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while True:
         try:
             with urllib.request.urlopen(url, timeout=1):
                 return
+        except urllib.error.HTTPError:
+            return  # it answers
         except OSError:
-            if time.monotonic() > deadline:
-                raise
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{url} did not come up") from None
             time.sleep(0.1)
 
 
-def redis_cli(port: int, *args: str) -> str:
+def post(url: str, fields: dict[str, str]) -> str:
+    data = urllib.parse.urlencode(fields).encode()
+    request = urllib.request.Request(url, data=data, method="POST")
+    with urllib.request.urlopen(request, timeout=10) as response:
+        return str(response.read().decode())
+
+
+def walk_once(target: Target, user: int, walk_no: int) -> list[str]:
+    """One whole walk, sequentially, as wrk's user `user` would do its walk `walk_no`."""
+    phone = f"{target.phone_prefix}{user:02d}{walk_no:05d}"
+    answers = []
+    for hop in range(len(target.walk) + 1):
+        answers.append(post(target.url(), {
+            "sessionId": f"bench-{user}-{walk_no}", "serviceCode": "*384*55#",
+            "phoneNumber": phone, "networkCode": "61001",
+            "text": "*".join(target.walk[:hop]),
+        }))
+    return answers
+
+
+def normalised(answer: str) -> str:
+    return "".join("#" if ch.isdigit() else ch for ch in answer)
+
+
+def run_wrk(target: Target, *, seconds: int, users: int, first_walk: int, core: int | None,
+            script_dir: Path, label: str) -> dict[str, Any]:
+    script = script_dir / f"{label}.lua"
+    script.write_text(WRK_SCRIPT % {
+        "walk": ", ".join(lua_quote(step) for step in target.walk),
+        "expected": ", ".join(lua_quote(normalised(answer)) for answer in target.expected),
+        "path": target.path,
+        "first_walk": first_walk,
+        "phone_prefix": target.phone_prefix,
+    })
+    cpu_before = cpu_seconds(target.pid)
+    out = subprocess.run(
+        pinned(core, ["wrk", f"-t{users}", f"-c{users}", f"-d{seconds}s", "--latency",
+                      "-s", str(script), target.base]),
+        capture_output=True, text=True, check=True,
+    ).stdout
+    line = next(row for row in out.splitlines() if row.startswith("BENCH "))
+    result: dict[str, Any] = json.loads(line.removeprefix("BENCH "))
+    result["per_second"] = result["requests"] / result["seconds"]
+    result["cpu_us_per_hop"] = ((cpu_seconds(target.pid) - cpu_before) * 1e6
+                                / max(result["requests"], 1))
+    return result
+
+
+def lua_quote(text: str) -> str:
+    """A Lua string literal of `text` (bytes escaped as decimal)."""
+    return '"' + "".join(
+        chr(byte) if 32 <= byte < 127 and chr(byte) not in '"\\' else f"\\{byte:03d}"
+        for byte in text.encode()
+    ) + '"'
+
+
+# --- Redis: the server, MONITOR, the product's cases ----------------------------------
+
+
+def redis_client(port: int) -> Any:
     import redis
 
-    client = redis.Redis(port=port, decode_responses=True)
+    return redis.Redis(port=port, decode_responses=True)
+
+
+def cases_created(port: int) -> int:
+    from bot.cases.model import CaseKind
+    from bot.store import keys
+
+    client = redis_client(port)
     try:
-        if args[0] == "commandstats":
-            stats = client.info("commandstats")
-            return json.dumps({name.removeprefix("cmdstat_"): value["calls"]
-                               for name, value in stats.items()})
-        client.execute_command(*args)
-        return ""
+        return sum(int(client.zcard(keys.cases_by_kind(kind))) for kind in CaseKind)
     finally:
         client.close()
 
 
-def app_counts(base: str) -> dict[str, int]:
-    with urllib.request.urlopen(base + STATS_PATH, timeout=5) as response:
-        counts: dict[str, int] = json.loads(response.read())
+class Monitor:
+    """Counts the commands clients send to Redis (MONITOR), script-internal ones aside."""
+
+    def __init__(self, port: int) -> None:
+        self.sock = socket.create_connection(("127.0.0.1", port))
+        self.sock.sendall(b"MONITOR\r\n")
+        self.lines: list[str] = []
+        self._buffer = b""
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+        time.sleep(0.1)
+
+    def _read(self) -> None:
+        self.sock.settimeout(0.2)
+        while not self._stop.is_set():
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                continue
+            if not chunk:
+                return
+            self._buffer += chunk
+            *lines, self._buffer = self._buffer.split(b"\r\n")
+            self.lines.extend(line.decode("utf-8", "replace") for line in lines)
+
+    def stop(self) -> dict[str, int]:
+        time.sleep(0.2)
+        self._stop.set()
+        self._thread.join(2)
+        self.sock.close()
+        counts: dict[str, int] = {}
+        for line in self.lines:
+            if not line.startswith("+") or "[" not in line or "]" not in line:
+                continue
+            client = line[line.index("[") + 1:line.index("]")]
+            if client.endswith(" lua"):
+                continue  # run inside a script
+            command = line[line.index("]") + 1:].strip().split(" ", 1)[0].strip('"').lower()
+            counts[command] = counts.get(command, 0) + 1
         return counts
 
 
-def run_wrk(base: str, path: str, *, seconds: int, connections: int, users: int,
-            script_dir: Path, label: str, first_walk: int) -> dict[str, float]:
-    """One wrk run; `first_walk` keeps each run's phones and sessions new."""
-    script = script_dir / f"{label}.lua"
-    script.write_text(WRK_SCRIPT % {
-        "walk": ", ".join(json.dumps(step) for step in WALK),
-        "users": users,
-        "path": path,
-        "first_walk": first_walk,
-    })
-    out = subprocess.run(
-        ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script),
-         base],
-        capture_output=True, text=True, check=True,
-    ).stdout
-    line = next(row for row in out.splitlines() if row.startswith("BENCH "))
-    result: dict[str, float] = json.loads(line.removeprefix("BENCH "))
-    result["per_second"] = result["requests"] / result["seconds"]
-    return result
+def commands_per_hop(target: Target, redis_port: int) -> tuple[float, dict[str, float]]:
+    monitor = Monitor(redis_port)
+    for walk_no in range(MONITOR_WALKS):
+        walk_once(target, 99, RUN_WALKS - 1 - walk_no)
+    counts = monitor.stop()
+    hops = MONITOR_WALKS * (len(target.walk) + 1)
+    return (sum(counts.values()) / hops,
+            {name: round(calls / hops, 2) for name, calls in sorted(counts.items())})
 
 
-def measure(base: str, path: str, redis_port: int, *, seconds: int, connections: int,
-            users: int, script_dir: Path, label: str, first_walk: int) -> dict[str, Any]:
-    """One measured run, with the Redis work it caused, per hop."""
-    redis_before = json.loads(redis_cli(redis_port, "commandstats"))
-    app_before = app_counts(base)
-    result: dict[str, Any] = run_wrk(base, path, seconds=seconds, connections=connections,
-                                     users=users, script_dir=script_dir, label=label,
-                                     first_walk=first_walk)
-    app_after = app_counts(base)
-    redis_after = json.loads(redis_cli(redis_port, "commandstats"))
-    executed = {name: redis_after[name] - redis_before.get(name, 0) for name in redis_after}
-    executed.pop("info", None)
-    hops = result["requests"]
-    result["round_trips_per_hop"] = (app_after["round_trips"] - app_before["round_trips"]) / hops
-    result["sent_per_hop"] = (app_after["sent"] - app_before["sent"]) / hops
-    result["executed_per_hop"] = sum(executed.values()) / hops
-    result["executed"] = {name: round(calls / hops, 2) for name, calls in executed.items()
-                          if calls}
-    result["scripts_per_hop"] = (executed.get("evalsha", 0) + executed.get("eval", 0)) / hops
-    return result
+# --- the servers ----------------------------------------------------------------------
 
 
-def median_run(runs: list[dict[str, Any]]) -> dict[str, Any]:
-    return sorted(runs, key=lambda run: run["per_second"])[len(runs) // 2]
+def start_product(work: Path, redis_url: str, core: int | None, log: Any) -> Target:
+    port = free_port()
+    env = {name: value for name, value in os.environ.items()
+           if not name.startswith(("HELPLINE_", "TWILIO_")) and name != "REDIS_URL"}
+    env.update(REDIS_URL=redis_url, HELPLINE_USSD_SECRET=SECRET,
+               HELPLINE_PII_KEY="bench-pii-key", HELPLINE_DATA_DIR=str(work / "var"),
+               PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(
+        pinned(core, [sys.executable, "-c",
+                      "import sys; from bot.cli import main; sys.exit(main())",
+                      "serve", "--port", str(port)]),
+        stdout=log, stderr=log, cwd=work, env=env,
+    )
+    base = f"http://127.0.0.1:{port}"
+    wait_for(process, base + "/healthz")
+    return Target("helpline serve", base, f"/webhooks/ussd/africastalking?key={SECRET}",
+                  PRODUCT_WALK, "+2237", process, process.pid)
+
+
+def peer_install(peer_dir: Path) -> Path | None:
+    """The peer installed by npm in a cache directory (reused while its package.json holds)."""
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        print("node/npm not found: the Node peer is not measured", file=sys.stderr)
+        return None
+    if not (peer_dir / "package.json").is_file():
+        print(f"no peer in {peer_dir} (--peer-dir): the Node peer is not measured",
+              file=sys.stderr)
+        return None
+    digest = hashlib.sha256(b"".join(
+        path.read_bytes() for path in sorted(peer_dir.iterdir()) if path.is_file()
+    )).hexdigest()[:16]
+    installed = CACHE_DIR / f"peer-{digest}"
+    if not (installed / "node_modules").is_dir():
+        CACHE_DIR.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix="peer-install-", dir=CACHE_DIR))
+        for path in peer_dir.iterdir():
+            if path.is_file():
+                shutil.copy2(path, staging / path.name)
+        subprocess.run(["npm", "install", "--no-audit", "--no-fund", "--loglevel=error"],
+                       cwd=staging, check=True, stdout=subprocess.DEVNULL)
+        shutil.rmtree(installed, ignore_errors=True)
+        shutil.move(str(staging), installed)
+    return installed
+
+
+def start_peer(installed: Path, redis_url: str, core: int | None, log: Any) -> Target:
+    port = free_port()
+    env = {**os.environ, "NODE_ENV": "production", "SESSIONS": "redis", "PORT": str(port),
+           "REDIS_URL": redis_url}
+    process = subprocess.Popen(pinned(core, ["node", "menu_builder_server.js"]),
+                               stdout=log, stderr=log, cwd=installed, env=env)
+    base = f"http://127.0.0.1:{port}"
+    wait_for(process, base + "/")
+    return Target("ussd-menu-builder", base, "/ussd/at", PEER_WALK, "+2236", process,
+                  process.pid)
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+def median(runs: list[dict[str, Any]], key: str) -> float:
+    values = sorted(run[key] for run in runs)
+    return float(values[len(values) // 2])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
     parser.add_argument("--seconds", type=int, default=8)
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=64)
-    parser.add_argument("--users", type=int, default=256)
-    parser.add_argument("--serve", nargs=3, metavar=("PORT", "REDIS_URL", "DATA_DIR"),
-                        help=argparse.SUPPRESS)
+    parser.add_argument("--users", type=int, default=16, help="at most 99")
+    parser.add_argument("--peer-dir", type=Path, default=DEFAULT_PEER_DIR)
+    parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--keep-log", action="store_true", help="print the servers' log path")
     args = parser.parse_args()
-    if args.serve:
-        serve(int(args.serve[0]), args.serve[1], args.serve[2])
-        return 0
+    if not 1 <= args.users <= 99:
+        parser.error("--users must be 1..99")
     for tool in ("wrk", "redis-server"):
         if shutil.which(tool) is None:
             print(f"{tool} is needed (Debian: apt-get install {tool.split('-')[0]})",
                   file=sys.stderr)
             return 2
-
+    installed = None if args.no_peer else peer_install(args.peer_dir)
+    server_core, load_core = cores()
     work = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
-    redis_port, app_port = free_port(), free_port()
+    redis_port = free_port()
+    redis_url = f"redis://127.0.0.1:{redis_port}/0"
     redis = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(work)],
+        pinned(load_core, ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
+                           "--save", "", "--appendonly", "no", "--dir", str(work)]),
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )
-    log = (work / "server.log").open("w")
-    server = subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--serve", str(app_port),
-         f"redis://127.0.0.1:{redis_port}/0", str(work / "var")],
-        stdout=log, stderr=log, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
-    )
-    base = f"http://127.0.0.1:{app_port}"
+    log = (work / "servers.log").open("wb")
+    targets: list[Target] = []
+    load_before = load_average()
     try:
-        wait_for(base + "/healthz")
-        common = {"connections": args.connections, "users": args.users, "script_dir": work}
-        paths = {"ussd": f"{USSD_PATH}?key={SECRET}", "floor": FLOOR_PATH}
-        for label, path in paths.items():
-            run_wrk(base, path, seconds=WARM_UP_SECONDS, label=f"{label}-warm", first_walk=0,
-                    **common)
-        runs: dict[str, list[dict[str, Any]]] = {label: [] for label in paths}
+        targets.append(start_product(work, redis_url, server_core, log))
+        if installed is not None:
+            targets.append(start_peer(installed, redis_url, server_core, log))
+        for target in targets:
+            target.expected = walk_once(target, 98, RUN_WALKS - 1)
+        for target in targets:
+            run_wrk(target, seconds=WARM_UP_SECONDS, users=args.users, first_walk=0,
+                    core=load_core, script_dir=work, label=f"{target.phone_prefix}-warm")
+        time.sleep(1)  # the hops cut by wrk's end finish
+        cases_before = cases_created(redis_port)
         # Interleaved rounds: a noisy neighbour slows both sides, not one.
         for round_no in range(args.rounds):
-            for label, path in paths.items():
-                runs[label].append(measure(base, path, redis_port, seconds=args.seconds,
-                                           label=f"{label}-{round_no}",
-                                           first_walk=100 * (round_no + 1), **common))
-        ussd, floor = median_run(runs["ussd"]), median_run(runs["floor"])
+            for target in targets:
+                target.runs.append(run_wrk(
+                    target, seconds=args.seconds, users=args.users,
+                    first_walk=(round_no + 1) * (RUN_WALKS // (args.rounds + 2)),
+                    core=load_core, script_dir=work, label=f"{target.phone_prefix}-{round_no}",
+                ))
+        product = targets[0]
+        walks_ended = sum(run["walks"] for run in product.runs)
+        time.sleep(1)
+        cases = cases_created(redis_port) - cases_before
+        per_hop = {target.label: commands_per_hop(target, redis_port) for target in targets}
     finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(20)
-        redis.terminate()
-        redis.wait(10)
+        for target in targets:
+            stop(target.process)
+        stop(redis)  # type: ignore[arg-type]
         log.close()
+    load_after = load_average()
 
-    print(f"USSD return-request walk, {args.connections} connections, {args.users} users, "
-          f"median of {args.rounds} interleaved runs of {args.seconds} s, one server process "
-          f"(wrk -t1)")
-    for label in runs:
-        print(f"  {label} runs (hops/s): "
-              + ", ".join(f"{run['per_second']:.0f}" for run in runs[label]))
-    print(f"{'':24}{'hops/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}")
-    for label, result in (("webhook (Starlette)", ussd), ("floor (FastAPI GET+SET)", floor)):
-        print(f"{label:24}{result['per_second']:>10.0f}{result['p50_ms']:>9.2f}"
-              f"{result['p99_ms']:>9.2f}{result['non2xx'] + result['errors']:>9.0f}")
-    print(f"ratio webhook/floor: {ussd['per_second'] / floor['per_second']:.0%} (goal ≥ 90 %)")
-    print(f"Redis per hop, webhook: {ussd['round_trips_per_hop']:.2f} round trips and "
-          f"{ussd['sent_per_hop']:.2f} commands sent (counted in the app); INFO commandstats: "
-          f"{ussd['scripts_per_hop']:.2f} EVALSHA/EVAL, {ussd['executed_per_hop']:.2f} commands "
-          f"executed in all, inside scripts included (goal <= 3 commands, stretch 1 round trip)")
-    print(f"Redis per request, floor: {floor['round_trips_per_hop']:.2f} round trips, "
-          f"{floor['executed_per_hop']:.2f} commands")
-    print(f"executed per hop by command: {ussd['executed']}")
-    shutil.rmtree(work, ignore_errors=True)
+    print(f"USSD return-request walk, {args.users} users (one wrk thread and connection each, "
+          f"next hop after the answer), median of {args.rounds} interleaved rounds of "
+          f"{args.seconds} s; servers pinned to core {server_core}, Redis and wrk to core "
+          f"{load_core}")
+    print(f"load average before: {load_before}; after: {load_after}")
+    for target in targets:
+        print(f"  {target.label} runs (hops/s): "
+              + ", ".join(f"{run['per_second']:.0f}" for run in target.runs))
+    print(f"{'':20}{'hops/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'wrong':>7}"
+          f"{'cmds/hop':>10}{'CPU µs/hop':>12}")
+    for target in targets:
+        errors = sum(run["errors"] + run["non2xx"] for run in target.runs)
+        wrong = sum(run["wrong"] for run in target.runs)
+        print(f"{target.label:20}{median(target.runs, 'per_second'):>9.0f}"
+              f"{median(target.runs, 'p50_ms'):>9.2f}{median(target.runs, 'p99_ms'):>9.2f}"
+              f"{errors:>8}{wrong:>7}{per_hop[target.label][0]:>10.2f}"
+              f"{median(target.runs, 'cpu_us_per_hop'):>12.0f}")
+    if len(targets) > 1:
+        peer = targets[1]
+        ratios = [mine["per_second"] / theirs["per_second"]
+                  for mine, theirs in zip(product.runs, peer.runs, strict=True)]
+        print(f"ratio hops/s helpline / ussd-menu-builder: "
+              f"{median(product.runs, 'per_second') / median(peer.runs, 'per_second'):.2f}x "
+              f"(per round: {', '.join(f'{ratio:.2f}' for ratio in ratios)}; goal >= 1.0)")
+        print(f"ratio p99 helpline / ussd-menu-builder: "
+              f"{median(product.runs, 'p99_ms') / median(peer.runs, 'p99_ms'):.2f} "
+              f"(goal <= 1.0)")
+    print(f"helpline walks answered with a reference: {walks_ended}; cases created: {cases} "
+          f"(more by the hops cut at each run's end); lost: {max(0, walks_ended - cases)}")
+    for target in targets:
+        print(f"Redis commands sent per hop (MONITOR, scripts' own not counted), "
+              f"{target.label}: {per_hop[target.label][1]}")
+    if args.keep_log:
+        print(f"servers' log: {work / 'servers.log'}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
