@@ -12,7 +12,7 @@ from typing import TextIO
 
 from redis.asyncio import Redis
 
-from bot.errors import OperatorExists, OperatorNotFound
+from bot.errors import LastAdmin, OperatorExists, OperatorNotFound
 from bot.store.operators import Role
 
 CLI_ACTOR = "cli"
@@ -100,6 +100,10 @@ def run_operators_revoke(args: argparse.Namespace) -> int:
             await revoke_operator(redis, name=args.name, now=_now())
         except OperatorNotFound:
             print(f"no active operator is named {args.name}", file=sys.stderr)
+            return 1
+        except LastAdmin:
+            print(f"{args.name} is the last active admin: add another admin first",
+                  file=sys.stderr)
             return 1
         print(f"operator {args.name} revoked")
         return 0

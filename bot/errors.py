@@ -52,6 +52,13 @@ class OperatorExists(HelplineError):
     """An active operator already has that name."""
 
 
+class LastAdmin(HelplineError):
+    """Revoking this operator would leave no active admin."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"{name} is the last active admin: add another admin first")
+
+
 class OperatorNotFound(HelplineError):
     """No active operator has that name."""
 

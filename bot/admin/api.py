@@ -19,6 +19,7 @@ from bot.errors import (
     IllegalTransition,
     InvalidReference,
     JobQueueUnavailable,
+    LastAdmin,
     MessageRefused,
     OperatorExists,
     OperatorNotFound,
@@ -335,7 +336,10 @@ async def add_operator(new: OperatorIn, redis: RedisDep, now: NowDep, _: Admin) 
 @router.delete(
     "/operators/{name}",
     status_code=status.HTTP_204_NO_CONTENT,
-    responses={404: {"description": "No active operator has that name"}},
+    responses={
+        404: {"description": "No active operator has that name"},
+        409: {"model": Conflict, "description": "The last active admin cannot be revoked"},
+    },
 )
 async def revoke_operator(name: str, redis: RedisDep, now: NowDep, _: Admin) -> Response:
     await operators.revoke_operator(redis, name=name, now=now)
@@ -374,7 +378,7 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CaseNotFound, not_found)
     app.add_exception_handler(OperatorNotFound, not_found)
     app.add_exception_handler(IllegalTransition, illegal)
-    for refused in (MessageRefused, EscalationRefused, OperatorExists):
+    for refused in (MessageRefused, EscalationRefused, OperatorExists, LastAdmin):
         app.add_exception_handler(refused, conflict)
 
 

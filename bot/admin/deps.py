@@ -10,6 +10,7 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 
+from bot.admin.throttle import Throttle, client_key
 from bot.cases.jobs import CaseJobs
 from bot.store.operators import Operator, Role, operator_for_token
 
@@ -44,12 +45,20 @@ def _unauthenticated() -> HTTPException:
 
 
 async def authenticate(request: Request, token: str | None) -> Operator:
-    """The operator holding `token` (looked up once a request), else 401."""
+    """The operator holding `token` (looked up once a request), else 401.
+
+    A client past its quota of wrong tokens gets 429 instead, right token or not.
+    """
     known: Operator | None = getattr(request.state, "operator", None)
     if known is not None:
         return known
-    operator = await operator_for_token(get_redis(request), token) if token else None
+    if not token:
+        raise _unauthenticated()
+    throttle = Throttle(get_redis(request), client_key(request))
+    await throttle.refuse_if_blocked()
+    operator = await operator_for_token(get_redis(request), token)
     if operator is None:
+        await throttle.count_failure()
         raise _unauthenticated()
     request.state.operator = operator
     return operator

@@ -28,7 +28,7 @@ from bot.cases.model import (
 from bot.cases.references import draw_reference
 from bot.errors import CaseNotFound, ReferenceTaken
 from bot.settings import get_settings
-from bot.store import keys
+from bot.store import erasure, keys
 from bot.store.case_scripts import CREATE_CASE, ERASE_CASE, LOOKUP_CASE, WITHDRAW_BY_MIGRANT
 from bot.store.replies import reply
 
@@ -253,6 +253,7 @@ async def erase_phone_data(
         for reference in references:
             _queue_erase(pipe, reference=reference, pseudonym=pseudonym, actor=actor, now=now)
         results = await pipe.execute()
+    await erasure.forget_answers(redis, pseudonym=pseudonym)
     return sum(int(result) for result in results)
 
 
@@ -269,6 +270,8 @@ async def erase_case(redis: Redis, *, reference: str, actor: str, now: datetime)
             pipe, reference=reference, pseudonym=text_of(pseudonym or ""), actor=actor, now=now
         )
         (result,) = await pipe.execute()
+    if pseudonym:
+        await erasure.forget_answers(redis, pseudonym=text_of(pseudonym))
     return int(result) == 1
 
 

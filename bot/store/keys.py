@@ -139,6 +139,11 @@ def operator_token(token_hash: str) -> str:
     return f"{_cases()}:operator_token:{token_hash}"
 
 
+def auth_failures(client: str) -> str:
+    """Counter of wrong tokens from one client (a digest of its address) in the window."""
+    return f"{PREFIX}:{{auth}}:failures:{client}"
+
+
 # --- background work (all under the `{cases}` tag) ----------------------------
 
 

@@ -19,7 +19,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import WatchError
 
-from bot.errors import OperatorExists, OperatorNotFound
+from bot.errors import LastAdmin, OperatorExists, OperatorNotFound
 from bot.store import keys
 from bot.store.cases import iso, text_of
 from bot.store.replies import reply
@@ -107,6 +107,8 @@ async def revoke_operator(redis: Redis, *, name: str, now: datetime) -> Operator
                 if not existing or not Operator.from_json(text_of(existing)).active:
                     raise OperatorNotFound(name)
                 revoked = Operator.from_json(text_of(existing))
+                if revoked.role is Role.ADMIN and await _active_admins(pipe) <= 1:
+                    raise LastAdmin(name)
                 revoked = Operator(**{**asdict(revoked), "revoked_at": iso(now)})
                 pipe.multi()
                 pipe.hset(keys.operators(), name, revoked.to_json())
@@ -115,6 +117,13 @@ async def revoke_operator(redis: Redis, *, name: str, now: datetime) -> Operator
                 return revoked
             except WatchError:
                 continue
+
+
+async def _active_admins(pipe: Any) -> int:
+    """Active admins, read under the caller's WATCH of the operators hash."""
+    records = await pipe.hvals(keys.operators())
+    found = (Operator.from_json(text_of(raw)) for raw in records)
+    return sum(1 for operator in found if operator.active and operator.role is Role.ADMIN)
 
 
 async def operator_for_token(redis: Redis, token: str) -> Operator | None:

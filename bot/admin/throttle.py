@@ -1,0 +1,60 @@
+"""Wrong tokens are throttled per client (SPEC §7): 429 with `Retry-After`.
+
+A client (its address, as uvicorn sees it: behind a proxy, run uvicorn with
+`--proxy-headers` and the proxy in `--forwarded-allow-ips`) may present at
+most `MAX_FAILURES` wrong tokens in `WINDOW_SECONDS`; past that, every
+authenticated request from it is refused, right tokens too, until the window
+ends, so a token cannot be guessed at any useful rate. The counter is in Redis:
+every web process sees the same count.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from fastapi import HTTPException, Request, status
+from redis.asyncio import Redis
+
+from bot.store import keys
+
+MAX_FAILURES = 10
+WINDOW_SECONDS = 15 * 60
+_CLIENT_DIGEST_BYTES = 12
+
+
+def client_key(request: Request) -> str:
+    """A digest of the client's address: the counter's key names no address."""
+    host = request.client.host if request.client else "unknown"
+    return hashlib.blake2b(host.encode(), digest_size=_CLIENT_DIGEST_BYTES).hexdigest()
+
+
+@dataclass(frozen=True)
+class Throttle:
+    redis: Redis
+    client: str
+
+    async def refuse_if_blocked(self) -> None:
+        """429 while this client is over the limit."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(keys.auth_failures(self.client))
+            pipe.ttl(keys.auth_failures(self.client))
+            failures, ttl = await pipe.execute()
+        if failures is not None and int(failures) >= MAX_FAILURES:
+            raise too_many(int(ttl) if int(ttl) > 0 else WINDOW_SECONDS)
+
+    async def count_failure(self) -> None:
+        """One more wrong token; the window starts at the first."""
+        async with self.redis.pipeline(transaction=True) as pipe:
+            # SET NX starts the window at the first failure (EXPIRE NX needs Redis 7).
+            pipe.set(keys.auth_failures(self.client), 0, ex=WINDOW_SECONDS, nx=True)
+            pipe.incr(keys.auth_failures(self.client))
+            await pipe.execute()
+
+
+def too_many(retry_after: int) -> HTTPException:
+    return HTTPException(
+        status.HTTP_429_TOO_MANY_REQUESTS,
+        "too many wrong tokens from this address; try again later",
+        headers={"Retry-After": str(retry_after)},
+    )
