@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from bot.app import create_app
 from bot.cli import main
-from bot.settings import Env, Settings
+from bot.settings import Env, Settings, get_settings
 from bot.store import operators
 from bot.store.operators import Role, add_operator
 from tests.integration.admin_support import API, T0, RecordedJobs
@@ -113,6 +113,10 @@ def test_the_cli_refuses_to_revoke_the_last_admin(
         capsys: pytest.CaptureFixture[str]) -> None:
     redis_server.flush()
     monkeypatch.setenv("REDIS_URL", redis_server.url)
-    assert main(["operators", "add", "root", "--role", "admin"]) == 0
-    assert main(["operators", "revoke", "root"]) == 1
+    get_settings.cache_clear()
+    try:
+        assert main(["operators", "add", "root", "--role", "admin"]) == 0
+        assert main(["operators", "revoke", "root"]) == 1
+    finally:
+        get_settings.cache_clear()
     assert "last active admin" in capsys.readouterr().err
