@@ -6,8 +6,12 @@ import argparse
 import asyncio
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.errors import FlowError
+
+if TYPE_CHECKING:
+    from bot.flows.lint import Report
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,11 +57,23 @@ def run_flows_check(args: argparse.Namespace) -> int:
                 for state in states]
         costly = f" (UCS-2: {', '.join(ucs2)})" if ucs2 else ""
         print(f"{language}: {counts} screens{costly}")
+    _print_voice(report)
     if report.problems:
         print(f"{path}: {len(report.problems)} problem(s)")
         return 1
     print(f"{path}: ok")
     return 0
+
+
+def _print_voice(report: Report) -> None:
+    """Voice calls: seconds each screen takes to say, screens a language has no voice for."""
+    for state, by_language in report.voice.seconds.items():
+        said = ", ".join(f"{language} {seconds:.0f} s" for language, seconds in
+                         by_language.items())
+        print(f"voice: {state}: {said}")
+    for language, states in report.voice.without_audio.items():
+        print(f"voice: {language} has no TTS voice; {len(states)} screens without audio: "
+              f"{', '.join(states)}")
 
 
 def run_flows_graph(args: argparse.Namespace) -> int:

@@ -142,7 +142,9 @@ class Conversation:
         return Limits(channel, self.settings.ussd_max_chars)
 
     def session_ttl(self, channel: Channel) -> int:
-        return self.settings.ussd_ttl if channel is Channel.USSD else self.settings.sms_ttl
+        if channel in (Channel.USSD, Channel.VOICE):  # a call lasts minutes, like a USSD session
+            return self.settings.ussd_ttl
+        return self.settings.sms_ttl
 
     def ttls(self, channel: Channel) -> Ttls:
         return Ttls(session=self.session_ttl(channel),

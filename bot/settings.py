@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     sms_ttl: int = Field(default=DEFAULT_SMS_TTL_SECONDS, gt=0)
     draft_ttl: int = Field(default=DEFAULT_DRAFT_TTL_SECONDS, gt=0)
     rate_limit: int = Field(default=DEFAULT_RATE_LIMIT, gt=0)
+    voice_names: str = ""
+    """Voice calls: a TTS voice per language, "fr-FR=Polly.Lea,en-US=Polly.Joanna"."""
 
     twilio_account_sid: str | None = Field(
         default=None, validation_alias=_alias("TWILIO_ACCOUNT_SID")

@@ -8,3 +8,4 @@ from enum import StrEnum
 class Channel(StrEnum):
     USSD = "ussd"
     SMS = "sms"
+    VOICE = "voice"

@@ -23,6 +23,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.channels import africastalking_ussd as ussd
 from bot.channels import twilio_sms as twilio
 from bot.channels.forms import read_form
+from bot.channels.voice_routes import VOICE_ROUTES, VoiceOutput
 from bot.conversation import Conversation, InboundMessage
 from bot.engine.render import Reply, fill
 from bot.errors import MalformedRequest, PhoneBusy, RequestTooLarge
@@ -66,6 +67,7 @@ class Webhooks:
         self.twilio = twilio.TwilioSignature(settings.twilio_auth_token, settings.public_url)
         self.ussd_secret = settings.ussd_secret
         self.delivery = delivery
+        self.voice_output = VoiceOutput(settings.public_url, settings.voice_names)
         flow = conversation.compiled.flow
         self._fallbacks = {
             language: fill(flow, flow.text("fallback", language), language, {}, {})
@@ -224,6 +226,7 @@ ROUTES = [
     Route(SMS_PATH, twilio_sms_webhook, methods=["POST"]),
     Route(STATUS_PATH, twilio_status_webhook, methods=["POST"]),
     Route(USSD_PATH, africastalking_ussd_webhook, methods=["POST"]),
+    *VOICE_ROUTES,
 ]
 
 

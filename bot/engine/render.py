@@ -125,7 +125,11 @@ def paginate(body: str, tail: list[str], *, more: str, back: str, limits: Limits
 
 
 def render(flow: Flow, session: Session, limits: Limits) -> Reply:
-    """The page of the current screen the session is on."""
+    """The page of the current screen the session is on (voice: the screen, spoken)."""
+    if limits.channel is Channel.VOICE:
+        from bot.engine.speech import render_speech  # speech builds on this module
+
+        return render_speech(flow, session)
     language = session.language
     if session.resuming:
         pages = _pages(flow, flow.text("resume", language), [], language, limits)

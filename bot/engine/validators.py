@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bot.cases.references import parse_reference
+from bot.engine import recordings
 from bot.errors import InvalidReference
 
 SKIP = "#"
@@ -65,10 +66,20 @@ def reference(raw: str) -> Checked:
         return Checked(False, hint="check_number")
 
 
+def _or_recording(check: Callable[[str], Checked]) -> Callable[[str], Checked]:
+    """A free-text answer may also be a recording (voice: said after a beep)."""
+
+    def checked(raw: str) -> Checked:
+        found = recordings.parse(raw)
+        return Checked(True, found.as_answer()) if found is not None else check(raw)
+
+    return checked
+
+
 VALIDATORS: dict[str, Callable[[str], Checked]] = {
-    "name": name,
-    "place": place,
-    "text": text,
-    "optional": optional,
+    "name": _or_recording(name),
+    "place": _or_recording(place),
+    "text": _or_recording(text),
+    "optional": _or_recording(optional),
     "reference": reference,
 }

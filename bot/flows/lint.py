@@ -26,6 +26,7 @@ from bot.flows.model import (
     State,
     StateKind,
 )
+from bot.flows.voice_lint import VoiceReport, check_voice, is_voice_text
 from bot.types import Channel
 
 HOUSE_MAX_OPTIONS = 5
@@ -46,6 +47,7 @@ class Report:
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     encodings: dict[str, dict[sms.Encoding, list[str]]] = field(default_factory=dict)
+    voice: VoiceReport = field(default_factory=VoiceReport)
 
     @property
     def ok(self) -> bool:
@@ -193,6 +195,8 @@ def _screens(flow: Flow, report: Report, ussd_max_chars: int) -> None:
 def _texts(flow: Flow, report: Report, ussd_max_chars: int) -> None:
     """Texts shown on their own (fallback, opt-out…) must fit one USSD END screen and 3 SMS."""
     for name, text in flow.texts.items():
+        if is_voice_text(name):
+            continue  # spoken, never shown: checked by the voice lint
         where = f"{flow.path}: text '{name}'"
         for language, words in text.items():
             for match in PLACEHOLDER.finditer(words):
@@ -219,4 +223,7 @@ def check(flow: Flow, load_problems: list[str], *, ussd_max_chars: int = 182) ->
     _reachability(flow, report)
     _screens(flow, report, ussd_max_chars)
     _texts(flow, report, ussd_max_chars)
+    report.voice = check_voice(flow, values=SAMPLE_VALUES, answers=SAMPLE_ANSWERS)
+    report.problems.extend(report.voice.problems)
+    report.notes.extend(report.voice.notes)
     return report

@@ -146,7 +146,21 @@ def _state(reader: _Reader, name: str, raw: Any) -> State | None:
         routes=routes,
         nav=bool(raw.get("nav", True)),
         draft=bool(raw.get("draft", False)),
+        audio=_audio(reader, raw.get("audio"), line, where),
     )
+
+
+def _audio(reader: _Reader, raw: Any, line: int, where: str) -> Text:
+    """`audio: {bm: audio/bm/main.mp3}`: recordings of a screen, per language (voice)."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping):
+        reader.problem(line, where, "audio must be a mapping of languages to files or URLs")
+        return {}
+    for language in raw:
+        if language not in reader.languages:
+            reader.problem(line, where, f"audio language '{language}' is not one of the flow's")
+    return {str(language): str(source) for language, source in raw.items() if source}
 
 
 def _contacts(reader: _Reader, path: Path) -> dict[str, Contact]:
@@ -218,5 +232,6 @@ def load_flow(path: Path) -> LoadedFlow:
         texts=texts,
         states=states,
         contacts=contacts,
+        tts={str(lang): str(code) for lang, code in (raw.get("tts") or {}).items() if code},
     )
     return LoadedFlow(flow=flow, problems=reader.problems)

@@ -75,6 +75,8 @@ class State:
     routes: Mapping[str, str] = field(default_factory=dict)
     nav: bool = True
     draft: bool = False
+    audio: Text = field(default_factory=dict)
+    """Voice: a recording of the whole screen per language (a URL, or a file under audio/)."""
 
     def option(self, key: str) -> Option | None:
         for option in self.options:
@@ -114,6 +116,9 @@ class Flow:
     texts: Mapping[str, Text]
     states: Mapping[str, State]
     contacts: Mapping[str, Contact]
+    tts: Mapping[str, str] = field(default_factory=dict)
+    """Voice: the text-to-speech language of each flow language (fr: fr-FR); a language
+    left out has no TTS voice and needs `audio:` recordings."""
 
     @property
     def default_language(self) -> str:

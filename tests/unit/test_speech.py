@@ -1,0 +1,135 @@
+"""Speaking a screen (pure): options, numbers, chunks, recordings, the TwiML of a script."""
+
+from __future__ import annotations
+
+import xml.etree.ElementTree as ET
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from starlette.datastructures import FormData
+
+from bot.channels import twilio_voice as voice
+from bot.engine import recordings, speech
+from bot.engine.render import Limits, Reply, render
+from bot.engine.session import Session
+from bot.engine.validators import VALIDATORS
+from bot.errors import MalformedRequest
+from bot.types import Channel
+from tests.factories import default_flow
+
+FLOW = default_flow().flow
+VOICE = Limits(Channel.VOICE)
+TWILIO_URL = "https://api.twilio.com/2010-04-01/Accounts/AC1/Recordings/RE1"
+
+
+def spoken(state: str, language: str = "fr", **values: str) -> speech.Script:
+    session = Session(state=state, language=language, vars=dict(values))
+    return speech.script_of(render(FLOW, session, VOICE), FLOW)
+
+
+def words(script: speech.Script) -> str:
+    return " ".join(part.text for part in script.parts)
+
+
+def test_a_menu_is_said_option_by_option_with_the_navigation_once() -> None:
+    script = spoken("info")
+    said = words(script)
+    assert "Pour Vos droits, tapez 1." in said and "Pour Autres sujets, tapez 5." in said
+    assert said.count("Pour revenir, tapez 0.") == 1
+    assert script.expect is speech.Expect.KEY and script.digits == 1
+    assert script.tts == "fr-FR"
+
+
+def test_the_main_menu_offers_to_repeat_but_not_to_go_back() -> None:
+    said = words(spoken("main", "en"))
+    assert "For Return request, press 2." in said
+    assert "press star" in said and "go back" not in said
+
+
+def test_phone_numbers_and_references_are_read_digit_by_digit() -> None:
+    said = words(spoken("traffic_3"))
+    assert "Police: 1 7 ou 8 0, 0 0, 1 1, 1 5 (à confirmer)" in said
+    done = words(spoken("avr_done", reference="12345678"))
+    assert "Référence: 1 2 3 4, 5 6 7 8." in done
+    assert "180 jours" in words(spoken("avr_consent"))  # a quantity stays a number
+
+
+def test_a_name_is_recorded_after_saying_what_the_recording_is_for() -> None:
+    script = spoken("avr_name")
+    said = [part.text for part in script.parts]
+    assert script.expect is speech.Expect.RECORD
+    consent = next(i for i, text in enumerate(said) if "Seule notre équipe" in text)
+    question = next(i for i, text in enumerate(said) if "Votre nom" in text)
+    beep = next(i for i, text in enumerate(said) if "après le bip" in text)
+    assert consent < question < beep
+
+
+def test_a_reference_is_typed_on_the_keypad_and_ended_by_hash() -> None:
+    script = spoken("track_ask")
+    assert script.expect is speech.Expect.DIGITS and "puis dièse" in words(script)
+
+
+def test_bambara_is_said_with_the_french_voice_in_letters_it_can_read() -> None:
+    script = spoken("main", "bm")
+    assert script.tts == "" and speech.tts_voice(FLOW, "bm") == "fr-FR"
+    assert "ɛ" not in words(script) and "ɲ" not in words(script)
+
+
+@given(st.text(alphabet="abc de.fgh?ij\n", max_size=600))
+def test_chunks_keep_every_word_and_stay_short(text: str) -> None:
+    pieces = speech.chunks(text, limit=40)
+    assert " ".join(pieces).split() == text.split()
+    assert all(len(piece) <= 40 or " " not in piece for piece in pieces)
+
+
+def test_a_recording_reference_is_accepted_as_a_free_text_answer_only() -> None:
+    answer = f"recording RE1 {TWILIO_URL}"
+    assert recordings.parse(answer) == recordings.Recording("RE1", TWILIO_URL)
+    for name in ("name", "place", "text", "optional"):
+        assert VALIDATORS[name](answer).value == answer
+    assert not VALIDATORS["reference"](answer).ok
+    assert recordings.recording("RE1", "http://insecure.example/x") is None
+    assert recordings.recording("RE 1", TWILIO_URL) is None
+
+
+def form(**fields: str) -> FormData:
+    return FormData({"CallSid": "CA1", "From": "+22376000001", **fields})
+
+
+def test_a_call_request_names_its_input() -> None:
+    start = voice.read_call(form(CallStatus="ringing"), None, "ML")
+    assert start.screen is None and start.message_id == "CA1:0" and start.next_screen == 0
+    pressed = voice.read_call(form(Digits="5"), "3", "ML")
+    assert pressed.text == "5" and pressed.message_id == "CA1:4" and pressed.next_screen == 4
+    star = voice.read_call(form(Digits="*"), "3", "ML")
+    assert star.repeat and star.message_id == "CA1:3" and star.next_screen == 3
+    typed = voice.read_call(form(Digits="12345678#"), "3", "ML")
+    assert typed.text == "12345678"
+    said = voice.read_call(form(RecordingSid="RE1", RecordingUrl=TWILIO_URL, Digits="#"), "3",
+                           "ML")
+    assert said.text == f"recording RE1 {TWILIO_URL}"
+    assert voice.read_call(form(), "3", "ML").text == "#"  # nothing said: a skip
+    assert voice.read_call(form(CallStatus="completed"), None, "ML").ended
+
+
+@pytest.mark.parametrize("bad", [{"n": "x"}, {"RecordingUrl": "ftp://x", "RecordingSid": "RE1"},
+                                 {"Digits": "1" * 40}])
+def test_a_malformed_call_request_is_refused(bad: dict[str, str]) -> None:
+    screen = bad.pop("n", "2")
+    with pytest.raises(MalformedRequest):
+        voice.read_call(form(**bad), screen, "ML")
+
+
+def test_a_keypad_screen_is_gathered_twice_then_the_numbers_and_hangup() -> None:
+    script = spoken("main")
+    speaker = voice.Speaker(tts="fr-FR", voices={"fr-FR": "Polly.Lea"}, audio_url=str)
+    root = ET.fromstring(voice.twiml(script, action="https://h/x?n=1", speaker=speaker))
+    assert [verb.tag for verb in root] == ["Gather", "Gather", *["Say"] * len(
+        script.timeout), "Hangup"]
+    assert root[0].attrib["numDigits"] == "1" and root[0][0].attrib["voice"] == "Polly.Lea"
+
+
+def test_a_plain_reply_is_said_then_the_call_ends() -> None:
+    script = speech.script_of(Reply(text="Service en panne. Police 17.", end=True), FLOW)
+    assert script.expect is speech.Expect.NOTHING and len(script.parts) == 2
