@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.engine import sms
+from bot.engine import sms, speech
 from bot.engine.render import USSD_CONTINUE, USSD_END
 from bot.engine.session import Profile, StepContext
 from bot.types import Channel
@@ -41,6 +41,10 @@ def test_random_inputs_never_raise_and_screens_fit(sequence: list[str], channel:
         if channel is Channel.USSD:
             prefix = USSD_END if reply.end else USSD_CONTINUE
             assert len(prefix + reply.text) <= 182, reply.text
+        elif channel is Channel.VOICE:
+            script = speech.script_of(reply, phone.compiled.flow)
+            assert script.parts and all(part.text.strip() or part.audio for part in script.parts)
+            assert (script.expect is speech.Expect.NOTHING) == reply.end
         else:
             assert sms.segments(reply.text) <= 3, reply.text
         if reply.end:
