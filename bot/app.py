@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +22,7 @@ from bot.channels import twilio_status
 from bot.errors import ProdSettingsMissing
 from bot.observability import AccessLog
 from bot.settings import Env, Settings
+from bot.store import supervision
 from bot.store.connection import Store, open_store
 
 log = logging.getLogger(__name__)
@@ -55,9 +58,15 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Fast
         app.state.case_jobs = case_jobs or _arq_jobs(settings, store)
         app.state.webhooks = webhooks.make_webhooks(settings, store.redis)
         app.state.webhooks.delivery = twilio_status.delivery_recorder(store.redis)
+        supervisor = (asyncio.create_task(supervision.supervise(store.embedded))
+                      if store.embedded is not None else None)
         try:
             yield
         finally:
+            if supervisor is not None:
+                supervisor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await supervisor
             await app.state.webhooks.conversation.aclose()
             await app.state.case_jobs.close()
             await store.close()
