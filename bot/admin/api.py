@@ -45,6 +45,7 @@ from .schemas import (
     OperatorIn,
     OperatorOut,
     StatsOut,
+    reasons_of,
 )
 
 PREFIX = "/admin/api/v1"
@@ -153,7 +154,10 @@ async def _detail(redis: RedisDep, reference: str, operator_actor: str, now: Now
         redis, reference=reference, actor=operator_actor, now=now
     )
     return CaseDetail(
-        **case.model_dump(), journal=journal, allowed_next=lifecycle.allowed_next(case.status)
+        **case.model_dump(),
+        journal=journal,
+        allowed_next=lifecycle.allowed_next(case.status),
+        priority_reasons=reasons_of(case),
     )
 
 

@@ -173,7 +173,9 @@ async def changes(
     return ChangesOut(
         cursor=found.cursor,
         items=[
-            ChangeOut(reference=c.reference, action=c.action, at=c.at, detail=c.detail)
+            ChangeOut(
+                reference=c.reference, actor=c.actor, action=c.action, at=c.at, detail=c.detail
+            )
             for c in found.items
         ],
     )

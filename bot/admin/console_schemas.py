@@ -45,6 +45,7 @@ class SearchResult(BaseModel):
 
 class ChangeOut(BaseModel):
     reference: str
+    actor: str = Field(description="Who made the change: `operator:<name>`, `migrant`, …")
     action: str
     at: str
     detail: dict[str, object]

@@ -104,6 +104,19 @@ class CasePage(BaseModel):
 class CaseDetail(Case):
     journal: list[JournalEntry]
     allowed_next: list[CaseStatus]
+    priority_reasons: list[str] = Field(
+        default_factory=list, description="Why the case has its priority (as in a list)"
+    )
+
+
+def reasons_of(case: Case) -> list[str]:
+    return priority_reasons(
+        {
+            "kind": case.kind,
+            "priority": case.priority,
+            "answers": json.dumps(case.answers) if case.answers else "",
+        }
+    )
 
 
 class CasePatch(Strict):

@@ -56,6 +56,7 @@ async def cases_of_phone(
 class Change:
     id: str
     reference: str
+    actor: str
     action: str
     at: str
     detail: dict[str, object] = field(default_factory=dict)
@@ -89,5 +90,7 @@ async def changes_after(redis: Redis, cursor: str) -> Changes:
         except ValueError:
             detail = {}
         shown = {k: detail[k] for k in SHOWN_DETAIL if isinstance(detail, dict) and k in detail}
-        items.append(Change(last, reference, action, values.get("at", ""), shown))
+        items.append(
+            Change(last, reference, values.get("actor", ""), action, values.get("at", ""), shown)
+        )
     return Changes(cursor=last, items=items)

@@ -126,8 +126,8 @@ async def test_live_changes_carry_new_cases_and_changes_but_not_reads(
     await ana.get(f"{API}/cases/{urgent}")  # a read: not a change
     await ana.patch(f"{API}/cases/{urgent}", json={"status": "contacted"})
     body = (await ana.get(f"{API}/changes", params={"after": cursor})).json()
-    assert [(c["reference"], c["action"]) for c in body["items"]] == [
-        (urgent, "created"), (urgent, "status_changed")]
+    assert [(c["reference"], c["actor"], c["action"]) for c in body["items"]] == [
+        (urgent, "migrant", "created"), (urgent, "operator:ana", "status_changed")]
     assert body["items"][0]["detail"] == {"kind": "emergency", "priority": "urgent",
                                           "channel": "ussd"}
     again = (await ana.get(f"{API}/changes", params={"after": body["cursor"]})).json()
