@@ -19,6 +19,7 @@ from bot.admin.limits import MAX_BODY_BYTES
 from bot.cases.jobs import ArqCaseJobs, CaseJobs, NoJobQueue, arq_redis_settings
 from bot.channels import routes as webhooks
 from bot.channels import twilio_status
+from bot.channels.voice_routes import AUDIO_ROUTES
 from bot.errors import ProdSettingsMissing
 from bot.observability import AccessLog
 from bot.settings import Env, Settings
@@ -82,7 +83,7 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Fast
     add_failure_handlers(app)
     mount_console(app)
     # First in line: a gateway hop must not be matched against every admin route.
-    app.router.routes[0:0] = [*webhooks.ROUTES, *probes.ROUTES]
+    app.router.routes[0:0] = [*webhooks.ROUTES, *probes.ROUTES, *AUDIO_ROUTES]
     app.add_middleware(AdminHeaders)
     app.add_middleware(webhooks.GatewayLane)
     app.add_middleware(AccessLog)

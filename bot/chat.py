@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 
+from bot.chat_voice import stdin_lines, talk
 from bot.conversation import Conversation, InboundMessage
 from bot.engine import sms
 from bot.engine.render import USSD_CONTINUE, USSD_END, Reply
@@ -43,6 +44,8 @@ async def chat(*, channel: str, phone: str, language: str | None) -> int:
     try:
         if language:
             await conversation.set_language(number, language)
+        if kind is Channel.VOICE:
+            return await talk(conversation, number, stdin_lines(interactive))
         ended = True
         if kind is Channel.USSD:
             ended = await _dial(conversation, kind, number, settings.ussd_max_chars)

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     chat = commands.add_parser("chat", help="talk to the bot as a basic phone would")
-    chat.add_argument("--channel", choices=["ussd", "sms"], default="ussd")
+    chat.add_argument("--channel", choices=["ussd", "sms", "voice"], default="ussd")
     chat.add_argument("--phone", default="+22370000001")
     chat.add_argument("--lang", default=None, help="language to start in (fr, en, bm)")
     chat.set_defaults(handler=run_chat)

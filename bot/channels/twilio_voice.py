@@ -1,11 +1,8 @@
 """Twilio Programmable Voice: read a call's request, answer in TwiML (the SDK's VoiceResponse).
 
-One call is one conversation: the first request of a `CallSid` starts it (a
-waiting return request is offered to continue), each `<Gather>` or `<Record>`
-action brings one input. Every action URL carries the number of the screen it
-answers (`?n=`), so a request names the input it brings: a retried request is
-answered as before, `*` asks for the screen that request produced once more.
-The signature is checked like SMS (routes.py), against `HELPLINE_PUBLIC_URL`.
+One call is one conversation (bot/channels/calls.py): the first request of a
+`CallSid` starts it, each `<Gather>` or `<Record>` action brings one input.
+The signature is checked like SMS (voice_routes.py), against `HELPLINE_PUBLIC_URL`.
 """
 
 from __future__ import annotations
@@ -17,82 +14,34 @@ from typing import Any
 from starlette.datastructures import FormData
 from twilio.twiml.voice_response import VoiceResponse
 
-from bot.channels.forms import sender_phone
-from bot.engine import recordings
+from bot.channels.calls import CallInput, call_input
 from bot.engine.speech import Expect, Part, Script
-from bot.engine.validators import SKIP
 from bot.errors import MalformedRequest
 
 VOICE_PATH = "/webhooks/twilio/voice"
-SCREEN_PARAMETER = "n"
-REPEAT = "*"
 GATHER_TIMEOUT_SECONDS = 7
 """Silence after a screen before it is said once more (then the call ends)."""
 RECORD_MAX_SECONDS = 30
 RECORD_SILENCE_SECONDS = 4
-MAX_SCREENS = 10_000
 ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "canceled"})
 """A status callback sent here by mistake: nothing to say, nothing to change."""
-MAX_SID = 64
-MAX_DIGITS = 32
-
-
-@dataclass(frozen=True)
-class CallInput:
-    call_sid: str
-    phone: str | None
-    """E.164, or None for a hidden or non-phone caller."""
-    screen: int | None
-    """The screen this request answers (None: the call has just started)."""
-    text: str = ""
-    repeat: bool = False
-    ended: bool = False
-
-    @property
-    def message_id(self) -> str:
-        """The input's id: a retry repeats it; `*` names the request that made the screen."""
-        if self.screen is None:
-            return f"{self.call_sid}:0"
-        return f"{self.call_sid}:{self.screen if self.repeat else self.screen + 1}"
-
-    @property
-    def next_screen(self) -> int:
-        """The number of the screen the answer to this request is."""
-        if self.screen is None:
-            return 0
-        return self.screen if self.repeat else self.screen + 1
 
 
 def read_call(form: FormData, screen: str | None, default_region: str) -> CallInput:
     call_sid = form.get("CallSid")
     sender = form.get("From")
-    if (not isinstance(call_sid, str) or not call_sid or len(call_sid) > MAX_SID
-            or not isinstance(sender, str)):
+    if not isinstance(call_sid, str) or not isinstance(sender, str):
         raise MalformedRequest("CallSid and From are required")
-    number: int | None = None
-    if screen is not None:
-        if not screen.isdigit() or int(screen) > MAX_SCREENS:
-            raise MalformedRequest(f"{SCREEN_PARAMETER} must be a screen number")
-        number = int(screen)
-    phone = sender_phone(sender, default_region) if sender else None
-    if str(form.get("CallStatus", "")).lower() in ENDED_STATUSES:
-        return CallInput(call_sid, phone, number, ended=True)
     digits = form.get("Digits", "")
-    if not isinstance(digits, str) or len(digits) > MAX_DIGITS:
-        raise MalformedRequest("Digits is not a keypad entry")
     url, recording_sid = form.get("RecordingUrl", ""), form.get("RecordingSid", "")
-    if isinstance(url, str) and url and isinstance(recording_sid, str):
-        found = recordings.recording(recording_sid, url)
-        if found is None:
-            raise MalformedRequest("RecordingUrl and RecordingSid are not a recording")
-        return CallInput(call_sid, phone, number, text=found.as_answer())
-    if number is None:
-        return CallInput(call_sid, phone, None)
-    if digits and set(digits) == {REPEAT}:
-        return CallInput(call_sid, phone, number, repeat=True)
-    entry = digits.rstrip("#").replace(REPEAT, "")
-    # Nothing recorded (the caller pressed # at once, or stayed silent): a skip.
-    return CallInput(call_sid, phone, number, text=entry or SKIP)
+    if not isinstance(digits, str) or not isinstance(url, str) or not isinstance(
+            recording_sid, str):
+        raise MalformedRequest("Digits and RecordingUrl must be single fields")
+    return call_input(
+        call_id=call_sid, sender=sender, screen=screen, default_region=default_region,
+        digits=digits, recording=(recording_sid, url) if url else None,
+        ended=str(form.get("CallStatus", "")).lower() in ENDED_STATUSES,
+    )
 
 
 def parse_voices(setting: str) -> dict[str, str]:

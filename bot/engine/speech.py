@@ -36,7 +36,7 @@ PAUSE_SECONDS = 0.4
 KEYPAD_VALIDATORS = frozenset({"reference"})
 """Questions answered on the keypad; every other free-text question is recorded."""
 _OPTION_LINE = re.compile(r"^(\d{1,2}) (.+)$")
-_SENTENCE_END = re.compile(r"(?<=[.!?:])\s+")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _DIGITS = re.compile(r"\d+")
 _PHONE_LIKE = re.compile(r"^[\d\s+\-.()]+$")
 # Bambara letters a French voice cannot read, in the French spelling of their sound.

@@ -81,3 +81,16 @@ def test_an_opted_out_phone_gets_no_reply_and_chat_says_so(redis_server: RedisSe
     assert screens[1].startswith("STOP\n") and "DEBUT" in screens[1]  # one confirmation
     assert screens[2].startswith("1\n-- (no reply")
     assert screens[3].startswith("START\n") and "Bon retour" in screens[3]
+
+
+def test_chat_over_voice_says_the_screens_and_takes_keys(redis_server: RedisServer,
+                                                         tmp_path: Path) -> None:
+    redis_server.flush()
+    out = chat(redis_server, tmp_path, ["1", "5", "*", "", ""], "--channel", "voice",
+               "--phone", "+22365000009")
+    assert "« Pour Français, tapez 1. »" in out
+    assert "« Pour Urgence, tapez 5. »" in out
+    assert out.count("Police: 1 7") == 3  # the screen, '*', then silence: said once more
+    assert "(silence: said once more)" in out
+    assert "Nous n'entendons rien." in out and out.rstrip().endswith("the call ends")
+    assert re.search(r"-- about \d+ s \(fr-FR\) · press a key", out)

@@ -7,17 +7,21 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from redis.asyncio import Redis
 
 from bot.channels.twilio_voice import VOICE_PATH
 from bot.engine import recordings
+from bot.settings import DEFAULT_FLOW
 from bot.store import operators
 from bot.store.operators import Role
+from tests.factories import broken_copy
 from tests.integration.voice_support import Caller, Heard, recording_url
 from tests.integration.webhooks_support import PUBLIC_URL, gateway_settings, running_app
 from tests.redis_server import RedisServer, snapshot
+from tests.unit.test_voice_lint import silence_wav
 
 API = "/admin/api/v1"
 SPOKEN_REFERENCE = re.compile(r"(\d) (\d) (\d) (\d), (\d) (\d) (\d) (\d)")
@@ -180,3 +184,28 @@ async def test_a_call_dropped_mid_request_is_offered_to_continue_on_the_next_cal
     assert "Pour Continuer, tapez 1." in resumed.text
     nationality = await caller.press("1")
     assert "nationalité" in nationality.text and nationality.first("Record")
+
+
+async def test_a_recorded_screen_is_played_and_served_by_the_app(
+        redis: Redis, redis_server: RedisServer, tmp_path: Path) -> None:
+    def record_main(data: dict[str, Any]) -> None:
+        data["states"]["main"]["audio"] = {"bm": "audio/bm/main.wav"}
+
+    (tmp_path / "flow").mkdir()
+    flow = broken_copy(tmp_path / "flow", DEFAULT_FLOW, record_main)
+    silence_wav(tmp_path / "flow" / "audio" / "bm" / "main.wav")
+    settings = gateway_settings(redis_server.url, tmp_path, flow=flow)
+    async with running_app(settings) as gateway:
+        caller = Caller(gateway.client, phone="+22376000333")
+        await caller.dial()
+        main_bm = await caller.press("3")  # Bamanankan
+        assert main_bm.text == f"play:{PUBLIC_URL}/audio/bm/main.wav"
+        assert main_bm.first("Gather").attributes["numDigits"] == "1"
+        info = await caller.press("1")  # no recording yet: the Bambara text, French voice
+        assert "Kunnafoniw" in info.text or "Lakanani" in info.text
+        assert 'language="fr-FR"' in info.xml
+        served = await gateway.client.get("/audio/bm/main.wav")
+        assert served.status_code == 200 and served.headers["content-type"] == "audio/wav"
+        assert served.content == (tmp_path / "flow" / "audio" / "bm" / "main.wav").read_bytes()
+        for outside in ("/audio/..%2Fhelpline.yaml", "/audio/bm/none.wav"):
+            assert (await gateway.client.get(outside)).status_code == 404

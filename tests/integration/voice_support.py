@@ -155,3 +155,55 @@ class Caller:
         redirect = self.heard.first("Redirect")
         self.heard = Heard.of(await self.post(redirect.target, {}))
         return self.heard
+
+
+@dataclass
+class AtCaller:
+    """A caller on Africa's Talking Voice: callbacks authenticated by the URL's `key`."""
+
+    client: httpx.AsyncClient
+    phone: str = "+22376000201"
+    session_id: str = "ATVId_1"
+    xml: ET.Element | None = None
+
+    async def post(self, url: str, params: dict[str, str]) -> httpx.Response:
+        full = {"sessionId": self.session_id, "isActive": "1", "direction": "Inbound",
+                "callerNumber": self.phone, "destinationNumber": HELPLINE_NUMBER, **params}
+        parts = urlsplit(url)
+        return await self.client.post(parts.path + (f"?{parts.query}" if parts.query else ""),
+                                      data=full)
+
+    def answered(self, response: httpx.Response) -> ET.Element:
+        assert response.status_code == 200, response.text
+        assert response.headers["content-type"].startswith("application/xml")
+        self.xml = ET.fromstring(response.text)
+        assert self.xml.tag == "Response"
+        return self.xml
+
+    async def dial(self, url: str) -> ET.Element:
+        self.session_id = f"ATVId_{next(_calls)}"
+        return self.answered(await self.post(url, {}))
+
+    async def press(self, digits: str) -> ET.Element:
+        assert self.xml is not None
+        callback = self.xml.find("GetDigits")
+        assert callback is not None, ET.tostring(self.xml)
+        return self.answered(await self.post(callback.attrib["callbackUrl"],
+                                             {"dtmfDigits": digits}))
+
+    async def speak(self, url: str) -> ET.Element:
+        assert self.xml is not None
+        record = self.xml.find("Record")
+        assert record is not None, ET.tostring(self.xml)
+        return self.answered(await self.post(record.attrib["callbackUrl"],
+                                             {"recordingUrl": url}))
+
+
+def at_said(element: ET.Element) -> str:
+    """Every `Say` before the first action that waits for the caller."""
+    heard: list[str] = []
+    for verb in element:
+        heard.extend((say.text or "") for say in verb.iter("Say"))
+        if verb.tag in ("GetDigits", "Record"):
+            break
+    return " ".join(heard)

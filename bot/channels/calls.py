@@ -1,0 +1,78 @@
+"""What one request of a voice gateway brings, whichever the gateway (Twilio, Africa's Talking).
+
+One call is one conversation: the first request of a call starts it (a waiting
+return request is offered to continue), each keypad or recording action brings
+one input. Every action URL carries the number of the screen it answers
+(`?n=`), so a request names the input it brings: a retried request is answered
+as before, and `*` asks again for the screen the previous request produced (the
+receipts answer it, nothing advances).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bot.channels.forms import sender_phone
+from bot.engine import recordings
+from bot.engine.validators import SKIP
+from bot.errors import MalformedRequest
+
+SCREEN_PARAMETER = "n"
+REPEAT = "*"
+MAX_SCREENS = 10_000
+MAX_CALL_ID = 128
+MAX_DIGITS = 32
+
+
+@dataclass(frozen=True)
+class CallInput:
+    call_id: str
+    phone: str | None
+    """E.164, or None for a hidden or non-phone caller."""
+    screen: int | None
+    """The screen this request answers (None: the call has just started)."""
+    text: str = ""
+    repeat: bool = False
+    ended: bool = False
+
+    @property
+    def message_id(self) -> str:
+        """The input's id: a retry repeats it; `*` names the request that made the screen."""
+        return f"{self.call_id}:{self.next_screen}"
+
+    @property
+    def next_screen(self) -> int:
+        """The number of the screen the answer to this request is."""
+        if self.screen is None:
+            return 0
+        return self.screen if self.repeat else self.screen + 1
+
+
+def call_input(*, call_id: str, sender: str, screen: str | None, default_region: str,
+               digits: str = "", recording: tuple[str, str] | None = None,
+               ended: bool = False) -> CallInput:
+    """The input of one request; MalformedRequest when a field is not what a gateway sends."""
+    if not call_id or len(call_id) > MAX_CALL_ID:
+        raise MalformedRequest("the call id is required")
+    number: int | None = None
+    if screen is not None:
+        if not screen.isdigit() or int(screen) > MAX_SCREENS:
+            raise MalformedRequest(f"{SCREEN_PARAMETER} must be a screen number")
+        number = int(screen)
+    phone = sender_phone(sender, default_region) if sender else None
+    if ended:
+        return CallInput(call_id, phone, number, ended=True)
+    if len(digits) > MAX_DIGITS:
+        raise MalformedRequest("the digits are not a keypad entry")
+    if recording is not None:
+        found = recordings.recording(*recording)
+        if found is None:
+            raise MalformedRequest("the recording's id and URL are not a recording")
+        return CallInput(call_id, phone, number, text=found.as_answer())
+    if number is None:
+        return CallInput(call_id, phone, None)
+    if digits and set(digits) == {REPEAT}:
+        return CallInput(call_id, phone, number, repeat=True)
+    entry = digits.rstrip("#").replace(REPEAT, "")
+    # Nothing recorded (the caller pressed # at once, or stayed silent): a skip.
+    return CallInput(call_id, phone, number, text=entry or SKIP)
