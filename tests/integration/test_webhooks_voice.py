@@ -3,7 +3,9 @@ requests signed by the twilio SDK."""
 
 from __future__ import annotations
 
+import logging
 import re
+import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -209,3 +211,31 @@ async def test_a_recorded_screen_is_played_and_served_by_the_app(
         assert served.content == (tmp_path / "flow" / "audio" / "bm" / "main.wav").read_bytes()
         for outside in ("/audio/..%2Fhelpline.yaml", "/audio/bm/none.wav"):
             assert (await gateway.client.get(outside)).status_code == 404
+
+
+async def test_a_call_while_redis_is_down_hears_the_emergency_numbers_and_ends(
+        tmp_path: Path) -> None:
+    server = RedisServer(tmp_path / "own-redis")
+    server.start()
+    try:
+        async with running_app(gateway_settings(server.url, tmp_path)) as gateway:
+            server.stop()
+            started = time.monotonic()
+            heard = await Caller(gateway.client).dial()
+            assert time.monotonic() - started < 2.0
+            assert heard.hangs_up and "Police" in heard.text and "17" in heard.text
+    finally:
+        server.stop()
+
+
+async def test_a_voice_call_logs_no_number_and_no_recording(
+        caller: Caller, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    await in_french(caller)
+    await caller.press("2")
+    await caller.press("1")
+    await caller.speak()
+    logged = "\n".join(f"{record.getMessage()} {record.__dict__}" for record in caplog.records)
+    national = caller.phone.removeprefix("+223")
+    assert national not in logged and caller.recordings[0] not in logged
+    assert "api.twilio.com" not in logged
