@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bot.engine import sms
+from bot.engine import recordings, sms
 from bot.engine.session import Session
 from bot.flows.model import NAV_BACK, NAV_HOME, NAV_MORE, Flow, State, StateKind
 from bot.types import Channel
@@ -15,6 +15,8 @@ from bot.types import Channel
 USSD_CONTINUE = "CON "
 USSD_END = "END "
 SMS_MAX_SEGMENTS = 3
+RECORDED = "voice_recorded"
+"""How an answer said on a call is named on screen (its recording is not shown)."""
 PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)\}")
 
 
@@ -50,6 +52,8 @@ def fill(flow: Flow, template: str, language: str, values: Mapping[str, str],
         head, _, rest = name.partition(".")
         if head == "answers":
             value = answers.get(rest, "")
+            if value.startswith(recordings.PREFIX) and recordings.parse(value) is not None:
+                return flow.text(RECORDED, language) if RECORDED in flow.texts else ""
             return flow.text(value, language) if value in ("yes", "no") else value
         if head == "contacts":
             contact_id, _, attribute = rest.partition(".")

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from bot.engine import recordings
 from bot.engine.render import PLACEHOLDER, Reply, fill
 from bot.engine.session import Session
 from bot.flows.model import NAV_BACK, Flow, State, StateKind
@@ -157,7 +156,7 @@ def spoken_seconds(parts: tuple[Part, ...] | list[Part]) -> float:
 
 def say_filled(flow: Flow, template: str, language: str, values: Mapping[str, str],
                answers: Mapping[str, str]) -> str:
-    """`fill`, with phone numbers and references spelled digit by digit, recordings named."""
+    """`fill`, with phone numbers and references spelled digit by digit."""
 
     def spoken(match: re.Match[str]) -> str:
         name = match.group(1)
@@ -172,8 +171,6 @@ def say_filled(flow: Flow, template: str, language: str, values: Mapping[str, st
         if name == "reference":  # in its two groups of four, as it is written
             reference = values.get("reference", "")
             return spell_digits(f"{reference[:4]} {reference[4:]}")
-        if head == "answers" and recordings.parse(answers.get(rest, "")) is not None:
-            return flow.text("voice_recorded", language)
         return match.group(0)
 
     said = fill(flow, PLACEHOLDER.sub(spoken, template), language, values, answers)

@@ -21,7 +21,12 @@ from bot.store import operators
 from bot.store.operators import Role
 from tests.factories import broken_copy
 from tests.integration.voice_support import Caller, Heard, recording_url
-from tests.integration.webhooks_support import PUBLIC_URL, gateway_settings, running_app
+from tests.integration.webhooks_support import (
+    PUBLIC_URL,
+    Gateway,
+    gateway_settings,
+    running_app,
+)
 from tests.redis_server import RedisServer, snapshot
 from tests.unit.test_voice_lint import silence_wav
 
@@ -239,3 +244,20 @@ async def test_a_voice_call_logs_no_number_and_no_recording(
     national = caller.phone.removeprefix("+223")
     assert national not in logged and caller.recordings[0] not in logged
     assert "api.twilio.com" not in logged
+
+
+async def test_a_request_begun_on_a_call_is_finished_by_sms_without_showing_recordings(
+        caller: Caller) -> None:
+    await in_french(caller)
+    await caller.press("2")
+    await caller.press("1")
+    for _ in range(4):  # name, nationality, country, city, then the call drops
+        await caller.speak()
+    gateway = Gateway(caller.client, phone=caller.phone)
+    assert "Continuer" in await gateway.text("Bonjour")
+    summary = ""
+    for typed in ["1", "2", "2", "2", "1", "2", "1", "1"]:
+        summary = await gateway.text(typed)
+    assert "Nom: votre enregistrement" in summary and "recording" not in summary
+    done = await gateway.text("1")
+    assert "Référence" in done
