@@ -29,10 +29,12 @@ from .console_schemas import (
     Me,
     SearchHit,
     SearchResult,
+    TrendsOut,
 )
 from .deps import AnyOperator, NowDep, RedisDep, actor
 from .routing import AuthorisedRoute
 from .schemas import CaseSummary
+from .trends import trends
 
 router = APIRouter(tags=["console"], route_class=AuthorisedRoute)
 
@@ -46,6 +48,8 @@ NO_STORE = {"Cache-Control": "no-store"}
 # Canned replies are the flow's texts named `reply_<id>` (flows/helpline.yaml).
 REPLY_PREFIX = "reply_"
 MAX_SEARCH_CHARS = 64
+DEFAULT_TREND_DAYS = 14
+MAX_TREND_DAYS = 90
 SEARCH_PAGE = 50
 MIN_PHONE_DIGITS = 8
 # Fields a search reads for each hit: the summary, and answers for the priority reason.
@@ -178,6 +182,25 @@ async def changes(
             )
             for c in found.items
         ],
+    )
+
+
+@router.get("/stats/trends", response_model=TrendsOut, responses=_AUTH | _INVALID)
+async def stats_trends(
+    redis: RedisDep,
+    now: NowDep,
+    _: AnyOperator,
+    days: Annotated[int, Query(ge=1, le=MAX_TREND_DAYS)] = DEFAULT_TREND_DAYS,
+) -> TrendsOut:
+    """Cases per day and kind, and the median time to first contact, over the last `days`
+    days (from the case events; no personal data)."""
+    found = await trends(redis, now=now, days=days)
+    return TrendsOut(
+        days=found.days,
+        by_day_kind=found.by_day_kind,
+        median_first_contact_minutes=found.median_first_contact_minutes,
+        first_contacts=found.first_contacts,
+        complete=found.complete,
     )
 
 

@@ -67,3 +67,19 @@ class AnswerLabel(BaseModel):
     values: dict[str, dict[str, str]] = Field(
         description="For a choice: the flow's label of each stored value, by language"
     )
+
+
+class TrendsOut(BaseModel):
+    days: int
+    by_day_kind: dict[str, dict[str, int]] = Field(
+        description="Creation day (YYYY-MM-DD, UTC) → kind → cases created"
+    )
+    median_first_contact_minutes: float | None = Field(
+        description="Median minutes from creation to an operator's first status change, "
+        "over cases created in the window (null when none)"
+    )
+    first_contacts: int = Field(description="How many cases the median is taken over")
+    complete: bool = Field(
+        description="False when the window held more events than one call reads "
+        "(20,000): the figures then cover its oldest part"
+    )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from redis.asyncio import Redis
 
@@ -73,9 +74,20 @@ async def latest_change_id(redis: Redis) -> str:
     return text_of(newest[0][0]) if newest else "0-0"
 
 
-async def changes_after(redis: Redis, cursor: str) -> Changes:
-    """Case events after `cursor` (a stream id), oldest first, without reads or exports."""
-    entries = await redis.xrange(keys.cases_audit(), min=f"({cursor}", count=MAX_CHANGES_PER_POLL)
+def cursor_at(moment: datetime) -> str:
+    """A cursor just before `moment`: stream ids start with the epoch millisecond."""
+    return f"{max(int(moment.timestamp() * 1000) - 1, 0)}-0"
+
+
+async def changes_after(
+    redis: Redis, cursor: str, *, count: int = MAX_CHANGES_PER_POLL
+) -> Changes:
+    """Case events after `cursor` (a stream id), oldest first, without reads or exports.
+
+    At most `count` stream entries are read (reads and exports included): the returned
+    cursor continues after the last one read.
+    """
+    entries = await redis.xrange(keys.cases_audit(), min=f"({cursor}", count=count)
     items = []
     last = cursor
     for entry_id, raw in entries or []:

@@ -81,6 +81,10 @@ def test_a_wrong_token_shows_an_error_and_the_right_one_opens_the_queue(
     expect(page.locator("#cases")).not_to_contain_text("return_request")
     no_serious_violations(page, "queue")
     screenshot(page, "queue-laptop")
+    page.set_viewport_size(PHONE_SCREEN)
+    no_horizontal_scroll(page)
+    no_serious_violations(page, "queue at 375 px")
+    screenshot(page, "queue-phone")
 
 
 def test_an_emergency_raised_over_ussd_appears_live_signalled_as_new(
@@ -142,6 +146,7 @@ def test_a_refused_sms_shows_in_view_and_a_double_click_saves_one_note(
     expect(refusal).to_contain_text("Refused: the migrant said SMS to this phone is not safe")
     assert in_viewport(page, "#message-form .result")
     no_horizontal_scroll(page)
+    no_serious_violations(page, f"case page at {viewport['width']} px")
     screenshot(page, f"sms-refused-{viewport['width']}")
 
     page.fill("#note", "Called back, will call again tomorrow.")
@@ -171,6 +176,7 @@ def test_the_console_speaks_the_browsers_language(
         answers = page.locator("#case-answers dt")
         expect(answers.first).to_have_text("Votre nom et prénom ?")
         expect(page.locator("#case-answers")).to_contain_text("Oui")
+        screenshot(page, "case-fr")
         page.click("#language")
         expect(page.locator("html")).to_have_attribute("lang", "en")
         expect(page.locator("#case-answers dt").first).to_have_text("Your full name?")
@@ -192,6 +198,7 @@ def test_the_dashboard_draws_charts_from_stats_and_pages_pass_axe(
     expect(priority).to_contain_text("Urgent")
     expect(priority.locator("rect.bar")).to_have_count(3)
     expect(page.locator(".figures")).to_contain_text("2")
+    expect(page.locator(".figures")).to_contain_text("Median time to first contact")
     no_serious_violations(page, "dashboard")
     screenshot(page, "dashboard-laptop")
     page.set_viewport_size(PHONE_SCREEN)
@@ -297,6 +304,7 @@ def test_a_supervisor_erases_knowing_what_is_kept(console: Console, browser: Bro
     sign_in(page, console, console.supervisor)
     page.goto(f"{console.url}/admin/#/case/{console.normal}")
     expect(page.locator("#erase-explain")).to_contain_text("Kept: the reference")
+    expect(page.locator("#erase-yes")).to_be_hidden()  # nothing erased by one click
     page.click("#erase-start")
     page.click("#erase-cancel")
     expect(page.locator("#erase-form .result")).to_have_text("Nothing was erased.")

@@ -180,3 +180,20 @@ async def test_escalating_again_to_the_same_level_is_refused(
     higher = await ana.post(f"{API}/cases/{reference}/escalate", json={"reason": "r", "level": 2})
     assert higher.status_code == 200
 
+
+
+async def test_trends_count_cases_per_day_and_kind_and_time_to_first_contact(
+    redis: Redis, ana: httpx.AsyncClient
+) -> None:
+    first = await seed(redis)
+    await seed(redis, return_request(kind=CaseKind.EMERGENCY, minutes=30))
+    await ana.get(f"{API}/cases/{first}")  # reads are not counted
+    await ana.patch(f"{API}/cases/{first}", json={"status": "contacted"})
+    found = await ana.get(f"{API}/stats/trends", params={"days": 7})
+    assert found.status_code == 200
+    body = found.json()
+    assert body["by_day_kind"] == {"2025-03-01": {"return_request": 1, "emergency": 1}}
+    assert body["first_contacts"] == 1 and body["complete"] is True
+    assert body["median_first_contact_minutes"] > 60 * 24 * 365  # T0 was in 2025
+    too_long = await ana.get(f"{API}/stats/trends", params={"days": 91})
+    assert too_long.status_code == 422

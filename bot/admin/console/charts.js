@@ -11,8 +11,10 @@ function svg(tag, attrs = {}, text) {
 }
 
 function table(caption, rows) {
+  const wrap = document.createElement("div");
+  wrap.className = "sr-only";
   const node = document.createElement("table");
-  node.className = "sr-only";
+  wrap.append(node);
   const cap = document.createElement("caption");
   cap.textContent = caption;
   node.append(cap);
@@ -26,7 +28,7 @@ function table(caption, rows) {
     tr.append(th, td);
     node.append(tr);
   }
-  return node;
+  return wrap;
 }
 
 // Horizontal bars: one row a category, its count at the end. Reads well at 375 px.
@@ -53,38 +55,59 @@ export function barChart(caption, rows, { colours = {} } = {}) {
   return figure;
 }
 
-// Columns over days: the last `days` days ending today (UTC), zero where none.
-export function dayChart(caption, byDay, days, formatDay) {
+// Stacked columns over days: the last `days` days ending today (UTC), one colour a kind,
+// zero where none. `byDay` is {day: {kind: count}}.
+export function dayChart(caption, byDay, days, formatDay, kinds, kindName) {
   const today = new Date();
   const series = [];
   for (let back = days - 1; back >= 0; back -= 1) {
     const day = new Date(Date.UTC(today.getUTCFullYear(), today.getUTCMonth(), today.getUTCDate() - back));
     const key = day.toISOString().slice(0, 10);
-    series.push([key, byDay[key] || 0]);
+    series.push([key, byDay[key] || {}]);
   }
+  const total = (counts) => Object.values(counts).reduce((sum, n) => sum + n, 0);
   const figure = document.createElement("figure");
   figure.className = "chart";
-  const max = Math.max(1, ...series.map(([, value]) => value));
+  const max = Math.max(1, ...series.map(([, counts]) => total(counts)));
   const width = 320;
   const height = 150;
   const slot = width / series.length;
   const chart = svg("svg", { viewBox: `0 0 ${width} ${height}`, role: "img", width: "100%",
                              "aria-label": caption });
   chart.append(svg("title", {}, caption));
-  series.forEach(([day, value], index) => {
-    const barHeight = Math.round((value / max) * 100);
+  series.forEach(([day, counts], index) => {
     const x = index * slot + 2;
-    chart.append(svg("rect", { x, y: 120 - barHeight, width: slot - 4, height: barHeight, class: "bar" }));
-    if (value) chart.append(svg("text", { x: x + (slot - 4) / 2, y: 116 - barHeight, class: "chart-value",
-                                          "text-anchor": "middle" }, value));
+    let top = 120;
+    for (const kind of kinds) {
+      const value = counts[kind] || 0;
+      if (!value) continue;
+      const barHeight = Math.max(1, Math.round((value / max) * 100));
+      top -= barHeight;
+      chart.append(svg("rect", { x, y: top, width: slot - 4, height: barHeight, class: `bar bar-kind-${kind}` }));
+    }
+    const sum = total(counts);
+    if (sum) chart.append(svg("text", { x: x + (slot - 4) / 2, y: top - 4, class: "chart-value",
+                                        "text-anchor": "middle" }, sum));
     if ((series.length - 1 - index) % 3 === 0 && index > 0) {
-      chart.append(svg("text", { x: x + (slot - 4) / 2, y: 138, class: "chart-label",
-                                 "text-anchor": "middle" }, formatDay(day)));
+      const last = index === series.length - 1;
+      chart.append(svg("text", { x: last ? width : x + (slot - 4) / 2, y: 138, class: "chart-label",
+                                 "text-anchor": last ? "end" : "middle" }, formatDay(day)));
     }
   });
   chart.append(svg("line", { x1: 0, y1: 120.5, x2: width, y2: 120.5, class: "axis" }));
   const heading = document.createElement("figcaption");
   heading.textContent = caption;
-  figure.append(heading, chart, table(caption, series.map(([day, value]) => [formatDay(day), value])));
+  const legend = document.createElement("ul");
+  legend.className = "legend";
+  for (const kind of kinds) {
+    const item = document.createElement("li");
+    const swatch = svg("svg", { width: 12, height: 12, "aria-hidden": "true" });
+    swatch.append(svg("rect", { width: 12, height: 12, class: `bar bar-kind-${kind}` }));
+    item.append(swatch, ` ${kindName(kind)}`);
+    legend.append(item);
+  }
+  const rows = series.map(([day, counts]) => [
+    formatDay(day), kinds.map((kind) => `${kindName(kind)} ${counts[kind] || 0}`).join(", ")]);
+  figure.append(heading, chart, legend, table(caption, rows));
   return figure;
 }

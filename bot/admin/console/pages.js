@@ -11,7 +11,7 @@ function dayName(day) {
 }
 
 export async function renderDashboard() {
-  const stats = await api("GET", "/stats");
+  const [stats, trends] = await Promise.all([api("GET", "/stats"), api("GET", "/stats/trends?days=14")]);
   if (!state.me) return;
   if (!stats.ok) {
     show(el("h1", { text: t("dashboard") }), el("p", { class: "message error", role: "alert", text: problem(stats) }));
@@ -24,11 +24,12 @@ export async function renderDashboard() {
     el("div", {}, el("dt", { text: t("total") }), el("dd", { text: s.total })),
     el("div", {}, el("dt", { text: t("open") }), el("dd", { text: open })),
     el("div", {}, el("dt", { text: t("escalated_count") }), el("dd", { text: s.escalated })),
-    s.median_first_contact_minutes === undefined ? null
-      : el("div", {}, el("dt", { text: t("median_first_contact") }),
-           el("dd", { text: s.median_first_contact_minutes === null ? "—" : clock(s.median_first_contact_minutes * 60000) })));
+    trends.ok ? el("div", {}, el("dt", { text: t("median_first_contact") }),
+      el("dd", { text: trends.data.median_first_contact_minutes === null ? "—"
+                 : clock(trends.data.median_first_contact_minutes * 60000) })) : null);
   const charts = el("div", { class: "charts" },
-    dayChart(t("per_day"), s.by_day, 14, dayName),
+    dayChart(t("per_day"), trends.ok ? trends.data.by_day_kind : {}, 14, dayName,
+             Object.keys(s.by_kind), (kind) => label("kind", kind)),
     barChart(t("by_priority"), Object.entries(s.by_priority).map(([p, n]) => [label("priority", p), n, p]),
              { colours: { urgent: "bar-urgent", high: "bar-high" } }),
     barChart(t("by_status"), Object.entries(s.by_status).map(([st, n]) => [label("status", st), n, st])),
