@@ -288,8 +288,13 @@ async function renderQueue() {
     const result = await api("GET", `/cases?${query}`);
     if (!state.me) return;
     if (!result.ok) { status.textContent = problem(result); status.className = "message error"; return; }
+    const focused = document.activeElement && document.activeElement.closest("li[data-reference]");
     if (reset) list.replaceChildren();
     list.append(...result.data.items.map(caseRow));
+    if (focused) {  // a refresh keeps the operator's place
+      const again = list.querySelector(`li[data-reference="${focused.dataset.reference}"] a`);
+      if (again) again.focus({ preventScroll: true });
+    }
     shown = list.children.length;
     cursor = result.data.next_cursor;
     more.hidden = !cursor;
@@ -314,6 +319,7 @@ async function route() {
   paintChrome();
   const hash = location.hash || "#/";
   const match = hash.match(/^#\/case\/(.*)$/);
+  const mainHeading = () => { const h1 = view.querySelector("h1"); if (h1) { h1.tabIndex = -1; h1.focus({ preventScroll: true }); } };
   if (match) {
     state.fresh.delete(decodeURIComponent(match[1]).replace(/[-\s]/g, ""));
     paintChrome();
@@ -321,6 +327,7 @@ async function route() {
   } else if (hash.startsWith("#/dashboard")) await renderDashboard();
   else if (hash.startsWith("#/operators")) await renderOperators();
   else await renderQueue();
+  if (state.me && !view.contains(document.activeElement)) mainHeading();
 }
 
 window.addEventListener("hashchange", () => route());
