@@ -31,7 +31,8 @@ WAITING = {
 
 def heard(script: speech.Script) -> str:
     """The screen as the caller hears it, then how long it takes and what it waits for."""
-    lines = [f"  ▶ {part.audio}" if part.audio else f"  « {part.text} »"
+    lines = [f"  ▶ {part.audio}" if part.audio else
+             f"  « {part.text} »" + (f" ({part.tts})" if part.tts else "")
              for part in script.parts]
     voice = script.tts or "no TTS voice: read by the default voice"
     waiting = WAITING[script.expect].format(digits=script.digits,

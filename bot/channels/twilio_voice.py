@@ -68,7 +68,8 @@ class Speaker:
             if part.audio:
                 verb.play(self.audio_url(part.audio))
             else:
-                verb.say(part.text, language=self.tts or None, voice=self.voices.get(self.tts))
+                language = part.tts or self.tts
+                verb.say(part.text, language=language or None, voice=self.voices.get(language))
 
 
 def twiml(script: Script, *, action: str, speaker: Speaker) -> str:

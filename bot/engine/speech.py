@@ -23,7 +23,7 @@ from typing import Any
 
 from bot.engine.render import PLACEHOLDER, Reply, fill
 from bot.engine.session import Session
-from bot.flows.model import NAV_BACK, Flow, State, StateKind
+from bot.flows.model import NAV_BACK, Action, Flow, Option, State, StateKind
 
 SCRIPT_MARK = '{"voice":'
 CHUNK_CHARS = 110
@@ -60,6 +60,8 @@ class Part:
 
     text: str = ""
     audio: str = ""
+    tts: str = ""
+    """Said in another TTS language than the screen's ("For English, press 2.")."""
 
 
 @dataclass(frozen=True)
@@ -87,12 +89,14 @@ class Script:
 
 
 def _part_json(part: Part) -> list[str]:
-    return ["a", part.audio] if part.audio else ["s", part.text]
+    if part.audio:
+        return ["a", part.audio]
+    return ["s", part.text, part.tts] if part.tts else ["s", part.text]
 
 
 def _part(raw: list[str]) -> Part:
-    kind, value = raw
-    return Part(audio=value) if kind == "a" else Part(text=value)
+    kind, value, *tts = raw
+    return Part(audio=value) if kind == "a" else Part(text=value, tts="".join(tts))
 
 
 def is_script(text: str) -> bool:
@@ -219,16 +223,27 @@ def screen_script(flow: Flow, state: State, language: str, values: Mapping[str, 
                         said(state.text.get(language, "")),
                         said(flow.text("voice_beep", language))], audio)
         return Script(language, tts, parts, Expect.RECORD, digits=0, timeout=timeout)
-    options = [
-        said(flow.text("voice_press", language)
-             .replace("{label}", fill(flow, option.label.get(language, ""), language, values,
-                                      answers))
-             .replace("{key}", option.key))
-        for option in state.options
-    ]
+    options = [part for option in state.options
+               for part in _option(flow, option, language, values, answers)]
     digits = max((len(option.key) for option in state.options), default=1)
-    return Script(language, tts, _parts([*body, *options, *navigation], audio), Expect.KEY,
-                  digits=max(digits, len(NAV_BACK)), timeout=timeout)
+    parts = (Part(audio=audio),) if audio else (*_parts(body, None), *options,
+                                                *_parts(navigation, None))
+    return Script(language, tts, parts, Expect.KEY, digits=max(digits, len(NAV_BACK)),
+                  timeout=timeout)
+
+
+def _option(flow: Flow, option: Option, language: str, values: Mapping[str, str],
+            answers: Mapping[str, str]) -> list[Part]:
+    """"Pour <label>, tapez <key>."; an option choosing a language is said in that language."""
+    target = flow.states.get(option.to)
+    chosen = target.params.get("language", "") if target is not None and (
+        target.action is Action.SET_LANGUAGE) else ""
+    spoken_in = chosen if chosen in flow.languages else language
+    label = fill(flow, option.label.get(spoken_in, ""), spoken_in, values, answers)
+    text = say_filled(flow, flow.text("voice_press", spoken_in).replace("{label}", label)
+                      .replace("{key}", option.key), spoken_in, values, answers)
+    tts = tts_of(flow, spoken_in) if spoken_in != language else ""
+    return [Part(text=chunk, tts=tts) for chunk in chunks(text)]
 
 
 def _menu_from_lines(flow: Flow, language: str, lines: list[str]) -> Script:

@@ -133,3 +133,15 @@ def test_a_keypad_screen_is_gathered_twice_then_the_numbers_and_hangup() -> None
 def test_a_plain_reply_is_said_then_the_call_ends() -> None:
     script = speech.script_of(Reply(text="Service en panne. Police 17.", end=True), FLOW)
     assert script.expect is speech.Expect.NOTHING and len(script.parts) == 2
+
+
+def test_each_language_choice_is_said_in_its_own_language() -> None:
+    script = spoken("welcome")
+    english = next(part for part in script.parts if "English" in part.text)
+    assert english == speech.Part(text="For English, press 2.", tts="en-US")
+    assert any(part.text == "Bamanankan: 3 digi." for part in script.parts)
+    speaker = voice.Speaker(tts="fr-FR", voices={}, audio_url=str)
+    root = ET.fromstring(voice.twiml(script, action="https://h/x?n=0", speaker=speaker))
+    languages = {say.text: say.attrib["language"] for say in root[0]}
+    assert languages["For English, press 2."] == "en-US"
+    assert languages["Pour Français, tapez 1."] == "fr-FR"
