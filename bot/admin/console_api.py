@@ -42,6 +42,8 @@ Responses = dict[int | str, dict[str, Any]]
 _AUTH: Responses = {
     401: {"description": "Missing, unknown or revoked token"},
     403: {"description": "The token's role may not do this"},
+    429: {"description": "Too many wrong tokens from this client; `Retry-After` says when"},
+    503: {"description": "The store is unreachable; `Retry-After` says when to try again"},
 }
 _INVALID: Responses = {422: {"description": "Invalid input; `detail[].loc` names the field"}}
 NO_STORE = {"Cache-Control": "no-store"}

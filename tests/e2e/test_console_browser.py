@@ -76,7 +76,7 @@ def test_a_wrong_token_shows_an_error_and_the_right_one_opens_the_queue(
     # Triage order, plain words, the reason of the priority, the SLA state.
     expect(rows.first).to_contain_text(pretty(console.urgent))
     expect(rows.first).to_contain_text("Urgent · under 18")
-    expect(rows.first).to_contain_text("Return request · New")
+    expect(rows.first).to_contain_text("Return request · New · USSD, French")
     expect(rows.first).to_contain_text("overdue by")
     expect(page.locator("#cases")).not_to_contain_text("return_request")
     no_serious_violations(page, "queue")
@@ -179,7 +179,11 @@ def test_the_console_speaks_the_browsers_language(
         screenshot(page, "case-fr")
         page.click("#language")
         expect(page.locator("html")).to_have_attribute("lang", "en")
-        expect(page.locator("#case-answers dt").first).to_have_text("Your full name?")
+        # The flow's order (name, city, under 18, SMS safe), not the alphabet's.
+        expect(page.locator("#case-answers dt")).to_have_text([
+            "Your full name?", "Which town or city?",
+            "To help the most vulnerable first: are you under 18?",
+            "Is it safe for you if we send SMS to this phone?"])
 
 
 def test_the_dashboard_draws_charts_from_stats_and_pages_pass_axe(

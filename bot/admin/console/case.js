@@ -2,7 +2,7 @@
 import { api, problem } from "./api.js";
 import { label, lang, t } from "./i18n.js";
 import { MAX_SEGMENTS, measure } from "./sms.js";
-import { announce, el, guarded, pretty, show, showResult, state, when } from "./ui.js";
+import { announce, el, guarded, pretty, show, showResult, slaText, state, waited, when } from "./ui.js";
 
 const cache = { labels: null, replies: null };
 const LEVELS = [1, 2];
@@ -294,7 +294,8 @@ export async function renderCase(raw, after = null) {
 
   show(el("p", {}, el("a", { href: "#/", text: t("back_to_queue") })),
        el("h1", { id: "case-title", text: t("case_title", { ref: pretty(ref) }) }),
-       el("p", { class: "sub", text: `${label("kind", c.kind)} · ${label("status", c.status)} · ${label("priority", c.priority)}` }),
+       el("p", { class: "sub", text: `${label("kind", c.kind)} · ${label("status", c.status)} · ${label("priority", c.priority)}` +
+                                   ` · ${t("age", { t: waited(c.created_at) })} · ${slaText(c)}` }),
        changed,
        el("div", { class: "grid" },
           el("section", { class: "card", "aria-labelledby": "h-case" },

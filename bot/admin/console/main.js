@@ -4,7 +4,7 @@ import { api, dropToken, keepToken, problem, token, whenExpired } from "./api.js
 import { label, lang, otherLanguage, setLanguage, t } from "./i18n.js";
 import { renderCase } from "./case.js";
 import { renderDashboard, renderOperators } from "./pages.js";
-import { announce, clock, el, pretty, show, state } from "./ui.js";
+import { announce, el, pretty, show, slaClass, slaText, state, waited } from "./ui.js";
 
 const POLL_SECONDS = 5;
 const view = document.getElementById("view");
@@ -159,22 +159,6 @@ const FILTERS = {
   priority: ["urgent", "high", "normal"],
 };
 
-function waited(iso) { return clock(Date.now() - new Date(iso).getTime()); }
-
-function slaText(item) {
-  const acknowledged = item.status !== "new" || item.assignee;
-  if (acknowledged) return t("taken");
-  if (item.priority !== "urgent") return t("waiting", { t: waited(item.created_at) });
-  const left = new Date(item.created_at).getTime() + state.me.ack_sla_minutes * 60000 - Date.now();
-  return left >= 0 ? t("sla_due", { t: clock(left) }) : t("sla_overdue", { t: clock(-left) });
-}
-
-function slaClass(item) {
-  if (item.status !== "new" || item.assignee || item.priority !== "urgent") return "";
-  const left = new Date(item.created_at).getTime() + state.me.ack_sla_minutes * 60000 - Date.now();
-  return left >= 0 ? "sla-due" : "sla-overdue";
-}
-
 export function caseRow(item) {
   const fresh = state.fresh.get(item.reference);
   const reasons = (item.priority_reasons || []).map((r) => label("reason", r)).join(", ");
@@ -184,7 +168,7 @@ export function caseRow(item) {
     el("span", { class: `priority priority-${item.priority}`,
                  text: label("priority", item.priority) + (reasons ? ` · ${reasons}` : "") }),
     el("span", { class: "summary",
-                 text: `${label("kind", item.kind)} · ${label("status", item.status)}` +
+                 text: `${label("kind", item.kind)} · ${label("status", item.status)} · ${label("channel", item.channel)}, ${label("lang", item.language)}` +
                        (item.escalated ? ` · ${t("escalation")} ${t("level", { n: item.escalation_level })}` : "") +
                        (item.matched_by ? ` · ${t(`matched_${item.matched_by}`)}` : "") }),
     el("span", { class: `meta ${slaClass(item)}`.trim(),

@@ -84,3 +84,21 @@ export function showResult(node, ok, message) {
   const box = node.getBoundingClientRect();
   if (box.top < 0 || box.bottom > window.innerHeight) node.scrollIntoView({ block: "center" });
 }
+
+// How long a case has waited, and where it stands against the SLA (urgent, untaken).
+export function waited(iso) { return clock(Date.now() - new Date(iso).getTime()); }
+
+export function slaText(item) {
+  const acknowledged = item.status !== "new" || item.assignee;
+  if (acknowledged) return t("taken");
+  if (item.priority !== "urgent") return t("waiting", { t: waited(item.created_at) });
+  const left = new Date(item.created_at).getTime() + state.me.ack_sla_minutes * 60000 - Date.now();
+  return left >= 0 ? t("sla_due", { t: clock(left) }) : t("sla_overdue", { t: clock(-left) });
+}
+
+export function slaClass(item) {
+  if (item.status !== "new" || item.assignee || item.priority !== "urgent") return "";
+  const left = new Date(item.created_at).getTime() + state.me.ack_sla_minutes * 60000 - Date.now();
+  return left >= 0 ? "sla-due" : "sla-overdue";
+}
+
