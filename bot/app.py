@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.types import Receive, Scope, Send
 
 from bot import probes
 from bot.admin import api as admin_api
@@ -19,6 +20,7 @@ from bot.admin.limits import MAX_BODY_BYTES
 from bot.cases.jobs import ArqCaseJobs, CaseJobs, NoJobQueue, arq_redis_settings
 from bot.channels import routes as webhooks
 from bot.channels import twilio_status
+from bot.channels.gateway import Gateway
 from bot.channels.voice_routes import AUDIO_ROUTES
 from bot.errors import ProdSettingsMissing
 from bot.observability import AccessLog
@@ -47,7 +49,26 @@ def require_prod_settings(settings: Settings) -> None:
         raise ProdSettingsMissing(missing)
 
 
-def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> FastAPI:
+class HelplineApp(FastAPI):
+    """FastAPI, with the gateway lane in front of its whole stack.
+
+    A request to a webhook path goes straight to `Gateway.serve` (no middleware,
+    no router); everything else (admin API, console, probes) is FastAPI's.
+    """
+
+    gateway: Gateway
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            route = self.gateway.paths.get(scope["path"])
+            if route is not None:
+                scope["app"] = self
+                await self.gateway.serve(route, scope, receive, send)
+                return
+        await super().__call__(scope, receive, send)
+
+
+def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> HelplineApp:
     """The helpline's web app. `case_jobs` replaces the arq job queue (tests)."""
     require_prod_settings(settings)
 
@@ -61,9 +82,11 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Fast
         app.state.webhooks.delivery = twilio_status.delivery_recorder(store.redis)
         supervisor = (asyncio.create_task(supervision.supervise(store.embedded))
                       if store.embedded is not None else None)
+        gateway.hooks = app.state.webhooks
         try:
             yield
         finally:
+            gateway.access.flush()
             if supervisor is not None:
                 supervisor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -75,16 +98,16 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Fast
     # /docs and /redoc load their scripts from a CDN: off in prod. /openapi.json stays
     # (the console reads its schemas).
     docs = settings.env is not Env.PROD
-    app = FastAPI(title="Migrant helpline", version="1", lifespan=lifespan,
-                  max_body_size=MAX_BODY_BYTES,
-                  docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
+    app = HelplineApp(title="Migrant helpline", version="1", lifespan=lifespan,
+                      max_body_size=MAX_BODY_BYTES,
+                      docs_url="/docs" if docs else None, redoc_url="/redoc" if docs else None)
     app.include_router(admin_api.router, prefix=admin_api.PREFIX)
     admin_api.add_error_handlers(app)
     add_failure_handlers(app)
     mount_console(app)
-    # First in line: a gateway hop must not be matched against every admin route.
-    app.router.routes[0:0] = [*webhooks.ROUTES, *probes.ROUTES, *AUDIO_ROUTES]
+    # The webhooks are served by the gateway lane, in front of all this.
+    gateway = app.gateway = Gateway(webhooks.ROUTES)
+    app.router.routes[0:0] = [*probes.ROUTES, *AUDIO_ROUTES]
     app.add_middleware(AdminHeaders)
-    app.add_middleware(webhooks.GatewayLane)
     app.add_middleware(AccessLog)
     return app

@@ -18,11 +18,15 @@ MAX_FIELDS = 64
 KNOWN_SENDERS = 65_536
 
 
+def require_form_type(content_type: str | None) -> None:
+    """MalformedRequest unless `content_type` is a URL-encoded form's."""
+    if (content_type or "").partition(";")[0].strip().lower() != FORM_TYPE:
+        raise MalformedRequest(f"expected {FORM_TYPE}")
+
+
 async def read_form(request: Request, max_bytes: int = MAX_BODY_BYTES) -> FormData:
     """The request's form fields; MalformedRequest (or RequestTooLarge) when unreadable."""
-    content_type = request.headers.get("content-type", "")
-    if content_type.partition(";")[0].strip().lower() != FORM_TYPE:
-        raise MalformedRequest(f"expected {FORM_TYPE}")
+    require_form_type(request.headers.get("content-type"))
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > max_bytes:
         raise RequestTooLarge(f"body over {max_bytes} bytes")

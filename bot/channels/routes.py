@@ -1,8 +1,9 @@
-"""The gateway webhooks of SPEC §4, as lean Starlette routes (no dependency machinery).
+"""The gateway webhooks of SPEC §4, served by the gateway lane (bot.channels.gateway).
 
 Every answer to a gateway is a 2xx unless the request itself is at fault
 (403 unauthenticated, 4xx malformed): when the store is down, slow or busy,
 the migrant gets the static fallback with the emergency numbers instead.
+A new webhook is one more entry in `ROUTES`.
 """
 
 from __future__ import annotations
@@ -11,20 +12,20 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
 from redis.exceptions import RedisError
-from starlette.datastructures import FormData
-from starlette.requests import Request
+from starlette.datastructures import URL, FormData
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
+from twilio.twiml.voice_response import VoiceResponse
 
 from bot.channels import africastalking_ussd as ussd
 from bot.channels import twilio_sms as twilio
-from bot.channels.forms import read_form
+from bot.channels.forms import parse_form, require_form_type
+from bot.channels.gateway import Answer, GatewayRequest, GatewayRoute, text
 from bot.channels.voice_routes import VOICE_ROUTES, VoiceOutput
-from bot.conversation import Conversation, InboundMessage
+from bot.conversation import Conversation, InboundMessage, Outcome
 from bot.engine.render import Reply, fill
 from bot.errors import MalformedRequest, PhoneBusy, RequestTooLarge
 from bot.flows.checked import load_checked
@@ -47,8 +48,23 @@ FALLBACK_LOG_INTERVAL = 10.0
 SMS_PATH = "/webhooks/twilio/sms"
 STATUS_PATH = "/webhooks/twilio/status"
 USSD_PATH = "/webhooks/ussd/africastalking"
+USSD_TYPE = ussd.TEXT_TYPE.encode()
+TWIML_TYPE = twilio.TWIML_TYPE.encode()
 
 DeliverySink = Callable[[twilio.DeliveryStatus], Awaitable[None]]
+
+
+class SignedRequest(Protocol):
+    """A Starlette `Request` or a `GatewayRequest`: what a signature check reads."""
+
+    @property
+    def scope(self) -> Any: ...
+
+    @property
+    def url(self) -> URL: ...
+
+    @property
+    def headers(self) -> Any: ...
 
 
 async def log_delivery(status: twilio.DeliveryStatus) -> None:
@@ -76,6 +92,10 @@ class Webhooks:
         self._warned: set[str] = set()
         self._last_fallback_log = 0.0
         self._fallbacks_unlogged = 0
+        # Metric children looked up once: a hop increments, it does not look up labels.
+        self._answered = {channel: {outcome: MESSAGES.labels(channel, outcome)
+                                    for outcome in Outcome} for channel in Channel}
+        self._hop_seconds = {channel: HOP_SECONDS.labels(channel) for channel in Channel}
 
     async def answer(self, message: InboundMessage) -> Reply:
         """The conversation's reply; the fallback when it cannot be had in time."""
@@ -94,11 +114,17 @@ class Webhooks:
             # never a 5xx; the bug is logged with its traceback and counted.
             log.exception("conversation failed", extra={"channel": message.channel})
             return self._fallback(message, "error")
-        MESSAGES.labels(message.channel, handled.outcome).inc()
+        self._answered[message.channel][handled.outcome].inc()
         if handled.newly_limited:
             RATE_LIMITED_PHONES.inc()
-        HOP_SECONDS.labels(message.channel).observe(time.perf_counter() - started)
+        self._hop_seconds[message.channel].observe(time.perf_counter() - started)
         return handled.reply
+
+    def fallback_text(self, language: str | None = None) -> str:
+        """The static fallback (emergency numbers), in `language` or the flow's default."""
+        flow = self.conversation.compiled.flow
+        return self._fallbacks.get(language or flow.default_language,
+                                   self._fallbacks[flow.default_language])
 
     def _fallback(self, message: InboundMessage, reason: str) -> Reply:
         FALLBACKS.labels(message.channel, reason).inc()
@@ -117,16 +143,25 @@ class Webhooks:
             self._warned.add(gateway)
             log.warning(f"{gateway} requests are not authenticated: {setting} is unset (dev)")
 
-    def refuse(self, channel: Channel, error: MalformedRequest) -> Response:
+    def refused(self, channel: Channel, error: MalformedRequest) -> Answer:
         status = 413 if isinstance(error, RequestTooLarge) else 400
         REJECTED.labels(channel, str(status)).inc()
-        return PlainTextResponse(str(error), status_code=status)
+        return text(str(error), status)
+
+    def forbidden(self, channel: Channel) -> Answer:
+        REJECTED.labels(channel, "403").inc()
+        return text("forbidden", 403)
+
+    def refuse(self, channel: Channel, error: MalformedRequest) -> Response:
+        """As `refused`, for a Starlette endpoint."""
+        answer = self.refused(channel, error)
+        return PlainTextResponse(answer.body.decode(), status_code=answer.status)
 
     def forbid(self, channel: Channel) -> Response:
-        REJECTED.labels(channel, "403").inc()
-        return PlainTextResponse("forbidden", status_code=403)
+        """As `forbidden`, for a Starlette endpoint."""
+        return PlainTextResponse(self.forbidden(channel).body.decode(), status_code=403)
 
-    def signed_by_twilio(self, request: Request, form: FormData) -> bool:
+    def signed_by_twilio(self, request: SignedRequest, form: FormData) -> bool:
         if not self.twilio.enforced:
             self.warn_unauthenticated("Twilio", "TWILIO_AUTH_TOKEN")
             return True
@@ -146,49 +181,48 @@ def make_webhooks(settings: Settings, redis: Any) -> Webhooks:
     return Webhooks(conversation=conversation, settings=settings)
 
 
-def _webhooks(request: Request) -> Webhooks:
-    hooks: Webhooks = request.app.state.webhooks
-    return hooks
+def request_form(request: GatewayRequest) -> FormData:
+    """The body's form fields; MalformedRequest when it is no URL-encoded UTF-8 form."""
+    require_form_type(request.header(b"content-type"))
+    return parse_form(request.body)
 
 
-async def _signed_twilio_form(request: Request, hooks: Webhooks) -> FormData | Response:
+def _signed_twilio_form(request: GatewayRequest, hooks: Webhooks) -> FormData | Answer:
     """The request's form once Twilio's signature holds; else the 4xx to answer."""
     try:
-        form = await read_form(request)
+        form = request_form(request)
     except MalformedRequest as error:
-        return hooks.refuse(Channel.SMS, error)
+        return hooks.refused(Channel.SMS, error)
     if not hooks.signed_by_twilio(request, form):
-        return hooks.forbid(Channel.SMS)
+        return hooks.forbidden(Channel.SMS)
     return form
 
 
-async def twilio_sms_webhook(request: Request) -> Response:
-    hooks = _webhooks(request)
-    form = await _signed_twilio_form(request, hooks)
-    if isinstance(form, Response):
+async def twilio_sms_webhook(hooks: Webhooks, request: GatewayRequest) -> Answer:
+    form = _signed_twilio_form(request, hooks)
+    if isinstance(form, Answer):
         return form
     try:
         sms = twilio.read_sms(form, hooks.region)
     except MalformedRequest as error:
-        return hooks.refuse(Channel.SMS, error)
+        return hooks.refused(Channel.SMS, error)
     if sms.phone is None:
         MESSAGES.labels(Channel.SMS, "not_a_phone").inc()
         reply = Reply(text="")
     else:
         reply = await hooks.answer(InboundMessage(Channel.SMS, sms.phone, sms.body,
                                                   message_id=sms.message_sid))
-    return Response(twilio.twiml(reply), media_type=twilio.TWIML_TYPE)
+    return Answer(200, twilio.twiml(reply).encode(), TWIML_TYPE)
 
 
-async def twilio_status_webhook(request: Request) -> Response:
-    hooks = _webhooks(request)
-    form = await _signed_twilio_form(request, hooks)
-    if isinstance(form, Response):
+async def twilio_status_webhook(hooks: Webhooks, request: GatewayRequest) -> Answer:
+    form = _signed_twilio_form(request, hooks)
+    if isinstance(form, Answer):
         return form
     try:
         status = twilio.read_status(form)
     except MalformedRequest as error:
-        return hooks.refuse(Channel.SMS, error)
+        return hooks.refused(Channel.SMS, error)
     known = status.status if status.status in twilio.DELIVERY_STATUSES else "other"
     DELIVERY_STATUSES.labels(known).inc()
     try:
@@ -200,54 +234,50 @@ async def twilio_status_webhook(request: Request) -> Response:
     except Exception:
         # As for messages: the gateway never gets a 5xx; the bug is logged.
         log.exception("delivery status not recorded", extra={"message_sid": status.message_sid})
-    return Response(status_code=204)
+    return NO_CONTENT
 
 
-async def africastalking_ussd_webhook(request: Request) -> Response:
-    hooks = _webhooks(request)
+async def africastalking_ussd_webhook(hooks: Webhooks, request: GatewayRequest) -> Answer:
     if hooks.ussd_secret is None:
         hooks.warn_unauthenticated("Africa's Talking", "HELPLINE_USSD_SECRET")
-    elif not ussd.key_matches(hooks.ussd_secret, request.query_params.get(ussd.KEY_PARAMETER)):
-        return hooks.forbid(Channel.USSD)
+    elif not ussd.key_matches(hooks.ussd_secret, request.query_value(ussd.KEY_PARAMETER)):
+        return hooks.forbidden(Channel.USSD)
     try:
-        hop = ussd.read_hop(await read_form(request), hooks.region)
+        hop = ussd.read_hop(request_form(request), hooks.region)
     except MalformedRequest as error:
-        return hooks.refuse(Channel.USSD, error)
+        return hooks.refused(Channel.USSD, error)
     reply = await hooks.answer(InboundMessage(
         Channel.USSD, hop.phone, hop.text, message_id=hop.message_id, ussd_session=hop.session_id,
     ))
-    return PlainTextResponse(ussd.screen(reply), media_type=ussd.TEXT_TYPE)
+    return Answer(200, ussd.screen(reply).encode(), USSD_TYPE)
 
 
-METHOD_NOT_ALLOWED = PlainTextResponse("method not allowed: POST only", status_code=405,
-                                      headers={"Allow": "POST"})
+NO_CONTENT = Answer(204, content_type=None)
 
-ROUTES = [
-    Route(SMS_PATH, twilio_sms_webhook, methods=["POST"]),
-    Route(STATUS_PATH, twilio_status_webhook, methods=["POST"]),
-    Route(USSD_PATH, africastalking_ussd_webhook, methods=["POST"]),
-    *VOICE_ROUTES,
+
+def ussd_fallback(hooks: Webhooks, request: GatewayRequest) -> Answer:
+    return Answer(200, ussd.screen(Reply(hooks.fallback_text(), end=True)).encode(), USSD_TYPE)
+
+
+def sms_fallback(hooks: Webhooks, request: GatewayRequest) -> Answer:
+    return Answer(200, twilio.twiml(Reply(hooks.fallback_text())).encode(), TWIML_TYPE)
+
+
+def status_fallback(hooks: Webhooks, request: GatewayRequest) -> Answer:
+    return NO_CONTENT
+
+
+def voice_fallback(hooks: Webhooks, request: GatewayRequest) -> Answer:
+    """The emergency numbers said, then the call hung up."""
+    response = VoiceResponse()
+    response.say(hooks.fallback_text())
+    response.hangup()
+    return Answer(200, str(response.to_xml()).encode(), TWIML_TYPE)
+
+
+ROUTES: list[GatewayRoute | Route] = [
+    GatewayRoute(SMS_PATH, twilio_sms_webhook, sms_fallback, Channel.SMS),
+    GatewayRoute(STATUS_PATH, twilio_status_webhook, status_fallback, Channel.SMS),
+    GatewayRoute(USSD_PATH, africastalking_ussd_webhook, ussd_fallback, Channel.USSD),
+    *(GatewayRoute.starlette(route, voice_fallback, Channel.VOICE) for route in VOICE_ROUTES),
 ]
-
-
-class GatewayLane:
-    """Pure ASGI middleware: gateway hops go straight to their routes.
-
-    They skip the admin API's layers (body limit, exception handlers, the
-    FastAPI router); the webhooks bound their own bodies and never raise.
-    """
-
-    def __init__(self, app: ASGIApp, routes: list[Route] = ROUTES) -> None:
-        self.app = app
-        self.routes = {route.path: route for route in routes}
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        route = self.routes.get(scope["path"]) if scope["type"] == "http" else None
-        if route is None:
-            await self.app(scope, receive, send)
-            return
-        if scope["method"] != "POST":
-            # Starlette's Route would raise HTTPException here, outside any handler: a 500.
-            await METHOD_NOT_ALLOWED(scope, receive, send)
-            return
-        await route.handle(scope, receive, send)

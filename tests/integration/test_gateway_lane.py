@@ -1,0 +1,150 @@
+"""The gateway lane (bot.channels.gateway): webhooks served in front of FastAPI's stack.
+
+The real app on a real Redis: a failing handler answers its fallback, bodies
+are bounded however they arrive, the access log keeps its shape without the
+key or a number, and a plain Starlette route added to `ROUTES` gets the same
+guarantees.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from bot.app import create_app
+from bot.channels import gateway as lane
+from bot.channels import routes
+from bot.channels.forms import MAX_BODY_BYTES
+from bot.observability import JsonFormatter
+from tests.integration.webhooks_support import (
+    USSD_SECRET,
+    Gateway,
+    NoJobs,
+    gateway_settings,
+    running_app,
+    screen,
+)
+from tests.redis_server import RedisServer
+
+FORM = {"sessionId": "ATUid_lane", "serviceCode": "*384*55#", "phoneNumber": "+22376000042",
+        "networkCode": "61001", "text": ""}
+
+
+@pytest.fixture
+async def gateway(redis: Redis, redis_server: RedisServer,
+                  tmp_path: Path) -> AsyncIterator[Gateway]:
+    async with running_app(gateway_settings(redis_server.url, tmp_path)) as gateway:
+        yield gateway
+
+
+@contextmanager
+def json_stream() -> Iterator[io.StringIO]:
+    """The logging set-up of `helpline serve` (one JSON stream handler), into a buffer.
+
+    Entered in the test's body: pytest adds its capture handlers after fixtures ran.
+    """
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    saved, level = root.handlers[:], root.level
+    root.handlers[:] = [handler]
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.handlers[:] = saved
+        root.setLevel(level)
+
+
+async def test_a_failing_handler_answers_the_fallback_not_a_5xx(
+        gateway: Gateway, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug in reading the hop")
+
+    monkeypatch.setattr(routes.ussd, "read_hop", broken)
+    response = await gateway.hop("ATUid_bug", "")
+    assert response.status_code == 200
+    assert screen(response).startswith("END ")
+    assert "Traceback" not in response.text and "bug" not in response.text
+    assert any(record.exc_info for record in caplog.records if record.name == lane.__name__)
+
+
+async def test_a_chunked_body_over_the_limit_is_413(gateway: Gateway) -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"sessionId=ATUid_big&phoneNumber=%2B22376000042&text="
+        for _ in range(MAX_BODY_BYTES // 1024 + 1):
+            yield b"1" * 1024
+
+    response = await gateway.client.post(
+        routes.USSD_PATH, params={"key": USSD_SECRET}, content=chunks(),
+        headers={"content-type": "application/x-www-form-urlencoded"})
+    assert response.status_code == 413
+
+
+async def test_webhook_answers_skip_fastapis_middleware(gateway: Gateway) -> None:
+    admin = await gateway.client.get("/admin/api/v1/cases")
+    assert "cache-control" in admin.headers  # the admin API's no-store, from its middleware
+    hop = await gateway.hop("ATUid_plain", "")
+    assert "cache-control" not in hop.headers
+    assert hop.headers["content-type"] == "text/plain; charset=utf-8"
+    assert int(hop.headers["content-length"]) == len(hop.content)
+
+
+async def test_the_access_log_is_json_lines_without_key_or_number(gateway: Gateway) -> None:
+    app_gateway = gateway.client._transport.app.gateway  # type: ignore[attr-defined]
+    with json_stream() as stream:
+        assert screen(await gateway.hop("ATUid_log", "")).startswith("CON ")
+        assert (await gateway.hop("ATUid_log", "", key="wrong-key")).status_code == 403
+        assert (await gateway.client.get(routes.USSD_PATH, params={"key": USSD_SECRET},
+                                         )).status_code == 405
+        assert "helpline.access" not in stream.getvalue()  # buffered until the next flush
+        app_gateway.access.flush()
+    json_stream_text = stream.getvalue()
+    lines = [json.loads(line) for line in json_stream_text.splitlines()]
+    access = [line for line in lines if line["logger"] == "helpline.access"]
+    assert [(line["method"], line["status"]) for line in access] == [
+        ("POST", 200), ("POST", 403), ("GET", 405)]
+    for line in access:
+        assert set(line) == {"time", "level", "logger", "message", "status", "method", "path",
+                             "duration_ms"}
+        assert line["path"] == routes.USSD_PATH + "?key=[redacted]"
+        assert line["level"] == "info" and line["message"] == "request"
+    logged = json_stream_text
+    assert USSD_SECRET not in logged and "wrong-key" not in logged
+    assert "22376000001" not in logged
+
+
+async def test_a_starlette_route_added_to_the_lane_keeps_its_guarantees(
+        redis: Redis, redis_server: RedisServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    async def echo(request: Request) -> Response:
+        body = await request.body()
+        if body == b"boom":
+            raise RuntimeError("a bug")
+        return PlainTextResponse(f"{len(body)} bytes", headers={"x-route": "echo"})
+
+    monkeypatch.setattr(routes, "ROUTES", [*routes.ROUTES, Route("/webhooks/echo", echo)])
+    app = create_app(gateway_settings(redis_server.url, tmp_path), case_jobs=NoJobs())
+    async with app.router.lifespan_context(app):
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1") as http:
+            ok = await http.post("/webhooks/echo", content=b"hello")
+            assert (ok.status_code, ok.text, ok.headers["x-route"]) == (200, "5 bytes", "echo")
+            failed = await http.post("/webhooks/echo", content=b"boom")
+            assert failed.status_code == 200 and "bug" not in failed.text
+            assert (await http.get("/webhooks/echo")).status_code == 405
+            too_big = await http.post("/webhooks/echo", content=b"x" * (MAX_BODY_BYTES + 1))
+            assert too_big.status_code == 413
