@@ -91,7 +91,7 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Help
                 supervisor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await supervisor
-            await app.state.webhooks.conversation.aclose()
+            await app.state.webhooks.aclose()
             await app.state.case_jobs.close()
             await store.close()
 

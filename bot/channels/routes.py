@@ -24,6 +24,7 @@ from bot.channels import africastalking_ussd as ussd
 from bot.channels import twilio_sms as twilio
 from bot.channels.forms import parse_form, require_form_type
 from bot.channels.gateway import Answer, GatewayRequest, GatewayRoute, text
+from bot.channels.redis_lane import ScriptLane, script_lane
 from bot.channels.voice_routes import VOICE_ROUTES, VoiceOutput
 from bot.conversation import Conversation, InboundMessage, Outcome
 from bot.engine.render import Reply, fill
@@ -120,6 +121,12 @@ class Webhooks:
         self._hop_seconds[message.channel].observe(time.perf_counter() - started)
         return handled.reply
 
+    async def aclose(self) -> None:
+        """Wait for the conversation's background work; close the scripts' connection."""
+        await self.conversation.aclose()
+        if isinstance(self.conversation.redis, ScriptLane):
+            await self.conversation.redis.aclose()
+
     def fallback_text(self, language: str | None = None) -> str:
         """The static fallback (emergency numbers), in `language` or the flow's default."""
         flow = self.conversation.compiled.flow
@@ -176,7 +183,7 @@ class Webhooks:
 def make_webhooks(settings: Settings, redis: Any) -> Webhooks:
     """The webhooks' conversation on `redis`, with the flow compiled once for the process."""
     compiled = load_checked(settings.flow, settings.ussd_max_chars)
-    conversation = Conversation(redis=redis, compiled=compiled, settings=settings,
+    conversation = Conversation(redis=script_lane(redis), compiled=compiled, settings=settings,
                                 sms_rate_limit=settings.rate_limit)
     return Webhooks(conversation=conversation, settings=settings)
 
