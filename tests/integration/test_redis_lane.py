@@ -1,0 +1,94 @@
+"""The gateway lane's script connection (bot.channels.redis_lane) on a real Redis server.
+
+It must answer exactly as redis-py does, raise redis-py's errors, survive a
+restart and give up on a hung server within the client's socket timeout.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+
+from bot.channels.redis_lane import ScriptLane, script_lane
+from bot.settings import Settings
+from bot.store.connection import open_store
+from bot.store.evalsha import ShaScript
+from tests.redis_server import RedisServer
+
+ECHO = ShaScript("echo", """
+redis.call('SET', KEYS[1], ARGV[1])
+return {redis.call('GET', KEYS[1]), tonumber(ARGV[2]), false, {ARGV[3]}}
+""")
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    server = RedisServer(tmp_path / "redis")
+    server.start()
+    yield server
+    if server.process is not None:
+        server.process.send_signal(signal.SIGCONT)
+    server.stop()
+
+
+@pytest.fixture
+async def lane(own_redis: RedisServer, tmp_path: Path) -> AsyncIterator[ScriptLane]:
+    store = open_store(Settings(redis_url=own_redis.url, data_dir=tmp_path / "var"))
+    scripts = script_lane(store.redis)
+    assert isinstance(scripts, ScriptLane)
+    yield scripts
+    await scripts.aclose()
+    await store.close()
+
+
+async def test_scripts_answer_as_redis_py_does(lane: ScriptLane) -> None:
+    redis: Redis = lane.redis
+    args = ["h:{p}:1"], ["Fatoumata é", 42, "x"]
+    assert await ECHO.run(lane, *args) == await ECHO.run(redis, *args)
+    assert await ECHO.run(lane, *args) == ["Fatoumata é", 42, None, ["x"]]
+    assert await lane.get("h:{p}:1") == "Fatoumata é"  # anything else is redis-py's
+
+
+async def test_concurrent_calls_get_their_own_replies(lane: ScriptLane) -> None:
+    replies = await asyncio.gather(*(ECHO.run(lane, [f"h:{{p}}:{n}"], [str(n), n, "y"])
+                                     for n in range(200)))
+    assert [reply[1] for reply in replies] == list(range(200))
+
+
+async def test_errors_are_redis_pys(lane: ScriptLane) -> None:
+    with pytest.raises(NoScriptError):
+        await lane.evalsha("0" * 40, 0)
+    with pytest.raises(ResponseError):
+        await lane.eval("return redis.call('NOPE')", 0)
+    assert await lane.eval("return 1", 0) == 1  # the connection is still in step
+
+
+async def test_a_restarted_server_is_reconnected(lane: ScriptLane, own_redis: RedisServer) -> None:
+    assert await lane.eval("return 1", 0) == 1
+    own_redis.restart()
+    with pytest.raises(ConnectionError):
+        await lane.eval("return 2", 0)
+    assert await lane.eval("return 3", 0) == 3
+    own_redis.stop()
+    with pytest.raises(ConnectionError):
+        await lane.eval("return 4", 0)
+
+
+async def test_a_hung_server_times_out_like_redis_py(lane: ScriptLane,
+                                                    own_redis: RedisServer) -> None:
+    assert await lane.eval("return 1", 0) == 1
+    assert own_redis.process is not None
+    own_redis.process.send_signal(signal.SIGSTOP)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        await lane.eval("return 2", 0)
+    assert time.monotonic() - started < 1.5
+    own_redis.process.send_signal(signal.SIGCONT)
+    assert await lane.eval("return 5", 0) == 5
