@@ -137,9 +137,14 @@ class Conversation:
         self._states = _Bounded(KNOWN_STATES)
         self._languages = _Bounded(KNOWN_LANGUAGES)
         self._background: set[asyncio.Task[None]] = set()
+        self._pseudonyms: dict[str, str] = {}
+        self._limits = {channel: Limits(channel, settings.ussd_max_chars) for channel in Channel}
+        self._ttls = {channel: Ttls(session=self.session_ttl(channel),
+                                    profile=settings.retention_days * DAY_SECONDS,
+                                    draft=settings.draft_ttl) for channel in Channel}
 
     def limits(self, channel: Channel) -> Limits:
-        return Limits(channel, self.settings.ussd_max_chars)
+        return self._limits[channel]
 
     def session_ttl(self, channel: Channel) -> int:
         if channel in (Channel.USSD, Channel.VOICE):  # a call lasts minutes, like a USSD session
@@ -147,16 +152,20 @@ class Conversation:
         return self.settings.sms_ttl
 
     def ttls(self, channel: Channel) -> Ttls:
-        return Ttls(session=self.session_ttl(channel),
-                    profile=self.settings.retention_days * DAY_SECONDS,
-                    draft=self.settings.draft_ttl)
+        return self._ttls[channel]
 
     def rate_limit(self, channel: Channel) -> int:
         """SMS only: auto-reply loops cost money; a USSD session is dialled by hand."""
         return self.sms_rate_limit if channel is Channel.SMS else 0
 
     def pseudonym(self, phone: str) -> str:
-        return privacy.pseudonym(phone, self.pii_key)
+        """The phone's HMAC pseudonym; remembered, as every hop of a session asks again."""
+        known = self._pseudonyms.get(phone)
+        if known is None:
+            known = self._pseudonyms[phone] = privacy.pseudonym(phone, self.pii_key)
+            if len(self._pseudonyms) > KNOWN_STATES:
+                del self._pseudonyms[next(iter(self._pseudonyms))]
+        return known
 
     def language_hint(self, pseudonym: str) -> str:
         """The language this process last spoke with the phone (no Redis needed)."""

@@ -7,9 +7,11 @@ when the assumption holds) or from the state BEGIN loaded under the lease.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from typing import Generic, TypeVar
 
 from bot.cases.references import draw_reference, parse_reference
 from bot.engine.receipts import Receipts
@@ -34,6 +36,36 @@ from bot.types import Channel
 
 CANDIDATE_REFERENCES = 4
 REFERENCE_DIGITS = 8
+KNOWN_VALUES = 8192
+"""Stored values whose decoded (immutable) form is remembered, per kind."""
+
+T = TypeVar("T")
+
+
+class _Decoded(Generic[T]):
+    """Immutable values by the JSON they are stored as: a value this process wrote (or read)
+    is not parsed again at the next message. Oldest first out past `KNOWN_VALUES`."""
+
+    def __init__(self, decode: Callable[[str], T]) -> None:
+        self._decode = decode
+        self._known: dict[str, T] = {}
+
+    def __call__(self, raw: str) -> T:
+        value = self._known.get(raw)
+        if value is None:
+            value = self._decode(raw)
+            self.remember(raw, value)
+        return value
+
+    def remember(self, raw: str, value: T) -> None:
+        self._known[raw] = value
+        if len(self._known) > KNOWN_VALUES:
+            del self._known[next(iter(self._known))]
+
+
+_profiles = _Decoded(Profile.from_json)
+_drafts = _Decoded(Draft.from_json)
+_receipts = _Decoded(Receipts.from_json)
 
 
 @dataclass(frozen=True)
@@ -115,9 +147,9 @@ def latest_input(message: InboundMessage) -> str:
 def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
          lookup: CaseView | None, digest: str, token: str, now: datetime, limits: Limits,
          ttls: Ttls) -> Plan:
-    profile = Profile.from_json(state.profile) if state.profile else None
+    profile = _profiles(state.profile) if state.profile else None
     session = Session.from_json(state.session) if state.session else None
-    stored = receipts = Receipts.from_json(state.receipts)
+    stored = receipts = _receipts(state.receipts) if state.receipts else Receipts()
     text, restart = message.text, message.restart
     lookup_needed = None
     if message.ussd_session:
@@ -137,7 +169,7 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
         text=text,
         session=session,
         profile=profile,
-        draft=Draft.from_json(state.draft) if state.draft else None,
+        draft=_drafts(state.draft) if state.draft else None,
         receipts=receipts,
         lookups={lookup.reference: lookup} if lookup else {},
         new_id=token,
@@ -147,6 +179,12 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
         receipts = Receipts(ussd_session=receipts.ussd_session, ussd_applied=receipts.ussd_applied)
     return _written(compiled, decided, profile, receipts, stored, digest, limits, ttls,
                     lookup_needed)
+
+
+def _encoded(receipts: Receipts) -> str:
+    raw = receipts.to_json()
+    _receipts.remember(raw, receipts)
+    return raw
 
 
 def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
@@ -163,6 +201,7 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
                 new_profile = replace(new_profile or Profile(), language=language)
             case SaveDraft(draft=saved):
                 draft_json = saved.to_json()
+                _drafts.remember(draft_json, saved)
             case DiscardDraft():
                 draft_json = DELETE
     creations = [(effect, [draw_reference() for _ in range(CANDIDATE_REFERENCES)])
@@ -183,6 +222,7 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
     profile_json, profile_ttl = KEEP, ttls.profile
     if new_profile is not None and new_profile != profile and not decided.erase:
         profile_json = new_profile.to_json()
+        _profiles.remember(profile_json, new_profile)
         if new_profile.opted_out:
             profile_ttl = NO_EXPIRY  # an opt-out holds until START, however long
     commit = Commit(
@@ -192,7 +232,7 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
         profile_ttl=profile_ttl,
         draft_json=KEEP if decided.erase else draft_json,
         draft_ttl=ttls.draft,
-        receipts_json=KEEP if answered == stored else answered.to_json(),
+        receipts_json=KEEP if answered == stored else _encoded(answered),
         receipts_ttl=ttls.session,
     )
     return Plan(
