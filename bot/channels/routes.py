@@ -275,10 +275,10 @@ def status_fallback(hooks: Webhooks, request: GatewayRequest) -> Answer:
 
 
 def voice_fallback(hooks: Webhooks, request: GatewayRequest) -> Answer:
-    """The emergency numbers said, then the call hung up."""
+    """The emergency numbers said; the call ends with the document (Twilio and Africa's
+    Talking read the same `<Response><Say>`)."""
     response = VoiceResponse()
     response.say(hooks.fallback_text())
-    response.hangup()
     return Answer(200, str(response.to_xml()).encode(), TWIML_TYPE)
 
 
