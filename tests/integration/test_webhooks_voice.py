@@ -123,6 +123,7 @@ async def test_two_timeouts_say_the_menu_once_more_then_the_emergency_numbers(
     assert "Infos protection" not in last
 
 
+@pytest.mark.deployments
 async def test_star_repeats_the_screen_and_zero_goes_back(caller: Caller) -> None:
     await in_french(caller)
     info = await caller.press("1")
@@ -181,6 +182,7 @@ async def test_a_return_request_by_voice_keeps_recordings_and_erasure_removes_th
     assert not any(sid in dump for sid in caller.recordings)
 
 
+@pytest.mark.deployments
 async def test_a_call_dropped_mid_request_is_offered_to_continue_on_the_next_call(
         caller: Caller) -> None:
     await in_french(caller)

@@ -30,6 +30,7 @@ async def caller(redis: Redis, redis_server: RedisServer,
         yield AtCaller(gateway.client)
 
 
+@pytest.mark.deployments
 async def test_a_call_gets_the_menu_on_the_keypad_and_the_emergency_numbers(
         caller: AtCaller) -> None:
     welcome = await caller.dial(CALLBACK)
