@@ -19,6 +19,7 @@ from bot.errors import MalformedRequest
 
 SCREEN_PARAMETER = "n"
 REPEAT = "*"
+KEYPAD = frozenset("0123456789*#")
 MAX_SCREENS = 10_000
 MAX_CALL_ID = 128
 MAX_DIGITS = 32
@@ -73,6 +74,7 @@ def call_input(*, call_id: str, sender: str, screen: str | None, default_region:
         return CallInput(call_id, phone, None)
     if digits and set(digits) == {REPEAT}:
         return CallInput(call_id, phone, number, repeat=True)
-    entry = digits.rstrip("#").replace(REPEAT, "")
+    # Only keys count: Twilio reports a hang-up during a recording as Digits=hangup.
+    entry = "".join(key for key in digits if key in KEYPAD).rstrip("#").replace(REPEAT, "")
     # Nothing recorded (the caller pressed # at once, or stayed silent): a skip.
     return CallInput(call_id, phone, number, text=entry or SKIP)

@@ -110,6 +110,7 @@ def test_a_call_request_names_its_input() -> None:
                            "ML")
     assert said.text == f"recording RE1 {TWILIO_URL}"
     assert voice.read_call(form(), "3", "ML").text == "#"  # nothing said: a skip
+    assert voice.read_call(form(Digits="hangup"), "3", "ML").text == "#"
     assert voice.read_call(form(CallStatus="completed"), None, "ML").ended
 
 
