@@ -15,6 +15,7 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
+from bot.engine import sms
 from tests.e2e.console_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -248,6 +249,26 @@ def test_a_revoked_token_clears_the_case_and_keeps_typed_text(
     page.fill("#token", token)
     page.click("#sign-in button[type=submit]")
     expect(page.locator("#note")).to_have_value("Half-written note about the call")
+    # A token revoked while the tab was closed: the reopened tab asks to sign in.
+    with httpx.Client(base_url=console.url) as client:
+        client.delete("/admin/api/v1/operators/ana",
+                      headers={"Authorization": f"Bearer {console.admin}"})
+    page.reload()
+    expect(page.locator("#sign-in-message")).to_contain_text("session ended")
+    expect(page.locator("body")).not_to_contain_text("Moussa Keita")
+
+
+def test_the_sms_counter_counts_as_the_helpline_does(console: Console, browser: Browser) -> None:
+    page = new_page(browser)
+    page.goto(f"{console.url}/admin/")
+    samples = ["", "a" * 160, "a" * 161, "€" * 80, "€" * 81, "é" * 459, "a" * 460,
+               "ɛ" * 70, "ɛ" * 71, "Ɲinini sɔrɔla" * 15, "Bonjour {x} [y] ~ ^ | \\"]
+    measured = page.evaluate(
+        "async (samples) => { const { measure } = await import('/admin/static/sms.js');"
+        " return samples.map((text) => [measure(text).segments, measure(text).encoding]); }",
+        samples)
+    expected = [[sms.segments(text), str(sms.encoding(text))] for text in samples]
+    assert measured == expected
 
 
 def test_inactivity_signs_out(redis_server: RedisServer, tmp_path: Path, browser: Browser) -> None:

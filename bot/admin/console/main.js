@@ -297,7 +297,11 @@ async function route() {
   if (!token()) { state.me = null; renderSignIn(); return; }
   if (!state.me) {
     const me = await api("GET", "/me");
-    if (!me.ok) { if (me.status !== 401) renderSignIn(problem(me), true); return; }
+    if (!me.ok) {
+      if (me.status === 401) dropToken();
+      renderSignIn(me.status === 401 ? t("session_ended") : problem(me), true);
+      return;
+    }
     startSession(me.data);
   }
   paintChrome();
