@@ -99,15 +99,17 @@ async function poll() {
   if (first || !result.data.items.length) return;
   let urgent = false;
   const mine = `operator:${state.me.name}`;
+  const news = [];
   for (const change of result.data.items) {
     if (change.action === "created") {
       const isUrgent = change.detail.priority === "urgent";
       state.fresh.set(change.reference, { urgent: isUrgent });
       urgent = urgent || isUrgent;
-      announce(t(isUrgent ? "new_urgent_announce" : "new_case_announce",
-                 { ref: pretty(change.reference), kind: label("kind", change.detail.kind) }));
+      news.push(t(isUrgent ? "new_urgent_announce" : "new_case_announce",
+                  { ref: pretty(change.reference), kind: label("kind", change.detail.kind) }));
     }
   }
+  if (news.length) announce(news.join(" "));
   if (urgent && localStorage.getItem("helpline.sound") === "on") beep();
   paintChrome();
   state.onChanges(result.data.items.filter((c) => c.actor !== mine));
