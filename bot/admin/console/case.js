@@ -99,13 +99,12 @@ function renderNotFound(raw) {
 }
 
 export async function renderCase(raw, after = null) {
-  const [detail, events, labels, replies, people] = await Promise.all([
-    api("GET", `/cases/${encodeURIComponent(raw)}`),
-    api("GET", `/cases/${encodeURIComponent(raw)}/events`),
-    once("labels", "/flow/answers"),
-    once("replies", "/replies"),
-    api("GET", "/assignees"),
-  ]);
+  const others = Promise.all([once("labels", "/flow/answers"), once("replies", "/replies"),
+                              api("GET", "/assignees")]);
+  const detail = await api("GET", `/cases/${encodeURIComponent(raw)}`);
+  // The history is read after the case, so it shows this very read.
+  const events = detail.ok ? await api("GET", `/cases/${encodeURIComponent(raw)}/events`) : detail;
+  const [labels, replies, people] = await others;
   if (!state.me) return;
   if (detail.status === 404 || detail.status === 422) { renderNotFound(raw); return; }
   if (!detail.ok) {
