@@ -271,6 +271,19 @@ def test_the_sms_counter_counts_as_the_helpline_does(console: Console, browser: 
     assert measured == expected
 
 
+def test_signing_out_on_purpose_leaves_no_typed_text(console: Console, browser: Browser) -> None:
+    page = new_page(browser)
+    sign_in(page, console, console.operator)
+    page.goto(f"{console.url}/admin/#/case/{console.normal}")
+    page.fill("#note", "Private words")
+    page.click("#sign-out")
+    expect(page.locator("#sign-in-message")).to_have_text("You are signed out.")
+    expect(page.locator("body")).not_to_contain_text("Moussa Keita")
+    sign_in(page, console, console.operator)
+    page.goto(f"{console.url}/admin/#/case/{console.normal}")
+    expect(page.locator("#note")).to_have_value("")
+
+
 def test_inactivity_signs_out(redis_server: RedisServer, tmp_path: Path, browser: Browser) -> None:
     for served in serve(redis_server, tmp_path, console_idle_minutes=2):
         page = new_page(browser)

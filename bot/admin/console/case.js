@@ -78,7 +78,8 @@ function auditLines(events) {
   });
 }
 
-function draftKey(reference, field) { return `${reference}:${field}`; }
+// Typed text is kept per operator: another person signing in on this tab does not get it.
+function draftKey(reference, field) { return `${state.me ? state.me.name : ""}:${reference}:${field}`; }
 
 function keepDraft(reference, field, control) {
   const saved = state.drafts.get(draftKey(reference, field));

@@ -55,7 +55,10 @@ function signOut(message, { home = false, isError = false } = {}) {
   state.fresh.clear();
   clearInterval(pollTimer);
   clearInterval(idleTimer);
-  if (home) history.replaceState(null, "", "#/");
+  if (home) {  // signing out on purpose leaves nothing typed behind
+    state.drafts.clear();
+    history.replaceState(null, "", "#/");
+  }
   renderSignIn(message, isError);
 }
 

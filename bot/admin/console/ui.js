@@ -5,7 +5,7 @@ export const state = {
   me: null,            // who is signed in (GET /me)
   cursor: null,        // position in the live changes feed
   fresh: new Map(),    // reference -> {urgent}: cases created since the queue was opened
-  drafts: new Map(),   // "reference:field" -> typed text, kept across a session that ended
+  drafts: new Map(),   // "operator:reference:field" -> typed text, kept when a session ends by itself
   onChanges: () => {}, // what the page on screen does with live changes
 };
 
