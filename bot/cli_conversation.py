@@ -56,7 +56,8 @@ def run_flows_check(args: argparse.Namespace) -> int:
         ucs2 = [state for encoding, states in by_encoding.items() if encoding == "UCS-2"
                 for state in states]
         costly = f" (UCS-2: {', '.join(ucs2)})" if ucs2 else ""
-        print(f"{language}: {counts} screens{costly}")
+        total = report.segments.get(language, 0)
+        print(f"{language}: {counts} screens{costly}; {total} SMS segments for all screens")
     _print_voice(report)
     if report.problems:
         print(f"{path}: {len(report.problems)} problem(s)")

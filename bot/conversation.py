@@ -15,6 +15,7 @@ Per message, serialised per phone:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import secrets
 from collections import OrderedDict
@@ -38,16 +39,19 @@ from bot.conversation_plan import (
     plan,
     typed_reference,
 )
+from bot.engine.keywords import is_emergency
 from bot.engine.receipts import Receipts, message_digest
-from bot.engine.render import Limits, Reply, render
+from bot.engine.render import Limits, Reply, fill, render
 from bot.engine.session import CaseView, CreateCase
+from bot.engine.spelling import spelled
 from bot.errors import PhoneBusy
 from bot.flows.compiler import CompiledFlow
+from bot.flows.model import NAV_HOME
 from bot.settings import Settings
 from bot.store import cases as case_store
 from bot.store import profiles, sessions
 from bot.store.evalsha import unknown_script
-from bot.store.sessions import Begun, Loaded, PhoneKeys, PhoneState
+from bot.store.sessions import Begun, Commit, Loaded, PhoneKeys, PhoneState, RateLimit
 from bot.types import Channel
 
 __all__ = ["Conversation", "Handled", "InboundMessage", "Outcome"]
@@ -65,6 +69,12 @@ KNOWN_STATES = 20_000
 """Phones whose last written state this process remembers (one-round-trip steps)."""
 KNOWN_LANGUAGES = 10_000
 """Phones whose language this process remembers, to say the fallback in it."""
+READER_CEILING = 4
+"""A phone may send `READER_CEILING` × `HELPLINE_RATE_LIMIT` messages a window in all;
+`HELPLINE_RATE_LIMIT` applies to one free-text body sent again and again (a loop)."""
+UNSEEN_RETRY_SECONDS = 0.25
+UNSEEN_TRYING_SECONDS = 60.0
+"""How long a hop cut off by its deadline keeps trying to leave its unseen mark."""
 _WITHDRAWABLE = frozenset(lifecycle.sources_of(CaseStatus.WITHDRAWN))
 _NOTHING_STORED = PhoneState()
 
@@ -154,9 +164,21 @@ class Conversation:
     def ttls(self, channel: Channel) -> Ttls:
         return self._ttls[channel]
 
-    def rate_limit(self, channel: Channel) -> int:
-        """SMS only: auto-reply loops cost money; a USSD session is dialled by hand."""
-        return self.sms_rate_limit if channel is Channel.SMS else 0
+    def rate_limit(self, message: InboundMessage) -> RateLimit:
+        """SMS only: auto-reply loops cost money; a USSD session is dialled by hand.
+
+        Loops send the same words again and again: a free-text body counts against
+        `HELPLINE_RATE_LIMIT`. A person reading topic after topic sends menu keys (and
+        the odd name or place): only the ceiling of `READER_CEILING` times it applies.
+        """
+        if message.channel is not Channel.SMS or self.sms_rate_limit <= 0:
+            return sessions.NO_RATE_LIMIT
+        body = " ".join(message.text.split()).casefold()
+        typed_keys = all(ch.isdigit() or ch in "*#-" for ch in body.replace(" ", ""))
+        keyed = hashlib.blake2b(body.encode(), key=self.pii_key[:64], digest_size=8)
+        return RateLimit(limit=self.sms_rate_limit * READER_CEILING,
+                         repeat_limit=self.sms_rate_limit,
+                         body_digest="" if body and typed_keys else keyed.hexdigest())
 
     def pseudonym(self, phone: str) -> str:
         """The phone's HMAC pseudonym; remembered, as every hop of a session asks again."""
@@ -206,7 +228,7 @@ class Conversation:
     async def _apply(self, message: InboundMessage, phone_keys: PhoneKeys) -> Handled | None:
         token = secrets.token_hex(8)
         digest = message_digest(message.message_id) if message.message_id else ""
-        rate_limit = self.rate_limit(message.channel)
+        rate_limit = self.rate_limit(message)
         reference = typed_reference(latest_input(message))
         now = self.clock()
         lookup: CaseView | None = None
@@ -232,11 +254,7 @@ class Conversation:
                 return Handled(Reply(text=answer.text, end=answer.end), Outcome.REPEATED)
             return await self._apply(replace(message, message_id=""), phone_keys)
         if loaded.outcome is Begun.RATE_LIMITED:
-            newly = loaded.count == rate_limit + 1
-            if newly:
-                log.warning("rate limit reached, no replies until the window passes",
-                            extra={"phone": phone_keys.pseudonym, "channel": message.channel})
-            return Handled(Reply(text=""), Outcome.RATE_LIMITED, newly_limited=newly)
+            return self._over_the_limit(message, phone_keys, loaded.newly_limited)
         try:
             return await self._under_lease(message, phone_keys, token, loaded.state, lookup,
                                            digest, now)
@@ -244,8 +262,30 @@ class Conversation:
             self._release_later(phone_keys, token)
             raise
 
+    def _over_the_limit(self, message: InboundMessage, phone_keys: PhoneKeys,
+                        newly: bool) -> Handled:
+        """Silence, but for one notice when the limit is crossed and for emergencies."""
+        if newly:
+            log.warning("rate limit reached, no replies until the window passes",
+                        extra={"phone": phone_keys.pseudonym, "channel": message.channel})
+        language = self.language_hint(phone_keys.pseudonym)
+        if is_emergency(message.text):
+            reply = Reply(text=self.said("emergency_numbers", language, message.channel))
+        elif newly:
+            reply = Reply(text=self.said("rate_limited", language, message.channel))
+        else:
+            reply = Reply(text="")
+        return Handled(reply, Outcome.RATE_LIMITED, newly_limited=newly)
+
+    def said(self, name: str, language: str, channel: Channel,
+             values: dict[str, str] | None = None) -> str:
+        """A text of the flow on its own, filled and spelled for the channel."""
+        flow = self.compiled.flow
+        filled = fill(flow, flow.text(name, language), language, values or {}, {})
+        return spelled(flow, language, channel, filled)
+
     async def _in_one_trip(self, message: InboundMessage, phone_keys: PhoneKeys, token: str,
-                           digest: str, rate_limit: int,
+                           digest: str, rate_limit: RateLimit,
                            now: datetime) -> Handled | Loaded | None:
         """STEP from the state this process saw last (or nothing stored, for a new phone).
 
@@ -257,7 +297,7 @@ class Conversation:
         if not planned.in_one_trip or planned.commit is None:
             return None
         loaded = await sessions.step(self.redis, phone_keys, token, expected=assumed.digest(),
-                                     digest=digest, rate_limit=rate_limit,
+                                     digest=digest, rate=rate_limit,
                                      values=planned.commit)
         if loaded.outcome is Begun.WRITTEN:
             self._written(phone_keys.pseudonym, assumed.after(planned.commit), planned)
@@ -267,7 +307,7 @@ class Conversation:
         return loaded
 
     async def _begin(self, phone_keys: PhoneKeys, token: str, phone: str, reference: str | None,
-                     digest: str, rate_limit: int) -> tuple[Loaded, CaseView | None]:
+                     digest: str, rate_limit: RateLimit) -> tuple[Loaded, CaseView | None]:
         """First round trip: answer a retry, or take the lease and read what the turn needs."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LEASE_WAIT_SECONDS
@@ -276,12 +316,12 @@ class Conversation:
         while True:
             if reference is None:
                 results: list[Any] = [await sessions.begin(
-                    self.redis, phone_keys, token, digest=digest, rate_limit=rate_limit)]
+                    self.redis, phone_keys, token, digest=digest, rate=rate_limit)]
             else:
                 # The case a typed reference points to is read in the same round trip.
                 async with self.redis.pipeline(transaction=False) as pipe:
                     queue = sessions.queue_begin_body if by_body else sessions.queue_begin
-                    queue(pipe, phone_keys, token, digest=digest, rate_limit=rate_limit)
+                    queue(pipe, phone_keys, token, digest=digest, rate=rate_limit)
                     case_store.queue_case_lookup(pipe, reference=reference, phone=phone)
                     results = await pipe.execute(raise_on_error=False)
                 if unknown_script(results[0]) and not by_body:
@@ -326,10 +366,28 @@ class Conversation:
             await case_store.erase_phone_data(self.redis, phone=message.phone,
                                               actor=case_store.MIGRANT, now=now,
                                               pii_key=self.pii_key)
-        if not (planned.creations or planned.withdrawals or planned.erase):
+        try:
+            return await self._effects_and_commit(message, phone_keys, token, state, planned,
+                                                  commit, digest, now)
+        except BaseException:
+            # Cut off (the hop's deadline) or failed once the cases were sent: the gateway
+            # answers the fallback, yet a slow Redis may still create them. The phone's
+            # next contact resolves this mark and shows the references (SPEC §5).
+            if planned.creations:
+                self._mark_unseen_later(phone_keys, [creation.idempotency_key
+                                                     for creation, _ in planned.creations])
+            raise
+
+    async def _effects_and_commit(self, message: InboundMessage, phone_keys: PhoneKeys,
+                                  token: str, state: PhoneState, planned: Plan, commit: Commit,
+                                  digest: str, now: datetime) -> Handled | None:
+        unseen: list[Any] = []
+        if not (planned.creations or planned.withdrawals or planned.erase or planned.unseen):
             results: list[Any] = [await sessions.commit(self.redis, phone_keys, token, commit)]
         else:
             async with self.redis.pipeline(transaction=False) as pipe:
+                for idempotency_key in planned.unseen:
+                    case_store.queue_reference_of(pipe, idempotency_key=idempotency_key)
                 for creation, candidates in planned.creations:
                     case_store.queue_create_case(
                         pipe,
@@ -346,14 +404,16 @@ class Conversation:
                     sessions.queue_erase_phone(pipe, phone_keys, token)
                 sessions.queue_commit(pipe, phone_keys, token, commit)
                 results = await pipe.execute(raise_on_error=False)
+            unseen, results = results[:len(planned.unseen)], results[len(planned.unseen):]
             if unknown_script(results[-1]):
                 results[-1] = await sessions.commit_by_body(self.redis, phone_keys, token,
                                                             commit)
-        _raise_first_error(results)
+        _raise_first_error(unseen + results)
         if not sessions.commit_saved(results[-1]):
             log.warning("lease lost during a step; retrying")
             return None
         final = self._final_reply(planned, results[:-1], message.channel)
+        final = self._with_unseen(final, planned, unseen, message.channel)
         if final != planned.reply or planned.erase:
             # What was written is not quite what was planned: forget it, read it next time.
             self._states.pop(phone_keys.pseudonym, None)
@@ -364,6 +424,50 @@ class Conversation:
         else:
             self._written(phone_keys.pseudonym, state.after(commit), planned)
         return Handled(final, planned.outcome)
+
+    def _with_unseen(self, reply: Reply, planned: Plan, found: list[Any],
+                     channel: Channel) -> Reply:
+        """The reply, after what the phone was never told: the references of its cases."""
+        references = sorted({case_store.text_of(ref) for ref in found if ref})
+        if not references:
+            return reply
+        language = (planned.session.language if planned.session is not None
+                    else self.compiled.flow.default_language)
+        notice = "\n".join(self.said("unseen_reference", language, channel, {"reference": ref})
+                           for ref in references)
+        if not reply.text:
+            return Reply(text=notice, end=reply.end)
+        combined = f"{notice}\n{reply.text}"
+        if self.limits(channel).fits(combined):
+            return replace(reply, text=combined)
+        if reply.end:
+            return Reply(text=notice, end=True)
+        flow = self.compiled.flow
+        home = f"{NAV_HOME} {spelled(flow, language, channel, flow.text('home', language))}"
+        return Reply(text=f"{notice}\n{home}")
+
+    def _mark_unseen_later(self, phone_keys: PhoneKeys, idempotency_keys: list[str]) -> None:
+        self._states.pop(phone_keys.pseudonym, None)
+        task = asyncio.get_running_loop().create_task(self._mark_unseen(phone_keys,
+                                                                         idempotency_keys))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _mark_unseen(self, phone_keys: PhoneKeys, idempotency_keys: list[str]) -> None:
+        """Retried while Redis fails: the mark must outlive the stale step it is about."""
+        loop = asyncio.get_running_loop()
+        until = loop.time() + UNSEEN_TRYING_SECONDS
+        while True:
+            try:
+                await sessions.mark_unseen(self.redis, phone_keys, idempotency_keys,
+                                           self.settings.draft_ttl)
+                return
+            except (RedisError, OSError, TimeoutError):
+                if loop.time() > until:
+                    log.warning("could not mark a reference unseen",
+                                extra={"phone": phone_keys.pseudonym})
+                    return
+                await asyncio.sleep(UNSEEN_RETRY_SECONDS)
 
     def _written(self, pseudonym: str, state: PhoneState, planned: Plan) -> None:
         self._states.keep(pseudonym, state)
@@ -390,8 +494,7 @@ class Conversation:
                 reply = render(self.compiled.flow, session, self.limits(channel))
         if planned.withdrawals and not case_store.withdraw_result(effect_results[index]):
             language = session.language if session else self.compiled.flow.default_language
-            reply = Reply(text=self.compiled.flow.text("withdraw_refused", language),
-                          end=reply.end)
+            reply = Reply(text=self.said("withdraw_refused", language, channel), end=reply.end)
         return reply
 
     def _new_case(self, effect: CreateCase, message: InboundMessage, now: datetime) -> NewCase:

@@ -114,12 +114,14 @@ class Plan:
     lookup_needed: str | None = None
     """A reference typed in this hop that BEGIN did not read: look it up, plan again."""
     language: str | None = None
+    unseen: list[str] = field(default_factory=list)
+    """Idempotency keys of cases this phone was never told about: shown with this reply."""
 
     @property
     def in_one_trip(self) -> bool:
         """Only per-phone keys to write: STEP can do it all in one round trip."""
         return (self.commit is not None and not self.creations and not self.withdrawals
-                and not self.erase and self.lookup_needed is None)
+                and not self.erase and self.lookup_needed is None and not self.unseen)
 
     @property
     def created(self) -> list[str]:
@@ -177,8 +179,12 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
     ), now, limits)
     if decided.erase:
         receipts = Receipts(ussd_session=receipts.ussd_session, ussd_applied=receipts.ussd_applied)
-    return _written(compiled, decided, profile, receipts, stored, digest, limits, ttls,
-                    lookup_needed)
+    written = _written(compiled, decided, profile, receipts, stored, digest, limits, ttls,
+                       lookup_needed)
+    if state.unseen and written.commit is not None and not decided.silent:
+        written.unseen = sorted(set(state.unseen.split()))
+        written.commit = replace(written.commit, unseen=DELETE)
+    return written
 
 
 def _encoded(receipts: Receipts) -> str:

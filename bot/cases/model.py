@@ -44,13 +44,17 @@ _PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}
 YES = "yes"
 URGENT_ANSWERS = ("under_18", "medical", "trafficking_or_violence")
 HIGH_ANSWERS = ("pregnant", "disability")
+URGENT_TOPICS = ("trafficking", "violence", "health")
+"""A call-back's `topic` that makes it urgent (trafficking, violence, a medical need)."""
 MAX_ESCALATION_LEVEL = 2
 
 
 def derive_priority(kind: CaseKind, answers: Mapping[str, str]) -> Priority:
     """SPEC §6: urgent for an emergency, a minor, a medical need, trafficking or
-    violence; high for pregnancy or disability; else normal."""
+    violence (a call-back's topic counts); high for pregnancy or disability; else normal."""
     if kind is CaseKind.EMERGENCY or any(answers.get(k) == YES for k in URGENT_ANSWERS):
+        return Priority.URGENT
+    if answers.get("topic") in URGENT_TOPICS:
         return Priority.URGENT
     if any(answers.get(k) == YES for k in HIGH_ANSWERS):
         return Priority.HIGH

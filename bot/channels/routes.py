@@ -28,6 +28,7 @@ from bot.channels.redis_lane import ScriptLane, script_lane
 from bot.channels.voice_routes import VOICE_ROUTES, VoiceOutput
 from bot.conversation import Conversation, InboundMessage, Outcome
 from bot.engine.render import Reply, fill
+from bot.engine.spelling import spelled
 from bot.errors import MalformedRequest, PhoneBusy, RequestTooLarge
 from bot.flows.checked import load_checked
 from bot.observability import (
@@ -87,8 +88,10 @@ class Webhooks:
         self.voice_output = VoiceOutput(settings.public_url, settings.voice_names)
         flow = conversation.compiled.flow
         self._fallbacks = {
-            language: fill(flow, flow.text("fallback", language), language, {}, {})
-            for language in flow.languages
+            (language, channel): spelled(flow, language, channel,
+                                         fill(flow, flow.text("fallback", language), language,
+                                              {}, {}))
+            for language in flow.languages for channel in Channel
         }
         self._warned: set[str] = set()
         self._last_fallback_log = 0.0
@@ -143,7 +146,7 @@ class Webhooks:
             self._last_fallback_log = now
             self._fallbacks_unlogged = 0
         language = self.conversation.language_hint(self.conversation.pseudonym(message.phone))
-        return Reply(text=self._fallbacks[language], end=True)
+        return Reply(text=self._fallbacks[language, message.channel], end=True)
 
     def warn_unauthenticated(self, gateway: str, setting: str) -> None:
         if gateway not in self._warned:

@@ -2,8 +2,10 @@
 
 A keyword is a whole message: `stop`, `Arrêt.` and ` DEBUT ` are keywords,
 "stop the bus" is not. `SUIVI` alone asks for a reference; `SUIVI 1234-5678`
-carries it. Bambara speakers use the same words: the bm texts of the flow tell
-them to send `DEBUT` and `MENU`.
+carries it. Bambara speakers use the same words (the bm texts of the flow tell
+them to send `DEBUT` and `MENU`), and one Bambara emergency phrase: `DƐMƐ TELIMAN`
+("urgent help", as the flow's emergency menu line says), or `TELIMAN` alone,
+written with the modern letters or the GSM-7 spelling (`DEME TELIMAN`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class Keyword(StrEnum):
     """Follow a request: its status, from the reference that follows."""
     ERASE = "erase"
     """Erase the phone's data, once confirmed."""
+    EMERGENCY = "emergency"
+    """The emergency numbers at once, whatever the state, over the rate limit too."""
 
 
 WORDS: dict[str, Keyword] = {
@@ -36,9 +40,24 @@ WORDS: dict[str, Keyword] = {
     "START": Keyword.START,
     "DEBUT": Keyword.START,
     "SUIVI": Keyword.TRACK,
+    "TRACK": Keyword.TRACK,
+    "STATUS": Keyword.TRACK,
+    "STATUT": Keyword.TRACK,
     "EFFACER": Keyword.ERASE,
     "DELETE": Keyword.ERASE,
+    "SOS": Keyword.EMERGENCY,
+    "URGENCE": Keyword.EMERGENCY,
+    "URGENT": Keyword.EMERGENCY,
+    "EMERGENCY": Keyword.EMERGENCY,
+    "TELIMAN": Keyword.EMERGENCY,
 }
+PHRASES: dict[str, Keyword] = {
+    "AU SECOURS": Keyword.EMERGENCY,
+    "DEME TELIMAN": Keyword.EMERGENCY,
+}
+"""Keywords of several words, matched on the whole message (spaces and punctuation folded)."""
+_BAMBARA_LETTERS = str.maketrans({"ɛ": "e", "Ɛ": "E", "ɔ": "o", "Ɔ": "O", "ɲ": "ny", "Ɲ": "NY",
+                                  "ŋ": "ng", "Ŋ": "NG"})
 TAKES_ARGUMENT = frozenset({Keyword.TRACK})
 MAX_KEYWORD_MESSAGE = 64
 """Longer messages are conversation, never keywords (and are not normalised)."""
@@ -53,8 +72,8 @@ class KeywordMatch:
 
 
 def fold(text: str) -> str:
-    """Upper case without accents: `Arrêt` → `ARRET`, `début` → `DEBUT`."""
-    decomposed = unicodedata.normalize("NFKD", text)
+    """Upper case without accents: `Arrêt` → `ARRET`, `début` → `DEBUT`, `dɛmɛ` → `DEME`."""
+    decomposed = unicodedata.normalize("NFKD", text.translate(_BAMBARA_LETTERS))
     bare = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
     return bare.upper()
 
@@ -64,6 +83,9 @@ def recognise(text: str) -> KeywordMatch | None:
     stripped = text.strip()
     if not stripped or len(stripped) > MAX_KEYWORD_MESSAGE or stripped[0].isdigit():
         return None
+    phrase = PHRASES.get(" ".join(re.findall(r"[A-Z]+", fold(stripped))))
+    if phrase is not None:
+        return KeywordMatch(phrase)
     shape = _SHAPE.match(fold(stripped))
     if shape is None:
         return _glued(fold(stripped))
@@ -74,6 +96,11 @@ def recognise(text: str) -> KeywordMatch | None:
     if argument and keyword not in TAKES_ARGUMENT:
         return None
     return KeywordMatch(keyword, argument)
+
+
+def is_emergency(text: str) -> bool:
+    match = recognise(text)
+    return match is not None and match.keyword is Keyword.EMERGENCY
 
 
 def _glued(folded: str) -> KeywordMatch | None:

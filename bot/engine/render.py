@@ -9,6 +9,7 @@ from functools import lru_cache
 
 from bot.engine import recordings, sms
 from bot.engine.session import Session
+from bot.engine.spelling import spelled
 from bot.flows.model import NAV_BACK, NAV_HOME, NAV_MORE, Flow, State, StateKind
 from bot.types import Channel
 
@@ -17,6 +18,11 @@ USSD_END = "END "
 SMS_MAX_SEGMENTS = 3
 RECORDED = "voice_recorded"
 """How an answer said on a call is named on screen (its recording is not shown)."""
+
+
+def ucs2_screen_limit(gsm7_limit: int) -> int:
+    """A USSD screen carries 160 octets: 182 GSM-7 septets, or 80 UCS-2 characters."""
+    return (gsm7_limit * 7 + 15) // 16
 PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)\}")
 
 
@@ -25,9 +31,15 @@ class Limits:
     channel: Channel
     ussd_max_chars: int = 182
 
+    def screen_limit(self, screen: str) -> int:
+        """USSD: the characters a screen of this text may hold, by its encoding."""
+        if sms.encoding(screen) is sms.Encoding.GSM7:
+            return self.ussd_max_chars
+        return ucs2_screen_limit(self.ussd_max_chars)
+
     def fits(self, screen: str) -> bool:
         if self.channel is Channel.USSD:
-            return len(USSD_CONTINUE) + len(screen) <= self.ussd_max_chars
+            return len(USSD_CONTINUE) + len(screen) <= self.screen_limit(screen)
         return sms.segments(screen) <= SMS_MAX_SEGMENTS
 
 
@@ -81,7 +93,7 @@ def screen_parts(flow: Flow, state: State, language: str, values: Mapping[str, s
     """The body (paginable words) and the tail (option and navigation lines) of a screen."""
     body = fill(flow, state.text.get(language, ""), language, values, answers)
     if hint:
-        body = f"{flow.text(hint, language)}\n{body}"
+        body = f"{flow.text(hint if hint in flow.texts else 'invalid', language)}\n{body}"
     tail = [
         f"{option.key} {fill(flow, option.label.get(language, ''), language, values, answers)}"
         for option in state.options
@@ -136,7 +148,7 @@ def render(flow: Flow, session: Session, limits: Limits) -> Reply:
         return render_speech(flow, session)
     language = session.language
     if session.resuming:
-        pages = _pages(flow, flow.text("resume", language), [], language, limits)
+        pages = screen_pages(flow, flow.text("resume", language), [], language, limits)
         end = False
     else:
         state = flow.states[session.state]
@@ -146,14 +158,21 @@ def render(flow: Flow, session: Session, limits: Limits) -> Reply:
         else:
             body, tail = screen_parts(flow, state, language, session.vars, session.answers,
                                       session.hint)
-            pages = _pages(flow, body, tail, language, limits)
+            pages = screen_pages(flow, body, tail, language, limits)
     page = min(session.page, len(pages) - 1)
     return Reply(text=pages[page], end=end, page=page, pages=len(pages))
 
 
-def _pages(flow: Flow, body: str, tail: list[str], language: str, limits: Limits) -> list[str]:
-    return paginate(body, tail, more=flow.text("more", language),
-                    back=flow.text("back", language), limits=limits)
+def screen_pages(flow: Flow, body: str, tail: list[str], language: str,
+                 limits: Limits) -> list[str]:
+    """The screen's pages as the channel writes them (spelling applied before measuring)."""
+
+    def written(text: str) -> str:
+        return spelled(flow, language, limits.channel, text)
+
+    return paginate(written(body), [written(line) for line in tail],
+                    more=written(flow.text("more", language)),
+                    back=written(flow.text("back", language)), limits=limits)
 
 
 @lru_cache(maxsize=1024)
@@ -171,4 +190,4 @@ def _is_static(flow: Flow, state_name: str) -> bool:
 def _static_pages(flow: Flow, state_name: str, language: str, hint: str | None,
                   limits: Limits) -> list[str]:
     body, tail = screen_parts(flow, flow.states[state_name], language, {}, {}, hint)
-    return _pages(flow, body, tail, language, limits)
+    return screen_pages(flow, body, tail, language, limits)

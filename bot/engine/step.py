@@ -72,7 +72,7 @@ def step(compiled: CompiledFlow, session: Session | None, text: str, now: dateti
         return StepResult(session=fresh, reply=render(compiled.flow, fresh, limits))
     session = _copy(session)
     session.steps += 1
-    session.hint = None
+    shown_hint, session.hint = session.hint, None
     effects: list[Effect] = []
     entry = validators.clean(text)
     if session.resuming:
@@ -80,14 +80,16 @@ def step(compiled: CompiledFlow, session: Session | None, text: str, now: dateti
     elif entry == NAV_HOME:
         _go_home(compiled, session)
     elif entry == NAV_MORE:
+        # Paging through the screen just shown (its hint included) is never a wrong answer.
+        session.hint = shown_hint
         if session.page + 1 < render(compiled.flow, session, limits).pages:
             session.page += 1
-            session.strikes = 0
         else:
             _strike(compiled, session, "invalid")
     elif entry == NAV_BACK and (session.page > 0 or session.history):
         session.strikes = 0  # a move that worked: earlier slips are forgiven
         if session.page > 0:
+            session.hint = shown_hint
             session.page -= 1
         else:
             session.state = compiled.jump(session.history.pop())
@@ -142,9 +144,13 @@ def _advance(compiled: CompiledFlow, session: Session, trigger: str, now: dateti
     for _ in range(MAX_ACTIONS_IN_A_ROW):
         state = compiled.flow.states[session.state]
         if state.kind is not StateKind.ACTION:
-            return
+            break
         session.state = compiled.fire(state.name, _act(compiled, state, session, now, context,
                                                        effects))
+    if session.state in session.history:
+        # Back at a screen seen before (a topic list, after its last page): `0` now
+        # goes where it went from that screen, not into the pages just read.
+        session.history = session.history[:session.history.index(session.state)]
 
 
 def _act(compiled: CompiledFlow, state: State, session: Session, now: datetime,
@@ -187,6 +193,8 @@ def _act(compiled: CompiledFlow, state: State, session: Session, now: datetime,
             return LookupRoute.FOUND
         case Action.WITHDRAW_CASE:
             effects.append(WithdrawCase(session.vars.get("reference", "")))
+        case Action.SET_ANSWER:
+            session.answers.update(state.params)
     return TRIGGER_DONE
 
 
@@ -253,9 +261,13 @@ def _go_home(compiled: CompiledFlow, session: Session) -> None:
     session.drafting = False
 
 
+STRIKES_HINT = "too_many_tries"
+"""Said on the home menu after three strikes (not the hint of the screen left behind)."""
+
+
 def _strike(compiled: CompiledFlow, session: Session, hint: str) -> None:
     session.strikes += 1
     session.hint = hint
     if session.strikes >= MAX_STRIKES:
         _go_home(compiled, session)
-        session.hint = hint
+        session.hint = STRIKES_HINT if STRIKES_HINT in compiled.flow.texts else None

@@ -17,6 +17,7 @@ from bot.engine.keywords import Keyword, KeywordMatch, recognise
 from bot.engine.receipts import Receipts
 from bot.engine.render import Limits, Reply, fill, render
 from bot.engine.session import CaseView, Draft, Effect, Profile, Session, StepContext
+from bot.engine.spelling import spelled
 from bot.engine.step import step
 from bot.flows.compiler import CompiledFlow
 from bot.flows.model import Action, Flow, StateKind
@@ -24,6 +25,7 @@ from bot.types import Channel
 
 PENDING_ERASE = "erase"
 CONFIRM = "1"
+CANCEL = "2"
 SILENCE = Reply(text="")
 
 
@@ -78,26 +80,56 @@ def language_of(flow: Flow, session: Session | None, profile: Profile | None) ->
     return flow.default_language
 
 
-def say(flow: Flow, name: str, language: str) -> Reply:
-    """A text of the flow on its own (opt-out, erasure…), placeholders filled."""
-    return Reply(text=fill(flow, flow.text(name, language), language, {}, {}))
+def say(flow: Flow, name: str, language: str, channel: Channel) -> Reply:
+    """A text of the flow on its own (opt-out, erasure…), filled and spelled for the channel."""
+    filled = fill(flow, flow.text(name, language), language, {}, {})
+    return Reply(text=spelled(flow, language, channel, filled))
 
 
 def turn(compiled: CompiledFlow, inbound: Inbound, now: datetime, limits: Limits) -> Turn:
     """What one message does."""
-    flow = compiled.flow
     if inbound.channel is Channel.SMS:
-        match = recognise(inbound.text)
-        if inbound.profile is not None and inbound.profile.opted_out:
-            if match is not None and match.keyword is Keyword.START:
-                return _opt_in(flow, inbound)
-            return Turn(reply=SILENCE, keep_session=True, silent=True)
-        if inbound.receipts.pending == PENDING_ERASE and validators.clean(inbound.text) == CONFIRM:
-            language = language_of(flow, inbound.session, inbound.profile)
-            return Turn(reply=say(flow, "erased", language), erase=True)
-        if match is not None:
-            return _keyword(compiled, inbound, match, now, limits)
+        keyworded = _sms_turn(compiled, inbound, now, limits)
+        if keyworded is not None:
+            return keyworded
     return _step(compiled, inbound, now, limits)
+
+
+def _sms_turn(compiled: CompiledFlow, inbound: Inbound, now: datetime,
+              limits: Limits) -> Turn | None:
+    """An SMS keyword, a pending confirmation, or an opted-out phone's silence; else None."""
+    flow = compiled.flow
+    language = language_of(flow, inbound.session, inbound.profile)
+    match = recognise(inbound.text)
+    keyword = match.keyword if match is not None else None
+    opted_out = inbound.profile is not None and inbound.profile.opted_out
+    if inbound.receipts.pending == PENDING_ERASE and keyword is None:
+        entry = validators.clean(inbound.text)
+        if entry == CONFIRM:
+            return Turn(reply=say(flow, "erased", language, inbound.channel), erase=True)
+        if entry == CANCEL:
+            return Turn(reply=say(flow, "erase_cancelled", language, inbound.channel),
+                        keep_session=True)
+    if opted_out:
+        # An opted-out phone hears nothing but what it asks for itself.
+        match keyword:
+            case Keyword.START:
+                return _opt_in(flow, inbound)
+            case Keyword.ERASE:
+                return _erase_asked(flow, language, inbound.channel)
+            case Keyword.EMERGENCY:
+                return Turn(reply=say(flow, "emergency_numbers", language, inbound.channel),
+                            keep_session=True)
+            case _:
+                return Turn(reply=SILENCE, keep_session=True, silent=True)
+    if match is not None:
+        return _keyword(compiled, inbound, match, now, limits)
+    return None
+
+
+def _erase_asked(flow: Flow, language: str, channel: Channel) -> Turn:
+    return Turn(reply=say(flow, "erase_confirm", language, channel), keep_session=True,
+                pending=PENDING_ERASE)
 
 
 def _step(compiled: CompiledFlow, inbound: Inbound, now: datetime, limits: Limits,
@@ -121,24 +153,34 @@ def _keyword(compiled: CompiledFlow, inbound: Inbound, match: KeywordMatch, now:
     match match.keyword:
         case Keyword.STOP:
             profile = inbound.profile or Profile(language=language)
-            return Turn(reply=say(flow, "opted_out", language),
+            return Turn(reply=say(flow, "opted_out", language, inbound.channel),
                         profile=replace(profile, opted_out=True))
-        case Keyword.START:
-            return _opt_in(flow, inbound)
         case Keyword.ERASE:
-            return Turn(reply=say(flow, "erase_confirm", language), keep_session=True,
-                        pending=PENDING_ERASE)
+            return _erase_asked(flow, language, inbound.channel)
         case Keyword.TRACK:
             return _track(compiled, inbound, match.argument, language, now, limits)
-        case Keyword.MENU:
+        case Keyword.EMERGENCY:
+            return _emergency(compiled, inbound, language, limits)
+        case Keyword.MENU | Keyword.START:
+            # START from a phone that never opted out means "begin": the menu, no "welcome back".
             return _step(compiled, inbound, now, limits, restart=True)
+
+
+def _emergency(compiled: CompiledFlow, inbound: Inbound, language: str, limits: Limits) -> Turn:
+    """The flow's emergency screen at once, whatever the conversation was doing."""
+    flow = compiled.flow
+    target = flow.emergency if flow.emergency is not None and flow.emergency in flow.states \
+        else flow.home
+    session = Session(state=compiled.jump(target), language=language,
+                      history=[flow.home] if target != flow.home else [])
+    return Turn(reply=render(flow, session, limits), session=session)
 
 
 def _opt_in(flow: Flow, inbound: Inbound) -> Turn:
     language = language_of(flow, inbound.session, inbound.profile)
     profile = inbound.profile
     changed = replace(profile, opted_out=False) if profile is not None else None
-    return Turn(reply=say(flow, "opted_in", language), keep_session=True,
+    return Turn(reply=say(flow, "opted_in", language, inbound.channel), keep_session=True,
                 profile=changed if changed != profile else None)
 
 

@@ -24,6 +24,7 @@ class Checked:
     ok: bool
     value: str | None = None
     hint: str = "invalid"
+    """The flow text that says what is expected (`invalid` where the flow has none)."""
 
 
 def clean(raw: str) -> str:
@@ -36,21 +37,21 @@ def name(raw: str) -> Checked:
     text = clean(raw)
     if 2 <= len(text) <= NAME_MAX and _NAME.match(text):
         return Checked(True, text)
-    return Checked(False)
+    return Checked(False, hint="hint_name")
 
 
 def place(raw: str) -> Checked:
     text = clean(raw)
     if 2 <= len(text) <= NAME_MAX and any(ch.isalpha() for ch in text):
         return Checked(True, text)
-    return Checked(False)
+    return Checked(False, hint="hint_place")
 
 
 def text(raw: str) -> Checked:
     cleaned = clean(raw)
     if 1 <= len(cleaned) <= TEXT_MAX:
         return Checked(True, cleaned)
-    return Checked(False)
+    return Checked(False, hint="hint_text")
 
 
 def optional(raw: str) -> Checked:

@@ -13,9 +13,10 @@ from bot.engine.render import (
     USSD_END,
     Limits,
     fill,
-    paginate,
+    screen_pages,
     screen_parts,
 )
+from bot.engine.spelling import spelled
 from bot.engine.validators import VALIDATORS
 from bot.flows.model import (
     REQUIRED_TEXTS,
@@ -48,6 +49,8 @@ class Report:
     notes: list[str] = field(default_factory=list)
     encodings: dict[str, dict[sms.Encoding, list[str]]] = field(default_factory=dict)
     voice: VoiceReport = field(default_factory=VoiceReport)
+    segments: dict[str, int] = field(default_factory=dict)
+    """Per language: SMS segments of every screen, summed (what the whole flow costs)."""
 
     @property
     def ok(self) -> bool:
@@ -87,7 +90,14 @@ def _structure(flow: Flow, report: Report) -> None:
         if state.kind is StateKind.MENU and not state.options:
             report.problems.append(f"{where}: dead end: no options and not `end: true`")
         if len(state.options) > HOUSE_MAX_OPTIONS:
-            report.notes.append(f"{where}: {len(state.options)} options (house rule: at most 5)")
+            if state.many_options_because:
+                report.notes.append(f"{where}: {len(state.options)} options (house rule: at most "
+                                    f"{HOUSE_MAX_OPTIONS}), because {state.many_options_because}")
+            else:
+                report.problems.append(
+                    f"{where}: {len(state.options)} options (house rule: at most "
+                    f"{HOUSE_MAX_OPTIONS}); trim them or say why in `many_options_because`"
+                )
         if state.kind is StateKind.QUESTION:
             if state.validate not in VALIDATORS:
                 report.problems.append(
@@ -164,30 +174,33 @@ def _screens(flow: Flow, report: Report, ussd_max_chars: int) -> None:
             sample = {**answers, **{s.save: SAMPLE_YES_NO for s in flow.states.values()
                                     if s.save and s.save not in answers}}
             body, tail = screen_parts(flow, state, language, values, sample)
-            more, back = flow.text("more", language), flow.text("back", language)
-            pages = paginate(body, tail, more=more, back=back, limits=ussd)
+            pages = screen_pages(flow, body, tail, language, ussd)
             end = state.kind is StateKind.END
             prefix = USSD_END if end else USSD_CONTINUE
             for number, page in enumerate(pages, start=1):
-                if len(prefix) + len(page) > ussd_max_chars:
+                limit = ussd.screen_limit(page)
+                if len(prefix) + len(page) > limit:
                     report.problems.append(
-                        f"{where} [{language}]: USSD screen over {ussd_max_chars} chars after "
-                        f"pagination (page {number}: {len(prefix) + len(page)})"
+                        f"{where} [{language}]: USSD screen over {limit} chars "
+                        f"({sms.encoding(page)}) after pagination "
+                        f"(page {number}: {len(prefix) + len(page)})"
                     )
             if end and len(pages) > 1:
+                limit = ussd.screen_limit(pages[0])
                 report.problems.append(
                     f"{where} [{language}]: an END screen must fit one USSD screen "
-                    f"(it needs {len(pages)})"
+                    f"({limit} chars in {sms.encoding(pages[0])}; it needs {len(pages)})"
                 )
             for number, page in enumerate(
-                paginate(body, tail, more=more, back=back, limits=sms_limits), start=1
+                screen_pages(flow, body, tail, language, sms_limits), start=1
             ):
                 parts = sms.segments(page)
+                report.segments[language] = report.segments.get(language, 0) + parts
                 if parts > 3:
                     report.problems.append(
                         f"{where} [{language}]: SMS over 3 segments ({parts}, page {number})"
                     )
-            whole = "\n".join([body, *tail])
+            whole = spelled(flow, language, Channel.SMS, "\n".join([body, *tail]))
             by_encoding = report.encodings.setdefault(language, {e: [] for e in sms.Encoding})
             by_encoding[sms.encoding(whole)].append(state.name)
 
@@ -209,10 +222,13 @@ def _texts(flow: Flow, report: Report, ussd_max_chars: int) -> None:
                 ):
                     report.problems.append(f"{where} [{language}]: unknown placeholder "
                                            f"{{{match.group(1)}}}")
-            shown = fill(flow, words, language, SAMPLE_VALUES, SAMPLE_ANSWERS)
-            if len(USSD_END) + len(shown) > ussd_max_chars:
+            shown = spelled(flow, language, Channel.USSD,
+                            fill(flow, words, language, SAMPLE_VALUES, SAMPLE_ANSWERS))
+            limit = Limits(Channel.USSD, ussd_max_chars).screen_limit(shown)
+            if len(USSD_END) + len(shown) > limit:
                 report.problems.append(f"{where} [{language}]: over one USSD screen "
-                                       f"({len(USSD_END) + len(shown)} chars)")
+                                       f"({len(USSD_END) + len(shown)} chars, "
+                                       f"{sms.encoding(shown)} limit {limit})")
             if sms.segments(shown) > 3:
                 report.problems.append(f"{where} [{language}]: SMS over 3 segments")
 

@@ -16,7 +16,17 @@ from typing import Any
 import yaml
 
 from bot.errors import FlowError
-from bot.flows.model import Action, Contact, Flow, Option, State, StateKind, Text
+from bot.flows.model import (
+    DEFAULT_SPELLING,
+    Action,
+    Contact,
+    Flow,
+    Option,
+    Spelling,
+    State,
+    StateKind,
+    Text,
+)
 
 
 class _LineDict(dict[str, Any]):
@@ -147,6 +157,8 @@ def _state(reader: _Reader, name: str, raw: Any) -> State | None:
         nav=bool(raw.get("nav", True)),
         draft=bool(raw.get("draft", False)),
         audio=_audio(reader, raw.get("audio"), line, where),
+        many_options_because=None if raw.get("many_options_because") is None
+        else str(raw["many_options_because"]),
     )
 
 
@@ -221,6 +233,17 @@ def load_flow(path: Path) -> LoadedFlow:
     contacts_file = raw.get("contacts")
     contacts = _contacts(reader, path.parent / str(contacts_file)) if contacts_file else {}
     start = str(raw.get("start") or "")
+    spelling: dict[str, str] = {lang: str(way) for lang, way in DEFAULT_SPELLING.items()}
+    spelling_raw = raw.get("spelling") or {}
+    if not isinstance(spelling_raw, Mapping):
+        reader.problem(_line(raw), "spelling", "expected a mapping: language -> gsm7|modern")
+        spelling_raw = {}
+    for lang, way in spelling_raw.items():
+        if str(way) not in set(Spelling):
+            reader.problem(_line(spelling_raw), "spelling",
+                           f"'{way}' for {lang}: one of {', '.join(Spelling)}")
+            continue
+        spelling[str(lang)] = str(way)
     flow = Flow(
         id=str(raw.get("id") or path.stem),
         version=str(raw.get("version") or ""),
@@ -233,5 +256,7 @@ def load_flow(path: Path) -> LoadedFlow:
         states=states,
         contacts=contacts,
         tts={str(lang): str(code) for lang, code in (raw.get("tts") or {}).items() if code},
+        emergency=None if raw.get("emergency") is None else str(raw["emergency"]),
+        spelling={lang: way for lang, way in spelling.items() if lang in languages},
     )
     return LoadedFlow(flow=flow, problems=reader.problems)

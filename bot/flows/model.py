@@ -35,6 +35,8 @@ class Action(StrEnum):
     LOOKUP_CASE = "lookup_case"
     WITHDRAW_CASE = "withdraw_case"
     DISCARD_DRAFT = "discard_draft"
+    SET_ANSWER = "set_answer"
+    """`with: {answer: value}`: what the path taken already tells (a call-back's topic)."""
 
 
 class LookupRoute(StrEnum):
@@ -43,10 +45,18 @@ class LookupRoute(StrEnum):
     MISSING = "missing"
 
 
+class Spelling(StrEnum):
+    GSM7 = "gsm7"
+    MODERN = "modern"
+
+
+DEFAULT_SPELLING = {"bm": Spelling.GSM7}
+"""SPEC §5: Bambara is written in GSM-7 on SMS and USSD unless a flow says otherwise."""
+
 REQUIRED_TEXTS = (
     "invalid", "more", "back", "home", "resume", "check_number", "unknown_reference",
     "yes", "no", "withdraw_refused", "opted_out", "opted_in", "erase_confirm", "erased",
-    "fallback",
+    "fallback", "erase_cancelled", "rate_limited", "emergency_numbers", "unseen_reference",
     "status_new", "status_contacted", "status_in_progress", "status_referred",
     "status_return_arranged", "status_returned", "status_closed", "status_withdrawn",
 )  # fmt: skip
@@ -77,6 +87,8 @@ class State:
     draft: bool = False
     audio: Text = field(default_factory=dict)
     """Voice: a recording of the whole screen per language (a URL, or a file under audio/)."""
+    many_options_because: str | None = None
+    """Why this menu needs more than the house's 5 options (the lint asks for a reason)."""
 
     def option(self, key: str) -> Option | None:
         for option in self.options:
@@ -119,6 +131,11 @@ class Flow:
     tts: Mapping[str, str] = field(default_factory=dict)
     """Voice: the text-to-speech language of each flow language (fr: fr-FR); a language
     left out has no TTS voice and needs `audio:` recordings."""
+    emergency: str | None = None
+    """The state the emergency keywords (SOS, URGENCE…) open; None: the home menu."""
+    spelling: Mapping[str, str] = field(default_factory=dict)
+    """Per language, how texts are spelled on SMS and USSD: `gsm7` maps letters that are
+    not in GSM-7 to their older spelling (Bambara ɛ→è…), `modern` leaves them."""
 
     @property
     def default_language(self) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 from arq.worker import Retry
 
 from bot.engine.render import fill
+from bot.engine.spelling import spelled
 from bot.jobs.delivery import Delivery, Result, SmsTransport, TryAgain, deliver
 from bot.jobs.deps import deps_of, job_identity
 from bot.store import deliveries
@@ -76,8 +77,9 @@ async def send_confirmation(ctx: dict[str, Any], reference: str) -> str:
         return "not made over USSD"
     skip = confirmation_skip_reason(found)
     language = found.language or deps.flow.default_language
-    body = "" if skip else fill(deps.flow, deps.flow.text(CONFIRMATION_TEXT, language),
-                                language, {"reference": reference}, {})
+    body = "" if skip else spelled(deps.flow, language, Channel.SMS, fill(
+        deps.flow, deps.flow.text(CONFIRMATION_TEXT, language), language,
+        {"reference": reference}, {}))
     result = await deliver(
         deps,
         Delivery(delivery_id=confirmation_id(reference), reference=reference,

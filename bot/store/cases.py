@@ -152,6 +152,11 @@ def outbox_event(new_case: NewCase) -> list[str]:
     ]  # fmt: skip
 
 
+def queue_reference_of(pipe: Any, *, idempotency_key: str) -> None:
+    """Queue the read of the reference a creation made under `idempotency_key` (or None)."""
+    pipe.get(keys.case_idempotency(idempotency_key))
+
+
 def create_case_result(raw: Any) -> str:
     """The reference from the creation script's reply; ReferenceTaken if none was free."""
     outcome = [text_of(part) for part in raw]

@@ -50,6 +50,16 @@ def rate(pseudonym: str) -> str:
     return f"{_phone(pseudonym)}:rate"
 
 
+def rate_repeats(pseudonym: str) -> str:
+    """Digest of the phone's last free-text body and how often it came in a row (loops)."""
+    return f"{_phone(pseudonym)}:repeats"
+
+
+def unseen(pseudonym: str) -> str:
+    """What the phone was never told (a case made while it got the fallback), for next contact."""
+    return f"{_phone(pseudonym)}:unseen"
+
+
 def phone_keys(pseudonym: str) -> str:
     """Pattern of every per-phone key (erasure and tests only, never on a hot path)."""
     return f"{_phone(pseudonym)}:*"

@@ -27,17 +27,49 @@ DELETE = "-"
 KEEP = ""
 NO_EXPIRY = 0
 
+RATE_CHECK = """
+local limit = tonumber(ARGV[4])
+local limited, newly = false, 0
+if limit > 0 then
+  local count = redis.call('INCR', KEYS[6])
+  if count == 1 then redis.call('EXPIRE', KEYS[6], ARGV[5]) end
+  local repeat_limit, body = tonumber(ARGV[6]), ARGV[7]
+  if count <= limit and repeat_limit > 0 and body ~= '' then
+    local last = redis.call('GET', KEYS[8])
+    local repeats = 1
+    if last and string.sub(last, 1, #body + 1) == body .. ':' then
+      repeats = tonumber(string.sub(last, #body + 2)) + 1
+    end
+    redis.call('SET', KEYS[8], body .. ':' .. repeats, 'EX', ARGV[5])
+    if repeats > repeat_limit then
+      -- a loop: the phone is over the limit for the rest of the window
+      count = limit + 1
+      redis.call('SET', KEYS[6], count, 'KEEPTTL')
+    end
+  end
+  if count > limit then
+    limited = true
+    if count == limit + 1 then newly = 1 end
+  end
+end
+"""
+"""Counts a message against ARGV[4]; a free-text body (ARGV[7]) that repeats the phone's
+previous one also counts against ARGV[6] (KEYS[8] holds that body's digest and count)."""
+
 BEGIN = ShaScript(
     "begin_step",
     """
 -- KEYS[1] session  KEYS[2] profile  KEYS[3] draft  KEYS[4] receipts  KEYS[5] lease
 -- KEYS[6] rate counter  KEYS[7] abandoned mark of this lease token
+-- KEYS[8] the phone's last free-text body and its repeats  KEYS[9] what it was never told
 -- ARGV[1] lease token  ARGV[2] lease duration (ms)  ARGV[3] message digest ('' for none)
 -- ARGV[4] rate limit (0: none)  ARGV[5] rate window (s)
+-- ARGV[6] limit of one free-text body sent again and again in a row
+-- ARGV[7] digest of this message's body ('' when it is menu keys: not a loop's sign)
 -- Returns {3, receipts} when the receipts already answer this message (no lease taken);
--- {0} while another writer holds the lease (or this token was given up on); {2, count}
--- over the rate limit (no lease kept); else {1, session, profile, draft, receipts}
--- (false where absent), lease taken.
+-- {0} while another writer holds the lease (or this token was given up on); {2, newly}
+-- over the rate limit (no lease kept; newly 1 for the message that crossed it); else
+-- {1, session, profile, draft, receipts, unseen} (false where absent), lease taken.
 local receipts = redis.call('GET', KEYS[4])
 if ARGV[3] ~= '' and receipts and string.find(receipts, '"' .. ARGV[3] .. '"', 1, true) then
   return {3, receipts}
@@ -48,34 +80,19 @@ end
 if not redis.call('SET', KEYS[5], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {0}
 end
-local limit = tonumber(ARGV[4])
-if limit > 0 then
-  local count = redis.call('INCR', KEYS[6])
-  if count == 1 then redis.call('EXPIRE', KEYS[6], ARGV[5]) end
-  if count > limit then
-    redis.call('DEL', KEYS[5])
-    return {2, count}
-  end
+""" + RATE_CHECK + """
+if limited then
+  redis.call('DEL', KEYS[5])
+  return {2, newly}
 end
-local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
-return {1, v[1], v[2], v[3], receipts}
+local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[9])
+return {1, v[1], v[2], v[3], receipts, v[4]}
 """,
 )
 
-COMMIT = ShaScript(
-    "commit_step",
-    """
--- KEYS[1] session  KEYS[2] profile  KEYS[3] draft  KEYS[4] receipts  KEYS[5] lease
--- ARGV[1] lease token
--- ARGV[2] session JSON   ARGV[3] its TTL (s)    ARGV[4] profile JSON   ARGV[5] its TTL
--- ARGV[6] draft JSON     ARGV[7] its TTL        ARGV[8] receipts JSON  ARGV[9] its TTL
--- A JSON of '' keeps the stored value, '-' deletes it; a TTL of 0 means no expiry.
--- Returns 1 when saved, 0 when the lease was lost (nothing written).
-if redis.call('GET', KEYS[5]) ~= ARGV[1] then
-  return 0
-end
+WRITE_VALUES = """
 for i = 1, 4 do
-  local value, ttl = ARGV[2 * i], ARGV[2 * i + 1]
+  local value, ttl = ARGV[first + 2 * i - 2], ARGV[first + 2 * i - 1]
   if value == '-' then
     redis.call('DEL', KEYS[i])
   elseif value ~= '' then
@@ -86,6 +103,26 @@ for i = 1, 4 do
     end
   end
 end
+if ARGV[first + 8] == '-' then redis.call('DEL', unseen_key) end
+"""
+"""Writes session, profile, draft, receipts from ARGV[first..first+7], then the unseen mark."""
+
+COMMIT = ShaScript(
+    "commit_step",
+    """
+-- KEYS[1] session  KEYS[2] profile  KEYS[3] draft  KEYS[4] receipts  KEYS[5] lease
+-- KEYS[6] what the phone was never told
+-- ARGV[1] lease token
+-- ARGV[2] session JSON   ARGV[3] its TTL (s)    ARGV[4] profile JSON   ARGV[5] its TTL
+-- ARGV[6] draft JSON     ARGV[7] its TTL        ARGV[8] receipts JSON  ARGV[9] its TTL
+-- ARGV[10] '-' once the phone has been told what it was never told, else ''
+-- A JSON of '' keeps the stored value, '-' deletes it; a TTL of 0 means no expiry.
+-- Returns 1 when saved, 0 when the lease was lost (nothing written).
+if redis.call('GET', KEYS[5]) ~= ARGV[1] then
+  return 0
+end
+local first, unseen_key = 2, KEYS[6]
+""" + WRITE_VALUES + """
 redis.call('DEL', KEYS[5])
 return 1
 """,
@@ -94,18 +131,15 @@ return 1
 STEP = ShaScript(
     "step_in_one",
     """
--- KEYS[1] session  KEYS[2] profile  KEYS[3] draft  KEYS[4] receipts  KEYS[5] lease
--- KEYS[6] rate counter  KEYS[7] abandoned mark of this lease token
--- ARGV[1] lease token  ARGV[2] lease duration (ms)  ARGV[3] message digest ('' for none)
--- ARGV[4] rate limit (0: none)  ARGV[5] rate window (s)
--- ARGV[6] SHA-1 of the state the step was computed from: session, profile, draft and
---         receipts ('' where absent) joined by NUL
--- ARGV[7..14] what to write, as COMMIT's ARGV[2..9]
+-- KEYS and ARGV[1..7] as BEGIN's
+-- ARGV[8] SHA-1 of the state the step was computed from: session, profile, draft,
+--         receipts and unseen ('' where absent) joined by NUL
+-- ARGV[9..17] what to write, as COMMIT's ARGV[2..10]
 -- One round trip for a step computed from the state this process saw last.
 -- Returns {4} once written; {3, receipts} when the receipts already answer this message;
--- {0} while a lease is held (or this token was given up on); {2, count} over the rate
--- limit; {1, session, profile, draft, receipts} when the state is not the one the step
--- was computed from: nothing written, the lease taken for a step computed afresh.
+-- {0} while a lease is held (or this token was given up on); {2, newly} over the rate
+-- limit; {1, session, profile, draft, receipts, unseen} when the state is not the one the
+-- step was computed from: nothing written, the lease taken for a step computed afresh.
 local receipts = redis.call('GET', KEYS[4])
 if ARGV[3] ~= '' and receipts and string.find(receipts, '"' .. ARGV[3] .. '"', 1, true) then
   return {3, receipts}
@@ -113,33 +147,19 @@ end
 if redis.call('EXISTS', KEYS[5], KEYS[7]) > 0 then
   return {0}
 end
-local limit = tonumber(ARGV[4])
-if limit > 0 then
-  local count = redis.call('INCR', KEYS[6])
-  if count == 1 then redis.call('EXPIRE', KEYS[6], ARGV[5]) end
-  if count > limit then
-    return {2, count}
-  end
+""" + RATE_CHECK + """
+if limited then
+  return {2, newly}
 end
-local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3])
+local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[9])
 local state = (v[1] or '') .. '\\0' .. (v[2] or '') .. '\\0' .. (v[3] or '') .. '\\0'
-  .. (receipts or '')
-if redis.sha1hex(state) ~= ARGV[6] then
+  .. (receipts or '') .. '\\0' .. (v[4] or '')
+if redis.sha1hex(state) ~= ARGV[8] then
   redis.call('SET', KEYS[5], ARGV[1], 'PX', ARGV[2])
-  return {1, v[1], v[2], v[3], receipts}
+  return {1, v[1], v[2], v[3], receipts, v[4]}
 end
-for i = 1, 4 do
-  local value, ttl = ARGV[5 + 2 * i], ARGV[6 + 2 * i]
-  if value == '-' then
-    redis.call('DEL', KEYS[i])
-  elseif value ~= '' then
-    if ttl == '0' then
-      redis.call('SET', KEYS[i], value)
-    else
-      redis.call('SET', KEYS[i], value, 'EX', ttl)
-    end
-  end
-end
+local first, unseen_key = 9, KEYS[9]
+""" + WRITE_VALUES + """
 return {4}
 """,
 )
@@ -182,6 +202,8 @@ class PhoneKeys:
     receipts: str
     lease: str
     rate: str
+    repeats: str
+    unseen: str
 
     @classmethod
     def of(cls, pseudonym: str, channel: str) -> PhoneKeys:
@@ -193,17 +215,20 @@ class PhoneKeys:
             receipts=keys.receipts(pseudonym, channel),
             lease=keys.lease(pseudonym),
             rate=keys.rate(pseudonym),
+            repeats=keys.rate_repeats(pseudonym),
+            unseen=keys.unseen(pseudonym),
         )
 
     def everything(self) -> list[str]:
-        """Every per-phone key but the lease and the rate counter, on every channel."""
+        """Every per-phone key but the lease and the rate counter, on every channel (the
+        last body's digest goes too: it was the migrant's words)."""
         per_channel = [
             key
             for channel in Channel
             for key in (keys.session(self.pseudonym, channel),
                         keys.receipts(self.pseudonym, channel))
         ]
-        return [*per_channel, self.profile, self.draft]
+        return [*per_channel, self.profile, self.draft, self.unseen, self.repeats]
 
 
 class Begun(IntEnum):
@@ -223,11 +248,13 @@ class PhoneState:
     profile: str | None = None
     draft: str | None = None
     receipts: str | None = None
+    unseen: str | None = None
+    """What the phone was never told (see `mark_unseen`)."""
 
     def digest(self) -> str:
-        """What STEP compares: SHA-1 of the four values ('' where absent) joined by NUL."""
+        """What STEP compares: SHA-1 of the five values ('' where absent) joined by NUL."""
         joined = "\0".join(value or "" for value in
-                           (self.session, self.profile, self.draft, self.receipts))
+                           (self.session, self.profile, self.draft, self.receipts, self.unseen))
         return hashlib.sha1(joined.encode()).hexdigest()  # noqa: S324 (a checksum, not security)
 
     def after(self, commit: Commit) -> PhoneState:
@@ -241,6 +268,7 @@ class PhoneState:
             profile=written(self.profile, commit.profile_json),
             draft=written(self.draft, commit.draft_json),
             receipts=written(self.receipts, commit.receipts_json),
+            unseen=written(self.unseen, commit.unseen),
         )
 
 
@@ -251,7 +279,9 @@ class Loaded:
     profile: str | None = None
     draft: str | None = None
     receipts: str | None = None
-    count: int = 0
+    unseen: str | None = None
+    newly_limited: bool = False
+    """RATE_LIMITED only: this message took the phone over the limit."""
 
     @property
     def acquired(self) -> bool:
@@ -259,33 +289,53 @@ class Loaded:
 
     @property
     def state(self) -> PhoneState:
-        return PhoneState(self.session, self.profile, self.draft, self.receipts)
+        return PhoneState(self.session, self.profile, self.draft, self.receipts, self.unseen)
+
+
+@dataclass(frozen=True)
+class RateLimit:
+    """How a message counts against its phone's rate limit (SMS; USSD is not limited).
+
+    Every message counts against `limit`; a free-text body (`body_digest` set)
+    that repeats the phone's previous one also counts against `repeat_limit`:
+    the same words again and again put the phone over the limit for the rest of
+    the window.
+    """
+
+    limit: int = 0
+    repeat_limit: int = 0
+    body_digest: str = ""
+
+
+NO_RATE_LIMIT = RateLimit()
 
 
 def _begin_call(phone_keys: PhoneKeys, token: str, digest: str,
-                rate_limit: int) -> tuple[list[str], list[str | int]]:
+                rate: RateLimit) -> tuple[list[str], list[str | int]]:
     return (
         [phone_keys.session, phone_keys.profile, phone_keys.draft, phone_keys.receipts,
-         phone_keys.lease, phone_keys.rate, keys.abandoned_lease(phone_keys.pseudonym, token)],
-        [token, LEASE_MS, digest, rate_limit, RATE_WINDOW_SECONDS],
+         phone_keys.lease, phone_keys.rate, keys.abandoned_lease(phone_keys.pseudonym, token),
+         phone_keys.repeats, phone_keys.unseen],
+        [token, LEASE_MS, digest, rate.limit, RATE_WINDOW_SECONDS, rate.repeat_limit,
+         rate.body_digest],
     )
 
 
 async def begin(redis: Any, phone_keys: PhoneKeys, token: str, *, digest: str = "",
-                rate_limit: int = 0) -> Any:
+                rate: RateLimit = NO_RATE_LIMIT) -> Any:
     """BEGIN on its own (no pipeline: one command is cheaper sent plainly)."""
-    return await BEGIN.run(redis, *_begin_call(phone_keys, token, digest, rate_limit))
+    return await BEGIN.run(redis, *_begin_call(phone_keys, token, digest, rate))
 
 
 def queue_begin(pipe: Any, phone_keys: PhoneKeys, token: str, *, digest: str = "",
-                rate_limit: int = 0) -> None:
-    BEGIN.queue(pipe, *_begin_call(phone_keys, token, digest, rate_limit))
+                rate: RateLimit = NO_RATE_LIMIT) -> None:
+    BEGIN.queue(pipe, *_begin_call(phone_keys, token, digest, rate))
 
 
 def queue_begin_body(pipe: Any, phone_keys: PhoneKeys, token: str, *, digest: str = "",
-                     rate_limit: int = 0) -> None:
+                     rate: RateLimit = NO_RATE_LIMIT) -> None:
     """As `queue_begin`, sending the script's body (after a NOSCRIPT answer)."""
-    BEGIN.queue_body(pipe, *_begin_call(phone_keys, token, digest, rate_limit))
+    BEGIN.queue_body(pipe, *_begin_call(phone_keys, token, digest, rate))
 
 
 def _text(value: Any) -> str | None:
@@ -299,11 +349,12 @@ def begin_result(raw: list[Any]) -> Loaded:
     if outcome is Begun.ANSWERED:
         return Loaded(outcome, receipts=_text(raw[1]))
     if outcome is Begun.RATE_LIMITED:
-        return Loaded(outcome, count=int(raw[1]))
+        return Loaded(outcome, newly_limited=int(raw[1]) == 1)
     if outcome in (Begun.BUSY, Begun.WRITTEN):
         return Loaded(outcome)
-    session, profile, draft, receipts = (_text(value) for value in raw[1:5])
-    return Loaded(outcome, session=session, profile=profile, draft=draft, receipts=receipts)
+    session, profile, draft, receipts, unseen = (_text(value) for value in raw[1:6])
+    return Loaded(outcome, session=session, profile=profile, draft=draft, receipts=receipts,
+                  unseen=unseen)
 
 
 @dataclass(frozen=True)
@@ -316,19 +367,22 @@ class Commit:
     draft_ttl: int = 1
     receipts_json: str = KEEP
     receipts_ttl: int = 1
+    unseen: str = KEEP
+    """DELETE once the phone has been told what it was never told."""
 
 
 def _commit_call(phone_keys: PhoneKeys, token: str, commit: Commit) -> tuple[list[str],
                                                                              list[str | int]]:
     return (
         [phone_keys.session, phone_keys.profile, phone_keys.draft, phone_keys.receipts,
-         phone_keys.lease],
+         phone_keys.lease, phone_keys.unseen],
         [
             token,
             commit.session_json, max(commit.session_ttl, 1),
             commit.profile_json, max(commit.profile_ttl, NO_EXPIRY),
             commit.draft_json, max(commit.draft_ttl, 1),
             commit.receipts_json, max(commit.receipts_ttl, 1),
+            DELETE if commit.unseen == DELETE else KEEP,
         ],
     )
 
@@ -349,9 +403,9 @@ async def commit_by_body(redis: Any, phone_keys: PhoneKeys, token: str, commit: 
 
 
 async def step(redis: Any, phone_keys: PhoneKeys, token: str, *, expected: str,
-               digest: str, rate_limit: int, values: Commit) -> Loaded:
+               digest: str, rate: RateLimit, values: Commit) -> Loaded:
     """STEP: write `values` in one round trip if the state is still the `expected` one."""
-    begin_keys, begin_args = _begin_call(phone_keys, token, digest, rate_limit)
+    begin_keys, begin_args = _begin_call(phone_keys, token, digest, rate)
     _, commit_args = _commit_call(phone_keys, token, values)
     raw = await STEP.run(redis, begin_keys, [*begin_args, expected, *commit_args[1:]])
     return begin_result(raw)
@@ -370,6 +424,19 @@ async def save_receipts(redis: Any, phone_keys: PhoneKeys, receipts_json: str, t
 async def release(redis: Any, phone_keys: PhoneKeys, token: str) -> None:
     await RELEASE.run(redis, [phone_keys.lease, keys.abandoned_lease(phone_keys.pseudonym, token)],
                       [token, LEASE_MS])
+
+
+async def mark_unseen(redis: Any, phone_keys: PhoneKeys, entries: list[str], ttl: int) -> None:
+    """Remember what a phone was never told (cases made while it got the fallback).
+
+    APPEND, not SET: two hops may each leave one; each entry is resolved, shown and
+    cleared at the phone's next contact (BEGIN and STEP read the key with the session).
+    """
+    async with redis.pipeline(transaction=False) as pipe:
+        for entry in entries:
+            pipe.append(phone_keys.unseen, f" {entry}")
+        pipe.expire(phone_keys.unseen, max(ttl, 1))
+        await pipe.execute()
 
 
 def commit_saved(raw: Any) -> bool:

@@ -55,7 +55,7 @@ async def gateway(redis: Redis, redis_server: RedisServer,
 
 async def start_in_french(gateway: Gateway, phone: str | None = None) -> None:
     welcome = await gateway.text("Bonjour", phone=phone)
-    assert "Français" in welcome
+    assert "Francais" in welcome
     assert "Infos protection" in await gateway.text("1", phone=phone)
 
 
@@ -71,7 +71,7 @@ async def test_a_return_request_over_sms_creates_a_case_with_what_was_typed(
 
 
 async def test_whatsapp_senders_are_answered_as_their_phone(gateway: Gateway) -> None:
-    assert "Français" in await gateway.text("hello", phone="whatsapp:+22376000002")
+    assert "Francais" in await gateway.text("hello", phone="whatsapp:+22376000002")
     assert "Infos protection" in await gateway.text("1", phone="+22376000002")
 
 
@@ -103,7 +103,7 @@ async def test_a_signature_for_the_public_url_is_accepted_behind_a_proxy(gateway
     # The app is reached over plain http on 127.0.0.1; Twilio signed the https public URL.
     assert str(gateway.client.base_url).startswith("http://127.0.0.1")
     response = await gateway.sms("hello", signed_url=PUBLIC_URL + "/webhooks/twilio/sms")
-    assert response.status_code == 200 and "Français" in said(response)
+    assert response.status_code == 200 and "Francais" in said(response)
     seen = await gateway.sms("hello", signed_url="http://127.0.0.1:8000/webhooks/twilio/sms")
     assert seen.status_code == 403
 
@@ -156,7 +156,7 @@ async def test_fifty_concurrent_sms_from_one_phone_apply_all_in_arrival_order(
 async def test_stop_confirms_once_then_silence_until_start(gateway: Gateway, redis: Redis) -> None:
     await start_in_french(gateway)
     assert await gateway.text("Arrêt") == text("opted_out")
-    for anything in ["1", "MENU", "STOP", "bonjour", "EFFACER"]:
+    for anything in ["1", "MENU", "STOP", "bonjour", "SUIVI 1234-5678"]:
         assert await gateway.text(anything) == ""
     stored = await redis.get(keys.profile(pseudonym(gateway.phone)))
     assert stored is not None and Profile.from_json(stored).opted_out
@@ -165,19 +165,39 @@ async def test_stop_confirms_once_then_silence_until_start(gateway: Gateway, red
     assert "Infos protection" in await gateway.text("menu")
 
 
-async def test_over_the_rate_limit_nothing_is_said_until_the_window_passes(
+async def test_a_loop_gets_one_notice_then_silence_but_for_emergencies(
         redis: Redis, redis_server: RedisServer, tmp_path: Path) -> None:
     settings = gateway_settings(redis_server.url, tmp_path, rate_limit=5)
     async with running_app(settings) as gateway:
-        replies = [await gateway.text(f"loop {number}") for number in range(8)]
-        assert all(replies[:5]) and replies[5:] == ["", "", ""]
+        replies = [await gateway.text("Je suis absent, je vous rappelle.") for _ in range(8)]
+        assert all(replies[:5])
+        assert replies[5] == text("rate_limited") and "10 minutes" in replies[5]
+        assert replies[6:] == ["", ""]
+        # Over the limit, an emergency word is still answered, every time.
+        for word in ["SOS", "urgence", "Au secours", "EMERGENCY"]:
+            answer = await gateway.text(word)
+            assert "Police 17" in answer and "Pompiers 18" in answer, answer
+        assert await gateway.text("1") == ""
         # The window passes: its counter expires (here, at once).
         assert 0 < await redis.ttl(keys.rate(pseudonym(gateway.phone))) <= 600
         await redis.delete(keys.rate(pseudonym(gateway.phone)))
         assert await gateway.text("loop again")
         metrics = (await gateway.client.get("/metrics")).text
-    assert "helpline_rate_limited_phones_total" in metrics
+    assert "helpline_rate_limited_phones_total 1.0" in metrics
     assert 'helpline_messages_total{channel="sms",outcome="rate_limited"}' in metrics
+
+
+async def test_a_person_reading_topic_after_topic_is_not_cut_off_by_the_loop_limit(
+        redis: Redis, redis_server: RedisServer, tmp_path: Path) -> None:
+    settings = gateway_settings(redis_server.url, tmp_path, rate_limit=5)
+    reading = ["Bonjour", "1", "1", "1", "1", "1", "1", "1", "1", "0", "1", "2", "1", "1", "1",
+               "2", "1", "3", "1", "1"]  # 20 = the ceiling (4 × 5), 14 of them "1"
+    async with running_app(settings) as gateway:
+        replies = [await gateway.text(typed) for typed in reading]
+        assert all(replies), replies
+        assert any("Vos droits" in r for r in replies) and any("Traite" in r for r in replies)
+        assert await gateway.text("1") == text("rate_limited")  # the ceiling still holds
+        assert await gateway.text("1") == ""
 
 
 async def test_suivi_answers_the_status_of_a_request(gateway: Gateway) -> None:
@@ -206,7 +226,7 @@ async def test_effacer_confirmed_erases_the_phones_data_and_cases(
     tag = pseudonym(gateway.phone)
     left = [key async for key in redis.scan_iter(keys.phone_keys(tag))]
     assert sorted(left) == [keys.rate(tag), keys.receipts(tag, "sms")]
-    assert "Français" in await gateway.text("bonjour")  # a first contact again
+    assert "Francais" in await gateway.text("bonjour")  # a first contact again
 
 
 async def test_effacer_then_anything_else_erases_nothing(gateway: Gateway, redis: Redis) -> None:
@@ -254,7 +274,7 @@ async def test_two_processes_taking_turns_on_one_phone_see_each_others_steps(
     for number, typed in enumerate(["bonjour", "1", "2", "1", "Awa Diarra", "Mali"]):
         process = first if number % 2 == 0 else second
         screens.append((await process.handle(InboundMessage(Channel.SMS, phone, typed))).text)
-    assert "Français" in screens[0] and "Infos protection" in screens[1]
+    assert "Francais" in screens[0] and "Infos protection" in screens[1]
     assert "J'accepte" in screens[2] and "nom" in screens[3].lower()
     assert "nationalit" in screens[4].lower() and "pays" in screens[5].lower()
 

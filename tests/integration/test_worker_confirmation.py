@@ -60,7 +60,7 @@ async def request_over(redis: Redis, settings: Settings, *, channel: Channel, la
     return found.group(1) + found.group(2)
 
 
-WORDS = {"fr": "Référence", "en": "Reference", "bm": "Nimɔrɔ"}
+WORDS = {"fr": "Référence", "en": "Reference", "bm": "Nimòrò"}  # bm: GSM-7 spelling on SMS
 
 
 @pytest.mark.parametrize("language", ["fr", "en", "bm"])

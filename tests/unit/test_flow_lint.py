@@ -25,7 +25,8 @@ def test_the_default_flow_passes_and_reports_encodings(capsys: pytest.CaptureFix
     assert code == 0, lines
     for language in ("fr", "en", "bm"):
         summary = next(line for line in lines if line.startswith(f"{language}: "))
-        assert "GSM-7" in summary and "UCS-2" in summary
+        assert "GSM-7" in summary and "UCS-2" in summary and "SMS segments" in summary
+        assert "0 UCS-2" in summary  # Bambara too: written in GSM-7 on SMS and USSD
 
 
 def drop_translation(data: dict[str, Any]) -> None:
@@ -52,6 +53,15 @@ def overlong_options(data: dict[str, Any]) -> None:
     data["states"]["main"]["options"][0]["label"]["en"] = "Information " * 15
 
 
+def ucs2_options(data: dict[str, Any]) -> None:
+    # 86 characters of options: fine in GSM-7, over the 80 a UCS-2 USSD screen holds.
+    data["states"]["main"]["options"][0]["label"]["en"] = "Information, forêt " * 3
+
+
+def ucs2_end_screen(data: dict[str, Any]) -> None:
+    data["states"]["refused"]["say"]["fr"] = "Rien n'est gardé, c'est sûr. " * 3
+
+
 @pytest.mark.parametrize(
     ("mutate", "expected"),
     [
@@ -61,7 +71,12 @@ def overlong_options(data: dict[str, Any]) -> None:
         (option_to_nowhere, ["state 'main': option 1 leads to 'nowhere', which is not a state",
                              "state 'info': unreachable from 'main'"]),
         (dead_end, ["state 'refused': dead end: no options and not `end: true`"]),
-        (overlong_options, ["state 'main' [en]: USSD screen over 182 chars after pagination"]),
+        (overlong_options,
+         ["state 'main' [en]: USSD screen over 182 chars (GSM-7) after pagination"]),
+        (ucs2_options,
+         ["state 'main' [en]: USSD screen over 80 chars (UCS-2) after pagination"]),
+        (ucs2_end_screen,
+         ["state 'refused' [fr]: an END screen must fit one USSD screen (80 chars in UCS-2;"]),
     ],
 )
 def test_a_broken_flow_fails_with_one_precise_line_per_problem(

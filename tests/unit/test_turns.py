@@ -38,10 +38,45 @@ def test_stop_opts_out_once_in_the_phones_language() -> None:
     assert done.profile is not None and done.profile.opted_out
 
 
-@pytest.mark.parametrize("text", ["1", "MENU", "STOP", "hello", "EFFACER"])
-def test_an_opted_out_phone_hears_nothing_but_start(text: str) -> None:
+@pytest.mark.parametrize("text", ["1", "MENU", "STOP", "hello", "SUIVI 1234-5678"])
+def test_an_opted_out_phone_hears_nothing_but_what_it_asks_for(text: str) -> None:
     done = play(text, profile=Profile(language="en", opted_out=True))
     assert done.silent and done.reply.text == "" and done.keep_session
+
+
+def test_an_opted_out_phone_can_still_erase_its_data() -> None:
+    opted_out = Profile(language="en", opted_out=True)
+    asked = play("EFFACER", profile=opted_out)
+    assert asked.reply.text == text_of("erase_confirm", "en") and asked.pending == PENDING_ERASE
+    confirmed = play("1", profile=opted_out, receipts=Receipts(pending=PENDING_ERASE))
+    assert confirmed.erase and confirmed.reply.text == text_of("erased", "en")
+
+
+@pytest.mark.parametrize("text", ["SOS", "urgence", "Au secours !", "EMERGENCY", "dɛmɛ teliman"])
+def test_an_emergency_word_is_answered_with_the_numbers_even_when_opted_out(text: str) -> None:
+    done = play(text, profile=Profile(language="fr", opted_out=True))
+    assert not done.silent and "17" in done.reply.text and "18" in done.reply.text
+
+
+@pytest.mark.parametrize("text", ["SOS", "Urgent", "au secours", "EMERGENCY", "DEME TELIMAN"])
+def test_an_emergency_word_opens_the_emergency_screen_from_any_state(text: str) -> None:
+    mid_form = Session(state="avr_name", language="en", history=["main", "avr_consent"])
+    done = play(text, session=mid_form)
+    assert done.session is not None and done.session.state == "emergency"
+    assert "Police: 17" in done.reply.text and "1 Alert our team" in done.reply.text
+
+
+def test_erase_can_be_cancelled_with_2() -> None:
+    mid_menu = Session(state="main", language="fr")
+    cancelled = play("2", session=mid_menu, receipts=Receipts(pending=PENDING_ERASE))
+    assert cancelled.reply.text == text_of("erase_cancelled", "fr") and not cancelled.erase
+    assert cancelled.keep_session and cancelled.pending == ""
+
+
+def test_start_from_a_phone_that_never_opted_out_begins_without_welcome_back() -> None:
+    done = play("DEBUT", session=Session(state="avr_name", language="fr"))
+    assert done.session is not None and done.session.state == "main"
+    assert "Bon retour" not in done.reply.text and done.profile is None
 
 
 def test_start_opts_back_in() -> None:

@@ -1,0 +1,194 @@
+"""What a migrant on a basic phone runs into (issue 8), through the real webhooks and Redis.
+
+Each test walks the gateways as a phone would, in fr/en/bm, over USSD and SMS.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import deque
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from bot.engine import sms
+from bot.flows.model import NAV_MORE, StateKind
+from tests.factories import default_flow
+from tests.integration.webhooks_support import (
+    ANSWERS,
+    Gateway,
+    gateway_settings,
+    reference_in,
+    running_app,
+)
+from tests.redis_server import RedisServer
+
+FLOW = default_flow().flow
+LANGUAGE_KEYS = {"fr": "1", "en": "2", "bm": "3"}
+WRONG_KEY = "7"
+_sessions = itertools.count(1)
+_phones = itertools.count(1)
+
+
+def new_phone() -> str:
+    return f"+2237610{next(_phones):04d}"
+
+
+def new_session() -> str:
+    return f"ATUid_q{next(_sessions)}"
+
+
+@pytest.fixture
+async def gateway(redis: Redis, redis_server: RedisServer,
+                  tmp_path: Path) -> AsyncIterator[Gateway]:
+    async with running_app(gateway_settings(redis_server.url, tmp_path)) as gateway:
+        yield gateway
+
+
+def topic_paths() -> dict[str, list[str]]:
+    """Every information screen (menus under `info`), with the keys that reach it from main."""
+    start = next(o for o in FLOW.states["main"].options if o.to == "info")
+    paths = {"info": [start.key]}
+    queue = deque(["info"])
+    while queue:
+        name = queue.popleft()
+        for option in FLOW.states[name].options:
+            target = FLOW.states[option.to]
+            if (option.to in paths or target.kind is not StateKind.MENU
+                    or option.to.startswith("callback")):
+                continue
+            paths[option.to] = [*paths[name], option.key]
+            queue.append(option.to)
+    return paths
+
+
+def option_lines(state: str, shown: str) -> list[str]:
+    """The option lines of `state` that `shown` lacks."""
+    lines = shown[len("CON "):].split("\n")
+    return [o.key for o in FLOW.states[state].options
+            if not any(line.startswith(f"{o.key} ") for line in lines)]
+
+
+async def ussd_in(gateway: Gateway, language: str, phone: str) -> str:
+    session = new_session()
+    first = await gateway.dial(session, phone=phone)
+    if "Bienvenue" in first:
+        await gateway.press(session, LANGUAGE_KEYS[language], phone=phone)
+    return session
+
+
+async def wrong_key_keeps_choices_in_reach(gateway: Gateway, session: str, phone: str,
+                                           state: str) -> None:
+    """A wrong key, then at most one 98, shows every choice; 98 is never a strike."""
+    shown = await gateway.press(session, WRONG_KEY, phone=phone)
+    assert shown.startswith("CON "), shown
+    if option_lines(state, shown):
+        shown = await gateway.press(session, NAV_MORE, phone=phone)
+    assert not option_lines(state, shown), (state, shown)
+    # Paging was not a wrong answer: the first option still works (no 3-strike reset).
+    first = FLOW.states[state].options[0]
+    after = await gateway.press(session, first.key, phone=phone)
+    assert after.startswith(("CON ", "END ")) and "Aide aux migrants" not in after[:40]
+
+
+@pytest.mark.parametrize("language", ["fr", "en", "bm"])
+async def test_a_wrong_key_never_hides_the_choices_of_consent_or_any_topic(
+        gateway: Gateway, language: str) -> None:
+    screens = {"avr_consent": ["2"], "callback_consent": ["4"], **topic_paths()}
+    assert {"rights_1", "traffic_1", "routes_3", "help_3", "gbv_3", "climate_2"} <= set(screens)
+    for state, keys in screens.items():
+        phone = new_phone()  # a fresh phone each time: no draft offered to resume
+        session = await ussd_in(gateway, language, phone)
+        for key in keys:
+            await gateway.press(session, key, phone=phone)
+        await wrong_key_keeps_choices_in_reach(gateway, session, phone, state)
+
+
+async def test_three_wrong_references_go_home_without_the_reference_hint(
+        gateway: Gateway) -> None:
+    phone = new_phone()
+    session = await ussd_in(gateway, "en", phone)
+    await gateway.press(session, "3", phone=phone)
+    hinted = await gateway.press(session, "1234", phone=phone)
+    assert FLOW.text("check_number", "en") in hinted
+    await gateway.press(session, "12", phone=phone)
+    home = await gateway.press(session, "x", phone=phone)
+    assert "Help for migrants" in home and FLOW.text("check_number", "en") not in home
+    assert FLOW.text("too_many_tries", "en") in home
+
+
+async def test_hints_say_what_is_expected(gateway: Gateway) -> None:
+    phone = new_phone()
+    session = await ussd_in(gateway, "fr", phone)
+    await gateway.press(session, "2", phone=phone)
+    await gateway.press(session, "1", phone=phone)
+    assert "en lettres" in await gateway.press(session, "12345", phone=phone)
+
+
+async def test_0_from_a_topic_list_goes_to_its_parent_not_into_the_pages_read(
+        gateway: Gateway) -> None:
+    phone = new_phone()
+    session = await ussd_in(gateway, "fr", phone)
+    for key in ["1", "1", "1", "1"]:  # info, rights 1-3
+        await gateway.press(session, key, phone=phone)
+    topics = await gateway.press(session, "1", phone=phone)  # "Sujets": back to the list
+    assert "Infos protection" in topics
+    assert "Aide aux migrants" in await gateway.press(session, "0", phone=phone)
+
+
+async def test_sms_track_and_status_answer_like_suivi(gateway: Gateway) -> None:
+    phone = new_phone()
+    await gateway.text("Bonjour", phone=phone)
+    await gateway.text("2", phone=phone)
+    done = ""
+    for typed in ["2", "1", *ANSWERS, "1"]:
+        done = await gateway.text(typed, phone=phone)
+    reference = reference_in(done)
+    for keyword in ["TRACK", "status", "Suivi"]:
+        answer = await gateway.text(f"{keyword} {reference[:4]}-{reference[4:]}", phone=phone)
+        assert FLOW.text("status_new", "en") in answer, answer
+
+
+async def test_effacer_offers_a_way_to_cancel(gateway: Gateway, redis: Redis) -> None:
+    phone = new_phone()
+    await gateway.text("Bonjour", phone=phone)
+    await gateway.text("1", phone=phone)
+    asked = await gateway.text("EFFACER", phone=phone)
+    assert "2 pour annuler" in asked
+    assert await gateway.text("2", phone=phone) == FLOW.text("erase_cancelled", "fr")
+    assert "Infos protection" in await gateway.text("MENU", phone=phone)  # nothing erased
+
+
+async def walk_sms(gateway: Gateway, phone: str, inputs: list[str]) -> list[str]:
+    return [await gateway.text(typed, phone=phone) for typed in inputs]
+
+
+async def test_a_bambara_return_request_is_gsm7_and_costs_no_more_than_french(
+        gateway: Gateway) -> None:
+    request = ["2", "1", *ANSWERS, "1"]
+    costs = {}
+    for language in ("fr", "bm"):
+        phone = new_phone()
+        replies = await walk_sms(gateway, phone, ["Bonjour", LANGUAGE_KEYS[language], *request])
+        assert reference_in(replies[-1])
+        costs[language] = sum(sms.segments(reply) for reply in replies[1:])
+        if language == "bm":
+            assert all(sms.encoding(reply) is sms.Encoding.GSM7 for reply in replies), replies
+            assert "ɛ" not in "".join(replies) and "è" in "".join(replies)
+    assert costs["bm"] <= 1.25 * costs["fr"], costs
+
+
+async def test_a_bambara_ussd_return_request_fits_each_screen_in_its_encoding(
+        gateway: Gateway) -> None:
+    phone = new_phone()
+    session = new_session()
+    screens = [await gateway.dial(session, phone=phone)]
+    for typed in ["3", "2", "1", *ANSWERS, "1"]:
+        screens.append(await gateway.press(session, typed, phone=phone))
+    assert screens[-1].startswith("END ") and reference_in(screens[-1])
+    for shown in screens:
+        limit = 182 if sms.encoding(shown) is sms.Encoding.GSM7 else 80
+        assert len(shown) <= limit, (len(shown), sms.encoding(shown), shown)
+    assert all(sms.encoding(shown) is sms.Encoding.GSM7 for shown in screens[2:])
