@@ -2,31 +2,35 @@
 
 The flow keeps the modern Bambara letters ɛ ɔ ɲ ŋ; none of them is in GSM-7, so
 one of them makes an SMS cost 2-3 times more and a USSD screen hold 80
-characters instead of 182. On SMS and USSD, a language whose flow setting is
-`gsm7` (Bambara by default) is written with the older Malian spelling instead:
-ɛ → è, ɔ → ò, ɲ → ny, ŋ → ng. Upper-case È and Ò are not in GSM-7: E and O.
-A channel that speaks (voice) keeps the text as written.
+characters instead of 182. On SMS and USSD, a language whose flow `spelling`
+is `gsm7` (Bambara by default) is written with the older Malian spelling:
+ɛ → è, ɔ → ò, ɲ → ny, ŋ → ng. A flow may give a language its own letters
+(French: ç → c, so "Français" is "Francais" on the language menus). A channel
+that speaks (voice) keeps the text as written.
 """
 
 from __future__ import annotations
 
-from bot.flows.model import Flow, Spelling
+from functools import lru_cache
+
+from bot.flows.model import Flow
 from bot.types import Channel
 
-GSM7_LETTERS = str.maketrans({
-    "ɛ": "è", "Ɛ": "E", "ɔ": "ò", "Ɔ": "O", "ɲ": "ny", "Ɲ": "Ny", "ŋ": "ng", "Ŋ": "Ng",
-    "’": "'", "‘": "'", "«": '"', "»": '"', "…": "...",
-})
 WRITTEN_CHANNELS = frozenset({Channel.SMS, Channel.USSD})
 """Channels whose texts are sent as GSM-7/UCS-2 characters."""
 
 
+@lru_cache(maxsize=64)
+def _table(flow: Flow, language: str) -> dict[int, str]:
+    return str.maketrans(dict(flow.spelling.get(language, {})))
+
+
 def applies(flow: Flow, language: str, channel: Channel) -> bool:
-    return channel in WRITTEN_CHANNELS and flow.spelling.get(language) == Spelling.GSM7
+    return channel in WRITTEN_CHANNELS and language in flow.spelling
 
 
 def spelled(flow: Flow, language: str, channel: Channel, text: str) -> str:
     """`text` as the channel shows it in `language`."""
     if not applies(flow, language, channel):
         return text
-    return text.translate(GSM7_LETTERS)
+    return text.translate(_table(flow, language))

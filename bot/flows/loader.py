@@ -18,6 +18,7 @@ import yaml
 from bot.errors import FlowError
 from bot.flows.model import (
     DEFAULT_SPELLING,
+    GSM7_SPELLING,
     Action,
     Contact,
     Flow,
@@ -206,6 +207,27 @@ def _contacts(reader: _Reader, path: Path) -> dict[str, Contact]:
     return contacts
 
 
+def _spelling(reader: _Reader, raw: Mapping[str, Any],
+              languages: tuple[str, ...]) -> dict[str, Mapping[str, str]]:
+    """Per language, the letters replaced on written channels (`spelling:`)."""
+    ways: dict[str, Any] = {**DEFAULT_SPELLING, **(raw.get("spelling") or {})} \
+        if isinstance(raw.get("spelling") or {}, Mapping) else dict(DEFAULT_SPELLING)
+    tables: dict[str, Mapping[str, str]] = {}
+    for lang, way in ways.items():
+        where = f"spelling of '{lang}'"
+        if isinstance(way, Mapping):
+            if not all(isinstance(k, str) and len(k) == 1 for k in way):
+                reader.problem(_line(way), where, "a mapping replaces single letters")
+                continue
+            tables[str(lang)] = {str(k): str(v) for k, v in way.items()}
+        elif str(way) == Spelling.GSM7:
+            tables[str(lang)] = GSM7_SPELLING
+        elif str(way) != Spelling.MODERN:
+            reader.problem(_line(raw), where,
+                           f"'{way}': one of {', '.join(Spelling)}, or a mapping of letters")
+    return {lang: table for lang, table in tables.items() if lang in languages and table}
+
+
 def load_flow(path: Path) -> LoadedFlow:
     """Read and check the structure of a flow file."""
     try:
@@ -233,17 +255,7 @@ def load_flow(path: Path) -> LoadedFlow:
     contacts_file = raw.get("contacts")
     contacts = _contacts(reader, path.parent / str(contacts_file)) if contacts_file else {}
     start = str(raw.get("start") or "")
-    spelling: dict[str, str] = {lang: str(way) for lang, way in DEFAULT_SPELLING.items()}
-    spelling_raw = raw.get("spelling") or {}
-    if not isinstance(spelling_raw, Mapping):
-        reader.problem(_line(raw), "spelling", "expected a mapping: language -> gsm7|modern")
-        spelling_raw = {}
-    for lang, way in spelling_raw.items():
-        if str(way) not in set(Spelling):
-            reader.problem(_line(spelling_raw), "spelling",
-                           f"'{way}' for {lang}: one of {', '.join(Spelling)}")
-            continue
-        spelling[str(lang)] = str(way)
+    spelling = _spelling(reader, raw, languages)
     flow = Flow(
         id=str(raw.get("id") or path.stem),
         version=str(raw.get("version") or ""),
@@ -257,6 +269,6 @@ def load_flow(path: Path) -> LoadedFlow:
         contacts=contacts,
         tts={str(lang): str(code) for lang, code in (raw.get("tts") or {}).items() if code},
         emergency=None if raw.get("emergency") is None else str(raw["emergency"]),
-        spelling={lang: way for lang, way in spelling.items() if lang in languages},
+        spelling=spelling,
     )
     return LoadedFlow(flow=flow, problems=reader.problems)

@@ -52,6 +52,12 @@ class Spelling(StrEnum):
 
 DEFAULT_SPELLING = {"bm": Spelling.GSM7}
 """SPEC §5: Bambara is written in GSM-7 on SMS and USSD unless a flow says otherwise."""
+GSM7_SPELLING: Mapping[str, str] = {
+    "ɛ": "è", "Ɛ": "E", "ɔ": "ò", "Ɔ": "O", "ɲ": "ny", "Ɲ": "Ny", "ŋ": "ng", "Ŋ": "Ng",
+    "’": "'", "‘": "'", "«": '"', "»": '"', "…": "...", "ç": "c",
+}
+"""`gsm7`: the Malian spelling used before 1982 (upper-case È and Ò are not GSM-7: E, O);
+ç (only in the language menus' "Français") is not GSM-7 either."""
 
 REQUIRED_TEXTS = (
     "invalid", "more", "back", "home", "resume", "check_number", "unknown_reference",
@@ -133,9 +139,9 @@ class Flow:
     left out has no TTS voice and needs `audio:` recordings."""
     emergency: str | None = None
     """The state the emergency keywords (SOS, URGENCE…) open; None: the home menu."""
-    spelling: Mapping[str, str] = field(default_factory=dict)
-    """Per language, how texts are spelled on SMS and USSD: `gsm7` maps letters that are
-    not in GSM-7 to their older spelling (Bambara ɛ→è…), `modern` leaves them."""
+    spelling: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Per language, the letters replaced on SMS and USSD (written channels): `gsm7`
+    gives Bambara's older GSM-7 spelling (ɛ→è…), a mapping its own letters (fr: ç→c)."""
 
     @property
     def default_language(self) -> str:
