@@ -41,6 +41,9 @@ SAMPLE_ANSWERS = {
     "topic": "Je veux rentrer à Kayes",
 }
 SAMPLE_YES_NO = "yes"
+SMS_ONLY_TEXTS = frozenset({"confirmation"})
+SMS_ONLY_PREFIX = "reply_"
+"""Texts only ever sent by SMS (the confirmation, operators' canned replies): no USSD limit."""
 
 
 @dataclass
@@ -225,7 +228,9 @@ def _texts(flow: Flow, report: Report, ussd_max_chars: int) -> None:
             shown = spelled(flow, language, Channel.USSD,
                             fill(flow, words, language, SAMPLE_VALUES, SAMPLE_ANSWERS))
             limit = Limits(Channel.USSD, ussd_max_chars).screen_limit(shown)
-            if len(USSD_END) + len(shown) > limit:
+            if name not in SMS_ONLY_TEXTS and not name.startswith(SMS_ONLY_PREFIX) and (
+                len(USSD_END) + len(shown) > limit
+            ):
                 report.problems.append(f"{where} [{language}]: over one USSD screen "
                                        f"({len(USSD_END) + len(shown)} chars, "
                                        f"{sms.encoding(shown)} limit {limit})")
