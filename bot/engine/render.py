@@ -23,6 +23,8 @@ RECORDED = "voice_recorded"
 def ucs2_screen_limit(gsm7_limit: int) -> int:
     """A USSD screen carries 160 octets: 182 GSM-7 septets, or 80 UCS-2 characters."""
     return (gsm7_limit * 7 + 15) // 16
+
+
 PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)\}")
 
 
