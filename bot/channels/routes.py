@@ -130,11 +130,13 @@ class Webhooks:
         if isinstance(self.conversation.redis, ScriptLane):
             await self.conversation.redis.aclose()
 
-    def fallback_text(self, language: str | None = None) -> str:
-        """The static fallback (emergency numbers), in `language` or the flow's default."""
+    def fallback_text(self, language: str | None = None,
+                      channel: Channel = Channel.SMS) -> str:
+        """The static fallback (emergency numbers), in `language` or the flow's default,
+        spelled for `channel`."""
         flow = self.conversation.compiled.flow
-        return self._fallbacks.get(language or flow.default_language,
-                                   self._fallbacks[flow.default_language])
+        return self._fallbacks.get((language or flow.default_language, channel),
+                                   self._fallbacks[flow.default_language, channel])
 
     def _fallback(self, message: InboundMessage, reason: str) -> Reply:
         FALLBACKS.labels(message.channel, reason).inc()
@@ -266,7 +268,8 @@ NO_CONTENT = Answer(204, content_type=None)
 
 
 def ussd_fallback(hooks: Webhooks, request: GatewayRequest) -> Answer:
-    return Answer(200, ussd.screen(Reply(hooks.fallback_text(), end=True)).encode(), USSD_TYPE)
+    return Answer(200, ussd.screen(Reply(hooks.fallback_text(channel=Channel.USSD),
+                                         end=True)).encode(), USSD_TYPE)
 
 
 def sms_fallback(hooks: Webhooks, request: GatewayRequest) -> Answer:
@@ -281,7 +284,7 @@ def voice_fallback(hooks: Webhooks, request: GatewayRequest) -> Answer:
     """The emergency numbers said; the call ends with the document (Twilio and Africa's
     Talking read the same `<Response><Say>`)."""
     response = VoiceResponse()
-    response.say(hooks.fallback_text())
+    response.say(hooks.fallback_text(channel=Channel.VOICE))
     return Answer(200, str(response.to_xml()).encode(), TWIML_TYPE)
 
 
