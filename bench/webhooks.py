@@ -330,13 +330,15 @@ def commands_per_hop(target: Target, redis_port: int) -> tuple[float, dict[str, 
 # --- the servers ----------------------------------------------------------------------
 
 
-def start_product(work: Path, redis_url: str, core: int | None, log: Any) -> Target:
+def start_product(work: Path, redis_url: str, core: int | None, log: Any,
+                  tree: Path = ROOT, label: str = "helpline serve",
+                  phone_prefix: str = "+2237") -> Target:
     port = free_port()
     env = {name: value for name, value in os.environ.items()
            if not name.startswith(("HELPLINE_", "TWILIO_")) and name != "REDIS_URL"}
     env.update(REDIS_URL=redis_url, HELPLINE_USSD_SECRET=SECRET,
                HELPLINE_PII_KEY="bench-pii-key", HELPLINE_DATA_DIR=str(work / "var"),
-               PYTHONPATH=str(ROOT))
+               PYTHONPATH=str(tree))
     process = subprocess.Popen(
         pinned(core, [sys.executable, "-c",
                       "import sys; from bot.cli import main; sys.exit(main())",
@@ -345,8 +347,8 @@ def start_product(work: Path, redis_url: str, core: int | None, log: Any) -> Tar
     )
     base = f"http://127.0.0.1:{port}"
     wait_for(process, base + "/healthz")
-    return Target("helpline serve", base, f"/webhooks/ussd/africastalking?key={SECRET}",
-                  PRODUCT_WALK, "+2237", process, process.pid)
+    return Target(label, base, f"/webhooks/ussd/africastalking?key={SECRET}",
+                  PRODUCT_WALK, phone_prefix, process, process.pid)
 
 
 def peer_install(peer_dir: Path) -> Path | None:
@@ -409,6 +411,9 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=16, help="at most 99")
     parser.add_argument("--peer-dir", type=Path, default=DEFAULT_PEER_DIR)
     parser.add_argument("--no-peer", action="store_true")
+    parser.add_argument("--baseline", type=Path, metavar="TREE",
+                        help="also serve the product from this checkout (e.g. a git worktree "
+                             "of an older commit), measured in the same rounds")
     parser.add_argument("--keep-log", action="store_true", help="print the servers' log path")
     args = parser.parse_args()
     if not 1 <= args.users <= 99:
@@ -432,9 +437,18 @@ def main() -> int:
     targets: list[Target] = []
     load_before = load_average()
     try:
-        targets.append(start_product(work, redis_url, server_core, log))
+        product = start_product(work, redis_url, server_core, log)
+        targets.append(product)
+        products = [product]
+        if args.baseline is not None:
+            baseline = start_product(work, redis_url, server_core, log, tree=args.baseline,
+                                     label="helpline (baseline)", phone_prefix="+2238")
+            targets.append(baseline)
+            products.append(baseline)
+        peer = None
         if installed is not None:
-            targets.append(start_peer(installed, redis_url, server_core, log))
+            peer = start_peer(installed, redis_url, server_core, log)
+            targets.append(peer)
         for target in targets:
             target.expected = walk_once(target, 98, RUN_WALKS - 1)
         for target in targets:
@@ -450,8 +464,7 @@ def main() -> int:
                     first_walk=(round_no + 1) * (RUN_WALKS // (args.rounds + 2)),
                     core=load_core, script_dir=work, label=f"{target.phone_prefix}-{round_no}",
                 ))
-        product = targets[0]
-        walks_ended = sum(run["walks"] for run in product.runs)
+        walks_ended = sum(run["walks"] for target in products for run in target.runs)
         time.sleep(1)
         cases = cases_created(redis_port) - cases_before
         per_hop = {target.label: commands_per_hop(target, redis_port) for target in targets}
@@ -479,8 +492,11 @@ def main() -> int:
               f"{median(target.runs, 'p50_ms'):>9.2f}{median(target.runs, 'p99_ms'):>9.2f}"
               f"{errors:>8}{wrong:>7}{per_hop[target.label][0]:>10.2f}"
               f"{median(target.runs, 'cpu_us_per_hop'):>12.0f}")
-    if len(targets) > 1:
-        peer = targets[1]
+    for other in targets[1:]:
+        speed = median(product.runs, "per_second") / median(other.runs, "per_second")
+        cpu = median(product.runs, "cpu_us_per_hop") / median(other.runs, "cpu_us_per_hop")
+        print(f"ratio helpline / {other.label}: hops/s {speed:.2f}x, CPU a hop {cpu:.2f}x")
+    if peer is not None:
         ratios = [mine["per_second"] / theirs["per_second"]
                   for mine, theirs in zip(product.runs, peer.runs, strict=True)]
         print(f"ratio hops/s helpline / ussd-menu-builder: "
