@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import xml.etree.ElementTree as ET
+from urllib.parse import parse_qsl
 
 import pytest
 from hypothesis import given
@@ -13,7 +14,7 @@ from starlette.datastructures import FormData
 
 from bot.channels import africastalking_ussd as ussd
 from bot.channels import twilio_sms as twilio
-from bot.channels.forms import parse_form
+from bot.channels.forms import MAX_FIELDS, form_pairs, parse_form
 from bot.engine.render import Reply
 from bot.errors import MalformedRequest
 
@@ -98,3 +99,25 @@ def test_any_body_is_parsed_or_refused_as_malformed(body: bytes) -> None:
     with contextlib.suppress(MalformedRequest):
         fields = parse_form(body)
         assert all(isinstance(value, str) for _, value in fields.multi_items())
+
+
+@given(st.text(alphabet="ab=&%+2AFéx0;", max_size=40) | st.text(max_size=30))
+def test_form_fields_are_read_as_parse_qsl_reads_them(text: str) -> None:
+    try:
+        expected: list[tuple[str, str]] | None = parse_qsl(
+            text, keep_blank_values=True, encoding="utf-8", errors="strict",
+            max_num_fields=MAX_FIELDS)
+    except (UnicodeDecodeError, ValueError):
+        expected = None
+    try:
+        found: list[tuple[str, str]] | None = form_pairs(text)
+    except (UnicodeDecodeError, ValueError):
+        found = None
+    assert found == expected
+
+
+def test_too_many_fields_are_refused_as_parse_qsl_refuses_them() -> None:
+    body = "&".join(f"f{n}=1" for n in range(MAX_FIELDS))
+    assert len(form_pairs(body)) == MAX_FIELDS
+    with pytest.raises(ValueError):
+        form_pairs(body + "&one=more")
