@@ -24,6 +24,9 @@ few sequential walks (commands run inside Lua scripts are not counted).
 Prints per target hops/s and p99 (medians of the rounds), the ratio product /
 peer, errors and wrong answers, lost cases and commands per hop, and the
 machine's load average before and after (other people's tests share it).
+Each server's CPU time a hop (from /proc) gives its capacity per core
+("hops/CPU-s"), which other people's load on the machine moves much less than
+the hops/s it happened to get.
 """
 
 from __future__ import annotations
@@ -484,14 +487,15 @@ def main() -> int:
         print(f"  {target.label} runs (hops/s): "
               + ", ".join(f"{run['per_second']:.0f}" for run in target.runs))
     print(f"{'':20}{'hops/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'wrong':>7}"
-          f"{'cmds/hop':>10}{'CPU µs/hop':>12}")
+          f"{'cmds/hop':>10}{'CPU µs/hop':>12}{'hops/CPU-s':>12}")
     for target in targets:
         errors = sum(run["errors"] + run["non2xx"] for run in target.runs)
         wrong = sum(run["wrong"] for run in target.runs)
         print(f"{target.label:20}{median(target.runs, 'per_second'):>9.0f}"
               f"{median(target.runs, 'p50_ms'):>9.2f}{median(target.runs, 'p99_ms'):>9.2f}"
               f"{errors:>8}{wrong:>7}{per_hop[target.label][0]:>10.2f}"
-              f"{median(target.runs, 'cpu_us_per_hop'):>12.0f}")
+              f"{median(target.runs, 'cpu_us_per_hop'):>12.0f}"
+              f"{1e6 / median(target.runs, 'cpu_us_per_hop'):>12.0f}")
     for other in targets[1:]:
         speed = median(product.runs, "per_second") / median(other.runs, "per_second")
         cpu = median(product.runs, "cpu_us_per_hop") / median(other.runs, "cpu_us_per_hop")
