@@ -49,8 +49,8 @@ from bot.flows.compiler import CompiledFlow
 from bot.flows.model import NAV_HOME
 from bot.settings import Settings
 from bot.store import cases as case_store
-from bot.store import profiles, sessions
-from bot.store.evalsha import unknown_script
+from bot.store import keys, profiles, sessions
+from bot.store.scripts import batch, unknown_script
 from bot.store.sessions import Begun, Commit, Loaded, PhoneKeys, PhoneState, RateLimit
 from bot.types import Channel
 
@@ -319,7 +319,7 @@ class Conversation:
                     self.redis, phone_keys, token, digest=digest, rate=rate_limit)]
             else:
                 # The case a typed reference points to is read in the same round trip.
-                async with self.redis.pipeline(transaction=False) as pipe:
+                async with batch(self.redis) as pipe:
                     queue = sessions.queue_begin_body if by_body else sessions.queue_begin
                     queue(pipe, phone_keys, token, digest=digest, rate=rate_limit)
                     case_store.queue_case_lookup(pipe, reference=reference, phone=phone)
@@ -338,7 +338,7 @@ class Conversation:
             pause = min(pause * 2, LEASE_POLL_MAX)
 
     async def _lookup(self, reference: str, phone: str) -> CaseView | None:
-        async with self.redis.pipeline(transaction=False) as pipe:
+        async with batch(self.redis) as pipe:
             case_store.queue_case_lookup(pipe, reference=reference, phone=phone)
             (raw,) = await pipe.execute()
         return _view(case_store.case_lookup_result(raw))
@@ -347,7 +347,8 @@ class Conversation:
               digest: str, token: str, now: datetime) -> Plan:
         return plan(self.compiled, message, state, lookup=lookup, digest=digest, token=token,
                     now=now, limits=self.limits(message.channel),
-                    ttls=self.ttls(message.channel))
+                    ttls=self.ttls(message.channel),
+                    case_shard=keys.shard_of_phone(self.pseudonym(message.phone)))
 
     async def _under_lease(self, message: InboundMessage, phone_keys: PhoneKeys, token: str,
                            state: PhoneState, lookup: CaseView | None, digest: str,
@@ -385,9 +386,10 @@ class Conversation:
         if not (planned.creations or planned.withdrawals or planned.erase or planned.unseen):
             results: list[Any] = [await sessions.commit(self.redis, phone_keys, token, commit)]
         else:
-            async with self.redis.pipeline(transaction=False) as pipe:
+            async with batch(self.redis) as pipe:
                 for idempotency_key in planned.unseen:
-                    case_store.queue_reference_of(pipe, idempotency_key=idempotency_key)
+                    case_store.queue_reference_of(pipe, idempotency_key=idempotency_key,
+                                                  pseudonym=phone_keys.pseudonym)
                 for creation, candidates in planned.creations:
                     case_store.queue_create_case(
                         pipe,

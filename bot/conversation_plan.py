@@ -7,13 +7,14 @@ when the assumption holds) or from the state BEGIN loaded under the lease.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Generic, TypeVar
 
-from bot.cases.references import draw_reference, parse_reference
+from bot.cases.references import parse_reference
 from bot.engine.receipts import Receipts
 from bot.engine.render import Limits, Reply, render
 from bot.engine.session import (
@@ -31,6 +32,8 @@ from bot.engine.turns import Inbound, Turn, turn
 from bot.engine.ussd_input import SEPARATOR, new_input
 from bot.errors import InvalidReference
 from bot.flows.compiler import CompiledFlow
+from bot.store.cases import draw_candidates
+from bot.store.keys import CASE_SHARDS
 from bot.store.sessions import DELETE, KEEP, NO_EXPIRY, Commit, PhoneState
 from bot.types import Channel
 
@@ -148,7 +151,8 @@ def latest_input(message: InboundMessage) -> str:
 
 def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
          lookup: CaseView | None, digest: str, token: str, now: datetime, limits: Limits,
-         ttls: Ttls) -> Plan:
+         ttls: Ttls, case_shard: int | None = None) -> Plan:
+    """`case_shard`: the case shard where this phone's new cases go (random when None)."""
     profile = _profiles(state.profile) if state.profile else None
     session = Session.from_json(state.session) if state.session else None
     stored = receipts = _receipts(state.receipts) if state.receipts else Receipts()
@@ -179,8 +183,9 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
     ), now, limits)
     if decided.erase:
         receipts = Receipts(ussd_session=receipts.ussd_session, ussd_applied=receipts.ussd_applied)
+    shard = secrets.randbelow(CASE_SHARDS) if case_shard is None else case_shard
     written = _written(compiled, decided, profile, receipts, stored, digest, limits, ttls,
-                       lookup_needed)
+                       lookup_needed, shard)
     if state.unseen and written.commit is not None and not decided.silent:
         written.unseen = sorted(set(state.unseen.split()))
         written.commit = replace(written.commit, unseen=DELETE)
@@ -195,7 +200,7 @@ def _encoded(receipts: Receipts) -> str:
 
 def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
              receipts: Receipts, stored: Receipts, digest: str, limits: Limits, ttls: Ttls,
-             lookup_needed: str | None) -> Plan:
+             lookup_needed: str | None, case_shard: int) -> Plan:
     """The turn as values to write: session, profile, draft and receipts."""
     session = decided.session
     reply = decided.reply
@@ -210,7 +215,7 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
                 _drafts.remember(draft_json, saved)
             case DiscardDraft():
                 draft_json = DELETE
-    creations = [(effect, [draw_reference() for _ in range(CANDIDATE_REFERENCES)])
+    creations = [(effect, draw_candidates(case_shard, CANDIDATE_REFERENCES))
                  for effect in decided.effects if isinstance(effect, CreateCase)]
     if session is not None and creations:
         session.vars["reference"] = creations[0][1][0]

@@ -12,9 +12,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from bot.cases.model import CaseKind
 from bot.observability import CASES, QUEUE_DEPTH, STORE_UP
-from bot.store import keys
+from bot.store import case_queries
 
 STORE_CHECK_SECONDS = 1.0
 
@@ -40,21 +39,17 @@ async def readyz(request: Request) -> Response:
 
 async def refresh_store_gauges(redis: Any) -> None:
     """Cases by kind and the worker's queue depth, read from Redis at scrape time."""
-    kinds = list(CaseKind)
     try:
         async with asyncio.timeout(STORE_CHECK_SECONDS):
-            async with redis.pipeline(transaction=False) as pipe:
-                for kind in kinds:
-                    pipe.zcard(keys.cases_by_kind(kind))
-                pipe.zcard(default_queue_name)
-                counts = await pipe.execute()
+            by_kind, depth = await asyncio.gather(
+                case_queries.count_by_kind(redis), redis.zcard(default_queue_name))
     except (RedisError, OSError, TimeoutError):
         STORE_UP.set(0)
         return
     STORE_UP.set(1)
-    for kind, count in zip(kinds, counts, strict=False):
-        CASES.labels(kind).set(int(count))
-    QUEUE_DEPTH.set(int(counts[-1]))
+    for kind, count in by_kind.items():
+        CASES.labels(kind).set(count)
+    QUEUE_DEPTH.set(int(depth))
 
 
 async def metrics(request: Request) -> Response:

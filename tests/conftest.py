@@ -30,10 +30,14 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "deployments: run on one Redis server and on a 3-master Redis Cluster"
     )
+    config.addinivalue_line(
+        "markers", "single_only(reason): in a `deployments` module, run on one server only"
+    )
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if (metafunc.definition.get_closest_marker("deployments")
+            and not metafunc.definition.get_closest_marker("single_only")
             and "deployment" in metafunc.fixturenames):
         metafunc.parametrize("deployment", DEPLOYMENTS, indirect=True)
 

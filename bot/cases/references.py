@@ -73,7 +73,17 @@ def format_reference(reference: str) -> str:
     return f"{plain[:4]}-{plain[4:]}"
 
 
-def draw_reference() -> str:
-    """A fresh random reference: 7 digits from `secrets` and their check digit."""
-    body = "".join(str(secrets.randbelow(10)) for _ in range(_BODY_DIGITS))
+_BODY_SPAN = 10**_BODY_DIGITS
+
+
+def draw_reference(*, residue: int = 0, modulus: int = 1) -> str:
+    """A fresh random reference: 7 digits from `secrets` and their check digit.
+
+    The 7 digits, as a number, are `residue` modulo `modulus` (the store draws a
+    case's reference in the shard it writes to).
+    """
+    if not 0 <= residue < modulus:
+        raise ValueError("residue must be in [0, modulus)")
+    number = secrets.randbelow(_BODY_SPAN // modulus) * modulus + residue
+    body = f"{number:0{_BODY_DIGITS}d}"
     return body + check_digit(body)

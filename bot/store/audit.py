@@ -1,6 +1,9 @@
-"""Audit trail: an append-only Redis stream per case, and one for all cases.
+"""Audit trail: one append-only Redis stream per case shard.
 
-Only XADD is ever sent to these streams; no code path edits or trims them.
+Every event carries its case's reference; the case record lists the ids of
+its own events, so a case's trail is read by id (no scan of the stream).
+Events about no single case (an export) go to shard 0's stream. Only XADD is
+ever sent to these streams; no code path edits or trims them.
 """
 
 from __future__ import annotations
@@ -13,11 +16,31 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.cases.model import AuditEvent
+from bot.errors import CaseNotFound
 from bot.store import keys
+from bot.store.case_scripts import APPEND_AUDIT, CASE_EVENTS
 from bot.store.cases import iso, text_of
 
 # References of events about no single case (an export, for instance).
 NO_CASE = ""
+NO_CASE_SHARD = 0
+
+
+def audit_call(
+    *,
+    reference: str,
+    actor: str,
+    action: str,
+    at: datetime,
+    detail: Mapping[str, object] | None = None,
+) -> tuple[list[str], list[str | int]]:
+    """KEYS and ARGV of APPEND_AUDIT for one event."""
+    shard = keys.shard_of(reference) if reference != NO_CASE else NO_CASE_SHARD
+    record = keys.case(reference) if reference != NO_CASE else keys.shard_audit(shard)
+    return (
+        [keys.shard_audit(shard), record],
+        [reference, actor, action, iso(at), json.dumps(dict(detail or {}), sort_keys=True)],
+    )
 
 
 def queue_audit(
@@ -29,16 +52,9 @@ def queue_audit(
     at: datetime,
     detail: Mapping[str, object] | None = None,
 ) -> None:
-    """Queue one audit event on the case's stream and on the global stream."""
-    fields = {
-        "actor": actor,
-        "action": action,
-        "at": iso(at),
-        "detail": json.dumps(dict(detail or {}), sort_keys=True),
-    }
-    if reference != NO_CASE:
-        pipe.xadd(keys.case_audit(reference), fields)
-    pipe.xadd(keys.cases_audit(), {"reference": reference, **fields})
+    """Queue one audit event (on a pipeline or a Batch of the event's shard)."""
+    APPEND_AUDIT.queue(pipe, *audit_call(reference=reference, actor=actor, action=action,
+                                         at=at, detail=detail))
 
 
 async def record(
@@ -50,9 +66,8 @@ async def record(
     at: datetime,
     detail: Mapping[str, object] | None = None,
 ) -> None:
-    async with redis.pipeline(transaction=True) as pipe:
-        queue_audit(pipe, reference=reference, actor=actor, action=action, at=at, detail=detail)
-        await pipe.execute()
+    await APPEND_AUDIT.run(redis, *audit_call(reference=reference, actor=actor, action=action,
+                                              at=at, detail=detail))
 
 
 def event_from_entry(entry_id: Any, fields: Mapping[Any, Any], reference: str) -> AuditEvent:
@@ -67,9 +82,25 @@ def event_from_entry(entry_id: Any, fields: Mapping[Any, Any], reference: str) -
     )
 
 
+def _fields(raw: Any) -> dict[str, str]:
+    if isinstance(raw, Mapping):
+        return {text_of(k): text_of(v) for k, v in raw.items()}
+    flat = [text_of(part) for part in raw or []]
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 async def case_events(redis: Redis, reference: str) -> list[AuditEvent]:
-    """The audit trail of one case, oldest first."""
-    entries = await redis.xrange(keys.case_audit(reference))
-    return [
-        event_from_entry(entry_id, fields or {}, reference) for entry_id, fields in entries or []
-    ]
+    """The audit trail of one case, oldest first; CaseNotFound when there is no such case."""
+    found = await CASE_EVENTS.run(
+        redis, [keys.case(reference), keys.shard_audit(keys.shard_of(reference))], []
+    )
+    if found is None or found is False:
+        raise CaseNotFound(reference)
+    return [event_from_entry(entry[0], _fields(entry[1]), reference) for entry in found]
+
+
+async def shard_events(redis: Redis, shard: int, *, after: str = "0-0",
+                       count: int = 1000) -> list[AuditEvent]:
+    """Events of one shard's stream after the id `after`, oldest first."""
+    entries = await redis.xrange(keys.shard_audit(shard), min=f"({after}", max="+", count=count)
+    return [event_from_entry(entry_id, fields or {}, "") for entry_id, fields in entries or []]

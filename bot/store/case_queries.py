@@ -1,12 +1,22 @@
 """Operator reads of cases: triage pages, one case with its journal, stats.
 
-A page is one Lua call (one round trip): it walks the smallest index that
-every match belongs to, in triage order, from the cursor on.
+A page is one Lua call per case shard, all sent in one round trip (one
+pipeline on one server; one per master, at once, on a Cluster). Each call
+walks its shard's smallest index that every match belongs to, in triage
+order, from the cursor on, and returns at most a page of matches with their
+scores; the page is the k-way merge of the shards' heads.
+
+Scores are unique across shards (the shard number is in their low bits), so
+one score says where every shard stands: a shard's walk that stopped at its
+budget bounds what the merge may hand out (nothing beyond it is known yet),
+and the next cursor is the score of the last case handed out, or that bound.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
+import math
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -27,6 +37,7 @@ from bot.store import keys
 from bot.store.case_scripts import PAGE_OF_CASES, READ_CASE
 from bot.store.cases import case_from_record, iso, text_of
 from bot.store.replies import reply
+from bot.store.scripts import batch
 
 MAX_PAGE_SIZE = 100
 # Cases one page call may examine before it answers with what it found so far;
@@ -62,18 +73,18 @@ class CaseFilter:
     reference_prefix: str = ""
     name_fragment: str = ""
 
-    def indexes(self) -> list[str]:
-        found = [keys.cases_triage()]
+    def indexes(self, shard: int) -> list[str]:
+        found = [keys.cases_triage(shard)]
         if self.status is not None:
-            found.append(keys.cases_by_status(self.status))
+            found.append(keys.cases_by_status(shard, self.status))
         if self.kind is not None:
-            found.append(keys.cases_by_kind(self.kind))
+            found.append(keys.cases_by_kind(shard, self.kind))
         if self.priority is not None:
-            found.append(keys.cases_by_priority(self.priority))
+            found.append(keys.cases_by_priority(shard, self.priority))
         if self.escalated:
-            found.append(keys.cases_escalated())
+            found.append(keys.cases_escalated(shard))
         if self.assignee:
-            found.append(keys.cases_by_assignee(self.assignee))
+            found.append(keys.cases_by_assignee(shard, self.assignee))
         return found
 
     def record_fields(self) -> dict[str, str]:
@@ -97,14 +108,38 @@ class Page:
     next_cursor: str | None = None
 
 
-def _page_from(raw: Sequence[Any], fields: Sequence[str]) -> Page:
+@dataclass(frozen=True)
+class _ShardPage:
+    rows: list[tuple[int, dict[str, str]]]
+    """(score, fields) of each match, in triage order."""
+    frontier: float
+    """Every match of the shard up to this score is in `rows` (inf: the walk ended)."""
+
+
+def _shard_page(raw: Sequence[Any], fields: Sequence[str]) -> _ShardPage:
     values = [text_of(value) for value in raw]
-    width = len(fields)
-    items = [
-        dict(zip(fields, values[start : start + width], strict=True))
+    width = len(fields) + 1
+    rows = [
+        (int(float(values[start])),
+         dict(zip(fields, values[start + 1 : start + width], strict=True)))
         for start in range(1, len(values), width)
     ]
-    return Page(items=items, next_cursor=values[0] or None)
+    return _ShardPage(rows, float(values[0]) if values[0] else math.inf)
+
+
+def merge_pages(pages: Sequence[_ShardPage], limit: int) -> Page:
+    """The first `limit` matches over every shard, in triage order, and the next cursor."""
+    bound = min((page.frontier for page in pages), default=math.inf)
+    known = heapq.merge(*(page.rows for page in pages), key=lambda row: row[0])
+    ready = [row for row in known if row[0] <= bound]
+    taken = ready[:limit]
+    if len(taken) == limit and (len(ready) > limit or bound < math.inf):
+        next_cursor: str | None = str(taken[-1][0])
+    elif len(taken) < limit and bound < math.inf:
+        next_cursor = str(int(bound))
+    else:
+        next_cursor = None
+    return Page(items=[row for _, row in taken], next_cursor=next_cursor)
 
 
 async def case_summary(
@@ -145,21 +180,25 @@ async def page_of_cases(
     """
     if len(case_filter.reference_prefix) == REFERENCE_DIGITS and not case_filter.name_fragment:
         return Page() if cursor else await _exact_reference(redis, case_filter, fields)
-    raw = await PAGE_OF_CASES.run(
-        redis,
-        case_filter.indexes(),
-        [
-            keys.case(""),
-            cursor or "",
-            limit,
-            max(budget, limit),
-            json.dumps(case_filter.record_fields()) if case_filter.record_fields() else "{}",
-            case_filter.reference_prefix,
-            case_filter.name_fragment.lower(),
-            *fields,
-        ],
-    )
-    return _page_from(raw, fields)
+    async with batch(redis) as pipe:
+        for shard in keys.SHARDS:
+            PAGE_OF_CASES.queue(
+                pipe,
+                case_filter.indexes(shard),
+                [
+                    keys.case_prefix(shard),
+                    cursor or "",
+                    limit,
+                    max(budget, limit),
+                    json.dumps(case_filter.record_fields())
+                    if case_filter.record_fields() else "{}",
+                    case_filter.reference_prefix,
+                    case_filter.name_fragment.lower(),
+                    *fields,
+                ],
+            )
+        raw = await pipe.execute()
+    return merge_pages([_shard_page(shard_raw, fields) for shard_raw in raw], limit)
 
 
 async def walk_cases(
@@ -191,8 +230,7 @@ async def read_case_audited(
         [
             keys.case(reference),
             keys.case_notes(reference),
-            keys.case_audit(reference),
-            keys.cases_audit(),
+            keys.shard_audit(keys.shard_of(reference)),
         ],
         [actor, iso(now), reference],
     )
@@ -215,22 +253,49 @@ class Stats:
 
 
 async def case_stats(redis: Redis) -> Stats:
-    """Counts from the indexes (O(1) each): erased cases still count."""
+    """Counts from every shard's indexes (O(1) each): erased cases still count."""
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.zcard(keys.cases_triage())
-        pipe.zcard(keys.cases_escalated())
-        for kind in CaseKind:
-            pipe.zcard(keys.cases_by_kind(kind))
-        for status in CaseStatus:
-            pipe.zcard(keys.cases_by_status(status))
-        for priority in Priority:
-            pipe.zcard(keys.cases_by_priority(priority))
-        pipe.hgetall(keys.cases_per_day())
+        for shard in keys.SHARDS:
+            pipe.zcard(keys.cases_triage(shard))
+            pipe.zcard(keys.cases_escalated(shard))
+            for kind in CaseKind:
+                pipe.zcard(keys.cases_by_kind(shard, kind))
+            for status in CaseStatus:
+                pipe.zcard(keys.cases_by_status(shard, status))
+            for priority in Priority:
+                pipe.zcard(keys.cases_by_priority(shard, priority))
+            pipe.hgetall(keys.cases_per_day(shard))
         results = list(await pipe.execute())
-    total, escalated = int(results[0]), int(results[1])
-    counts = iter(results[2:-1])
-    by_kind = {str(kind): int(next(counts)) for kind in CaseKind}
-    by_status = {str(status): int(next(counts)) for status in CaseStatus}
-    by_priority = {str(priority): int(next(counts)) for priority in Priority}
-    by_day = {text_of(day): int(count) for day, count in sorted(results[-1].items())}
-    return Stats(total, escalated, by_kind, by_status, by_priority, by_day)
+    width = len(results) // keys.CASE_SHARDS
+    total = escalated = 0
+    by_kind = dict.fromkeys(map(str, CaseKind), 0)
+    by_status = dict.fromkeys(map(str, CaseStatus), 0)
+    by_priority = dict.fromkeys(map(str, Priority), 0)
+    by_day: dict[str, int] = {}
+    for start in range(0, len(results), width):
+        counts = iter(results[start : start + width])
+        total += int(next(counts))
+        escalated += int(next(counts))
+        for kind in CaseKind:
+            by_kind[str(kind)] += int(next(counts))
+        for status in CaseStatus:
+            by_status[str(status)] += int(next(counts))
+        for priority in Priority:
+            by_priority[str(priority)] += int(next(counts))
+        for day, count in next(counts).items():
+            by_day[text_of(day)] = by_day.get(text_of(day), 0) + int(count)
+    return Stats(total, escalated, by_kind, by_status, by_priority, dict(sorted(by_day.items())))
+
+
+async def count_by_kind(redis: Redis) -> dict[str, int]:
+    """Cases by kind over every shard (metrics), one round trip."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in keys.SHARDS:
+            for kind in CaseKind:
+                pipe.zcard(keys.cases_by_kind(shard, kind))
+        results = iter(await pipe.execute())
+    counts = dict.fromkeys(map(str, CaseKind), 0)
+    for _shard in keys.SHARDS:
+        for kind in CaseKind:
+            counts[str(kind)] += int(next(results))
+    return counts

@@ -1,44 +1,50 @@
 """Lua scripts of the cases domain, as module constants with their KEYS/ARGV contract.
 
-Every key a script touches shares the `{cases}` hash tag, so each script runs
-in one Redis Cluster slot. Scripts are queued with EVAL (not EVALSHA) so that a
-pipeline never needs an extra SCRIPT LOAD/EXISTS round trip; Redis caches the
-compiled body by its digest anyway.
+Every key a script touches is in one case shard (one hash tag, one Cluster
+slot): the case record, its journal, the shard's indexes and audit stream.
+An audit event goes to the shard's stream, and its id is appended to the
+record's `audit` field, so a case's trail is read by id, never by a scan.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from bot.store.scripts import Script
 
+LuaScript = Script
 
-@dataclass(frozen=True)
-class LuaScript:
-    name: str
-    source: str
+# Appends one audit event to the shard's stream; `record` (or false) gets its id.
+AUDIT_FUNCTION = """
+local function audit(stream, record, ref, actor, action, at, detail)
+  local id = redis.call('XADD', stream, '*', 'reference', ref, 'actor', actor,
+    'action', action, 'at', at, 'detail', detail)
+  if record then
+    local ids = redis.call('HGET', record, 'audit')
+    if ids and ids ~= '' then ids = ids .. ' ' .. id else ids = id end
+    redis.call('HSET', record, 'audit', ids)
+  end
+  return id
+end
+"""
 
-    def queue(self, pipe: Any, keys: list[str], args: list[str | int]) -> None:
-        pipe.eval(self.source, len(keys), *keys, *args)
-
-    async def run(self, redis: Any, keys: list[str], args: list[str | int]) -> Any:
-        return await redis.eval(self.source, len(keys), *keys, *args)
-
-
-CREATE_CASE = LuaScript(
+CREATE_CASE = Script(
     "create_case",
-    """
--- KEYS[1] idempotency key          KEYS[2] case sequence counter
+    AUDIT_FUNCTION + """
+-- KEYS[1] idempotency key          KEYS[2] shard's case sequence counter
 -- KEYS[3] triage index (all)       KEYS[4] status index    KEYS[5] kind index
 -- KEYS[6] priority index           KEYS[7] cases-by-phone set
--- KEYS[8] cases-per-day hash       KEYS[9] global audit stream
--- KEYS[10] outbox stream (the worker's events: confirmation SMS, on-call)
--- KEYS[11..] per candidate, two keys: case record, case audit stream
+-- KEYS[8] cases-per-day hash       KEYS[9] shard's audit stream
+-- KEYS[10] shard's outbox stream (the worker's events: confirmation SMS, on-call)
+-- KEYS[11] the phone's unseen-reference marker
+-- KEYS[12..] case record of each candidate reference
 -- ARGV[1] idempotency TTL in seconds (0: no idempotency key)
 -- ARGV[2] priority rank   ARGV[3] creation day   ARGV[4] created_at (ISO 8601)
 -- ARGV[5] record fields, a JSON object of strings
 -- ARGV[6] audit detail (JSON)
 -- ARGV[7] outbox event fields, a JSON array of alternating names and values
--- ARGV[8..] candidate references, in the order of their KEYS pairs
+-- ARGV[8] unseen marker TTL in seconds (0: no marker)
+-- ARGV[9] time part of the triage score without its sequence bits:
+--         created_at in ms * 1024 + the shard number
+-- ARGV[10..] candidate references, in the order of their KEYS
 -- Returns {'existing', ref} | {'created', ref} | {'taken'}
 -- The outbox event is added in the same script as the case, so a process that
 -- dies right after creating a case loses nothing the worker has to do.
@@ -47,21 +53,22 @@ if ttl > 0 then
   local existing = redis.call('GET', KEYS[1])
   if existing then return {'existing', existing} end
 end
-local first_candidate = 8
+local first_candidate = 10
 local chosen = nil
 for i = first_candidate, #ARGV do
-  if redis.call('EXISTS', KEYS[11 + (i - first_candidate) * 2]) == 0 then
+  if redis.call('EXISTS', KEYS[12 + i - first_candidate]) == 0 then
     chosen = i
     break
   end
 end
 if not chosen then return {'taken'} end
 local ref = ARGV[chosen]
-local case_key = KEYS[11 + (chosen - first_candidate) * 2]
-local audit_key = KEYS[12 + (chosen - first_candidate) * 2]
+local case_key = KEYS[12 + chosen - first_candidate]
 local seq = redis.call('INCR', KEYS[2])
-local score = tonumber(ARGV[2]) * 1000000000000 + seq
-local flat = {'reference', ref, 'seq', tostring(seq)}
+-- Scores stay below 2^53 (exact in a double): rank * 2^51 + ms * 1024 + seq bits + shard.
+local tri = tonumber(ARGV[9]) + (seq % 64) * 16
+local score = string.format('%.0f', tonumber(ARGV[2]) * 2251799813685248 + tri)
+local flat = {'reference', ref, 'tri', string.format('%.0f', tri)}
 for field, value in pairs(cjson.decode(ARGV[5])) do
   flat[#flat + 1] = field
   flat[#flat + 1] = value
@@ -70,17 +77,15 @@ redis.call('HSET', case_key, unpack(flat))
 for i = 3, 6 do redis.call('ZADD', KEYS[i], score, ref) end
 redis.call('SADD', KEYS[7], ref)
 redis.call('HINCRBY', KEYS[8], ARGV[3], 1)
-redis.call('XADD', audit_key, '*', 'actor', 'migrant', 'action', 'created',
-  'at', ARGV[4], 'detail', ARGV[6])
-redis.call('XADD', KEYS[9], '*', 'reference', ref, 'actor', 'migrant',
-  'action', 'created', 'at', ARGV[4], 'detail', ARGV[6])
+audit(KEYS[9], case_key, ref, 'migrant', 'created', ARGV[4], ARGV[6])
 redis.call('XADD', KEYS[10], '*', 'reference', ref, unpack(cjson.decode(ARGV[7])))
 if ttl > 0 then redis.call('SET', KEYS[1], ref, 'EX', ttl) end
+if tonumber(ARGV[8]) > 0 then redis.call('SET', KEYS[11], ref, 'EX', ARGV[8]) end
 return {'created', ref}
 """,
 )
 
-LOOKUP_CASE = LuaScript(
+LOOKUP_CASE = Script(
     "lookup_case",
     """
 -- KEYS[1] case record
@@ -94,87 +99,137 @@ return {v[1], v[2], v[3], is_callers}
 """,
 )
 
-WITHDRAW_BY_MIGRANT = LuaScript(
+WITHDRAW_BY_MIGRANT = Script(
     "withdraw_by_migrant",
-    """
--- KEYS[1] case record   KEYS[2] case audit stream   KEYS[3] global audit stream
--- KEYS[4] status index of 'withdrawn'
--- KEYS[5..] status indexes of the statuses one may withdraw from
+    AUDIT_FUNCTION + """
+-- KEYS[1] case record   KEYS[2] shard's audit stream
+-- KEYS[3] status index of 'withdrawn'
+-- KEYS[4..] status indexes of the statuses one may withdraw from
 -- ARGV[1] the caller's phone   ARGV[2] now (ISO 8601)   ARGV[3] kind that may be withdrawn
--- ARGV[4] 'withdrawn'   ARGV[5..] the statuses one may withdraw from, as KEYS[5..]
+-- ARGV[4] 'withdrawn'   ARGV[5..] the statuses one may withdraw from, as KEYS[4..]
 -- Returns 1 when the case was withdrawn now, else 0
 local v = redis.call('HMGET', KEYS[1], 'reference', 'kind', 'status', 'phone')
 if not v[1] or v[2] ~= ARGV[3] or not v[4] or v[4] ~= ARGV[1] then return 0 end
 local source_index = nil
 for i = 5, #ARGV do
-  if ARGV[i] == v[3] then source_index = KEYS[i] end
+  if ARGV[i] == v[3] then source_index = KEYS[i - 1] end
 end
 if not source_index then return 0 end
 local score = redis.call('ZSCORE', source_index, v[1])
 redis.call('ZREM', source_index, v[1])
-redis.call('ZADD', KEYS[4], score, v[1])
+redis.call('ZADD', KEYS[3], score, v[1])
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'updated_at', ARGV[2])
-local detail = cjson.encode({from = v[3], to = ARGV[4]})
-redis.call('XADD', KEYS[2], '*', 'actor', 'migrant', 'action', 'status_changed',
-  'at', ARGV[2], 'detail', detail)
-redis.call('XADD', KEYS[3], '*', 'reference', v[1], 'actor', 'migrant',
-  'action', 'status_changed', 'at', ARGV[2], 'detail', detail)
+audit(KEYS[2], KEYS[1], v[1], 'migrant', 'status_changed', ARGV[2],
+  cjson.encode({from = v[3], to = ARGV[4]}))
 return 1
 """,
 )
 
-ERASE_CASE = LuaScript(
+ERASE_CASE = Script(
     "erase_case",
-    """
--- KEYS[1] case record   KEYS[2] case audit stream   KEYS[3] global audit stream
--- KEYS[4] case notes    KEYS[5] cases-by-phone set of the case's phone
+    AUDIT_FUNCTION + """
+-- KEYS[1] case record   KEYS[2] shard's audit stream
+-- KEYS[3] case notes    KEYS[4] cases-by-phone set of the case's phone
 -- ARGV[1] actor   ARGV[2] now (ISO 8601)   ARGV[3..] personal fields to delete
 -- Returns 1 when the case was erased now, 0 when absent or erased already
 local v = redis.call('HMGET', KEYS[1], 'reference', 'erased_at')
 if not v[1] or (v[2] and v[2] ~= '') then return 0 end
 for i = 3, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
 redis.call('HSET', KEYS[1], 'erased_at', ARGV[2], 'updated_at', ARGV[2])
-redis.call('DEL', KEYS[4])
-redis.call('SREM', KEYS[5], v[1])
-redis.call('XADD', KEYS[2], '*', 'actor', ARGV[1], 'action', 'erased', 'at', ARGV[2],
-  'detail', '{}')
-redis.call('XADD', KEYS[3], '*', 'reference', v[1], 'actor', ARGV[1], 'action', 'erased',
-  'at', ARGV[2], 'detail', '{}')
+redis.call('DEL', KEYS[3])
+redis.call('SREM', KEYS[4], v[1])
+audit(KEYS[2], KEYS[1], v[1], ARGV[1], 'erased', ARGV[2], '{}')
 return 1
 """,
 )
 
-READ_CASE = LuaScript(
+READ_CASE = Script(
     "read_case",
-    """
--- KEYS[1] case record   KEYS[2] case journal (notes)
--- KEYS[3] case audit stream   KEYS[4] global audit stream
+    AUDIT_FUNCTION + """
+-- KEYS[1] case record   KEYS[2] case journal (notes)   KEYS[3] shard's audit stream
 -- ARGV[1] reader (actor)   ARGV[2] now (ISO 8601)   ARGV[3] the case's reference
 -- Returns false when there is no such case, else {record (flat), journal entries}.
 -- Reading personal data is audited in the same step as the read itself.
-local record = redis.call('HGETALL', KEYS[1])
-if #record == 0 then return false end
-redis.call('XADD', KEYS[3], '*', 'actor', ARGV[1], 'action', 'read', 'at', ARGV[2],
-  'detail', '{}')
-redis.call('XADD', KEYS[4], '*', 'reference', ARGV[3], 'actor', ARGV[1], 'action', 'read',
-  'at', ARGV[2], 'detail', '{}')
-return {record, redis.call('LRANGE', KEYS[2], 0, -1)}
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+audit(KEYS[3], KEYS[1], ARGV[3], ARGV[1], 'read', ARGV[2], '{}')
+return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1)}
 """,
 )
 
-PAGE_OF_CASES = LuaScript(
+APPEND_AUDIT = Script(
+    "append_audit",
+    AUDIT_FUNCTION + """
+-- KEYS[1] shard's audit stream   KEYS[2] case record (ignored when ARGV[1] is '')
+-- ARGV[1] reference ('' for an event about no case)   ARGV[2] actor   ARGV[3] action
+-- ARGV[4] at (ISO 8601)   ARGV[5] detail (JSON)
+-- Returns the event's id.
+local record = false
+if ARGV[1] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then record = KEYS[2] end
+return audit(KEYS[1], record, ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5])
+""",
+)
+
+CASE_EVENTS = Script(
+    "case_events",
+    """
+-- KEYS[1] case record   KEYS[2] shard's audit stream
+-- Returns false when there is no such case, else the case's events {id, fields}, oldest first.
+if redis.call('EXISTS', KEYS[1]) == 0 then return false end
+local ids = redis.call('HGET', KEYS[1], 'audit') or ''
+local out = {}
+for id in string.gmatch(ids, '%S+') do
+  local found = redis.call('XRANGE', KEYS[2], id, id)
+  if found[1] then out[#out + 1] = found[1] end
+end
+return out
+""",
+)
+
+UPDATE_CASE = Script(
+    "update_case",
+    AUDIT_FUNCTION + """
+-- An operator's write, decided in Python from the record as read (optimistic):
+-- KEYS[1] case record   KEYS[2] case journal   KEYS[3] shard's audit stream
+-- KEYS[4..3+n] indexes the case leaves   KEYS[4+n..] indexes the case joins (or stays in)
+-- ARGV[1] SHA-1 of the record as read (HGETALL joined by NUL)   ARGV[2] n (indexes left)
+-- ARGV[3] triage score   ARGV[4] record fields to set (JSON object)
+-- ARGV[5] journal entry to append ('' for none)   ARGV[6] reference
+-- ARGV[7] audit events, a JSON array of [actor, action, at, detail]
+-- Returns 1 when written, 0 when the record changed since it was read (nothing written),
+-- -1 when the case does not exist.
+local flat = redis.call('HGETALL', KEYS[1])
+if #flat == 0 then return -1 end
+if redis.sha1hex(table.concat(flat, '\\0')) ~= ARGV[1] then return 0 end
+local left = tonumber(ARGV[2])
+for i = 4, 3 + left do redis.call('ZREM', KEYS[i], ARGV[6]) end
+for i = 4 + left, #KEYS do redis.call('ZADD', KEYS[i], ARGV[3], ARGV[6]) end
+local fields = {}
+for field, value in pairs(cjson.decode(ARGV[4])) do
+  fields[#fields + 1] = field
+  fields[#fields + 1] = value
+end
+if #fields > 0 then redis.call('HSET', KEYS[1], unpack(fields)) end
+if ARGV[5] ~= '' then redis.call('RPUSH', KEYS[2], ARGV[5]) end
+for _, event in ipairs(cjson.decode(ARGV[7])) do
+  audit(KEYS[3], KEYS[1], ARGV[6], event[1], event[2], event[3], event[4])
+end
+return 1
+""",
+)
+
+PAGE_OF_CASES = Script(
     "page_of_cases",
     """
--- KEYS[1..] indexes (sorted sets in triage order) that every match belongs to;
---           the smallest is walked, so a page costs O(log N + examined)
--- ARGV[1] case record key prefix: records are <prefix><reference>, all in the {cases} slot
+-- KEYS[1..] indexes of one shard (sorted sets in triage order) that every match belongs
+--           to; the smallest is walked, so a page costs O(log N + examined)
+-- ARGV[1] case record key prefix of the shard: records are <prefix><reference>
 --         (read-only access to records found by the walk, in the same slot as the KEYS)
 -- ARGV[2] exclusive lower score bound (the cursor), '' for the first page
 -- ARGV[3] page size   ARGV[4] most cases examined by this call
 -- ARGV[5] JSON object {field: value} each match's record must carry
 -- ARGV[6] reference prefix ('' for any)   ARGV[7] lowercase fragment of the name ('' for any)
 -- ARGV[8..] record fields returned per match
--- Returns {next cursor or '', values of match 1, values of match 2, ...}
+-- Returns {next cursor or '', score of match 1, values of match 1, score of match 2, ...}
 local walk = KEYS[1]
 local smallest = redis.call('ZCARD', walk)
 for i = 2, #KEYS do
@@ -220,6 +275,7 @@ while found < limit and examined < budget do
     last = chunk[j + 1]
     if matches(ref, key) then
       found = found + 1
+      out[#out + 1] = last
       local values = redis.call('HMGET', key, unpack(fields))
       for k = 1, #fields do out[#out + 1] = values[k] or '' end
       if found == limit then break end

@@ -1,21 +1,24 @@
 """Operator writes on a case: status, priority, assignee, escalation, journal.
 
-Each write is an optimistic transaction (WATCH the record, read it, decide in
-Python with the lifecycle machine, MULTI/EXEC the record, its indexes and its
-audit events together); a concurrent write to the record retries it.
+Each write is optimistic: read the record, decide in Python with the
+lifecycle machine, then one script (UPDATE_CASE, in the case's shard) checks
+that the record is still the one read (its SHA-1) and writes the record, its
+indexes, its journal and its audit events together; a concurrent write to the
+record makes it read and decide again. No MULTI/WATCH: the same code runs on
+one server, Sentinel and Redis Cluster.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import secrets
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from bot.cases import lifecycle
 from bot.cases.model import (
@@ -28,93 +31,126 @@ from bot.cases.model import (
 )
 from bot.errors import CaseNotFound, EscalationRefused, MessageRefused
 from bot.store import keys
-from bot.store.audit import queue_audit
-from bot.store.cases import case_from_record, iso, text_of
+from bot.store.case_scripts import UPDATE_CASE
+from bot.store.cases import case_from_record, iso, text_of, triage_score
 from bot.store.replies import reply
 
-# Triage score: priority rank first, then creation order (the case's `seq`).
-RANK_SPAN = 10**12
 NO = "no"
+MAX_ATTEMPTS = 50
 
 T = TypeVar("T")
 
 
-def triage_score(priority: Priority, seq: int) -> int:
-    return priority.rank * RANK_SPAN + seq
-
-
 def index_keys(case: Case) -> set[str]:
     """Every index a case in this state belongs to."""
+    shard = keys.shard_of(case.reference)
     found = {
-        keys.cases_triage(),
-        keys.cases_by_status(case.status),
-        keys.cases_by_kind(case.kind),
-        keys.cases_by_priority(case.priority),
+        keys.cases_triage(shard),
+        keys.cases_by_status(shard, case.status),
+        keys.cases_by_kind(shard, case.kind),
+        keys.cases_by_priority(shard, case.priority),
     }
     if case.assignee:
-        found.add(keys.cases_by_assignee(case.assignee))
+        found.add(keys.cases_by_assignee(shard, case.assignee))
     if case.escalated:
-        found.add(keys.cases_escalated())
+        found.add(keys.cases_escalated(shard))
     return found
 
 
 @dataclass(frozen=True)
 class Loaded:
     case: Case
-    seq: int
+    tri: int
+    """The time part of the case's triage score (bot.store.cases.triage_score)."""
     phone_pseudonym: str
     answers_sms_safe: str
 
 
-Plan = Callable[[Loaded, Any], T]
+@dataclass
+class Write:
+    """What a plan decided to write; nothing at all when it stays empty."""
+
+    after: Case | None = None
+    """The record's new state (its indexes follow it)."""
+    journal: JournalEntry | None = None
+    updated_at: datetime | None = None
+    events: list[tuple[str, str, datetime, dict[str, object]]] = field(default_factory=list)
+    """(actor, action, at, detail) of each audit event."""
+
+    def audit(self, *, actor: str, action: str, at: datetime,
+              detail: dict[str, object]) -> None:
+        self.events.append((actor, action, at, detail))
+
+
+Plan = Callable[[Loaded, Write], T]
+
+
+def _digest(flat: list[str]) -> str:
+    return hashlib.sha1("\0".join(flat).encode()).hexdigest()  # noqa: S324 (a checksum)
 
 
 async def _transact(redis: Redis, reference: str, plan: Plan[T]) -> T:
-    """Run `plan(loaded, pipe)` under WATCH; it queues its writes after `pipe.multi()`."""
+    """Read the record, run `plan(loaded, write)`, write it if the record did not change."""
     key = keys.case(reference)
-    transaction: Any = redis.pipeline(transaction=True)
-    async with transaction as pipe:
-        while True:
-            try:
-                await pipe.watch(key)
-                raw = await pipe.hgetall(key)
-                if not raw:
-                    raise CaseNotFound(reference)
-                record = {text_of(k): text_of(v) for k, v in raw.items()}
-                loaded = Loaded(
-                    case=case_from_record(record),
-                    seq=int(record["seq"]),
-                    phone_pseudonym=record.get("phone_pseudonym", ""),
-                    answers_sms_safe=json.loads(record.get("answers") or "{}").get("sms_safe", ""),
-                )
-                pipe.multi()
-                result = plan(loaded, pipe)
-                await pipe.execute()
-                return result
-            except WatchError:
-                continue
+    for _ in range(MAX_ATTEMPTS):
+        raw = await reply(redis.hgetall(key))
+        if not raw:
+            raise CaseNotFound(reference)
+        flat = [text_of(part) for pair in raw.items() for part in pair]
+        record = dict(zip(flat[::2], flat[1::2], strict=True))
+        loaded = Loaded(
+            case=case_from_record(record),
+            tri=int(record.get("tri") or 0),
+            phone_pseudonym=record.get("phone_pseudonym", ""),
+            answers_sms_safe=json.loads(record.get("answers") or "{}").get("sms_safe", ""),
+        )
+        write = Write()
+        result = plan(loaded, write)
+        if write.after is None and write.journal is None and not write.events:
+            return result
+        outcome = int(await UPDATE_CASE.run(redis, *_update_call(loaded, write, _digest(flat))))
+        if outcome == 1:
+            return result
+        if outcome == -1:
+            raise CaseNotFound(reference)
+    raise RuntimeError(f"case {reference} kept changing under {MAX_ATTEMPTS} writes")
 
 
-def _queue_reindex(pipe: Any, before: Loaded, after: Case) -> None:
-    old, new = index_keys(before.case), index_keys(after)
-    for stale in old - new:
-        pipe.zrem(stale, after.reference)
-    score = triage_score(after.priority, before.seq)
-    for index in new:
-        pipe.zadd(index, {after.reference: score})
-
-
-def _queue_record(pipe: Any, case: Case) -> None:
-    pipe.hset(
-        keys.case(case.reference),
-        mapping={
-            "status": str(case.status),
-            "priority": str(case.priority),
-            "assignee": case.assignee or "",
-            "escalated": "1" if case.escalated else "0",
-            "escalation_level": str(case.escalation_level),
-            "updated_at": iso(case.updated_at),
-        },
+def _update_call(loaded: Loaded, write: Write, digest: str) -> tuple[list[str],
+                                                                     list[str | int]]:
+    before = loaded.case
+    reference = before.reference
+    after = write.after or before
+    old, new = index_keys(before), index_keys(after) if write.after else set()
+    left = sorted(old - new) if write.after else []
+    joined = sorted(new)
+    fields: dict[str, str] = {}
+    if write.after is not None:
+        fields = {
+            "status": str(after.status),
+            "priority": str(after.priority),
+            "assignee": after.assignee or "",
+            "escalated": "1" if after.escalated else "0",
+            "escalation_level": str(after.escalation_level),
+            "updated_at": iso(after.updated_at),
+        }
+    elif write.updated_at is not None:
+        fields = {"updated_at": iso(write.updated_at)}
+    shard = keys.shard_of(reference)
+    return (
+        [keys.case(reference), keys.case_notes(reference), keys.shard_audit(shard),
+         *left, *joined],
+        [
+            digest,
+            len(left),
+            triage_score(after.priority, loaded.tri),
+            json.dumps(fields),
+            write.journal.model_dump_json() if write.journal else "",
+            reference,
+            json.dumps([[actor, action, iso(at), json.dumps(detail, sort_keys=True,
+                                                            default=str)]
+                        for actor, action, at, detail in write.events]),
+        ],
     )
 
 
@@ -136,7 +172,7 @@ async def update_case(
     Raises IllegalTransition (with the allowed statuses) and CaseNotFound.
     """
 
-    def plan(loaded: Loaded, pipe: Any) -> Case:
+    def plan(loaded: Loaded, write: Write) -> Case:
         before = loaded.case
         after = before
         events: list[tuple[str, dict[str, object]]] = []
@@ -157,19 +193,12 @@ async def update_case(
         if not events:
             return before
         after = after.model_copy(update=dict(updated_at=now))
-        _queue_record(pipe, after)
-        _queue_reindex(pipe, loaded, after)
+        write.after = after
         for action, detail in events:
-            queue_audit(
-                pipe, reference=reference, actor=actor, action=action, at=now, detail=detail
-            )
+            write.audit(actor=actor, action=action, at=now, detail=detail)
         return after
 
     return await _transact(redis, reference, plan)
-
-
-def _queue_journal(pipe: Any, reference: str, entry: JournalEntry) -> None:
-    pipe.rpush(keys.case_notes(reference), entry.model_dump_json())
 
 
 def new_entry(kind: JournalKind, *, author: str, at: datetime, text: str) -> JournalEntry:
@@ -181,17 +210,10 @@ async def add_note(
 ) -> JournalEntry:
     entry = new_entry(JournalKind.NOTE, author=actor, at=now, text=text)
 
-    def plan(loaded: Loaded, pipe: Any) -> JournalEntry:
-        _queue_journal(pipe, reference, entry)
-        pipe.hset(keys.case(reference), "updated_at", iso(now))
-        queue_audit(
-            pipe,
-            reference=reference,
-            actor=actor,
-            action="note_added",
-            at=now,
-            detail={"entry": entry.id},
-        )
+    def plan(loaded: Loaded, write: Write) -> JournalEntry:
+        write.journal = entry
+        write.updated_at = now
+        write.audit(actor=actor, action="note_added", at=now, detail={"entry": entry.id})
         return entry
 
     return await _transact(redis, reference, plan)
@@ -205,7 +227,7 @@ async def escalate(
         raise ValueError("escalation level is 1 or 2")
     entry = new_entry(JournalKind.ESCALATION, author=actor, at=now, text=reason)
 
-    def plan(loaded: Loaded, pipe: Any) -> Case:
+    def plan(loaded: Loaded, write: Write) -> Case:
         before = loaded.case
         if level <= before.escalation_level:
             raise EscalationRefused(
@@ -214,17 +236,10 @@ async def escalate(
         after = before.model_copy(
             update=dict(escalated=True, escalation_level=level, updated_at=now)
         )
-        _queue_record(pipe, after)
-        _queue_reindex(pipe, loaded, after)
-        _queue_journal(pipe, reference, entry)
-        queue_audit(
-            pipe,
-            reference=reference,
-            actor=actor,
-            action="escalated",
-            at=now,
-            detail={"from": before.escalation_level, "to": level, "entry": entry.id},
-        )
+        write.after = after
+        write.journal = entry
+        write.audit(actor=actor, action="escalated", at=now,
+                    detail={"from": before.escalation_level, "to": level, "entry": entry.id})
         return after
 
     return await _transact(redis, reference, plan)
@@ -248,21 +263,14 @@ async def record_message(
     if pseudonym and await opted_out(text_of(pseudonym)):
         raise MessageRefused("the migrant opted out of SMS")
 
-    def plan(loaded: Loaded, pipe: Any) -> JournalEntry:
+    def plan(loaded: Loaded, write: Write) -> JournalEntry:
         if loaded.case.phone is None:
             raise MessageRefused("the case's phone was erased")
         if loaded.answers_sms_safe == NO:
             raise MessageRefused("the migrant said SMS to this phone is not safe")
-        _queue_journal(pipe, reference, entry)
-        pipe.hset(keys.case(reference), "updated_at", iso(now))
-        queue_audit(
-            pipe,
-            reference=reference,
-            actor=actor,
-            action="message_queued",
-            at=now,
-            detail={"entry": entry.id},
-        )
+        write.journal = entry
+        write.updated_at = now
+        write.audit(actor=actor, action="message_queued", at=now, detail={"entry": entry.id})
         return entry
 
     return await _transact(redis, reference, plan)

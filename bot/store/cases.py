@@ -31,6 +31,7 @@ from bot.settings import get_settings
 from bot.store import erasure, keys
 from bot.store.case_scripts import CREATE_CASE, ERASE_CASE, LOOKUP_CASE, WITHDRAW_BY_MIGRANT
 from bot.store.replies import reply
+from bot.store.scripts import batch
 
 __all__ = [
     "CaseLookup",
@@ -38,6 +39,7 @@ __all__ = [
     "case_lookup_result",
     "create_case",
     "create_case_result",
+    "draw_candidates",
     "erase_case",
     "erase_phone_data",
     "outbox_event",
@@ -71,6 +73,25 @@ def text_of(raw: Any) -> str:
 # --- creation ---------------------------------------------------------------
 
 
+# Triage score: priority rank * RANK_SPAN + creation ms * 1024 + sequence bits + shard.
+RANK_SPAN = 2**51
+TIME_UNIT = 1024
+
+
+def time_part(created_at: datetime, shard: int) -> int:
+    """The triage score's time part without its sequence bits (the script adds them)."""
+    return int(created_at.timestamp() * 1000) * TIME_UNIT + shard
+
+
+def triage_score(priority: Priority, tri: int) -> int:
+    return priority.rank * RANK_SPAN + tri
+
+
+def draw_candidates(shard: int, count: int = CANDIDATES_PER_CREATION) -> list[str]:
+    """Fresh random references, all in `shard` (a creation script runs in one shard)."""
+    return [draw_reference(residue=shard, modulus=keys.CASE_SHARDS) for _ in range(count)]
+
+
 def queue_create_case(
     pipe: Any,
     *,
@@ -78,13 +99,19 @@ def queue_create_case(
     candidates: Sequence[str],
     idempotency_key: str | None,
     pii_key: bytes | None = None,
+    unseen_ttl: int = 0,
 ) -> None:
     """Queue the atomic creation of a case under the first free candidate reference.
 
-    A used `idempotency_key` yields the reference it created before, and nothing new.
+    Every candidate must be in one shard. A used `idempotency_key` yields the
+    reference it created before, and nothing new. `unseen_ttl` > 0 also marks
+    the reference as not yet shown to the phone (keys.unseen_reference).
     """
     if not candidates:
         raise ValueError("at least one candidate reference is needed")
+    shard = keys.shard_of(candidates[0])
+    if any(keys.shard_of(reference) != shard for reference in candidates):
+        raise ValueError("candidate references must share one shard")
     priority = new_case.priority
     pseudonym = privacy.pseudonym(new_case.phone, _key(pii_key))
     fields = {
@@ -108,19 +135,19 @@ def queue_create_case(
         {"kind": str(new_case.kind), "priority": str(priority), "channel": new_case.channel}
     )
     script_keys = [
-        keys.case_idempotency(idempotency_key or ""),
-        keys.case_sequence(),
-        keys.cases_triage(),
-        keys.cases_by_status(CaseStatus.NEW),
-        keys.cases_by_kind(new_case.kind),
-        keys.cases_by_priority(priority),
-        keys.cases_by_phone(pseudonym),
-        keys.cases_per_day(),
-        keys.cases_audit(),
-        keys.cases_outbox(),
+        keys.case_idempotency(shard, idempotency_key or ""),
+        keys.case_sequence(shard),
+        keys.cases_triage(shard),
+        keys.cases_by_status(shard, CaseStatus.NEW),
+        keys.cases_by_kind(shard, new_case.kind),
+        keys.cases_by_priority(shard, priority),
+        keys.cases_by_phone(shard, pseudonym),
+        keys.cases_per_day(shard),
+        keys.shard_audit(shard),
+        keys.cases_outbox(shard),
+        keys.unseen_reference(shard, pseudonym),
+        *(keys.case(reference) for reference in candidates),
     ]
-    for reference in candidates:
-        script_keys += [keys.case(reference), keys.case_audit(reference)]
     CREATE_CASE.queue(
         pipe,
         script_keys,
@@ -132,6 +159,8 @@ def queue_create_case(
             json.dumps(fields, ensure_ascii=False),
             detail,
             json.dumps(outbox_event(new_case)),
+            max(unseen_ttl, 0),
+            time_part(new_case.created_at, shard),
             *candidates,
         ],
     )
@@ -152,9 +181,13 @@ def outbox_event(new_case: NewCase) -> list[str]:
     ]  # fmt: skip
 
 
-def queue_reference_of(pipe: Any, *, idempotency_key: str) -> None:
-    """Queue the read of the reference a creation made under `idempotency_key` (or None)."""
-    pipe.get(keys.case_idempotency(idempotency_key))
+def queue_reference_of(pipe: Any, *, idempotency_key: str, pseudonym: str) -> None:
+    """Queue the read of the reference a creation made under `idempotency_key` (or None).
+
+    The phone's creations run in its own shard (`keys.shard_of_phone`).
+    """
+    shard = keys.shard_of_phone(pseudonym)
+    pipe.execute_command("GET", keys.case_idempotency(shard, idempotency_key))
 
 
 def create_case_result(raw: Any) -> str:
@@ -174,8 +207,12 @@ async def create_case(
     pii_key: bytes | None = None,
 ) -> str:
     """Create a case (durable once this returns) and return its reference."""
-    drawn = candidates or [draw_reference() for _ in range(CANDIDATES_PER_CREATION)]
-    async with redis.pipeline(transaction=False) as pipe:
+    if candidates is None:
+        pseudonym = privacy.pseudonym(new_case.phone, _key(pii_key))
+        drawn: Sequence[str] = draw_candidates(keys.shard_of_phone(pseudonym))
+    else:
+        drawn = candidates
+    async with batch(redis) as pipe:
         queue_create_case(
             pipe,
             new_case=new_case,
@@ -210,14 +247,14 @@ def case_lookup_result(raw: Any) -> CaseLookup | None:
 def queue_withdraw_by_migrant(pipe: Any, *, reference: str, phone: str, now: datetime) -> None:
     """Queue the withdrawal of the caller's own return request, if its status allows it."""
     sources = lifecycle.sources_of(CaseStatus.WITHDRAWN)
+    shard = keys.shard_of(reference)
     WITHDRAW_BY_MIGRANT.queue(
         pipe,
         [
             keys.case(reference),
-            keys.case_audit(reference),
-            keys.cases_audit(),
-            keys.cases_by_status(CaseStatus.WITHDRAWN),
-            *(keys.cases_by_status(status) for status in sources),
+            keys.shard_audit(shard),
+            keys.cases_by_status(shard, CaseStatus.WITHDRAWN),
+            *(keys.cases_by_status(shard, status) for status in sources),
         ],
         [phone, iso(now), str(CaseKind.RETURN_REQUEST), str(CaseStatus.WITHDRAWN), *sources],
     )
@@ -231,17 +268,30 @@ def withdraw_result(raw: Any) -> bool:
 
 
 def _queue_erase(pipe: Any, *, reference: str, pseudonym: str, actor: str, now: datetime) -> None:
+    shard = keys.shard_of(reference)
     ERASE_CASE.queue(
         pipe,
         [
             keys.case(reference),
-            keys.case_audit(reference),
-            keys.cases_audit(),
+            keys.shard_audit(shard),
             keys.case_notes(reference),
-            keys.cases_by_phone(pseudonym),
+            keys.cases_by_phone(shard, pseudonym),
         ],
         [actor, iso(now), *PERSONAL_FIELDS],
     )
+
+
+async def references_of_phone(redis: Redis, pseudonym: str) -> list[str]:
+    """The references of every case of one phone (by its pseudonym), sorted.
+
+    A phone's cases are in its own shard, unless made with chosen references:
+    every shard's set is read, in one round trip (rare reads: erasure, search).
+    """
+    async with redis.pipeline(transaction=False) as sets:
+        for shard in keys.SHARDS:
+            sets.smembers(keys.cases_by_phone(shard, pseudonym))
+        found = await sets.execute()
+    return sorted(text_of(ref) for members in found for ref in members)
 
 
 async def erase_phone_data(
@@ -249,12 +299,10 @@ async def erase_phone_data(
 ) -> int:
     """Erase the personal fields of every case of `phone`; return how many were erased."""
     pseudonym = privacy.pseudonym(phone, _key(pii_key))
-    references = sorted(
-        text_of(ref) for ref in await reply(redis.smembers(keys.cases_by_phone(pseudonym)))
-    )
+    references = await references_of_phone(redis, pseudonym)
     if not references:
         return 0
-    async with redis.pipeline(transaction=False) as pipe:
+    async with batch(redis) as pipe:
         for reference in references:
             _queue_erase(pipe, reference=reference, pseudonym=pseudonym, actor=actor, now=now)
         results = await pipe.execute()
@@ -270,7 +318,7 @@ async def erase_case(redis: Redis, *, reference: str, actor: str, now: datetime)
     pseudonym = await reply(redis.hget(keys.case(reference), "phone_pseudonym"))
     if pseudonym is None and not await redis.exists(keys.case(reference)):
         raise CaseNotFound(reference)
-    async with redis.pipeline(transaction=False) as pipe:
+    async with batch(redis) as pipe:
         _queue_erase(
             pipe, reference=reference, pseudonym=text_of(pseudonym or ""), actor=actor, now=now
         )

@@ -1,9 +1,12 @@
 """Reads the operators' console needs beyond the triage page: search, live changes.
 
-- by phone: the phone's pseudonym index (`keys.cases_by_phone`), one SMEMBERS and
+- by phone: the phone's pseudonym index (`keys.cases_by_phone`), one SMEMBERS per shard and
   one pipelined HMGET: no walk, no SCAN;
-- live changes: the global audit stream read from a cursor (XRANGE, bounded), so
-  a poll costs O(log N + new events) whatever the number of cases.
+- live changes: every shard's audit stream read from one cursor (a stream id;
+  XRANGE, bounded, one round trip), merged by id, so a poll costs
+  O(shards × log N + new events) whatever the number of cases. Stream ids come
+  from each master's clock: on a Cluster, an event stamped before the cursor by a
+  master running behind is not shown live (it is in the case's trail all the same).
 """
 
 from __future__ import annotations
@@ -17,8 +20,7 @@ from redis.asyncio import Redis
 
 from bot.store import keys
 from bot.store.case_queries import SUMMARY_FIELDS
-from bot.store.cases import text_of
-from bot.store.replies import reply
+from bot.store.cases import references_of_phone, text_of
 
 # A phone with more cases than this is shown its most recent ones only.
 MAX_CASES_PER_PHONE = 50
@@ -34,9 +36,7 @@ async def cases_of_phone(
     redis: Redis, pseudonym: str, fields: Sequence[str] = SUMMARY_FIELDS
 ) -> list[dict[str, str]]:
     """The non-personal fields of every case of one phone (by its pseudonym)."""
-    references = sorted(
-        text_of(ref) for ref in await reply(redis.smembers(keys.cases_by_phone(pseudonym)))
-    )[-MAX_CASES_PER_PHONE:]
+    references = (await references_of_phone(redis, pseudonym))[-MAX_CASES_PER_PHONE:]
     if not references:
         return []
     async with redis.pipeline(transaction=False) as pipe:
@@ -69,9 +69,17 @@ class Changes:
     items: list[Change]
 
 
+def _stream_id(entry_id: str) -> tuple[int, int]:
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 async def latest_change_id(redis: Redis) -> str:
-    newest = await redis.xrevrange(keys.cases_audit(), count=1)
-    return text_of(newest[0][0]) if newest else "0-0"
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in keys.SHARDS:
+            pipe.xrevrange(keys.shard_audit(shard), count=1)
+        newest = [text_of(found[0][0]) for found in await pipe.execute() if found]
+    return max(newest, key=_stream_id) if newest else "0-0"
 
 
 def cursor_at(moment: datetime) -> str:
@@ -85,9 +93,17 @@ async def changes_after(
     """Case events after `cursor` (a stream id), oldest first, without reads or exports.
 
     At most `count` stream entries are read (reads and exports included): the returned
-    cursor continues after the last one read.
+    cursor continues after the last one read. Each shard's stream is read from the
+    cursor (one round trip) and the entries merged by id: the first `count` of the
+    merge are every shard's entries up to the last one handed out.
     """
-    entries = await redis.xrange(keys.cases_audit(), min=f"({cursor}", count=count)
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in keys.SHARDS:
+            pipe.xrange(keys.shard_audit(shard), min=f"({cursor}", count=count)
+        per_shard = await pipe.execute()
+    merged = sorted(((text_of(entry_id), raw) for found in per_shard for entry_id, raw in found),
+                    key=lambda entry: _stream_id(entry[0]))
+    entries = merged[:count]
     items = []
     last = cursor
     for entry_id, raw in entries or []:

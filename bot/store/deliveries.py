@@ -7,8 +7,9 @@ of the same job, or one whose lease is over, or an attempt that ended in a
 timeout, is *uncertain*: the message may have gone, and the caller checks
 with Twilio before sending again.
 
-Every outcome is written with its audit event on the case, in one transaction
-(all keys under the `{cases}` tag). Records hold no phone number and no text.
+Every outcome is written with its audit event on the case in one script (a
+delivery record lives in its case's shard). Records hold no phone number and
+no text.
 """
 
 from __future__ import annotations
@@ -23,12 +24,13 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot.cases.model import JournalEntry
+from bot.cases.references import REFERENCE_DIGITS
 from bot.engine.session import Profile
 from bot.store import keys
-from bot.store.audit import queue_audit
-from bot.store.case_scripts import LuaScript
+from bot.store.case_scripts import AUDIT_FUNCTION
 from bot.store.cases import iso, text_of
 from bot.store.replies import reply
+from bot.store.scripts import Script
 
 WORKER = "worker"
 # Long enough for status callbacks and for any re-delivery of a job.
@@ -67,7 +69,7 @@ class Claim(StrEnum):
     """Sent, failed for good or skipped already: nothing to do."""
 
 
-CLAIM_DELIVERY = LuaScript(
+CLAIM_DELIVERY = Script(
     "claim_delivery",
     """
 -- KEYS[1] delivery record
@@ -107,10 +109,10 @@ STATUS_RANK = {
     "canceled": 4,
 }  # fmt: skip
 
-RECORD_STATUS = LuaScript(
+RECORD_STATUS = Script(
     "record_status",
-    """
--- KEYS[1] delivery record   KEYS[2] case audit stream   KEYS[3] global audit stream
+    AUDIT_FUNCTION + """
+-- KEYS[1] delivery record   KEYS[2] shard's audit stream   KEYS[3] case record
 -- ARGV[1] Twilio status   ARGV[2] its rank   ARGV[3] error code ('' if none)
 -- ARGV[4] now (ISO 8601)  ARGV[5] audit detail (JSON)   ARGV[6] reference
 -- Returns {1|0 (recorded now or seen before), phone pseudonym or ''}
@@ -126,15 +128,34 @@ if tonumber(ARGV[2]) >= tonumber(v[2] or '-1') then
   redis.call('HSET', KEYS[1], 'twilio_status', ARGV[1], 'status_rank', ARGV[2],
     'error_code', ARGV[3])
 end
-redis.call('XADD', KEYS[2], '*', 'actor', 'twilio', 'action', 'sms_status', 'at', ARGV[4],
-  'detail', ARGV[5])
-redis.call('XADD', KEYS[3], '*', 'reference', ARGV[6], 'actor', 'twilio',
-  'action', 'sms_status', 'at', ARGV[4], 'detail', ARGV[5])
+local record = false
+if redis.call('EXISTS', KEYS[3]) == 1 then record = KEYS[3] end
+audit(KEYS[2], record, ARGV[6], 'twilio', 'sms_status', ARGV[4], ARGV[5])
 return {1, v[3] or ''}
 """,
 )
 
-OPT_OUT = LuaScript(
+FINISH_DELIVERY = Script(
+    "finish_delivery",
+    AUDIT_FUNCTION + """
+-- KEYS[1] delivery record   KEYS[2] shard's audit stream   KEYS[3] case record
+-- ARGV[1] record fields (JSON object)   ARGV[2] record TTL (s)   ARGV[3] reference
+-- ARGV[4] actor   ARGV[5] action   ARGV[6] at (ISO 8601)   ARGV[7] audit detail (JSON)
+local fields = {}
+for field, value in pairs(cjson.decode(ARGV[1])) do
+  fields[#fields + 1] = field
+  fields[#fields + 1] = value
+end
+redis.call('HSET', KEYS[1], unpack(fields))
+redis.call('EXPIRE', KEYS[1], ARGV[2])
+local record = false
+if redis.call('EXISTS', KEYS[3]) == 1 then record = KEYS[3] end
+audit(KEYS[2], record, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+return 1
+""",
+)
+
+OPT_OUT = Script(
     "opt_out",
     """
 -- KEYS[1] phone profile
@@ -171,7 +192,7 @@ async def claim(
 ) -> Claimed:
     raw = await CLAIM_DELIVERY.run(
         redis,
-        [keys.delivery(delivery_id)],
+        [keys.delivery(delivery_id, reference)],
         [job_id, job_try, int(now.timestamp()), lease_seconds, reference, str(purpose),
          DELIVERY_TTL_SECONDS],
     )
@@ -205,37 +226,45 @@ async def finish(
     outcome: Outcome,
     phone_pseudonym: str = "",
 ) -> None:
-    """Record an attempt's outcome and audit it on the case, in one transaction."""
-    record: dict[Any, Any] = {"state": str(outcome.state), "finished_at": iso(now)}
+    """Record an attempt's outcome and audit it on the case, in one script.
+
+    The MessageSid's look-up key (its own slot) is written first: a status
+    callback can find the delivery as soon as the outcome is recorded.
+    """
+    record: dict[str, str] = {"state": str(outcome.state), "finished_at": iso(now)}
     if outcome.sid:
         record["sid"] = outcome.sid
     if outcome.error:
         record["error"] = outcome.error
     if phone_pseudonym:
         record["phone_pseudonym"] = phone_pseudonym
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.hset(keys.delivery(delivery_id), mapping=record)
-        pipe.expire(keys.delivery(delivery_id), DELIVERY_TTL_SECONDS)
-        if outcome.sid:
-            pipe.set(
-                keys.delivery_by_sid(outcome.sid),
-                json.dumps({"delivery": delivery_id, "reference": reference}),
-                ex=DELIVERY_TTL_SECONDS,
-            )
-        queue_audit(
-            pipe,
-            reference=reference,
-            actor=WORKER,
-            action=outcome.action,
-            at=now,
-            detail={"delivery": delivery_id, **outcome.detail},
+    if outcome.sid:
+        await redis.set(
+            keys.delivery_by_sid(outcome.sid),
+            json.dumps({"delivery": delivery_id, "reference": reference}),
+            ex=DELIVERY_TTL_SECONDS,
         )
-        await pipe.execute()
+    shard = keys.shard_of(reference)
+    await FINISH_DELIVERY.run(
+        redis,
+        [keys.delivery(delivery_id, reference), keys.shard_audit(shard), keys.case(reference)],
+        [json.dumps(record), DELIVERY_TTL_SECONDS, reference, WORKER, outcome.action, iso(now),
+         json.dumps({"delivery": delivery_id, **outcome.detail}, sort_keys=True)],
+    )
+
+
+def reference_of(delivery_id: str) -> str:
+    """The case reference a delivery id names (`confirmation:<ref>`, `message:<ref>:…`)."""
+    for part in delivery_id.split(":"):
+        if len(part) == REFERENCE_DIGITS and part.isdigit():
+            return part
+    raise ValueError(f"no reference in delivery id {delivery_id!r}")
 
 
 async def state_of(redis: Redis, delivery_id: str) -> dict[str, str]:
     """The stored record of a delivery (tests and diagnostics)."""
-    raw = await reply(redis.hgetall(keys.delivery(delivery_id)))
+    key = keys.delivery(delivery_id, reference_of(delivery_id))
+    raw = await reply(redis.hgetall(key))
     return {text_of(k): text_of(v) for k, v in raw.items()}
 
 
@@ -265,7 +294,8 @@ async def record_status(
     }
     result = await RECORD_STATUS.run(
         redis,
-        [keys.delivery(delivery_id), keys.case_audit(reference), keys.cases_audit()],
+        [keys.delivery(delivery_id, reference), keys.shard_audit(keys.shard_of(reference)),
+         keys.case(reference)],
         [status, STATUS_RANK.get(status, 0), error_code, iso(now),
          json.dumps(detail, sort_keys=True), reference],
     )

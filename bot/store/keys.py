@@ -1,18 +1,35 @@
 """Every Redis key name of the helpline, built in one place.
 
 Keys carry a hash tag (`{...}`) so that the keys one operation touches together
-sit in one Redis Cluster slot:
+sit in one Redis Cluster slot, by design:
 
 - per phone, `{ph:<pseudonym>}`: session per channel, profile, draft, lease,
   idempotency replies and rate counters. The pseudonym is an HMAC of the
   phone number, so no number appears in a key name.
-- the cases domain, `{cases}`: case records, their indexes and audit streams
-  (case writes update the record and its indexes atomically).
+- per case shard, `{cs<n>...}` (CASE_SHARDS of them): the case records of the
+  shard, their journals, deliveries and the shard's indexes, audit stream,
+  outbox stream, sequence and idempotency keys. A case lives in the shard its
+  reference names (`shard_of`), so one script writes a case, its indexes and
+  its audit atomically, while the shards spread the cases over the masters
+  of a Cluster. The shard tags are chosen so that shard n hashes into the n-th
+  sixteenth of the slot space: any even split of slots over masters gives
+  each master its share of shards.
+- the operators, `{ops}`; a Twilio MessageSid's delivery, its own slot.
 """
 
 from __future__ import annotations
 
+import hashlib
+
 PREFIX = "hl"
+
+CASE_SHARDS = 16
+# Shard n's tag hashes into slots [n * 1024, (n + 1) * 1024) (tests/unit/test_keys.py).
+SHARD_TAGS = (
+    "cs0.11", "cs1.12", "cs2", "cs3.21", "cs4.61", "cs5.62", "cs6.1", "cs7.2",
+    "cs8.3", "cs9.4", "cs10.42", "cs11.41", "cs12.3", "cs13.4", "cs14.21", "cs15.22",
+)  # fmt: skip
+SHARDS = range(CASE_SHARDS)
 
 
 def _phone(pseudonym: str) -> str:
@@ -65,118 +82,140 @@ def phone_keys(pseudonym: str) -> str:
     return f"{_phone(pseudonym)}:*"
 
 
-CASES_TAG = "{cases}"
+# --- case shards ---------------------------------------------------------------
 
 
-def _cases() -> str:
-    return f"{PREFIX}:{CASES_TAG}"
+def shard_of(reference: str) -> int:
+    """The shard of a case: its reference's first seven digits, modulo CASE_SHARDS."""
+    return int(reference[:7]) % CASE_SHARDS
+
+
+def shard_of_phone(pseudonym: str) -> int:
+    """The shard where a phone's new cases go (their references are drawn in it).
+
+    All of a phone's cases share one shard, so its erasure, its open-case check
+    and its unseen reference are one slot's business.
+    """
+    digest = hashlib.sha256(pseudonym.encode()).digest()
+    return int.from_bytes(digest[:4], "big") % CASE_SHARDS
+
+
+def _shard(shard: int) -> str:
+    return f"{PREFIX}:{{{SHARD_TAGS[shard]}}}"
 
 
 def case(reference: str) -> str:
-    return f"{_cases()}:case:{reference}"
+    """Hash: one case record."""
+    return f"{_shard(shard_of(reference))}:case:{reference}"
 
 
-def case_idempotency(key: str) -> str:
-    """Reference already created for one draft: a retried submission creates nothing new."""
-    return f"{_cases()}:idem:{key}"
-
-
-# --- cases domain (all under the `{cases}` tag) -------------------------------
-
-
-def case_sequence() -> str:
-    """Counter giving each case its creation rank (the tie-breaker of triage order)."""
-    return f"{_cases()}:seq"
-
-
-def case_audit(reference: str) -> str:
-    """Append-only stream of one case's audit events."""
-    return f"{_cases()}:audit:{reference}"
-
-
-def cases_audit() -> str:
-    """Append-only stream of every case's audit events, in order."""
-    return f"{_cases()}:audit"
+def case_prefix(shard: int) -> str:
+    """What a shard's case record keys start with (the reference follows)."""
+    return f"{_shard(shard)}:case:"
 
 
 def case_notes(reference: str) -> str:
     """Operators' notes on one case (personal data: erased with the case)."""
-    return f"{_cases()}:notes:{reference}"
+    return f"{_shard(shard_of(reference))}:notes:{reference}"
 
 
-def cases_triage() -> str:
-    """Sorted set of every case, scored in triage order."""
-    return f"{_cases()}:idx:all"
+def case_idempotency(shard: int, key: str) -> str:
+    """Reference already created for one draft: a retried submission creates nothing new."""
+    return f"{_shard(shard)}:idem:{key}"
 
 
-def cases_by_status(status: str) -> str:
-    return f"{_cases()}:idx:status:{status}"
+def case_sequence(shard: int) -> str:
+    """Counter of the shard's cases (it breaks ties of creation time in triage order)."""
+    return f"{_shard(shard)}:seq"
 
 
-def cases_by_kind(kind: str) -> str:
-    return f"{_cases()}:idx:kind:{kind}"
+def shard_audit(shard: int) -> str:
+    """Append-only stream of the audit events of every case of the shard, in order.
+
+    A case's record lists the ids of its own events (field `audit`).
+    """
+    return f"{_shard(shard)}:audit"
 
 
-def cases_by_priority(priority: str) -> str:
-    return f"{_cases()}:idx:priority:{priority}"
+def cases_triage(shard: int) -> str:
+    """Sorted set of the shard's cases, scored in triage order."""
+    return f"{_shard(shard)}:idx:all"
 
 
-def cases_by_assignee(assignee: str) -> str:
-    return f"{_cases()}:idx:assignee:{assignee}"
+def cases_by_status(shard: int, status: str) -> str:
+    return f"{_shard(shard)}:idx:status:{status}"
 
 
-def cases_escalated() -> str:
-    return f"{_cases()}:idx:escalated"
+def cases_by_kind(shard: int, kind: str) -> str:
+    return f"{_shard(shard)}:idx:kind:{kind}"
 
 
-def cases_by_phone(pseudonym: str) -> str:
-    """Set of the references of one phone (by pseudonym), for the migrant's erasure."""
-    return f"{_cases()}:phone:{pseudonym}"
+def cases_by_priority(shard: int, priority: str) -> str:
+    return f"{_shard(shard)}:idx:priority:{priority}"
 
 
-def cases_per_day() -> str:
-    """Hash: creation day (YYYY-MM-DD, UTC) → number of cases created that day."""
-    return f"{_cases()}:stats:day"
+def cases_by_assignee(shard: int, assignee: str) -> str:
+    return f"{_shard(shard)}:idx:assignee:{assignee}"
+
+
+def cases_escalated(shard: int) -> str:
+    return f"{_shard(shard)}:idx:escalated"
+
+
+def cases_by_phone(shard: int, pseudonym: str) -> str:
+    """Set of the references of one phone's cases in one shard (its own, `shard_of_phone`,
+    unless a case was created with chosen references)."""
+    return f"{_shard(shard)}:phone:{pseudonym}"
+
+
+def unseen_reference(shard: int, pseudonym: str) -> str:
+    """The reference of a phone's newest case, until the migrant is known to have seen it."""
+    return f"{_shard(shard)}:unseen:{pseudonym}"
+
+
+def cases_per_day(shard: int) -> str:
+    """Hash: creation day (YYYY-MM-DD, UTC) → number of the shard's cases created that day."""
+    return f"{_shard(shard)}:stats:day"
+
+
+def cases_outbox(shard: int) -> str:
+    """Stream of events that case creation leaves for the worker (transactional outbox)."""
+    return f"{_shard(shard)}:outbox"
+
+
+def delivery(delivery_id: str, reference: str) -> str:
+    """Hash: one outbound SMS or webhook call about a case, its state, attempts and SID."""
+    return f"{_shard(shard_of(reference))}:delivery:{delivery_id}"
+
+
+def cases_ended(shard: int) -> str:
+    """Sorted set: reference of each closed or withdrawn case → epoch second it ended."""
+    return f"{_shard(shard)}:idx:ended"
+
+
+def cases_ended_cursor(shard: int) -> str:
+    """Id of the last event of the shard's audit stream read into the ended index."""
+    return f"{_shard(shard)}:idx:ended:cursor"
+
+
+# --- operators and status callbacks -------------------------------------------------
 
 
 def operators() -> str:
     """Hash: operator name → operator record (JSON, token stored hashed)."""
-    return f"{_cases()}:operators"
+    return f"{PREFIX}:{{ops}}:operators"
 
 
 def operator_token(token_hash: str) -> str:
     """Operator name by the SHA-256 of its token."""
-    return f"{_cases()}:operator_token:{token_hash}"
+    return f"{PREFIX}:{{ops}}:token:{token_hash}"
+
+
+def delivery_by_sid(message_sid: str) -> str:
+    """The delivery a Twilio MessageSid belongs to (status callbacks)."""
+    return f"{PREFIX}:sid:{message_sid}"
 
 
 def auth_failures(client: str) -> str:
     """Counter of wrong tokens from one client (a digest of its address) in the window."""
     return f"{PREFIX}:{{auth}}:failures:{client}"
-
-
-# --- background work (all under the `{cases}` tag) ----------------------------
-
-
-def cases_outbox() -> str:
-    """Stream of events that case creation leaves for the worker (transactional outbox)."""
-    return f"{_cases()}:outbox"
-
-
-def delivery(delivery_id: str) -> str:
-    """Hash: one outbound SMS or webhook call, its state, attempts and Twilio SID."""
-    return f"{_cases()}:delivery:{delivery_id}"
-
-
-def delivery_by_sid(message_sid: str) -> str:
-    """The delivery a Twilio MessageSid belongs to (status callbacks)."""
-    return f"{_cases()}:delivery_sid:{message_sid}"
-
-
-def cases_ended() -> str:
-    """Sorted set: reference of each closed or withdrawn case → epoch second it ended."""
-    return f"{_cases()}:idx:ended"
-
-
-def cases_ended_cursor() -> str:
-    """Id of the last global audit event read into the ended index."""
-    return f"{_cases()}:idx:ended:cursor"

@@ -17,14 +17,15 @@ from enum import StrEnum
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.exceptions import WatchError
 
 from bot.errors import LastAdmin, OperatorExists, OperatorNotFound
 from bot.store import keys
 from bot.store.cases import iso, text_of
 from bot.store.replies import reply
+from bot.store.scripts import Script
 
 TOKEN_BYTES = 32
+LAST_ADMIN = -1
 
 
 class Role(StrEnum):
@@ -64,25 +65,58 @@ def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
 
+ADD_OPERATOR = Script(
+    "add_operator",
+    """
+-- KEYS[1] operators hash   KEYS[2] the new token's name key (both under {ops})
+-- ARGV[1] name   ARGV[2] operator record (JSON)
+-- Returns 1 when added, 0 when an active operator has that name.
+local existing = redis.call('HGET', KEYS[1], ARGV[1])
+if existing and cjson.decode(existing)['revoked_at'] == cjson.null then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('SET', KEYS[2], ARGV[1])
+return 1
+""",
+)
+
+REVOKE_OPERATOR = Script(
+    "revoke_operator",
+    """
+-- KEYS[1] operators hash   KEYS[2] the operator's token key
+-- ARGV[1] name   ARGV[2] the record as read (JSON)   ARGV[3] the revoked record (JSON)
+-- Returns 1 when revoked, 0 when the record changed since it was read, -1 when it is
+-- the last active admin (who must stay: the API cannot be administered without one).
+if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
+local target = cjson.decode(ARGV[2])
+if target['role'] == 'admin' then
+  local admins = 0
+  for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
+    local operator = cjson.decode(raw)
+    if operator['role'] == 'admin' and operator['revoked_at'] == cjson.null then
+      admins = admins + 1
+    end
+  end
+  if admins <= 1 then return -1 end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
+redis.call('DEL', KEYS[2])
+return 1
+""",
+)
+
+
 async def add_operator(redis: Redis, *, name: str, role: Role, now: datetime) -> str:
     """Create (or re-create after revocation) an operator; return its token, shown once."""
     token = secrets.token_urlsafe(TOKEN_BYTES)
     operator = Operator(name=name, role=role, created_at=iso(now), token_hash=hash_token(token))
-    transaction: Any = redis.pipeline(transaction=True)
-    async with transaction as pipe:
-        while True:
-            try:
-                await pipe.watch(keys.operators())
-                existing = await pipe.hget(keys.operators(), name)
-                if existing and Operator.from_json(text_of(existing)).active:
-                    raise OperatorExists(name)
-                pipe.multi()
-                pipe.hset(keys.operators(), name, operator.to_json())
-                pipe.set(keys.operator_token(operator.token_hash), name)
-                await pipe.execute()
-                return token
-            except WatchError:
-                continue
+    added = await ADD_OPERATOR.run(
+        redis,
+        [keys.operators(), keys.operator_token(operator.token_hash)],
+        [name, operator.to_json()],
+    )
+    if int(added) != 1:
+        raise OperatorExists(name)
+    return token
 
 
 async def list_operators(redis: Redis) -> list[Operator]:
@@ -98,32 +132,21 @@ async def is_active(redis: Redis, name: str) -> bool:
 
 
 async def revoke_operator(redis: Redis, *, name: str, now: datetime) -> Operator:
-    transaction: Any = redis.pipeline(transaction=True)
-    async with transaction as pipe:
-        while True:
-            try:
-                await pipe.watch(keys.operators())
-                existing = await pipe.hget(keys.operators(), name)
-                if not existing or not Operator.from_json(text_of(existing)).active:
-                    raise OperatorNotFound(name)
-                revoked = Operator.from_json(text_of(existing))
-                if revoked.role is Role.ADMIN and await _active_admins(pipe) <= 1:
-                    raise LastAdmin(name)
-                revoked = Operator(**{**asdict(revoked), "revoked_at": iso(now)})
-                pipe.multi()
-                pipe.hset(keys.operators(), name, revoked.to_json())
-                pipe.delete(keys.operator_token(revoked.token_hash))
-                await pipe.execute()
-                return revoked
-            except WatchError:
-                continue
-
-
-async def _active_admins(pipe: Any) -> int:
-    """Active admins, read under the caller's WATCH of the operators hash."""
-    records = await pipe.hvals(keys.operators())
-    found = (Operator.from_json(text_of(raw)) for raw in records)
-    return sum(1 for operator in found if operator.active and operator.role is Role.ADMIN)
+    while True:
+        existing = await reply(redis.hget(keys.operators(), name))
+        if not existing or not Operator.from_json(text_of(existing)).active:
+            raise OperatorNotFound(name)
+        revoked = Operator.from_json(text_of(existing))
+        revoked = Operator(**{**asdict(revoked), "revoked_at": iso(now)})
+        done = int(await REVOKE_OPERATOR.run(
+            redis,
+            [keys.operators(), keys.operator_token(revoked.token_hash)],
+            [name, text_of(existing), revoked.to_json()],
+        ))
+        if done == LAST_ADMIN:
+            raise LastAdmin(name)
+        if done == 1:
+            return revoked
 
 
 async def operator_for_token(redis: Redis, token: str) -> Operator | None:

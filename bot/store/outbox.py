@@ -1,10 +1,15 @@
-"""The outbox of case creation: a Redis stream that workers read through a consumer group.
+"""The outbox of case creation: one Redis stream per case shard, read through a consumer group.
 
-The creation script (`CREATE_CASE`) adds one event per new case in the same
-atomic step as the case itself. Workers read events with XREADGROUP, take over
-the events of a worker that died before acknowledging them with XAUTOCLAIM, and
-acknowledge and delete an event (XACK + XDEL) once its jobs are queued.
-Queuing is idempotent (deterministic job ids), so an event read twice is harmless.
+The creation script (`CREATE_CASE`) adds one event per new case to its shard's
+stream in the same atomic step as the case itself. Workers read events with
+XREADGROUP, take over the events of a worker that died before acknowledging
+them with XAUTOCLAIM, and acknowledge and delete an event (XACK + XDEL) once
+its jobs are queued. Queuing is idempotent (deterministic job ids), so an event
+read twice is harmless.
+
+Every function here covers all the shards (one script per shard, all in one
+round trip), so a worker reads and acknowledges as if there were one stream:
+an event's `entry_id` is `<shard>/<stream id>`.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from redis.exceptions import ResponseError
 from bot.cases.model import CaseKind, Priority
 from bot.store import keys
 from bot.store.cases import text_of
+from bot.store.scripts import Script, batch
 
 log = logging.getLogger(__name__)
 
@@ -61,13 +67,51 @@ def event_from_entry(entry_id: Any, fields: Mapping[Any, Any]) -> OutboxEvent | 
         return None
 
 
+READ_OUTBOX = Script(
+    "read_outbox",
+    """
+-- KEYS[1] a shard's outbox stream
+-- ARGV[1] group   ARGV[2] consumer   ARGV[3] count   ARGV[4] claim idle (ms)
+-- Makes the group (and the stream) if Redis lost them, then returns
+-- {entries taken over from idle consumers, new entries}, each {id, {field, value...}}
+-- (a taken-over entry deleted meanwhile comes as {id, false}).
+local ok = pcall(redis.call, 'XGROUP', 'CREATE', KEYS[1], ARGV[1], '0', 'MKSTREAM')
+local claimed = redis.call('XAUTOCLAIM', KEYS[1], ARGV[1], ARGV[2], ARGV[4], '0-0',
+  'COUNT', ARGV[3])
+local fresh = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3],
+  'STREAMS', KEYS[1], '>')
+local entries = {}
+if fresh and fresh[1] then entries = fresh[1][2] end
+return {claimed[2], entries}
+""",
+)
+
+ACKNOWLEDGE = Script(
+    "acknowledge_outbox",
+    """
+-- KEYS[1] a shard's outbox stream   ARGV[1] group   ARGV[2..] entry ids
+-- Acknowledges and deletes the entries, together.
+redis.call('XACK', KEYS[1], ARGV[1], unpack(ARGV, 2))
+return redis.call('XDEL', KEYS[1], unpack(ARGV, 2))
+""",
+)
+
+SEPARATOR = "/"
+
+
+def _entry_id(shard: int, stream_id: Any) -> str:
+    return f"{shard}{SEPARATOR}{text_of(stream_id)}"
+
+
 async def ensure_group(redis: Redis) -> None:
-    """Create the workers' consumer group (and the stream) if they do not exist yet."""
-    try:
-        await redis.xgroup_create(keys.cases_outbox(), GROUP, id="0", mkstream=True)
-    except ResponseError as exc:
-        if "BUSYGROUP" not in str(exc):
-            raise
+    """Create the workers' consumer group (and the stream) of every shard if missing."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in keys.SHARDS:
+            pipe.xgroup_create(keys.cases_outbox(shard), GROUP, id="0", mkstream=True)
+        results = await pipe.execute(raise_on_error=False)
+    for result in results:
+        if isinstance(result, ResponseError) and "BUSYGROUP" not in str(result):
+            raise result
 
 
 @dataclass(frozen=True)
@@ -81,62 +125,84 @@ class Batch:
         return [event.entry_id for event in self.events] + self.unreadable
 
 
-def _batch(entries: Sequence[Any]) -> Batch:
+def _batch(entries: Sequence[tuple[str, Any]]) -> Batch:
     events: list[OutboxEvent] = []
     unreadable: list[str] = []
     for entry_id, fields in entries:
-        if fields is None:  # deleted meanwhile
-            unreadable.append(text_of(entry_id))
+        if not fields:  # deleted meanwhile
+            unreadable.append(entry_id)
             continue
-        event = event_from_entry(entry_id, fields)
+        event = event_from_entry(entry_id, _fields(fields))
         if event is None:
-            unreadable.append(text_of(entry_id))
+            unreadable.append(entry_id)
         else:
             events.append(event)
     return Batch(events, unreadable)
 
 
+def _fields(raw: Any) -> dict[str, str]:
+    if isinstance(raw, Mapping):
+        return {text_of(k): text_of(v) for k, v in raw.items()}
+    flat = [text_of(part) for part in raw]
+    return dict(zip(flat[::2], flat[1::2], strict=True))
+
+
 async def read_events(
     redis: Redis, *, consumer: str, count: int = BATCH, claim_idle_ms: int = CLAIM_IDLE_MS
 ) -> Batch:
-    """Events left unacknowledged by a dead worker, then new ones; at most `count` of each."""
-    try:
-        return await _read_events(redis, consumer, count, claim_idle_ms)
-    except ResponseError as exc:
-        if "NOGROUP" not in str(exc):
-            raise
-        # Redis came back without its data (no persistence): start the group again.
-        await ensure_group(redis)
-        return await _read_events(redis, consumer, count, claim_idle_ms)
+    """Events left unacknowledged by a dead worker, then new ones, from every shard.
 
-
-async def _read_events(redis: Redis, consumer: str, count: int, claim_idle_ms: int) -> Batch:
-    stream = keys.cases_outbox()
-    claimed = await redis.xautoclaim(
-        stream, GROUP, consumer, min_idle_time=claim_idle_ms, start_id="0-0", count=count
-    )
-    entries: list[Any] = list(claimed[1]) if claimed else []
-    fresh: Any = await redis.xreadgroup(GROUP, consumer, {stream: ">"}, count=count)
-    for _stream, stream_entries in fresh or []:
-        entries.extend(stream_entries)
+    At most `count` of each kind per shard; a shard whose group Redis lost
+    (restarted without its data) gets it again.
+    """
+    async with batch(redis) as pipe:
+        for shard in keys.SHARDS:
+            READ_OUTBOX.queue(pipe, [keys.cases_outbox(shard)],
+                              [GROUP, consumer, count, claim_idle_ms])
+        replies = await pipe.execute()
+    entries: list[tuple[str, Any]] = []
+    for shard, (claimed, fresh) in zip(keys.SHARDS, replies, strict=True):
+        for entry_id, fields in [*(claimed or []), *(fresh or [])]:
+            entries.append((_entry_id(shard, entry_id), fields))
     return _batch(entries)
 
 
 async def forget_idle_consumers(redis: Redis, *, idle_ms: int = FORGET_IDLE_MS) -> int:
-    """Drop consumers (workers gone long ago) holding no event; how many were dropped."""
-    dropped = 0
-    for consumer in await redis.xinfo_consumers(keys.cases_outbox(), GROUP):
-        if int(consumer["pending"]) == 0 and int(consumer["idle"]) > idle_ms:
-            await redis.xgroup_delconsumer(keys.cases_outbox(), GROUP, text_of(consumer["name"]))
-            dropped += 1
-    return dropped
+    """Drop consumers (workers gone long ago) holding no event; how many were dropped.
+
+    A worker reads every shard under one name: it counts once.
+    """
+    dropped: set[str] = set()
+    for shard in keys.SHARDS:
+        stream = keys.cases_outbox(shard)
+        try:
+            consumers = await redis.xinfo_consumers(stream, GROUP)
+        except ResponseError:  # no stream or no group yet
+            continue
+        for consumer in consumers:
+            if int(consumer["pending"]) == 0 and int(consumer["idle"]) > idle_ms:
+                await redis.xgroup_delconsumer(stream, GROUP, text_of(consumer["name"]))
+                dropped.add(text_of(consumer["name"]))
+    return len(dropped)
 
 
 async def acknowledge(redis: Redis, entry_ids: Sequence[str]) -> None:
-    """Acknowledge and delete handled events, in one transaction."""
-    if not entry_ids:
+    """Acknowledge and delete handled events (ids from `read_events`), shard by shard."""
+    by_shard: dict[int, list[str]] = {}
+    for entry_id in entry_ids:
+        shard_text, _, stream_id = entry_id.partition(SEPARATOR)
+        by_shard.setdefault(int(shard_text), []).append(stream_id)
+    if not by_shard:
         return
-    async with redis.pipeline(transaction=True) as pipe:
-        pipe.xack(keys.cases_outbox(), GROUP, *entry_ids)
-        pipe.xdel(keys.cases_outbox(), *entry_ids)
+    async with batch(redis) as pipe:
+        for shard, stream_ids in sorted(by_shard.items()):
+            ACKNOWLEDGE.queue(pipe, [keys.cases_outbox(shard)], [GROUP, *stream_ids])
         await pipe.execute()
+
+
+async def pending_events(redis: Redis) -> int:
+    """Events waiting in every shard's outbox (read or not), for metrics and tests."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in keys.SHARDS:
+            pipe.xlen(keys.cases_outbox(shard))
+        return sum(int(length) for length in await pipe.execute())

@@ -2,7 +2,8 @@
 
 A case is *acknowledged* once an operator moved its status past `new` or set
 an assignee. The unacknowledged urgent cases are the intersection of two
-existing indexes (priority `urgent`, status `new`), read without a SCAN.
+existing indexes (priority `urgent`, status `new`) of each case shard, read
+without a SCAN.
 """
 
 from __future__ import annotations
@@ -32,12 +33,12 @@ def acknowledged(status: str, assignee: str) -> bool:
 
 async def unacknowledged_urgent(redis: Redis) -> list[Unacknowledged]:
     """Urgent cases still `new` and unassigned, the oldest first."""
-    references = [
-        text_of(ref)
-        for ref in await redis.zinter(
-            [keys.cases_by_status(CaseStatus.NEW), keys.cases_by_priority(Priority.URGENT)]
-        )
-    ]
+    async with redis.pipeline(transaction=False) as pipe:
+        for shard in keys.SHARDS:
+            pipe.zinter([keys.cases_by_status(shard, CaseStatus.NEW),
+                         keys.cases_by_priority(shard, Priority.URGENT)])
+        found = await pipe.execute()
+    references = [text_of(ref) for members in found for ref in members]
     if not references:
         return []
     async with redis.pipeline(transaction=False) as pipe:

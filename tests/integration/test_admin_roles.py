@@ -20,6 +20,8 @@ from tests.integration.admin_support import (
     tokens_for_every_role,
 )
 
+pytestmark = pytest.mark.deployments
+
 _names = itertools.count()
 
 

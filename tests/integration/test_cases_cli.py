@@ -14,9 +14,12 @@ from redis.asyncio import Redis
 from bot.cli import main
 from bot.settings import get_settings
 from bot.store import cases
+from bot.store.connection import client_for_url, close_client
 from bot.store.operators import operator_for_token
 from tests.integration.admin_support import return_request
 from tests.redis_server import RedisServer
+
+pytestmark = pytest.mark.deployments
 
 
 @pytest.fixture
@@ -30,11 +33,11 @@ def cli_env(redis_server: RedisServer, monkeypatch: pytest.MonkeyPatch) -> Itera
 
 def run(url: str, work: object) -> object:
     async def go() -> object:
-        client = Redis.from_url(url, decode_responses=True)
+        client = client_for_url(url)
         try:
             return await work(client)  # type: ignore[operator]
         finally:
-            await client.aclose()
+            await close_client(client)
 
     return asyncio.run(go())
 

@@ -11,6 +11,8 @@ from bot.store import case_queries, case_updates, cases
 from bot.store.case_queries import CaseFilter
 from tests.integration.admin_support import T0, return_request
 
+pytestmark = pytest.mark.deployments
+
 VULNERABILITY = {Priority.URGENT: {"medical": "yes"}, Priority.HIGH: {"pregnant": "yes"}}
 
 

@@ -11,7 +11,10 @@ from bot.cases.model import CaseKind, CaseStatus, NewCase, Priority
 from bot.cases.references import check_digit, is_valid
 from bot.errors import CaseNotFound, ReferenceTaken
 from bot.privacy import DEV_PII_KEY, pseudonym
-from bot.store import cases, keys
+from bot.store import audit, case_queries, cases, keys
+from bot.store.scripts import batch
+
+pytestmark = pytest.mark.deployments
 
 PHONE = "+22370000001"
 OTHER_PHONE = "+22370000002"
@@ -51,21 +54,24 @@ async def test_created_case_is_durable_and_complete(redis: Redis) -> None:
 
 async def test_creation_indexes_and_audits(redis: Redis) -> None:
     reference = await cases.create_case(redis, new_case=return_request(medical="yes"))
-    assert await redis.zscore(keys.cases_by_priority("urgent"), reference) is not None
-    assert await redis.zscore(keys.cases_by_status("new"), reference) is not None
-    assert await redis.zscore(keys.cases_by_kind("return_request"), reference) is not None
-    assert await redis.zscore(keys.cases_triage(), reference) is not None
-    assert await redis.hget(keys.cases_per_day(), "2025-03-01") == "1"
-    phone_set = keys.cases_by_phone(pseudonym(PHONE, DEV_PII_KEY))
+    shard = keys.shard_of(reference)
+    phone_tag = pseudonym(PHONE, DEV_PII_KEY)
+    assert shard == keys.shard_of_phone(phone_tag), "a phone's cases go to its own shard"
+    assert await redis.zscore(keys.cases_by_priority(shard, "urgent"), reference) is not None
+    assert await redis.zscore(keys.cases_by_status(shard, "new"), reference) is not None
+    assert await redis.zscore(keys.cases_by_kind(shard, "return_request"), reference) is not None
+    assert await redis.zscore(keys.cases_triage(shard), reference) is not None
+    assert await redis.hget(keys.cases_per_day(shard), "2025-03-01") == "1"
+    phone_set = keys.cases_by_phone(shard, phone_tag)
     assert await redis.smembers(phone_set) == {reference}
-    events = await redis.xrange(keys.case_audit(reference))
-    assert [fields["action"] for _, fields in events] == ["created"]
-    assert events[0][1]["actor"] == "migrant"
-    assert PHONE not in json.dumps(events)
+    events = await audit.case_events(redis, reference)
+    assert [(event.actor, event.action) for event in events] == [("migrant", "created")]
+    raw = await redis.xrange(keys.shard_audit(shard))
+    assert PHONE not in json.dumps(raw)
 
 
 async def test_first_free_candidate_is_taken(redis: Redis) -> None:
-    first, second = ref("1111111"), ref("2222222")
+    first, second = ref("1111111"), ref("1111127")  # one shard: 1111111 = 1111127 mod 16
     assert await cases.create_case(redis, new_case=return_request(), candidates=[first]) == first
     chosen = await cases.create_case(redis, new_case=return_request(), candidates=[first, second])
     assert chosen == second
@@ -86,15 +92,17 @@ async def test_retried_submission_creates_one_case(redis: Redis) -> None:
         )
     )
     assert len(set(results)) == 1
-    assert await redis.zcard(keys.cases_triage()) == 1
-    assert 0 < await redis.ttl(keys.case_idempotency("draft-abc")) <= cases.IDEMPOTENCY_TTL_SECONDS
+    shard = keys.shard_of(results[0])
+    assert await redis.zcard(keys.cases_triage(shard)) == 1
+    assert 0 < await redis.ttl(keys.case_idempotency(shard, "draft-abc")) <= (
+        cases.IDEMPOTENCY_TTL_SECONDS)
 
 
 async def test_create_and_lookup_on_one_pipeline(redis: Redis) -> None:
-    """The conversation queues writes on its own pipeline: one round trip."""
+    """The conversation queues writes on its own batch: one round trip (one per master)."""
     reference = ref("3141592")
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.set("hl:{ph:x}:session:sms", "state", ex=60)
+    async with batch(redis) as pipe:
+        pipe.execute_command("SET", "hl:{ph:x}:session:sms", "state", "EX", 60)
         cases.queue_create_case(
             pipe, new_case=return_request(), candidates=[reference], idempotency_key=None
         )
@@ -113,7 +121,7 @@ async def test_create_and_lookup_on_one_pipeline(redis: Redis) -> None:
 
 async def test_lookup_from_another_phone_and_unknown(redis: Redis) -> None:
     reference = await cases.create_case(redis, new_case=return_request())
-    async with redis.pipeline(transaction=False) as pipe:
+    async with batch(redis) as pipe:
         cases.queue_case_lookup(pipe, reference=reference, phone=OTHER_PHONE)
         cases.queue_case_lookup(pipe, reference=ref("9999999"), phone=PHONE)
         theirs, unknown = await pipe.execute()
@@ -124,7 +132,7 @@ async def test_lookup_from_another_phone_and_unknown(redis: Redis) -> None:
 
 
 async def withdraw(redis: Redis, reference: str, phone: str) -> bool:
-    async with redis.pipeline(transaction=False) as pipe:
+    async with batch(redis) as pipe:
         cases.queue_withdraw_by_migrant(
             pipe, reference=reference, phone=phone, now=T0 + timedelta(1)
         )
@@ -139,10 +147,11 @@ async def test_migrant_withdraws_own_return_request(redis: Redis) -> None:
     case = await cases.read_case(redis, reference)
     assert case.status is CaseStatus.WITHDRAWN
     assert case.updated_at == T0 + timedelta(1)
-    assert await redis.zscore(keys.cases_by_status("new"), reference) is None
-    assert await redis.zscore(keys.cases_by_status("withdrawn"), reference) is not None
-    events = await redis.xrange(keys.case_audit(reference))
-    assert [(f["actor"], f["action"]) for _, f in events] == [
+    shard = keys.shard_of(reference)
+    assert await redis.zscore(keys.cases_by_status(shard, "new"), reference) is None
+    assert await redis.zscore(keys.cases_by_status(shard, "withdrawn"), reference) is not None
+    events = await audit.case_events(redis, reference)
+    assert [(event.actor, event.action) for event in events] == [
         ("migrant", "created"),
         ("migrant", "status_changed"),
     ]
@@ -179,19 +188,35 @@ async def test_erase_phone_data_erases_every_case_of_that_phone(redis: Redis) ->
         assert case.kind is CaseKind.RETURN_REQUEST and case.erased_at == later
         dump = json.dumps(await redis.hgetall(keys.case(reference)))
         assert "Agadez" not in dump and PHONE not in dump and "Awa" not in dump
-        events = await redis.xrange(keys.case_audit(reference))
-        assert (events[-1][1]["actor"], events[-1][1]["action"]) == ("migrant", "erased")
+        events = await audit.case_events(redis, reference)
+        assert (events[-1].actor, events[-1].action) == ("migrant", "erased")
     assert not await redis.exists(keys.case_notes(mine[0]))
     assert (await cases.read_case(redis, other)).phone == OTHER_PHONE
     assert await cases.erase_phone_data(redis, phone=PHONE, actor="migrant", now=later) == 0
     # Counts survive erasure.
-    assert await redis.zcard(keys.cases_triage()) == 4
+    assert (await case_queries.case_stats(redis)).total == 4
 
 
 async def test_erase_one_case_and_unknown(redis: Redis) -> None:
     reference = await cases.create_case(redis, new_case=return_request())
     assert await cases.erase_case(redis, reference=reference, actor="op:ana", now=T0)
     assert not await cases.erase_case(redis, reference=reference, actor="op:ana", now=T0)
-    assert await redis.smembers(keys.cases_by_phone(pseudonym(PHONE, DEV_PII_KEY))) == set()
+    phone_set = keys.cases_by_phone(keys.shard_of(reference), pseudonym(PHONE, DEV_PII_KEY))
+    assert await redis.smembers(phone_set) == set()
     with pytest.raises(CaseNotFound):
         await cases.erase_case(redis, reference=ref("9999999"), actor="op:ana", now=T0)
+
+
+async def test_candidates_of_two_shards_are_refused(redis: Redis) -> None:
+    with pytest.raises(ValueError, match="one shard"):
+        await cases.create_case(redis, new_case=return_request(),
+                                candidates=[ref("1111111"), ref("1111112")])
+
+
+async def test_a_phone_erasure_finds_cases_made_with_chosen_references(redis: Redis) -> None:
+    """Cases made with references outside the phone's shard are erased all the same."""
+    chosen = [ref(f"{1000000 + shard}") for shard in range(3)]
+    for reference in chosen:
+        await cases.create_case(redis, new_case=return_request(), candidates=[reference])
+    assert len({keys.shard_of(reference) for reference in chosen}) == 3
+    assert await cases.erase_phone_data(redis, phone=PHONE, actor="migrant", now=T0) == 3

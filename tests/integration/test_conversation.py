@@ -17,6 +17,8 @@ from bot.types import Channel
 from tests.factories import default_flow
 from tests.redis_server import snapshot
 
+pytestmark = pytest.mark.deployments
+
 PHONE = "+22376000001"
 REFERENCE = re.compile(r"(\d{4})-(\d{4})")
 # main → 2 return request → 1 consent, then the answers, then 1 confirm.

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from redis.asyncio import Redis
 
 from bot.store import keys
 from bot.store.profiles import update_profile
+
+pytestmark = pytest.mark.deployments
 
 
 async def test_a_language_change_keeps_an_opt_out_without_expiry(redis: Redis) -> None:

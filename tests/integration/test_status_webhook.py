@@ -12,7 +12,7 @@ from twilio.request_validator import RequestValidator
 from bot.engine.session import Profile
 from bot.privacy import DEV_PII_KEY, pseudonym
 from bot.settings import Settings
-from bot.store import cases, keys, operators
+from bot.store import audit, cases, keys, operators
 from bot.store.operators import Role
 from tests.fake_twilio import AUTH_TOKEN, FakeTwilio, fake_twilio
 from tests.integration.admin_support import (
@@ -87,14 +87,14 @@ async def test_unsigned_or_badly_signed_callbacks_are_refused_and_change_nothing
         redis: Redis, env: Settings, fake: FakeTwilio, app_client: httpx.AsyncClient) -> None:
     reference, sid = await confirmed_case(redis, env, fake)
     params = {"MessageSid": sid, "MessageStatus": "delivered"}
-    before = await redis.xlen(keys.case_audit(reference))
+    before = len(await audit.case_events(redis, reference))
     unsigned = await app_client.post(STATUS_PATH, data=params)
     forged = await app_client.post(STATUS_PATH, data=params,
                                    headers={"X-Twilio-Signature": "bm90IGEgc2lnbmF0dXJl"})
     other = {**params, "MessageStatus": "failed"}  # signed for other values
     tampered = await app_client.post(STATUS_PATH, data=other, headers=signed(env, params))
     assert [r.status_code for r in (unsigned, forged, tampered)] == [403, 403, 403]
-    assert await redis.xlen(keys.case_audit(reference)) == before
+    assert len(await audit.case_events(redis, reference)) == before
 
 
 async def test_an_undelivered_21610_marks_the_phone_opted_out(

@@ -35,6 +35,8 @@ from tests.integration.webhooks_support import (
 )
 from tests.redis_server import RedisServer, snapshot
 
+pytestmark = pytest.mark.deployments
+
 FLOW = default_flow().flow
 
 

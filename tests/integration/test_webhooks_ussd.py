@@ -20,6 +20,8 @@ from tests.integration.webhooks_support import (
 )
 from tests.redis_server import RedisServer, snapshot
 
+pytestmark = pytest.mark.deployments
+
 
 @pytest.fixture
 async def gateway(redis: Redis, redis_server: RedisServer,

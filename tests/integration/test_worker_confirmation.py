@@ -12,7 +12,7 @@ from redis.asyncio import Redis
 from bot.conversation import Conversation, InboundMessage
 from bot.jobs.messages import confirmation_id
 from bot.settings import Settings
-from bot.store import case_updates, cases, deliveries, outbox
+from bot.store import case_updates, cases, deliveries, keys, outbox
 from bot.store.outbox import GROUP
 from bot.types import Channel
 from tests.factories import default_flow
@@ -124,8 +124,9 @@ async def test_the_outbox_event_outlives_a_worker_that_died_before_acknowledging
     taken = await outbox.read_events(redis, consumer="other", claim_idle_ms=0)
     assert [event.reference for event in taken.events] == [reference]
     await outbox.acknowledge(redis, taken.entry_ids)
-    assert await redis.xlen("hl:{cases}:outbox") == 0
-    assert (await redis.xinfo_groups("hl:{cases}:outbox"))[0]["pending"] == 0
+    stream = keys.cases_outbox(keys.shard_of(reference))
+    assert await redis.xlen(stream) == 0
+    assert (await redis.xinfo_groups(stream))[0]["pending"] == 0
     await worker.cycle()
     assert fake.creates == []  # acknowledged by hand above: nothing is queued twice
 
@@ -142,7 +143,8 @@ async def test_every_new_case_leaves_one_event_in_the_outbox(redis: Redis) -> No
                                         CREATED_AT)]
     # One group serves every worker: a second reader gets nothing the first one got.
     assert (await outbox.read_events(redis, consumer="d")).events == []
-    assert (await redis.xinfo_groups("hl:{cases}:outbox"))[0]["name"] == GROUP
+    stream = keys.cases_outbox(keys.shard_of(reference))
+    assert (await redis.xinfo_groups(stream))[0]["name"] == GROUP
 
 
 async def test_an_operator_message_goes_once_and_not_after_an_opt_out(
@@ -195,7 +197,8 @@ async def test_a_lost_consumer_group_is_made_again_and_idle_readers_forgotten(
         redis: Redis) -> None:
     await outbox.ensure_group(redis)
     reference = await cases.create_case(redis, new_case=return_request(phone=PHONE))
-    await redis.xgroup_destroy("hl:{cases}:outbox", GROUP)  # as after a restart without data
+    stream = keys.cases_outbox(keys.shard_of(reference))
+    await redis.xgroup_destroy(stream, GROUP)  # as after a restart without data
     batch = await outbox.read_events(redis, consumer="w1")
     assert [event.reference for event in batch.events] == [reference]
     await outbox.acknowledge(redis, batch.entry_ids)
@@ -203,4 +206,4 @@ async def test_a_lost_consumer_group_is_made_again_and_idle_readers_forgotten(
     await outbox.acknowledge(redis, (await outbox.read_events(redis, consumer="w2")).entry_ids)
     assert await outbox.forget_idle_consumers(redis, idle_ms=60_000) == 0  # both just seen
     assert await outbox.forget_idle_consumers(redis, idle_ms=-1) == 2
-    assert await redis.xinfo_consumers("hl:{cases}:outbox", GROUP) == []
+    assert await redis.xinfo_consumers(stream, GROUP) == []

@@ -111,4 +111,4 @@ async def test_cases_erased_meanwhile_are_left_as_they_are(
     clock.now = T0 + timedelta(days=50)
     assert await worker.purge() == 0
     assert [a for a, _ in await actions(redis, reference)].count("erased") == 1
-    assert await redis.zcard(keys.cases_ended()) == 0
+    assert await redis.zcard(keys.cases_ended(keys.shard_of(reference))) == 0

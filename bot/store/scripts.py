@@ -1,0 +1,178 @@
+"""Lua scripts and how they are sent: one server, Sentinel or Redis Cluster alike.
+
+Every script's keys share one hash tag (one Cluster slot). A script is sent by
+its digest (EVALSHA, 40 bytes a call); a NOSCRIPT answer (the server restarted,
+or a Cluster node never saw it) is rescued by sending the body once with EVAL,
+which loads it for the next calls.
+
+`Batch` sends several scripts in one round trip: a pipeline on one server; on
+a Cluster, redis-py's cluster pipeline, which sends each master its share on
+one connection, all masters at once (redis-py refuses EVALSHA there, so the
+bodies go with EVAL). A `WAIT` queued after a script runs on the connection
+and the master that ran it, as WAIT requires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from redis.asyncio import RedisCluster
+from redis.exceptions import NoScriptError
+
+_SOURCES: dict[str, str] = {}
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    source: str
+    sha: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        sha = hashlib.sha1(self.source.encode()).hexdigest()  # noqa: S324 (Redis's script id)
+        object.__setattr__(self, "sha", sha)
+        _SOURCES[sha] = self.source
+
+    def queue(self, pipe: Any, keys: list[str], args: list[str | int]) -> None:
+        """Queue on a pipeline or a Batch, by digest."""
+        pipe.evalsha(self.sha, len(keys), *keys, *args)
+
+    def queue_body(self, pipe: Any, keys: list[str], args: list[str | int]) -> None:
+        pipe.eval(self.source, len(keys), *keys, *args)
+
+    async def run(self, redis: Any, keys: list[str], args: list[str | int]) -> Any:
+        try:
+            return await redis.evalsha(self.sha, len(keys), *keys, *args)
+        except NoScriptError:
+            return await redis.eval(self.source, len(keys), *keys, *args)
+
+
+def unknown_script(result: Any) -> bool:
+    """True when a pipelined EVALSHA was answered NOSCRIPT (nothing ran)."""
+    return isinstance(result, NoScriptError)
+
+
+def is_cluster(redis: Any) -> bool:
+    return isinstance(redis, RedisCluster)
+
+
+@dataclass
+class _Call:
+    args: tuple[Any, ...]
+    wait_after: tuple[int, int] | None = None
+
+
+class Batch:
+    """Scripts (and plain keyed commands) for one round trip, in order per server.
+
+    Use like a non-transactional pipeline: queue with `evalsha`/`eval` (what
+    `Script.queue` does) or any keyed command, then `await execute()`.
+    """
+
+    def __init__(self, redis: Any) -> None:
+        self.redis = redis
+        self._calls: list[_Call] = []
+
+    async def __aenter__(self) -> Batch:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        self._calls = []
+
+    def evalsha(self, sha: str, numkeys: int, *args: Any) -> Batch:
+        self._calls.append(_Call(("EVALSHA", sha, numkeys, *args)))
+        return self
+
+    def eval(self, source: str, numkeys: int, *args: Any) -> Batch:
+        self._calls.append(_Call(("EVAL", source, numkeys, *args)))
+        return self
+
+    def execute_command(self, *args: Any) -> Batch:
+        self._calls.append(_Call(args))
+        return self
+
+    def wait_for_replicas(self, replicas: int, timeout_ms: int) -> Batch:
+        """After the last queued script: WAIT on its master until `replicas` acknowledge.
+
+        Its result is the number of replicas that acknowledged in time.
+        """
+        if not self._calls:
+            raise ValueError("nothing to wait for")
+        self._calls[-1].wait_after = (replicas, timeout_ms)
+        return self
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        """One result per queued call (a WAIT adds its own, right after its script's)."""
+        if not self._calls:
+            return []
+        if is_cluster(self.redis):
+            results = await self._on_cluster()
+        else:
+            results = await self._on_server()
+        if raise_on_error:
+            for result in results:
+                if isinstance(result, Exception):
+                    raise result
+        return results
+
+    async def _on_server(self) -> list[Any]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for call in self._calls:
+                pipe.execute_command(*call.args)
+                if call.wait_after is not None:
+                    pipe.execute_command("WAIT", *call.wait_after)
+            results = list(await pipe.execute(raise_on_error=False))
+        rescue = [index for index, result in enumerate(results) if unknown_script(result)]
+        if rescue:
+            # The server lost its scripts: send those bodies (and their WAITs) again.
+            plan = self._positions()
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for index in rescue:
+                    call = plan[index]
+                    pipe.execute_command("EVAL", _SOURCES[call.args[1]], *call.args[2:])
+                    if call.wait_after is not None:
+                        pipe.execute_command("WAIT", *call.wait_after)
+                again = list(await pipe.execute(raise_on_error=False))
+            position = 0
+            for index in rescue:
+                results[index] = again[position]
+                position += 1
+                if plan[index].wait_after is not None:
+                    results[index + 1] = again[position]
+                    position += 1
+        return results
+
+    def _positions(self) -> dict[int, _Call]:
+        found: dict[int, _Call] = {}
+        index = 0
+        for call in self._calls:
+            found[index] = call
+            index += 2 if call.wait_after is not None else 1
+        return found
+
+    async def _on_cluster(self) -> list[Any]:
+        cluster: Any = self.redis
+        async with cluster.pipeline(transaction=False) as pipe:
+            for call in self._calls:
+                args = call.args
+                if args[0] == "EVALSHA":
+                    args = ("EVAL", _SOURCES[args[1]], *args[2:])
+                pipe.execute_command(*args)
+                if call.wait_after is not None:
+                    node = await _node_of(cluster, args)
+                    pipe.execute_command("WAIT", *call.wait_after, target_nodes=node)
+            return list(await pipe.execute(raise_on_error=False))
+
+
+async def _node_of(cluster: Any, args: tuple[Any, ...]) -> Any:
+    """The master that holds the slot of a script's first key."""
+    return cluster.get_node_from_key(args[3])
+
+
+def batch(redis: Any) -> Batch:
+    return Batch(redis)
