@@ -25,8 +25,7 @@ from redis.asyncio import Redis
 
 from bot.cases.export import export_csv
 from bot.cases.model import CaseKind, CaseStatus, NewCase
-from bot.cases.references import draw_reference
-from bot.store import case_queries, cases
+from bot.store import case_queries, cases, keys
 from bot.store.case_queries import CaseFilter
 
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
@@ -73,7 +72,7 @@ async def seed(redis: Redis, rng: random.Random, start: int, stop: int) -> float
                 cases.queue_create_case(
                     pipe,
                     new_case=new_case(rng, number),
-                    candidates=[draw_reference() for _ in range(3)],
+                    candidates=cases.draw_candidates(number % keys.CASE_SHARDS, 3),
                     idempotency_key=None,
                     pii_key=b"bench",
                 )

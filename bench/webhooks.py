@@ -272,7 +272,8 @@ def cases_created(port: int) -> int:
 
     client = redis_client(port)
     try:
-        return sum(int(client.zcard(keys.cases_by_kind(kind))) for kind in CaseKind)
+        return sum(int(client.zcard(keys.cases_by_kind(shard, kind)))
+                   for shard in keys.SHARDS for kind in CaseKind)
     finally:
         client.close()
 

@@ -17,6 +17,7 @@ from fastapi import HTTPException, Request, status
 from redis.asyncio import Redis
 
 from bot.store import keys
+from bot.store.counters import count_in_window
 
 MAX_FAILURES = 10
 WINDOW_SECONDS = 15 * 60
@@ -45,11 +46,7 @@ class Throttle:
 
     async def count_failure(self) -> None:
         """One more wrong token; the window starts at the first."""
-        async with self.redis.pipeline(transaction=True) as pipe:
-            # SET NX starts the window at the first failure (EXPIRE NX needs Redis 7).
-            pipe.set(keys.auth_failures(self.client), 0, ex=WINDOW_SECONDS, nx=True)
-            pipe.incr(keys.auth_failures(self.client))
-            await pipe.execute()
+        await count_in_window(self.redis, keys.auth_failures(self.client), WINDOW_SECONDS)
 
 
 def too_many(retry_after: int) -> HTTPException:
