@@ -19,6 +19,7 @@ DEFAULT_DRAFT_TTL_SECONDS = 7 * 24 * 3600
 DEFAULT_RATE_LIMIT = 30
 DEFAULT_ACK_SLA_MINUTES = 15
 DEFAULT_RETENTION_DAYS = 180
+DEFAULT_AUTH_FAILURE_LIMIT = 10
 DEFAULT_CONSOLE_IDLE_MINUTES = 20
 
 
@@ -76,6 +77,8 @@ class Settings(BaseSettings):
     escalation_webhook: str | None = None
     ack_sla_minutes: int = Field(default=DEFAULT_ACK_SLA_MINUTES, gt=0)
     retention_days: int = Field(default=DEFAULT_RETENTION_DAYS, gt=0)
+    auth_failure_limit: int = Field(default=DEFAULT_AUTH_FAILURE_LIMIT, gt=0)
+    """Wrong tokens one client address may present in 15 minutes before 429s."""
     # The console signs an operator out after this long without a key or a click.
     console_idle_minutes: int = Field(default=DEFAULT_CONSOLE_IDLE_MINUTES, gt=0, le=24 * 60)
 

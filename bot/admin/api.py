@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Query, Request, Response, status
+from fastapi import APIRouter, FastAPI, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
@@ -64,6 +64,14 @@ _INVALID: Responses = {422: {"description": "Invalid input; `detail[].loc` names
 _CONFLICT: Responses = {
     409: {"model": Conflict, "description": "Refused in the case's present state"}
 }
+
+
+ReferencePath = Annotated[str, Path(
+    description="A case reference: 8 digits, the last a check digit (Damm algorithm), "
+    "with or without `-` and spaces (`1234-5678`). A wrong check digit is a 422.",
+    pattern=r"^[ -]*(?:[0-9][ -]*){8}$",
+    examples=["1234-5671"],
+)]
 
 
 def _reference(raw: str) -> str:
@@ -161,21 +169,27 @@ async def _detail(redis: RedisDep, reference: str, operator_actor: str, now: Now
     )
 
 
-@router.get("/cases/{reference}", response_model=CaseDetail, responses=_NOT_FOUND | _INVALID)
+@router.get(
+    "/cases/{reference:case_reference}", response_model=CaseDetail, responses=_NOT_FOUND | _INVALID
+)
 async def get_case(
-    reference: str, redis: RedisDep, now: NowDep, operator: AnyOperator
+    reference: ReferencePath, redis: RedisDep, now: NowDep, operator: AnyOperator
 ) -> CaseDetail:
     """One case with its personal data and journal; the read is audited."""
     return await _detail(redis, _reference(reference), actor(operator), now)
 
 
 @router.patch(
-    "/cases/{reference}",
+    "/cases/{reference:case_reference}",
     response_model=CaseDetail,
     responses=_NOT_FOUND | _INVALID | _CONFLICT,
 )
 async def update_case(
-    reference: str, change: CasePatch, redis: RedisDep, now: NowDep, operator: AnyOperator
+    reference: ReferencePath,
+    change: CasePatch,
+    redis: RedisDep,
+    now: NowDep,
+    operator: AnyOperator,
 ) -> CaseDetail:
     """Change status (through the lifecycle), priority or assignee (an active operator's
     name; null: unassign)."""
@@ -206,13 +220,13 @@ async def update_case(
 
 
 @router.post(
-    "/cases/{reference}/notes",
+    "/cases/{reference:case_reference}/notes",
     response_model=JournalEntry,
     status_code=status.HTTP_201_CREATED,
     responses=_NOT_FOUND | _INVALID,
 )
 async def add_note(
-    reference: str, note: NoteIn, redis: RedisDep, now: NowDep, operator: AnyOperator
+    reference: ReferencePath, note: NoteIn, redis: RedisDep, now: NowDep, operator: AnyOperator
 ) -> JournalEntry:
     return await case_updates.add_note(
         redis, reference=_reference(reference), actor=actor(operator), now=now, text=note.text
@@ -220,12 +234,12 @@ async def add_note(
 
 
 @router.post(
-    "/cases/{reference}/escalate",
+    "/cases/{reference:case_reference}/escalate",
     response_model=CaseDetail,
     responses=_NOT_FOUND | _INVALID | _CONFLICT,
 )
 async def escalate(
-    reference: str,
+    reference: ReferencePath,
     escalation: EscalationIn,
     redis: RedisDep,
     jobs_queue: JobsDep,
@@ -247,13 +261,13 @@ async def escalate(
 
 
 @router.post(
-    "/cases/{reference}/messages",
+    "/cases/{reference:case_reference}/messages",
     response_model=MessageQueued,
     status_code=status.HTTP_202_ACCEPTED,
     responses=_NOT_FOUND | _INVALID | _CONFLICT,
 )
 async def send_message(
-    reference: str,
+    reference: ReferencePath,
     message: MessageIn,
     redis: RedisDep,
     jobs_queue: JobsDep,
@@ -280,11 +294,13 @@ async def send_message(
 
 
 @router.get(
-    "/cases/{reference}/events",
+    "/cases/{reference:case_reference}/events",
     response_model=list[AuditEvent],
     responses=_NOT_FOUND | _INVALID,
 )
-async def case_events(reference: str, redis: RedisDep, _: AnyOperator) -> list[AuditEvent]:
+async def case_events(
+    reference: ReferencePath, redis: RedisDep, _: AnyOperator
+) -> list[AuditEvent]:
     """The case's audit trail, oldest first (read-only: no route edits or deletes events)."""
     plain = _reference(reference)
     if not await redis.exists(keys.case(plain)):
@@ -292,9 +308,11 @@ async def case_events(reference: str, redis: RedisDep, _: AnyOperator) -> list[A
     return await audit.case_events(redis, plain)
 
 
-@router.delete("/cases/{reference}", response_model=CaseSummary, responses=_NOT_FOUND | _INVALID)
+@router.delete(
+    "/cases/{reference:case_reference}", response_model=CaseSummary, responses=_NOT_FOUND | _INVALID
+)
 async def erase_case(
-    reference: str, redis: RedisDep, now: NowDep, operator: Supervisor
+    reference: ReferencePath, redis: RedisDep, now: NowDep, operator: Supervisor
 ) -> CaseSummary:
     """Erase the case's personal fields; the anonymous record stays (and counts)."""
     plain = _reference(reference)

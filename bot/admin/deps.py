@@ -54,7 +54,8 @@ async def authenticate(request: Request, token: str | None) -> Operator:
         return known
     if not token:
         raise _unauthenticated()
-    throttle = Throttle(get_redis(request), client_key(request))
+    limit = request.app.state.settings.auth_failure_limit
+    throttle = Throttle(get_redis(request), client_key(request), limit)
     await throttle.refuse_if_blocked()
     operator = await operator_for_token(get_redis(request), token)
     if operator is None:

@@ -15,12 +15,34 @@ from fastapi import Request, Response
 from fastapi.dependencies.models import Dependant
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
+from starlette.convertors import Convertor, register_url_convertor
 
 from bot.store.operators import Role
 
 from .deps import ROLE_OF_CHECK, authenticate, authorise
+from .failures import ANY_REQUEST, WITH_BODY
 
 BEARER = "bearer "
+
+
+class CaseReferenceSegment(Convertor[str]):
+    """`{reference:case_reference}`: any path segment but a sibling literal (`export.csv`).
+
+    As in OpenAPI, a literal path wins over a template: `PATCH /cases/export.csv`
+    is a 405 (export is GET only), not a PATCH of a case named "export.csv".
+    Malformed references still reach the route, which answers 422 naming them.
+    """
+
+    regex = r"(?!export\.csv$)[^/]+"
+
+    def convert(self, value: str) -> str:
+        return value
+
+    def to_string(self, value: str) -> str:
+        return value
+
+
+register_url_convertor("case_reference", CaseReferenceSegment())
 
 
 def _calls(dependant: Dependant) -> Iterator[Any]:
@@ -34,7 +56,18 @@ def needed_role(dependant: Dependant) -> Role | None:
     return max(roles, key=list(Role).index) if roles else None
 
 
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
 class AuthorisedRoute(APIRoute):
+    def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
+        # Every admin route documents the answers any request may get (OpenAPI, SPEC §7).
+        common = dict(ANY_REQUEST)
+        if BODY_METHODS & set(options.get("methods") or ()):
+            common |= WITH_BODY
+        options["responses"] = common | dict(options.get("responses") or {})
+        super().__init__(path, endpoint, **options)
+
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handle = super().get_route_handler()
         role = needed_role(self.dependant)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -119,7 +119,17 @@ def reasons_of(case: Case) -> list[str]:
     )
 
 
+def _patch_schema(schema: dict[str, Any]) -> None:
+    """What `_something_to_change` enforces, said in the OpenAPI document too."""
+    schema["minProperties"] = 1
+    for name in ("status", "priority"):
+        field = schema["properties"][name]
+        field["anyOf"] = [kind for kind in field["anyOf"] if kind.get("type") != "null"]
+
+
 class CasePatch(Strict):
+    model_config = ConfigDict(extra="forbid", json_schema_extra=_patch_schema)
+
     status: CaseStatus | None = None
     priority: Priority | None = None
     assignee: str | None = Field(default=None, pattern=NAME_PATTERN)

@@ -1,8 +1,8 @@
 """Wrong tokens are throttled per client (SPEC §7): 429 with `Retry-After`.
 
-A client (its address, as uvicorn sees it: behind a proxy, run uvicorn with
-`--proxy-headers` and the proxy in `--forwarded-allow-ips`) may present at
-most `MAX_FAILURES` wrong tokens in `WINDOW_SECONDS`; past that, every
+A client (its address, as uvicorn sees it: behind a proxy, uvicorn trusts
+`X-Forwarded-For` from the addresses in `FORWARDED_ALLOW_IPS`) may present at
+most `HELPLINE_AUTH_FAILURE_LIMIT` wrong tokens in `WINDOW_SECONDS`; past that, every
 authenticated request from it is refused, right tokens too, until the window
 ends, so a token cannot be guessed at any useful rate. The counter is in Redis:
 every web process sees the same count.
@@ -19,7 +19,6 @@ from redis.asyncio import Redis
 from bot.store import keys
 from bot.store.counters import count_in_window
 
-MAX_FAILURES = 10
 WINDOW_SECONDS = 15 * 60
 _CLIENT_DIGEST_BYTES = 12
 
@@ -34,6 +33,7 @@ def client_key(request: Request) -> str:
 class Throttle:
     redis: Redis
     client: str
+    limit: int
 
     async def refuse_if_blocked(self) -> None:
         """429 while this client is over the limit."""
@@ -41,7 +41,7 @@ class Throttle:
             pipe.get(keys.auth_failures(self.client))
             pipe.ttl(keys.auth_failures(self.client))
             failures, ttl = await pipe.execute()
-        if failures is not None and int(failures) >= MAX_FAILURES:
+        if failures is not None and int(failures) >= self.limit:
             raise too_many(int(ttl) if int(ttl) > 0 else WINDOW_SECONDS)
 
     async def count_failure(self) -> None:
