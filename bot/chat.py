@@ -30,6 +30,13 @@ def screen(reply: Reply, channel: Channel, ussd_max_chars: int) -> str:
     return f"{shown}\n-- {size} · {encoding} · {parts} SMS segment{'s' if parts > 1 else ''}"
 
 
+ENDED = {
+    Channel.USSD: "-- END: this USSD session is over; the next line dials the code again "
+                  "(a new session) and is typed on its first screen",
+    Channel.SMS: "-- END: this conversation is over; the next line starts a new one",
+}
+
+
 async def chat(*, channel: str, phone: str, language: str | None) -> int:
     settings = get_settings()
     compiled = load_checked(settings.flow, settings.ussd_max_chars)
@@ -63,13 +70,16 @@ async def chat(*, channel: str, phone: str, language: str | None) -> int:
             reply = await conversation.handle(InboundMessage(kind, number, text))
             print(screen(reply, kind, settings.ussd_max_chars), flush=True)
             ended = reply.end
+            if ended:
+                print(ENDED[kind], flush=True)
     finally:
         await store.close()
-
 
 
 async def _dial(conversation: Conversation, kind: Channel, number: str, max_chars: int) -> bool:
     """A new USSD session, as dialling the code: shows the first screen."""
     reply = await conversation.handle(InboundMessage(kind, number, "", restart=True))
     print(screen(reply, kind, max_chars), flush=True)
+    if reply.end:
+        print(ENDED[kind], flush=True)
     return reply.end

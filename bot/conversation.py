@@ -48,8 +48,8 @@ from bot.errors import PhoneBusy
 from bot.flows.compiler import CompiledFlow
 from bot.flows.model import NAV_HOME
 from bot.settings import Settings
+from bot.store import case_updates, keys, profiles, sessions
 from bot.store import cases as case_store
-from bot.store import keys, profiles, sessions
 from bot.store.scripts import batch, unknown_script
 from bot.store.sessions import Begun, Commit, Loaded, PhoneKeys, PhoneState, RateLimit
 from bot.types import Channel
@@ -364,6 +364,9 @@ class Conversation:
             self._states.keep(phone_keys.pseudonym, state)
             return Handled(planned.reply, planned.outcome)
         if planned.erase:
+            # SPEC §5: the phone's open cases are closed (reason `erased`), out of the queue.
+            await case_updates.close_phone_cases(self.redis, pseudonym=phone_keys.pseudonym,
+                                                 actor=case_store.MIGRANT, now=now)
             await case_store.erase_phone_data(self.redis, phone=message.phone,
                                               actor=case_store.MIGRANT, now=now,
                                               pii_key=self.pii_key)

@@ -236,6 +236,9 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
         _profiles.remember(profile_json, new_profile)
         if new_profile.opted_out:
             profile_ttl = NO_EXPIRY  # an opt-out holds until START, however long
+    if decided.erase and profile is not None and profile.opted_out:
+        # Erasure forgets everything but the STOP itself: still no SMS, until START.
+        profile_json, profile_ttl = Profile(opted_out=True).to_json(), NO_EXPIRY
     commit = Commit(
         session_json=session_json,
         session_ttl=ttls.session,

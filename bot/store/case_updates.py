@@ -274,3 +274,42 @@ async def record_message(
         return entry
 
     return await _transact(redis, reference, plan)
+
+
+ERASED = "erased"
+"""The reason recorded when a migrant's erasure closes their open cases."""
+_LEFT_OPEN_BY_ERASURE = frozenset({CaseStatus.CLOSED, CaseStatus.WITHDRAWN})
+
+
+async def close_phone_cases(redis: Redis, *, pseudonym: str, actor: str, now: datetime,
+                            reason: str = ERASED) -> list[str]:
+    """Close every open case of a phone (status `closed`, the reason audited), so that
+    they leave the triage queue: nobody is left waiting to call an erased number.
+
+    Returns the references closed now. Run before the personal fields are erased.
+    """
+    references = sorted(
+        text_of(ref) for ref in await reply(redis.smembers(keys.cases_by_phone(pseudonym)))
+    )
+    closed: list[str] = []
+    for reference in references:
+
+        def plan(loaded: Loaded, pipe: Any) -> bool:
+            before = loaded.case
+            if before.status in _LEFT_OPEN_BY_ERASURE:
+                return False
+            after = before.model_copy(update=dict(
+                status=lifecycle.next_status(before.status, CaseStatus.CLOSED), updated_at=now))
+            _queue_record(pipe, after)
+            _queue_reindex(pipe, loaded, after)
+            queue_audit(pipe, reference=before.reference, actor=actor, action="status_changed",
+                        at=now, detail={"from": before.status, "to": CaseStatus.CLOSED,
+                                        "reason": reason})
+            return True
+
+        try:
+            if await _transact(redis, reference, plan):
+                closed.append(reference)
+        except CaseNotFound:
+            continue
+    return closed

@@ -42,11 +42,13 @@ def test_a_scripted_ussd_session_completes_a_return_request_and_follows_it(
     screens = out.split("\n> ")
     assert screens[0].startswith("CON ")
     for line in out.splitlines():
-        if line.startswith("-- "):
+        if line.startswith("-- ") and " chars " in line:
             length = int(line.split()[1].split("/")[0])
             assert length <= 182 and ("GSM-7" in line or "UCS-2" in line) and "segment" in line
     last = screens[-1]
     assert "END " in last
+    assert last.rstrip().endswith("the next line dials the code again (a new session) and is "
+                                  "typed on its first screen")
     found = REFERENCE.search(last)
     assert found, last
     reference = found.group(0)

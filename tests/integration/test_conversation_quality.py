@@ -8,6 +8,7 @@ from __future__ import annotations
 import itertools
 from collections import deque
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,9 @@ from redis.asyncio import Redis
 
 from bot.engine import sms
 from bot.flows.model import NAV_MORE, StateKind
+from bot.store import operators
+from bot.store.cases import read_case
+from bot.store.operators import Role
 from tests.factories import default_flow
 from tests.integration.webhooks_support import (
     ANSWERS,
@@ -26,6 +30,7 @@ from tests.integration.webhooks_support import (
 from tests.redis_server import RedisServer
 
 FLOW = default_flow().flow
+API = "/admin/api/v1"
 LANGUAGE_KEYS = {"fr": "1", "en": "2", "bm": "3"}
 WRONG_KEY = "7"
 _sessions = itertools.count(1)
@@ -192,3 +197,86 @@ async def test_a_bambara_ussd_return_request_fits_each_screen_in_its_encoding(
         limit = 182 if sms.encoding(shown) is sms.Encoding.GSM7 else 80
         assert len(shown) <= limit, (len(shown), sms.encoding(shown), shown)
     assert all(sms.encoding(shown) is sms.Encoding.GSM7 for shown in screens[2:])
+
+
+async def supervisor(redis: Redis) -> dict[str, str]:
+    token = await operators.add_operator(redis, name=f"sup-{next(_phones)}",
+                                         role=Role.SUPERVISOR, now=datetime.now(UTC))
+    return {"Authorization": f"Bearer {token}"}
+
+
+async def test_effacer_closes_the_phones_open_cases_and_takes_them_out_of_the_queue(
+        gateway: Gateway, redis: Redis) -> None:
+    phone = new_phone()
+    await gateway.text("Bonjour", phone=phone)
+    await gateway.text("1", phone=phone)
+    done = ""
+    for typed in ["2", "1", *ANSWERS, "1"]:
+        done = await gateway.text(typed, phone=phone)
+    reference = reference_in(done)
+    headers = await supervisor(redis)
+    queue = (await gateway.client.get(f"{API}/cases?status=new", headers=headers)).json()
+    assert reference in [case["reference"] for case in queue["items"]]
+
+    assert "2 pour annuler" in await gateway.text("EFFACER", phone=phone)
+    assert await gateway.text("1", phone=phone) == FLOW.text("erased", "fr")
+
+    case = await read_case(redis, reference)
+    assert case.status == "closed" and case.phone is None and case.answers == {}
+    queue = (await gateway.client.get(f"{API}/cases?status=new", headers=headers)).json()
+    assert reference not in [case["reference"] for case in queue["items"]]
+    events = (await gateway.client.get(f"{API}/cases/{reference}/events",
+                                       headers=headers)).json()
+    closing = [e for e in events if e["action"] == "status_changed"]
+    assert closing and closing[-1]["detail"] == {"from": "new", "to": "closed",
+                                                 "reason": "erased"}, events
+    status = await gateway.text(f"SUIVI {reference}", phone=phone)
+    assert FLOW.text("status_closed", "fr") in status
+    assert FLOW.text("status_new", "fr") not in status
+
+
+async def test_effacer_works_for_a_phone_that_sent_stop(gateway: Gateway, redis: Redis) -> None:
+    phone = new_phone()
+    await gateway.text("Bonjour", phone=phone)
+    await gateway.text("1", phone=phone)
+    done = ""
+    for typed in ["4", "1", "5", "1", "4"]:  # a call-back: consent, topic skipped, safe, any time
+        done = await gateway.text(typed, phone=phone)
+    reference = reference_in(done)
+    assert await gateway.text("STOP", phone=phone) == FLOW.text("opted_out", "fr")
+    assert await gateway.text("bonjour", phone=phone) == ""
+    assert FLOW.text("erase_confirm", "fr") == await gateway.text("Effacer", phone=phone)
+    assert await gateway.text("1", phone=phone) == FLOW.text("erased", "fr")
+    case = await read_case(redis, reference)
+    assert case.status == "closed" and case.phone is None
+    assert await gateway.text("bonjour", phone=phone) == ""  # the opt-out itself is kept
+
+
+async def test_a_call_back_asks_topic_safety_and_time_and_its_priority_follows_the_topic(
+        gateway: Gateway, redis: Redis) -> None:
+    phone = new_phone()
+    await gateway.text("Bonjour", phone=phone)
+    await gateway.text("2", phone=phone)  # English
+    # From the main menu: the topic is asked (optional), then safety and time.
+    assert "we keep your number" in await gateway.text("4", phone=phone)
+    topic = await gateway.text("1", phone=phone)  # consent given
+    assert "What is it about?" in topic and "5 Other, skip" in topic
+    assert "safe" in await gateway.text("1", phone=phone)  # going home
+    assert "When can we call?" in await gateway.text("2", phone=phone)  # not safe to call
+    done = await gateway.text("3", phone=phone)  # evening
+    normal = await read_case(redis, reference_in(done))
+    assert normal.kind == "callback" and normal.priority == "normal"
+    assert normal.answers == {"topic": "return", "call_safe": "no", "call_time": "evening"}
+
+    # From the trafficking page the topic is known, and the case is urgent.
+    for typed in ["MENU", "1", "2", "1"]:  # info, trafficking, its first two pages
+        await gateway.text(typed, phone=phone)
+    assert "1 Call me back" in await gateway.text("1", phone=phone)  # "What to do"
+    asked = await gateway.text("1", phone=phone)  # the call-back consent
+    assert "we keep your number" in asked
+    assert "safe" in await gateway.text("1", phone=phone)  # no topic question
+    await gateway.text("1", phone=phone)
+    done = await gateway.text("4", phone=phone)
+    urgent = await read_case(redis, reference_in(done))
+    assert urgent.priority == "urgent"
+    assert urgent.answers == {"topic": "trafficking", "call_safe": "yes", "call_time": "any"}
