@@ -32,7 +32,13 @@ from bot.cases.model import (
 from bot.errors import CaseNotFound, EscalationRefused, MessageRefused
 from bot.store import keys
 from bot.store.case_scripts import UPDATE_CASE
-from bot.store.cases import case_from_record, iso, text_of, triage_score
+from bot.store.cases import (
+    case_from_record,
+    iso,
+    references_of_phone,
+    text_of,
+    triage_score,
+)
 from bot.store.replies import reply
 
 NO = "no"
@@ -288,23 +294,18 @@ async def close_phone_cases(redis: Redis, *, pseudonym: str, actor: str, now: da
 
     Returns the references closed now. Run before the personal fields are erased.
     """
-    references = sorted(
-        text_of(ref) for ref in await reply(redis.smembers(keys.cases_by_phone(pseudonym)))
-    )
     closed: list[str] = []
-    for reference in references:
+    for reference in await references_of_phone(redis, pseudonym):
 
-        def plan(loaded: Loaded, pipe: Any) -> bool:
+        def plan(loaded: Loaded, write: Write) -> bool:
             before = loaded.case
             if before.status in _LEFT_OPEN_BY_ERASURE:
                 return False
-            after = before.model_copy(update=dict(
+            write.after = before.model_copy(update=dict(
                 status=lifecycle.next_status(before.status, CaseStatus.CLOSED), updated_at=now))
-            _queue_record(pipe, after)
-            _queue_reindex(pipe, loaded, after)
-            queue_audit(pipe, reference=before.reference, actor=actor, action="status_changed",
-                        at=now, detail={"from": before.status, "to": CaseStatus.CLOSED,
-                                        "reason": reason})
+            write.audit(actor=actor, action="status_changed", at=now,
+                        detail={"from": before.status, "to": CaseStatus.CLOSED,
+                                "reason": reason})
             return True
 
         try:
