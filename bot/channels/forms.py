@@ -16,6 +16,7 @@ MAX_BODY_BYTES = 16 * 1024
 """Twilio and Africa's Talking bodies are a few hundred bytes."""
 MAX_FIELDS = 64
 KNOWN_SENDERS = 65_536
+KNOWN_FIELDS = 4096
 
 
 def require_form_type(content_type: str | None) -> None:
@@ -61,7 +62,9 @@ def form_pairs(text: str) -> list[tuple[str, str]]:
     return pairs
 
 
+@lru_cache(maxsize=KNOWN_FIELDS)
 def _decoded(part: str) -> str:
+    """A name or value unescaped; remembered, as a session's hops repeat most of them."""
     if "%" in part or "+" in part:
         return unquote(part.replace("+", " "), encoding="utf-8", errors="strict")
     return part

@@ -43,6 +43,8 @@ log = logging.getLogger(__name__)
 TEXT_TYPE = b"text/plain; charset=utf-8"
 FLUSH_SECONDS = 0.2
 FLUSH_LINES = 256
+KNOWN_PATHS = 256
+"""Method and logged path pairs whose JSON is kept (the webhook paths, key redacted)."""
 CLIENT_GONE = 499
 """The access log's status of a request whose client left before it was answered."""
 
@@ -187,6 +189,7 @@ class AccessLines:
         self._flush_at: asyncio.TimerHandle | None = None
         self._second = -1
         self._stamp = ""
+        self._fields: dict[tuple[str, str], str] = {}
 
     def request(self, method: str, path: str, status: int, started: float) -> None:
         if not self.log.isEnabledFor(logging.INFO):
@@ -197,10 +200,15 @@ class AccessLines:
             self.log.info("request", extra={"method": method, "path": path, "status": status,
                                             "duration_ms": duration_ms})
             return
+        fields = self._fields.get((method, path))
+        if fields is None:
+            fields = (f'"method": {json.dumps(method)}, '
+                      f'"path": {json.dumps(path, ensure_ascii=False)}, ')
+            if len(self._fields) < KNOWN_PATHS:
+                self._fields[method, path] = fields
         self.lines.append(
             f'{{"time": "{self._time()}", "level": "info", "logger": "{ACCESS_LOGGER}", '
-            f'"message": "request", "status": {status}, "method": {json.dumps(method)}, '
-            f'"path": {json.dumps(path, ensure_ascii=False)}, "duration_ms": {duration_ms}}}'
+            f'"message": "request", "status": {status}, {fields}"duration_ms": {duration_ms}}}'
         )
         if len(self.lines) >= FLUSH_LINES:
             self.flush()

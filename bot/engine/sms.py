@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from functools import lru_cache
 
 import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
 
@@ -17,6 +18,7 @@ class Encoding(StrEnum):
     UCS2 = "UCS-2"
 
 
+@lru_cache(maxsize=8192)
 def _septets(text: str) -> int | None:
     """GSM-7 length in septets (extension characters count two), or None if not GSM-7."""
     try:
