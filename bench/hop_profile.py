@@ -36,7 +36,7 @@ from bench import webhooks as bench
 # (budget line, pattern on "function (file:line)"): the innermost frame matching a specific
 # line wins; a sample with none is charged to the innermost generic one.
 _SPECIFIC = [
-    ("log", r"observability\.py|/logging/|access_log|AccessLog|JsonFormatter|\(log_"),
+    ("log", r"observability\.py|/logging/|access_log|AccessLog|AccessLines|JsonFormatter|\(log_"),
     ("metrics", r"prometheus_client|metrics\.py"),
     ("key check", r"key_matches"),
     ("form parse", r"forms\.py|parse_qsl|read_hop|\(read_form|\(form "),
@@ -44,7 +44,7 @@ _SPECIFIC = [
     ("render", r"engine/render\.py"),
     ("plan (turn, engine)", r"conversation_plan\.py|bot/engine/|bot/flows/|transitions/"),
     ("session state (decode, encode, digest)", r"bot/store/sessions\.py"),
-    ("Redis round trip (client)", r"redis/|hiredis"),
+    ("Redis round trip (client)", r"redis/|hiredis|redis_lane\.py"),
     ("conversation (locks, lease, rest)", r"bot/conversation\.py|bot/store/"),
     ("gateway handler + dispatch", r"bot/channels/|bot/app\.py"),
     ("routing + middleware (FastAPI)", r"starlette/|fastapi/"),
