@@ -13,11 +13,13 @@ from fastapi import APIRouter, Query, Request, Response
 
 from bot.cases.references import is_valid as is_valid_reference
 from bot.engine.render import fill
+from bot.engine.spelling import spelled
 from bot.flows.checked import load_checked
 from bot.flows.model import Flow, StateKind
 from bot.privacy import normalise_phone, pii_key, pseudonym
 from bot.settings import Settings
 from bot.store import audit, case_queries, console_reads, operators
+from bot.types import Channel
 
 from .console_schemas import (
     AnswerLabel,
@@ -206,15 +208,21 @@ async def stats_trends(
     )
 
 
+def as_sms(flow: Flow, name: str, language: str) -> str:
+    filled = fill(flow, flow.text(name, language), language, {}, {})
+    return spelled(flow, language, Channel.SMS, filled)
+
+
 @router.get("/replies", response_model=list[CannedReply], responses=_AUTH)
 async def canned_replies(request: Request, _: AnyOperator) -> list[CannedReply]:
-    """Canned SMS replies, in the flow's order, in each of its languages (from `flows/`)."""
+    """Canned SMS replies, in the flow's order, in each of its languages (from `flows/`),
+    spelled as an SMS is (Bambara in GSM-7 letters)."""
     flow = _flow(request)
     languages = flow.languages
     return [
         CannedReply(
             id=name.removeprefix(REPLY_PREFIX),
-            texts={lang: fill(flow, flow.text(name, lang), lang, {}, {}) for lang in languages},
+            texts={lang: as_sms(flow, name, lang) for lang in languages},
         )
         for name in flow.texts
         if name.startswith(REPLY_PREFIX)

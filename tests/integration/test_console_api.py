@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.cases.model import CaseKind
+from bot.engine import sms
 from bot.settings import Settings
 from bot.store import audit, keys
 from bot.store.operators import Role, add_operator, revoke_operator
@@ -146,6 +147,7 @@ async def test_canned_replies_come_from_the_flow_in_every_language(
     for reply in replies:
         assert set(reply["texts"]) == {"fr", "en", "bm"}
         assert all(text and "{" not in text for text in reply["texts"].values())
+        assert sms.encoding(reply["texts"]["bm"]) is sms.Encoding.GSM7  # ɛ → è, ɲ → ny…
 
 
 async def test_answer_labels_follow_the_flow(ana: httpx.AsyncClient) -> None:
