@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import httpx
 import uvicorn
 from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, BrowserContext, Page, expect
 from redis.asyncio import Redis
 
 from bot.app import create_app
@@ -36,6 +36,7 @@ MIGRANT_PHONE = "+22376123456"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "console-screenshots"
 USSD = "/webhooks/ussd/africastalking"
 _axe = Axe()
+_contexts: list[BrowserContext] = []  # closed when their test's server stops
 T = TypeVar("T")
 
 
@@ -97,12 +98,16 @@ def serve(redis_server: RedisServer, tmp_path: Path, **settings: object) -> Iter
         yield Console(f"http://127.0.0.1:{port}", operator, supervisor, admin, urgent, normal,
                       redis_server.url)
     finally:
+        # Pages stop polling before the server stops: no request is cut mid-way.
+        while _contexts:
+            _contexts.pop().close()
         server.should_exit = True
         thread.join(timeout=10)
 
 
 def new_page(browser: Browser, *, locale: str = "en-GB", viewport: dict[str, int] = LAPTOP) -> Page:
     context = browser.new_context(locale=locale, viewport=viewport)  # type: ignore[arg-type]
+    _contexts.append(context)
     context.set_default_timeout(8000)
     return context.new_page()
 
