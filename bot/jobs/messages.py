@@ -67,14 +67,14 @@ def message_id(reference: str, entry_id: str) -> str:
 
 
 async def send_confirmation(ctx: dict[str, Any], reference: str) -> str:
-    """SMS the reference of a case made over USSD (the screen showing it is gone)."""
+    """SMS the reference of a case made over USSD or a call (the screen showing it is gone)."""
     deps = deps_of(ctx)
     job_id, job_try = job_identity(ctx)
     found = await deliveries.recipient(deps.redis, reference)
     if found is None:
         return "no such case"
-    if found.channel != Channel.USSD:
-        return "not made over USSD"
+    if found.channel not in (Channel.USSD, Channel.VOICE):
+        return "not made over USSD or a call"
     skip = confirmation_skip_reason(found)
     language = found.language or deps.flow.default_language
     body = "" if skip else spelled(deps.flow, language, Channel.SMS, fill(

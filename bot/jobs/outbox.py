@@ -19,12 +19,14 @@ from bot.store.outbox import OutboxEvent
 from bot.types import Channel
 
 PUMP_OUTBOX = "pump_outbox"
+SPOKEN_OR_SHOWN_ONCE = frozenset({Channel.USSD, Channel.VOICE})
+"""Channels whose screen with the reference is gone: the reference also goes by SMS."""
 
 
 def jobs_for(event: OutboxEvent) -> list[tuple[str, tuple[str, ...], str]]:
     """(function, arguments, job id) of each job an event asks for."""
     jobs: list[tuple[str, tuple[str, ...], str]] = []
-    if event.channel == Channel.USSD:
+    if event.channel in SPOKEN_OR_SHOWN_ONCE:
         jobs.append((SEND_CONFIRMATION, (event.reference,), confirmation_id(event.reference)))
     if event.priority is Priority.URGENT:
         jobs.append((NOTIFY_ONCALL, (event.reference, URGENT),

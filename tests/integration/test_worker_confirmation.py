@@ -207,3 +207,18 @@ async def test_a_lost_consumer_group_is_made_again_and_idle_readers_forgotten(
     assert await outbox.forget_idle_consumers(redis, idle_ms=60_000) == 0  # both just seen
     assert await outbox.forget_idle_consumers(redis, idle_ms=-1) == 2
     assert await redis.xinfo_consumers(stream, GROUP) == []
+
+
+async def test_a_request_made_by_a_call_gets_its_spoken_reference_by_sms(
+        redis: Redis, settings: Settings, fake: FakeTwilio, worker: Harness) -> None:
+    conversation = Conversation(redis=redis, compiled=default_flow(), settings=settings)
+    await conversation.set_language(PHONE, "fr")
+    await conversation.handle(InboundMessage(Channel.VOICE, PHONE, "", restart=True))
+    for typed in return_request_inputs(SAFE):
+        reply = await conversation.handle(InboundMessage(Channel.VOICE, PHONE, typed))
+    spoken = re.search(r"(\d) (\d) (\d) (\d), (\d) (\d) (\d) (\d)", reply.text)
+    assert spoken, reply.text
+    reference = "".join(spoken.groups())
+    await worker.cycle()
+    sent = fake.sent_to(PHONE)
+    assert len(sent) == 1 and f"{reference[:4]}-{reference[4:]}" in sent[0]["body"]

@@ -109,6 +109,8 @@ def test_each_event_asks_for_its_jobs_under_stable_ids() -> None:
         ("notify_oncall", ("12345671", "urgent"), "oncall:12345671:urgent"),
     ]
     assert jobs_for(event("sms", Priority.HIGH)) == []
+    assert jobs_for(event("voice", Priority.HIGH)) == [  # the reference was only spoken
+        ("send_confirmation", ("12345671",), "confirmation:12345671")]
     assert jobs_for(event("sms", Priority.URGENT)) == [
         ("notify_oncall", ("12345671", "urgent"), "oncall:12345671:urgent")]
 
