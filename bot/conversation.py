@@ -231,18 +231,22 @@ class Conversation:
         rate_limit = self.rate_limit(message)
         reference = typed_reference(latest_input(message))
         now = self.clock()
-        lookup: CaseView | None = None
+        reads = _Reads()
         try:
             tried: Loaded | None = None
+            wants_open_request = False
             if reference is None:
                 one_trip = await self._in_one_trip(message, phone_keys, token, digest,
                                                    rate_limit, now)
                 if isinstance(one_trip, Handled):
                     return one_trip
-                tried = one_trip
+                if isinstance(one_trip, _OpenRequestWanted):
+                    wants_open_request = True
+                else:
+                    tried = one_trip
             if tried is None:
-                loaded, lookup = await self._begin(phone_keys, token, message.phone, reference,
-                                                   digest, rate_limit)
+                loaded, reads = await self._begin(phone_keys, token, message.phone, reference,
+                                                  digest, rate_limit, wants_open_request)
             else:
                 loaded = tried
         except BaseException:
@@ -256,7 +260,7 @@ class Conversation:
         if loaded.outcome is Begun.RATE_LIMITED:
             return self._over_the_limit(message, phone_keys, loaded.newly_limited)
         try:
-            return await self._under_lease(message, phone_keys, token, loaded.state, lookup,
+            return await self._under_lease(message, phone_keys, token, loaded.state, reads,
                                            digest, now)
         except BaseException:
             self._release_later(phone_keys, token)
@@ -286,14 +290,17 @@ class Conversation:
 
     async def _in_one_trip(self, message: InboundMessage, phone_keys: PhoneKeys, token: str,
                            digest: str, rate_limit: RateLimit,
-                           now: datetime) -> Handled | Loaded | None:
+                           now: datetime) -> Handled | Loaded | _OpenRequestWanted | None:
         """STEP from the state this process saw last (or nothing stored, for a new phone).
 
         Handled when done; Loaded when Redis answered for BEGIN (a retry, the rate limit,
-        or the fresh state with the lease taken); None when BEGIN must be asked.
+        or the fresh state with the lease taken); None when BEGIN must be asked, and
+        _OpenRequestWanted when BEGIN should read the phone's open request with it.
         """
         assumed = self._states.get(phone_keys.pseudonym, _NOTHING_STORED)
-        planned = self._plan(message, assumed, None, digest, token, now)
+        planned = self._plan(message, assumed, _Reads(), digest, token, now)
+        if planned.open_request_needed:
+            return _OPEN_REQUEST_WANTED
         if not planned.in_one_trip or planned.commit is None:
             return None
         loaded = await sessions.step(self.redis, phone_keys, token, expected=assumed.digest(),
@@ -307,14 +314,15 @@ class Conversation:
         return loaded
 
     async def _begin(self, phone_keys: PhoneKeys, token: str, phone: str, reference: str | None,
-                     digest: str, rate_limit: RateLimit) -> tuple[Loaded, CaseView | None]:
+                     digest: str, rate_limit: RateLimit,
+                     open_request: bool = False) -> tuple[Loaded, _Reads]:
         """First round trip: answer a retry, or take the lease and read what the turn needs."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + LEASE_WAIT_SECONDS
         pause = LEASE_POLL_FIRST
         by_body = False
         while True:
-            if reference is None:
+            if reference is None and not open_request:
                 results: list[Any] = [await sessions.begin(
                     self.redis, phone_keys, token, digest=digest, rate=rate_limit)]
             else:
@@ -322,7 +330,10 @@ class Conversation:
                 async with batch(self.redis) as pipe:
                     queue = sessions.queue_begin_body if by_body else sessions.queue_begin
                     queue(pipe, phone_keys, token, digest=digest, rate=rate_limit)
-                    case_store.queue_case_lookup(pipe, reference=reference, phone=phone)
+                    if reference is not None:
+                        case_store.queue_case_lookup(pipe, reference=reference, phone=phone)
+                    if open_request:
+                        case_store.queue_open_request(pipe, pseudonym=phone_keys.pseudonym)
                     results = await pipe.execute(raise_on_error=False)
                 if unknown_script(results[0]) and not by_body:
                     by_body = True
@@ -331,7 +342,10 @@ class Conversation:
             loaded = sessions.begin_result(results[0])
             if loaded.outcome is not Begun.BUSY:
                 found = case_store.case_lookup_result(results[1]) if reference else None
-                return loaded, _view(found)
+                reads = _Reads(lookup=_view(found))
+                if open_request:
+                    reads = _open_read(reads, results[-1])
+                return loaded, reads
             if loop.time() > deadline:
                 raise PhoneBusy("another process holds this phone's lease")
             await asyncio.sleep(pause)
@@ -343,21 +357,32 @@ class Conversation:
             (raw,) = await pipe.execute()
         return _view(case_store.case_lookup_result(raw))
 
-    def _plan(self, message: InboundMessage, state: PhoneState, lookup: CaseView | None,
+    async def _open_request(self, reads: _Reads, pseudonym: str) -> _Reads:
+        async with batch(self.redis) as pipe:
+            case_store.queue_open_request(pipe, pseudonym=pseudonym)
+            (raw,) = await pipe.execute()
+        return _open_read(reads, raw)
+
+    def _plan(self, message: InboundMessage, state: PhoneState, reads: _Reads,
               digest: str, token: str, now: datetime) -> Plan:
-        return plan(self.compiled, message, state, lookup=lookup, digest=digest, token=token,
-                    now=now, limits=self.limits(message.channel),
+        return plan(self.compiled, message, state, lookup=reads.lookup, digest=digest,
+                    token=token, now=now, limits=self.limits(message.channel),
                     ttls=self.ttls(message.channel),
-                    case_shard=keys.shard_of_phone(self.pseudonym(message.phone)))
+                    case_shard=keys.shard_of_phone(self.pseudonym(message.phone)),
+                    open_request=reads.open_request, open_request_known=reads.open_known)
 
     async def _under_lease(self, message: InboundMessage, phone_keys: PhoneKeys, token: str,
-                           state: PhoneState, lookup: CaseView | None, digest: str,
+                           state: PhoneState, reads: _Reads, digest: str,
                            now: datetime) -> Handled | None:
         """Second round trip: the turn's effects on cases and COMMIT, in one pipeline."""
-        planned = self._plan(message, state, lookup, digest, token, now)
+        planned = self._plan(message, state, reads, digest, token, now)
         if planned.lookup_needed:
-            lookup = await self._lookup(planned.lookup_needed, message.phone)
-            planned = self._plan(message, state, lookup, digest, token, now)
+            reads = replace(reads, lookup=await self._lookup(planned.lookup_needed,
+                                                             message.phone))
+            planned = self._plan(message, state, reads, digest, token, now)
+        if planned.open_request_needed and not reads.open_known:
+            reads = await self._open_request(reads, phone_keys.pseudonym)
+            planned = self._plan(message, state, reads, digest, token, now)
         commit = planned.commit
         if commit is None:
             await sessions.release(self.redis, phone_keys, token)
@@ -534,6 +559,34 @@ class Conversation:
                 return
             except (RedisError, OSError, TimeoutError):
                 await asyncio.sleep(RELEASE_RETRY_SECONDS)
+
+
+@dataclass(frozen=True)
+class _Reads:
+    """What BEGIN read besides the phone's state, for the turn to plan from."""
+
+    lookup: CaseView | None = None
+    """The case a typed reference points to."""
+    open_request: CaseView | None = None
+    open_known: bool = False
+    """`open_request` was read (None then means: no return request open)."""
+
+
+class _OpenRequestWanted:
+    """The turn asks for the phone's open return request: read it with BEGIN."""
+
+
+_OPEN_REQUEST_WANTED = _OpenRequestWanted()
+
+
+def _open_read(reads: _Reads, raw: Any) -> _Reads:
+    if isinstance(raw, Exception):
+        raise raw
+    found = case_store.open_request_result(raw)
+    view = None if found is None else CaseView(
+        reference=found[0], kind=str(CaseKind.RETURN_REQUEST), status=str(found[1]),
+        is_callers=True, can_withdraw=found[1] in _WITHDRAWABLE)
+    return replace(reads, open_request=view, open_known=True)
 
 
 def _raise_first_error(results: list[Any]) -> None:

@@ -22,6 +22,7 @@ from bot.engine.session import (
     CreateCase,
     DiscardDraft,
     Draft,
+    NeedOpenRequest,
     Profile,
     SaveDraft,
     Session,
@@ -117,6 +118,8 @@ class Plan:
     lookup_needed: str | None = None
     """A reference typed in this hop that BEGIN did not read: look it up, plan again."""
     language: str | None = None
+    open_request_needed: bool = False
+    """The turn asks whether this phone has a return request open: read it, plan again."""
     unseen: list[str] = field(default_factory=list)
     """Idempotency keys of cases this phone was never told about: shown with this reply."""
 
@@ -124,7 +127,8 @@ class Plan:
     def in_one_trip(self) -> bool:
         """Only per-phone keys to write: STEP can do it all in one round trip."""
         return (self.commit is not None and not self.creations and not self.withdrawals
-                and not self.erase and self.lookup_needed is None and not self.unseen)
+                and not self.erase and self.lookup_needed is None and not self.unseen
+                and not self.open_request_needed)
 
     @property
     def created(self) -> list[str]:
@@ -151,8 +155,10 @@ def latest_input(message: InboundMessage) -> str:
 
 def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
          lookup: CaseView | None, digest: str, token: str, now: datetime, limits: Limits,
-         ttls: Ttls, case_shard: int | None = None) -> Plan:
-    """`case_shard`: the case shard where this phone's new cases go (random when None)."""
+         ttls: Ttls, case_shard: int | None = None,
+         open_request: CaseView | None = None, open_request_known: bool = False) -> Plan:
+    """`case_shard`: the case shard where this phone's new cases go (random when None).
+    `open_request`: this phone's open return request, once read (`open_request_known`)."""
     profile = _profiles(state.profile) if state.profile else None
     session = Session.from_json(state.session) if state.session else None
     stored = receipts = _receipts(state.receipts) if state.receipts else Receipts()
@@ -180,6 +186,8 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
         lookups={lookup.reference: lookup} if lookup else {},
         new_id=token,
         restart=restart,
+        open_request=open_request,
+        open_request_known=open_request_known,
     ), now, limits)
     if decided.erase:
         receipts = Receipts(ussd_session=receipts.ussd_session, ussd_applied=receipts.ussd_applied)
@@ -189,6 +197,8 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
     if state.unseen and written.commit is not None and not decided.silent:
         written.unseen = sorted(set(state.unseen.split()))
         written.commit = replace(written.commit, unseen=DELETE)
+    written.open_request_needed = any(isinstance(effect, NeedOpenRequest)
+                                      for effect in decided.effects)
     return written
 
 

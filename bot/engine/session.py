@@ -98,6 +98,9 @@ class StepContext:
     lookups: Mapping[str, CaseView] = field(default_factory=dict)
     new_id: str = ""
     restart: bool = False
+    open_request: CaseView | None = None
+    """This phone's return request still open, when `open_request_known`."""
+    open_request_known: bool = False
 
 
 # Effects: what the shell must do after a step.
@@ -133,4 +136,9 @@ class WithdrawCase:
     reference: str
 
 
-Effect = SetLanguage | SaveDraft | DiscardDraft | CreateCase | WithdrawCase
+@dataclass(frozen=True)
+class NeedOpenRequest:
+    """The step needs the phone's open return request: load it, then step again."""
+
+
+Effect = SetLanguage | SaveDraft | DiscardDraft | CreateCase | WithdrawCase | NeedOpenRequest

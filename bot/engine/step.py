@@ -16,6 +16,7 @@ from bot.engine.session import (
     DiscardDraft,
     Draft,
     Effect,
+    NeedOpenRequest,
     SaveDraft,
     Session,
     SetLanguage,
@@ -31,6 +32,7 @@ from bot.flows.model import (
     TRIGGER_DONE,
     Action,
     LookupRoute,
+    OpenRequestRoute,
     State,
     StateKind,
 )
@@ -195,6 +197,16 @@ def _act(compiled: CompiledFlow, state: State, session: Session, now: datetime,
             effects.append(WithdrawCase(session.vars.get("reference", "")))
         case Action.SET_ANSWER:
             session.answers.update(state.params)
+        case Action.FIND_OPEN_REQUEST:
+            if not context.open_request_known:
+                effects.append(NeedOpenRequest())
+                return OpenRequestRoute.NONE
+            found = context.open_request
+            if found is None:
+                return OpenRequestRoute.NONE
+            session.vars["reference"] = found.reference
+            session.vars["status"] = found.status
+            return OpenRequestRoute.OPEN
     return TRIGGER_DONE
 
 

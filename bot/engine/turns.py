@@ -60,6 +60,8 @@ class Inbound:
     lookups: Mapping[str, CaseView]
     new_id: str
     restart: bool = False
+    open_request: CaseView | None = None
+    open_request_known: bool = False
 
 
 def tracking_question(flow: Flow) -> str | None:
@@ -140,6 +142,8 @@ def _step(compiled: CompiledFlow, inbound: Inbound, now: datetime, limits: Limit
         draft=inbound.draft,
         lookups=inbound.lookups,
         new_id=inbound.new_id,
+        open_request=inbound.open_request,
+        open_request_known=inbound.open_request_known,
         restart=inbound.restart if restart is None else restart,
     )
     result = step(compiled, inbound.session, inbound.text, now, context, limits)

@@ -24,6 +24,7 @@ from bot.flows.model import (
     Action,
     Flow,
     LookupRoute,
+    OpenRequestRoute,
     State,
     StateKind,
 )
@@ -122,6 +123,12 @@ def _structure(flow: Flow, report: Report) -> None:
             if missing:
                 report.problems.append(
                     f"{where}: lookup_case needs `to` for {', '.join(sorted(missing))}"
+                )
+        if state.action is Action.FIND_OPEN_REQUEST:
+            missing = {r.value for r in OpenRequestRoute} - set(state.routes)
+            if missing:
+                report.problems.append(
+                    f"{where}: find_open_request needs `to` for {', '.join(sorted(missing))}"
                 )
         if state.action is Action.SET_LANGUAGE and state.params.get("language") not in (
             flow.languages

@@ -35,8 +35,16 @@ class Action(StrEnum):
     LOOKUP_CASE = "lookup_case"
     WITHDRAW_CASE = "withdraw_case"
     DISCARD_DRAFT = "discard_draft"
+    FIND_OPEN_REQUEST = "find_open_request"
+    """Routes `open` when this phone has a return request still open (shared phones:
+    ask whether it is the same person), else `none`."""
     SET_ANSWER = "set_answer"
     """`with: {answer: value}`: what the path taken already tells (a call-back's topic)."""
+
+
+class OpenRequestRoute(StrEnum):
+    OPEN = "open"
+    NONE = "none"
 
 
 class LookupRoute(StrEnum):

@@ -29,7 +29,13 @@ from bot.cases.references import draw_reference
 from bot.errors import CaseNotFound, ReferenceTaken
 from bot.settings import get_settings
 from bot.store import erasure, keys
-from bot.store.case_scripts import CREATE_CASE, ERASE_CASE, LOOKUP_CASE, WITHDRAW_BY_MIGRANT
+from bot.store.case_scripts import (
+    CREATE_CASE,
+    ERASE_CASE,
+    LOOKUP_CASE,
+    OPEN_REQUEST_OF_PHONE,
+    WITHDRAW_BY_MIGRANT,
+)
 from bot.store.replies import reply
 from bot.store.scripts import batch
 
@@ -230,6 +236,23 @@ async def create_case(
 def queue_case_lookup(pipe: Any, *, reference: str, phone: str) -> None:
     """Queue the migrant's "follow my request" read: kind, status and whether it is theirs."""
     LOOKUP_CASE.queue(pipe, [keys.case(reference)], [phone])
+
+
+def queue_open_request(pipe: Any, *, pseudonym: str) -> None:
+    """Queue the read of the phone's newest return request still open (before departure)."""
+    shard = keys.shard_of_phone(pseudonym)
+    OPEN_REQUEST_OF_PHONE.queue(
+        pipe, [keys.cases_by_phone(shard, pseudonym)],
+        [keys.case_prefix(shard), str(CaseKind.RETURN_REQUEST),
+         *(str(status) for status in lifecycle.sources_of(CaseStatus.WITHDRAWN))],
+    )
+
+
+def open_request_result(raw: Any) -> tuple[str, CaseStatus] | None:
+    if not raw:
+        return None
+    reference, status = (text_of(part) for part in raw)
+    return reference, CaseStatus(status)
 
 
 def case_lookup_result(raw: Any) -> CaseLookup | None:

@@ -280,3 +280,36 @@ async def test_a_call_back_asks_topic_safety_and_time_and_its_priority_follows_t
     urgent = await read_case(redis, reference_in(done))
     assert urgent.priority == "urgent"
     assert urgent.answers == {"topic": "trafficking", "call_safe": "yes", "call_time": "any"}
+
+
+async def test_a_second_return_request_names_the_open_one_and_asks_if_same_person(
+        gateway: Gateway, redis: Redis) -> None:
+    phone = new_phone()
+    await gateway.text("Bonjour", phone=phone)
+    await gateway.text("1", phone=phone)
+    done = ""
+    for typed in ["2", "1", *ANSWERS, "1"]:
+        done = await gateway.text(typed, phone=phone)
+    reference = reference_in(done)
+
+    await gateway.text("MENU", phone=phone)
+    asked = await gateway.text("2", phone=phone)
+    assert f"({reference[:4]}-{reference[4:]})" in asked and "pour vous" in asked, asked
+    same = await gateway.text("1", phone=phone)  # the same person: its status, no duplicate
+    assert reference_in(same) == reference and FLOW.text("status_new", "fr") in same
+    assert "Annuler mon retour" in same
+
+    # Someone else on the same phone: a new request, after consent.
+    await gateway.text("MENU", phone=phone)
+    await gateway.text("2", phone=phone)
+    assert "J'accepte" in await gateway.text("2", phone=phone)
+
+    # Over USSD, the same question; no open request (withdrawn) means straight to consent.
+    session = new_session()
+    assert "Aide aux migrants" in await gateway.dial(session, phone=phone)
+    assert "pour vous" in await gateway.press(session, "2", phone=phone)
+    for typed in ["1", "1", "1"]:  # follow it, withdraw, yes
+        await gateway.press(session, typed, phone=phone)
+    assert (await read_case(redis, reference)).status == "withdrawn"
+    await gateway.text("MENU", phone=phone)
+    assert "J'accepte" in await gateway.text("2", phone=phone)
