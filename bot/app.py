@@ -107,7 +107,7 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Help
     mount_console(app)
     # The webhooks are served by the gateway lane, in front of all this.
     gateway = app.gateway = Gateway(webhooks.ROUTES)
-    app.router.routes[0:0] = [*probes.ROUTES, *AUDIO_ROUTES]
+    app.router.routes[0:0] = [*gateway.router_routes(), *probes.ROUTES, *AUDIO_ROUTES]
     app.add_middleware(AdminHeaders)
     app.add_middleware(AccessLog)
     return app

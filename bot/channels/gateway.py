@@ -268,6 +268,17 @@ def logged_path(path: str, query: bytes) -> str:
     return scrub(f"{path}?{query.decode('latin-1')}")
 
 
+class _Lane:
+    """One webhook path as an ASGI app (for the router)."""
+
+    def __init__(self, gateway: Gateway, route: GatewayRoute) -> None:
+        self.gateway = gateway
+        self.route = route
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.gateway.serve(self.route, scope, receive, send)
+
+
 async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
     """The whole body; BodyTooLarge past `limit` (declared or sent)."""
     for name, value in scope["headers"]:
@@ -303,6 +314,12 @@ class Gateway:
             self.paths[lane.path] = lane
         self.hooks: Any = None
         self.access = AccessLines()
+
+    def router_routes(self) -> list[Route]:
+        """The webhook paths for FastAPI's router too: requests for them never get there
+        (the app hands them to the lane first), but the router's trailing-slash redirect
+        (`/webhooks/twilio/sms/` → 307) still knows them."""
+        return [Route(path, _Lane(self, route)) for path, route in self.paths.items()]
 
     async def serve(self, route: GatewayRoute, scope: Scope, receive: Receive,
                     send: Send) -> None:

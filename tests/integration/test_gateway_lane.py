@@ -82,6 +82,13 @@ async def test_a_failing_handler_answers_the_fallback_not_a_5xx(
     assert any(record.exc_info for record in caplog.records if record.name == lane.__name__)
 
 
+async def test_a_trailing_slash_is_redirected_to_the_webhook_as_before(gateway: Gateway) -> None:
+    response = await gateway.client.post(routes.USSD_PATH + "/", params={"key": USSD_SECRET},
+                                         data=FORM)
+    assert response.status_code == 307
+    assert response.headers["location"].endswith(routes.USSD_PATH + f"?key={USSD_SECRET}")
+
+
 async def test_a_chunked_body_over_the_limit_is_413(gateway: Gateway) -> None:
     async def chunks() -> AsyncIterator[bytes]:
         yield b"sessionId=ATUid_big&phoneNumber=%2B22376000042&text="
