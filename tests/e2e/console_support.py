@@ -15,15 +15,15 @@ import httpx
 import uvicorn
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, expect
-from redis.asyncio import Redis
 
 from bot.app import create_app
 from bot.cases.model import CaseKind
 from bot.settings import Settings
 from bot.store import cases, operators
+from bot.store.connection import close_client
 from bot.store.operators import Role
 from tests.integration.admin_support import T0, RecordedJobs, return_request
-from tests.redis_server import RedisServer, free_port
+from tests.redis_server import free_port
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Flags for a sandboxed machine with no outside network.
@@ -66,12 +66,12 @@ def in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return found[0]
 
 
-def serve(redis_server: RedisServer, tmp_path: Path, **settings: object) -> Iterator[Console]:
+def serve(redis_server: Any, tmp_path: Path, **settings: object) -> Iterator[Console]:
     """Seed operators and two cases, serve the app on a free port, stop it afterwards."""
     redis_server.flush()
 
     async def seed() -> tuple[str, str, str, str, str]:
-        redis = Redis.from_url(redis_server.url, decode_responses=True)
+        redis = redis_server.async_client()
         operator = await operators.add_operator(redis, name="ana", role=Role.OPERATOR, now=T0)
         supervisor = await operators.add_operator(redis, name="sam", role=Role.SUPERVISOR, now=T0)
         admin = await operators.add_operator(redis, name="root", role=Role.ADMIN, now=T0)
@@ -80,7 +80,7 @@ def serve(redis_server: RedisServer, tmp_path: Path, **settings: object) -> Iter
         urgent = await cases.create_case(redis, new_case=return_request(
             minutes=5, kind=CaseKind.RETURN_REQUEST, under_18="yes", sms_safe="no",
             city=HOSTILE_ANSWER))
-        await redis.aclose()
+        await close_client(redis)
         return operator, supervisor, admin, urgent, normal
 
     operator, supervisor, admin, urgent, normal = in_thread(seed)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -45,7 +46,7 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def console(redis_server: RedisServer, tmp_path: Path) -> Iterator[Console]:
+def console(redis_server: Any, tmp_path: Path) -> Iterator[Console]:
     yield from serve(redis_server, tmp_path)
 
 
@@ -88,6 +89,7 @@ def test_a_wrong_token_shows_an_error_and_the_right_one_opens_the_queue(
     screenshot(page, "queue-phone")
 
 
+@pytest.mark.deployments  # on one server and on a 3-master Cluster
 def test_an_emergency_raised_over_ussd_appears_live_signalled_as_new(
         console: Console, browser: Browser) -> None:
     page = new_page(browser)
@@ -110,6 +112,7 @@ def test_an_emergency_raised_over_ussd_appears_live_signalled_as_new(
     assert not page.title().startswith("(")
 
 
+@pytest.mark.deployments
 def test_the_last_8_digits_of_a_phone_find_its_case(console: Console, browser: Browser) -> None:
     page = new_page(browser)
     sign_in(page, console, console.operator)
