@@ -36,6 +36,8 @@ MIGRANT_PHONE = "+22376123456"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "console-screenshots"
 USSD = "/webhooks/ussd/africastalking"
 _axe = Axe()
+# A shared CI machine can be slow: waits are generous, the live test keeps its own 15 s.
+expect.set_options(timeout=10_000)
 _contexts: list[BrowserContext] = []  # closed when their test's server stops
 T = TypeVar("T")
 
@@ -108,7 +110,7 @@ def serve(redis_server: Any, tmp_path: Path, **settings: object) -> Iterator[Con
 def new_page(browser: Browser, *, locale: str = "en-GB", viewport: dict[str, int] = LAPTOP) -> Page:
     context = browser.new_context(locale=locale, viewport=viewport)  # type: ignore[arg-type]
     _contexts.append(context)
-    context.set_default_timeout(8000)
+    context.set_default_timeout(10_000)
     return context.new_page()
 
 

@@ -132,7 +132,8 @@ def test_the_last_8_digits_of_a_phone_find_its_case(console: Console, browser: B
     expect(rows.first).to_contain_text(pretty(console.urgent))
 
 
-@pytest.mark.parametrize("viewport", [LAPTOP, PHONE_SCREEN], ids=["laptop", "phone"])
+@pytest.mark.parametrize("viewport", [LAPTOP, {"width": 1280, "height": 720}, PHONE_SCREEN],
+                         ids=["1366", "1280", "375"])
 def test_a_refused_sms_shows_in_view_and_a_double_click_saves_one_note(
         console: Console, browser: Browser, viewport: dict[str, int]) -> None:
     page = new_page(browser, viewport=viewport)
