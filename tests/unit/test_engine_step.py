@@ -229,3 +229,15 @@ def test_the_steps_copy_of_a_session_keeps_every_field() -> None:
     copied = _copy(session)
     assert copied == session
     assert copied.answers is not session.answers and copied.history is not session.history
+
+
+def test_98_pages_through_a_hinted_screen_and_is_never_a_wrong_answer_meanwhile() -> None:
+    phone = Phone(mini())
+    phone.send("1")  # a long screen: two pages
+    hinted = phone.send("7")
+    assert hinted.text.startswith("Non compris.") and hinted.pages > 1
+    for _ in range(hinted.pages - 1):
+        phone.send("98")
+    assert phone.session is not None and phone.session.state == "info"
+    assert phone.session.strikes == 1 and "\n1 Accueil\n" in phone.reply.text
+    assert phone.send("1").text.startswith("Accueil")  # the option still works
