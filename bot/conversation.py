@@ -48,7 +48,7 @@ from bot.errors import PhoneBusy
 from bot.flows.compiler import CompiledFlow
 from bot.flows.model import NAV_HOME
 from bot.settings import Settings
-from bot.store import case_updates, keys, profiles, sessions
+from bot.store import case_updates, durability, keys, profiles, sessions
 from bot.store import cases as case_store
 from bot.store.scripts import batch, unknown_script
 from bot.store.sessions import Begun, Commit, Loaded, PhoneKeys, PhoneState, RateLimit
@@ -147,6 +147,7 @@ class Conversation:
         self._states = _Bounded(KNOWN_STATES)
         self._languages = _Bounded(KNOWN_LANGUAGES)
         self._background: set[asyncio.Task[None]] = set()
+        self._replicas = durability.Replicas()
         self._pseudonyms: dict[str, str] = {}
         self._limits = {channel: Limits(channel, settings.ussd_max_chars) for channel in Channel}
         self._ttls = {channel: Ttls(session=self.session_ttl(channel),
@@ -411,9 +412,12 @@ class Conversation:
                                   token: str, state: PhoneState, planned: Plan, commit: Commit,
                                   digest: str, now: datetime) -> Handled | None:
         unseen: list[Any] = []
+        acks: list[Any] = []
         if not (planned.creations or planned.withdrawals or planned.erase or planned.unseen):
             results: list[Any] = [await sessions.commit(self.redis, phone_keys, token, commit)]
         else:
+            # With replicas, a case is held by one before its reference is shown (WAIT).
+            wait = bool(planned.creations) and await self._replicas.wait_needed(self.redis)
             async with batch(self.redis) as pipe:
                 for idempotency_key in planned.unseen:
                     case_store.queue_reference_of(pipe, idempotency_key=idempotency_key,
@@ -426,6 +430,9 @@ class Conversation:
                         idempotency_key=creation.idempotency_key,
                         pii_key=self.pii_key,
                     )
+                    if wait:
+                        pipe.wait_for_replicas(durability.REPLICA_ACKS,
+                                               durability.ACK_TIMEOUT_MS)
                 for withdrawal in planned.withdrawals:
                     case_store.queue_withdraw_by_migrant(
                         pipe, reference=withdrawal.reference, phone=message.phone, now=now
@@ -434,6 +441,7 @@ class Conversation:
                     sessions.queue_erase_phone(pipe, phone_keys, token)
                 sessions.queue_commit(pipe, phone_keys, token, commit)
                 results = await pipe.execute(raise_on_error=False)
+                acks = pipe.acks
             unseen, results = results[:len(planned.unseen)], results[len(planned.unseen):]
             if unknown_script(results[-1]):
                 results[-1] = await sessions.commit_by_body(self.redis, phone_keys, token,
@@ -442,6 +450,9 @@ class Conversation:
         if not sessions.commit_saved(results[-1]):
             log.warning("lease lost during a step; retrying")
             return None
+        # No replica holds a new case yet: NotReplicated makes the gateway answer its
+        # fallback, and the case is shown at the phone's next contact (unseen mark).
+        durability.require_acks(acks)
         final = self._final_reply(planned, results[:-1], message.channel)
         final = self._with_unseen(final, planned, unseen, message.channel)
         if final != planned.reply or planned.erase:

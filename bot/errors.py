@@ -2,6 +2,8 @@
 
 from collections.abc import Sequence
 
+from redis.exceptions import RedisError
+
 
 class HelplineError(Exception):
     """Base class of the helpline's own errors."""
@@ -13,6 +15,13 @@ class FlowError(HelplineError):
 
 class StoreUnavailable(HelplineError):
     """Redis did not answer in time."""
+
+
+class NotReplicated(StoreUnavailable, RedisError):
+    """No replica acknowledged a new case in time: its reference must not be shown yet.
+
+    A RedisError too, so that the webhooks answer it as the store being away.
+    """
 
 
 class PhoneBusy(HelplineError):

@@ -240,10 +240,11 @@ class SentinelSet:
         self.directory = directory
         binary = system_binary("redis-server")
         self.master = RedisServer(directory / "master", binary=binary,
-                                  extra=("--appendfsync", "everysec"))
+                                  extra=("--appendfsync", "everysec",
+                                         "--enable-debug-command", "local"))
         self.replica = RedisServer(
             directory / "replica", binary=binary,
-            extra=("--appendfsync", "everysec",
+            extra=("--appendfsync", "everysec", "--enable-debug-command", "local",
                    "--replicaof", "127.0.0.1", str(self.master.port)),
         )
         self.sentinel_port = free_port()

@@ -34,17 +34,15 @@ CREATE_CASE = Script(
 -- KEYS[6] priority index           KEYS[7] cases-by-phone set
 -- KEYS[8] cases-per-day hash       KEYS[9] shard's audit stream
 -- KEYS[10] shard's outbox stream (the worker's events: confirmation SMS, on-call)
--- KEYS[11] the phone's unseen-reference marker
--- KEYS[12..] case record of each candidate reference
+-- KEYS[11..] case record of each candidate reference
 -- ARGV[1] idempotency TTL in seconds (0: no idempotency key)
 -- ARGV[2] priority rank   ARGV[3] creation day   ARGV[4] created_at (ISO 8601)
 -- ARGV[5] record fields, a JSON object of strings
 -- ARGV[6] audit detail (JSON)
 -- ARGV[7] outbox event fields, a JSON array of alternating names and values
--- ARGV[8] unseen marker TTL in seconds (0: no marker)
--- ARGV[9] time part of the triage score without its sequence bits:
+-- ARGV[8] time part of the triage score without its sequence bits:
 --         created_at in ms * 1024 + the shard number
--- ARGV[10..] candidate references, in the order of their KEYS
+-- ARGV[9..] candidate references, in the order of their KEYS
 -- Returns {'existing', ref} | {'created', ref} | {'taken'}
 -- The outbox event is added in the same script as the case, so a process that
 -- dies right after creating a case loses nothing the worker has to do.
@@ -53,20 +51,20 @@ if ttl > 0 then
   local existing = redis.call('GET', KEYS[1])
   if existing then return {'existing', existing} end
 end
-local first_candidate = 10
+local first_candidate = 9
 local chosen = nil
 for i = first_candidate, #ARGV do
-  if redis.call('EXISTS', KEYS[12 + i - first_candidate]) == 0 then
+  if redis.call('EXISTS', KEYS[11 + i - first_candidate]) == 0 then
     chosen = i
     break
   end
 end
 if not chosen then return {'taken'} end
 local ref = ARGV[chosen]
-local case_key = KEYS[12 + chosen - first_candidate]
+local case_key = KEYS[11 + chosen - first_candidate]
 local seq = redis.call('INCR', KEYS[2])
 -- Scores stay below 2^53 (exact in a double): rank * 2^51 + ms * 1024 + seq bits + shard.
-local tri = tonumber(ARGV[9]) + (seq % 64) * 16
+local tri = tonumber(ARGV[8]) + (seq % 64) * 16
 local score = string.format('%.0f', tonumber(ARGV[2]) * 2251799813685248 + tri)
 local flat = {'reference', ref, 'tri', string.format('%.0f', tri)}
 for field, value in pairs(cjson.decode(ARGV[5])) do
@@ -80,7 +78,6 @@ redis.call('HINCRBY', KEYS[8], ARGV[3], 1)
 audit(KEYS[9], case_key, ref, 'migrant', 'created', ARGV[4], ARGV[6])
 redis.call('XADD', KEYS[10], '*', 'reference', ref, unpack(cjson.decode(ARGV[7])))
 if ttl > 0 then redis.call('SET', KEYS[1], ref, 'EX', ttl) end
-if tonumber(ARGV[8]) > 0 then redis.call('SET', KEYS[11], ref, 'EX', ARGV[8]) end
 return {'created', ref}
 """,
 )

@@ -105,13 +105,11 @@ def queue_create_case(
     candidates: Sequence[str],
     idempotency_key: str | None,
     pii_key: bytes | None = None,
-    unseen_ttl: int = 0,
 ) -> None:
     """Queue the atomic creation of a case under the first free candidate reference.
 
     Every candidate must be in one shard. A used `idempotency_key` yields the
-    reference it created before, and nothing new. `unseen_ttl` > 0 also marks
-    the reference as not yet shown to the phone (keys.unseen_reference).
+    reference it created before, and nothing new.
     """
     if not candidates:
         raise ValueError("at least one candidate reference is needed")
@@ -151,7 +149,6 @@ def queue_create_case(
         keys.cases_per_day(shard),
         keys.shard_audit(shard),
         keys.cases_outbox(shard),
-        keys.unseen_reference(shard, pseudonym),
         *(keys.case(reference) for reference in candidates),
     ]
     CREATE_CASE.queue(
@@ -165,7 +162,6 @@ def queue_create_case(
             json.dumps(fields, ensure_ascii=False),
             detail,
             json.dumps(outbox_event(new_case)),
-            max(unseen_ttl, 0),
             time_part(new_case.created_at, shard),
             *candidates,
         ],

@@ -93,8 +93,8 @@ def shard_of(reference: str) -> int:
 def shard_of_phone(pseudonym: str) -> int:
     """The shard where a phone's new cases go (their references are drawn in it).
 
-    All of a phone's cases share one shard, so its erasure, its open-case check
-    and its unseen reference are one slot's business.
+    All of a phone's cases share one shard, so its erasure and the look-up of
+    what its creations made are one slot's business.
     """
     digest = hashlib.sha256(pseudonym.encode()).digest()
     return int.from_bytes(digest[:4], "big") % CASE_SHARDS
@@ -166,11 +166,6 @@ def cases_by_phone(shard: int, pseudonym: str) -> str:
     """Set of the references of one phone's cases in one shard (its own, `shard_of_phone`,
     unless a case was created with chosen references)."""
     return f"{_shard(shard)}:phone:{pseudonym}"
-
-
-def unseen_reference(shard: int, pseudonym: str) -> str:
-    """The reference of a phone's newest case, until the migrant is known to have seen it."""
-    return f"{_shard(shard)}:unseen:{pseudonym}"
 
 
 def cases_per_day(shard: int) -> str:

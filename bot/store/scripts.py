@@ -74,6 +74,8 @@ class Batch:
     def __init__(self, redis: Any) -> None:
         self.redis = redis
         self._calls: list[_Call] = []
+        self.acks: list[Any] = []
+        """The replies of the WAITs, in the order they were queued."""
 
     async def __aenter__(self) -> Batch:
         return self
@@ -96,7 +98,8 @@ class Batch:
     def wait_for_replicas(self, replicas: int, timeout_ms: int) -> Batch:
         """After the last queued script: WAIT on its master until `replicas` acknowledge.
 
-        Its result is the number of replicas that acknowledged in time.
+        Its reply (the number of replicas that acknowledged in time, or the error)
+        goes to `acks`, not to `execute()`'s results.
         """
         if not self._calls:
             raise ValueError("nothing to wait for")
@@ -107,13 +110,22 @@ class Batch:
         return len(self._calls)
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        """One result per queued call (a WAIT adds its own, right after its script's)."""
+        """One result per queued call (the WAITs' replies go to `acks`)."""
         if not self._calls:
             return []
         if is_cluster(self.redis):
-            results = await self._on_cluster()
+            raw = await self._on_cluster()
         else:
-            results = await self._on_server()
+            raw = await self._on_server()
+        results: list[Any] = []
+        self.acks = []
+        position = 0
+        for call in self._calls:
+            results.append(raw[position])
+            position += 1
+            if call.wait_after is not None:
+                self.acks.append(raw[position])
+                position += 1
         if raise_on_error:
             for result in results:
                 if isinstance(result, Exception):
