@@ -10,7 +10,10 @@ the case, says so).
 
 Whether the master has replicas is read with INFO replication, once at the
 first case of the process and then in the background every REFRESH_SECONDS,
-so the hop's round trips are not counted against it.
+so the hop's round trips are not counted against it. Once a process has seen
+replicas it keeps waiting for one: a master that lost its replicas (a switch
+under way, when the old master still takes writes that the failover will drop)
+answers fallbacks for new cases until a replica is back, never unsafe references.
 """
 
 from __future__ import annotations
@@ -67,7 +70,9 @@ class Replicas:
         return (self._count or 0) >= REPLICA_ACKS
 
     async def _read(self, redis: Any) -> None:
-        self._count = await replica_count(redis)
+        count = await replica_count(redis)
+        # Sticky: replicas seen once are expected from then on (see the module's notes).
+        self._count = max(count, self._count or 0)
         self._read_at = time.monotonic()
 
     async def _read_quietly(self, redis: Any) -> None:
