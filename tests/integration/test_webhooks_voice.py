@@ -27,7 +27,7 @@ from tests.integration.webhooks_support import (
     gateway_settings,
     running_app,
 )
-from tests.redis_server import RedisServer, snapshot
+from tests.redis_server import RedisServer, SentinelSet, snapshot
 from tests.unit.test_voice_lint import silence_wav
 
 API = "/admin/api/v1"
@@ -92,6 +92,7 @@ async def test_the_emergency_option_speaks_the_numbers_digit_by_digit(caller: Ca
     assert emergency.first("Gather").attributes["numDigits"] == "1"
 
 
+@pytest.mark.deployments
 async def test_a_call_back_request_on_the_keypad_speaks_a_reference_and_makes_a_voice_case(
         caller: Caller, redis: Redis) -> None:
     await in_french(caller)
@@ -149,6 +150,7 @@ async def test_a_retried_action_is_applied_once(caller: Caller) -> None:
     assert first.xml == again.xml and "Vos droits" in first.text
 
 
+@pytest.mark.deployments
 async def test_a_return_request_by_voice_keeps_recordings_and_erasure_removes_them(
         caller: Caller, redis: Redis) -> None:
     await in_french(caller)
@@ -266,3 +268,20 @@ async def test_a_request_begun_on_a_call_is_finished_by_sms_without_showing_reco
     assert "Nom: votre enregistrement" in summary and "recording" not in summary
     done = await gateway.text("1")
     assert "Référence" in done
+
+
+async def test_a_voice_call_back_on_redis_sentinel(redis_sentinel: SentinelSet,
+                                                  tmp_path: Path) -> None:
+    redis_sentinel.flush()
+    async with running_app(gateway_settings(redis_sentinel.url, tmp_path)) as gateway:
+        caller = Caller(gateway.client, phone="+22376000444")
+        await in_french(caller)
+        await caller.press("4")
+        heard = await caller.press("1")
+        for _ in range(6):  # the optional questions: skipped, or the first choice
+            if heard.hangs_up:
+                break
+            heard = await (caller.stay_silent() if any(
+                verb.tag == "Record" for verb in heard.verbs) else caller.press("1"))
+        assert "Référence" in heard.text
+        spoken_reference(heard.text)

@@ -77,6 +77,7 @@ async def test_a_recorded_answer_is_kept_by_its_url_and_the_end_of_call_changes_
     assert draft and f"recording 9f2c-77ab {AT_RECORDING}" in str(draft[0])
 
 
+@pytest.mark.deployments
 async def test_a_call_back_over_africastalking_makes_a_voice_case(
         caller: AtCaller, redis: Redis) -> None:
     await caller.dial(CALLBACK)

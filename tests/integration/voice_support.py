@@ -98,7 +98,13 @@ class Heard:
 
     @property
     def hangs_up(self) -> bool:
-        return any(verb.tag == "Hangup" for verb in self.verbs)
+        """The call ends after this screen, with nothing asked of the caller."""
+        for verb in self.verbs:
+            if verb.tag in ("Gather", "Record"):
+                return False
+            if verb.tag == "Hangup":
+                return True
+        return False
 
 
 def _said(element: ET.Element) -> str:
