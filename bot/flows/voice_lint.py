@@ -77,7 +77,7 @@ def check_voice(flow: Flow, *, values: dict[str, str], answers: dict[str, str]) 
             seconds = script.seconds
             report.seconds.setdefault(state.name, {})[language] = seconds
             if seconds > GOAL_SECONDS:
-                report.notes.append(f"{where} [{language}]: spoken in about {seconds:.0f} s "
+                report.notes.append(f"{where} [{language}]: spoken in about {seconds:.1f} s "
                                     f"(goal: at most {GOAL_SECONDS:.0f} s)")
             if language not in flow.tts and language not in state.audio:
                 report.without_audio.setdefault(language, []).append(state.name)
