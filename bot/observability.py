@@ -17,6 +17,7 @@ import re
 import time
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import parse_qsl
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -28,6 +29,8 @@ _PHONE = re.compile(r"(?<![\w+])(?:whatsapp:)?(?:\+|00)?\d(?:[ .\-/]?\d){7,16}(?
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MIN_DIGITS = 8
 _SECRET_QUERY = re.compile(r"((?:^|[?&])key=)[^&\s]*", re.IGNORECASE)
+_LOGGABLE_PARAMETERS = frozenset({"status", "kind", "priority", "escalated", "limit",
+                                  "cursor", "since"})
 _RESERVED = frozenset(vars(logging.makeLogRecord({})))
 _FIELDS = ("phone", "channel", "outcome", "reason", "error", "status", "method", "path",
            "duration_ms", "count", "message_sid", "delivery")
@@ -73,6 +76,22 @@ def scrub(text: str) -> str:
     return _SECRET_QUERY.sub(r"\1[redacted]", _PHONE.sub(_mask_phone, text))
 
 
+def loggable_query(query: str) -> str:
+    """A query string fit for a log line: values of unknown parameters redacted.
+
+    A search (`q=`) may be a name or a phone number in any spelling and any URL
+    encoding, and `key=` is the USSD secret: only the values of known, harmless
+    parameters (filters, paging) are kept.
+    """
+    if not query:
+        return ""
+    pairs = parse_qsl(query, keep_blank_values=True)
+    return "&".join(
+        f"{name}={scrub(value) if name in _LOGGABLE_PARAMETERS else '[redacted]'}"
+        for name, value in pairs
+    )
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: time, level, logger, message and the known extra fields."""
 
@@ -114,6 +133,9 @@ def configure_logging(level: str = "INFO") -> None:
         logger.handlers[:] = []
         logger.propagate = True
     logging.getLogger("uvicorn.access").addFilter(RedactQuery())
+    # httpx logs every request's URL at INFO; a Twilio look-up URL carries the number.
+    for name in ("httpx", "httpcore"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     # transitions narrates every callback at INFO: one line per state change is noise.
     logging.getLogger("transitions").setLevel(logging.WARNING)
 
@@ -146,7 +168,7 @@ class AccessLog:
         try:
             await self.app(scope, receive, sending)
         finally:
-            query = scope.get("query_string", b"").decode("latin-1")
+            query = loggable_query(scope.get("query_string", b"").decode("latin-1"))
             path = scope["path"] + (f"?{query}" if query else "")
             self.log.info(
                 "request",

@@ -36,7 +36,7 @@ from starlette.types import Message, Receive, Scope, Send
 
 from bot.channels.forms import MAX_BODY_BYTES
 from bot.errors import HelplineError
-from bot.observability import ACCESS_LOGGER, REJECTED, JsonFormatter, scrub
+from bot.observability import ACCESS_LOGGER, REJECTED, JsonFormatter, loggable_query
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +265,7 @@ def logged_path(path: str, query: bytes) -> str:
         return path
     if query.startswith(b"key=") and b"&" not in query:
         return path + "?key=[redacted]"
-    return scrub(f"{path}?{query.decode('latin-1')}")
+    return f"{path}?{loggable_query(query.decode('latin-1'))}"
 
 
 class _Lane:

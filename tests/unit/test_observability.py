@@ -52,3 +52,12 @@ def test_scrub_keeps_what_is_not_a_number() -> None:
             "HTTP/1.1 200", "port 127.0.0.1:6379")
     for text in kept:
         assert scrub(text) == text
+
+
+def test_the_access_log_keeps_only_harmless_query_values() -> None:
+    from bot.observability import loggable_query
+
+    line = loggable_query("q=%2B223%2076%2012%2034%2001&status=new&limit=50&key=s3cr3t"
+                          "&From=whatsapp%3A%2B22376123401&q=Awa+Diarra")
+    assert line == ("q=[redacted]&status=new&limit=50&key=[redacted]&From=[redacted]"
+                    "&q=[redacted]")
