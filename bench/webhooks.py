@@ -267,13 +267,16 @@ def redis_client(port: int) -> Any:
 
 
 def cases_created(port: int) -> int:
+    """Cases in the store as this checkout lays them out (per shard when sharded)."""
     from bot.cases.model import CaseKind
     from bot.store import keys
 
+    shards = getattr(keys, "SHARDS", None)
+    names = ([keys.cases_by_kind(shard, kind) for shard in shards for kind in CaseKind]
+             if shards is not None else [keys.cases_by_kind(kind) for kind in CaseKind])
     client = redis_client(port)
     try:
-        return sum(int(client.zcard(keys.cases_by_kind(shard, kind)))
-                   for shard in keys.SHARDS for kind in CaseKind)
+        return sum(int(client.zcard(name)) for name in names)
     finally:
         client.close()
 
@@ -443,12 +446,10 @@ def main() -> int:
     try:
         product = start_product(work, redis_url, server_core, log)
         targets.append(product)
-        products = [product]
         if args.baseline is not None:
             baseline = start_product(work, redis_url, server_core, log, tree=args.baseline,
                                      label="helpline (baseline)", phone_prefix="+2238")
             targets.append(baseline)
-            products.append(baseline)
         peer = None
         if installed is not None:
             peer = start_peer(installed, redis_url, server_core, log)
@@ -468,7 +469,8 @@ def main() -> int:
                     first_walk=(round_no + 1) * (RUN_WALKS // (args.rounds + 2)),
                     core=load_core, script_dir=work, label=f"{target.phone_prefix}-{round_no}",
                 ))
-        walks_ended = sum(run["walks"] for target in products for run in target.runs)
+        # A baseline checkout may lay its cases out otherwise: the product's are counted.
+        walks_ended = sum(run["walks"] for run in product.runs)
         time.sleep(1)
         cases = cases_created(redis_port) - cases_before
         per_hop = {target.label: commands_per_hop(target, redis_port) for target in targets}
