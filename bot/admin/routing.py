@@ -86,7 +86,7 @@ class AuthorisedRoute(APIRoute):
 
 
 async def refuse_unreadable_json(request: Request) -> None:
-    """422 for JSON FastAPI would answer 400 to: nested past the parser's depth, not UTF-8.
+    """422 for JSON FastAPI would answer 400 to: too deep, not UTF-8, a number too long.
 
     The body is read once: FastAPI reuses the bytes `request.body()` cached.
     """
@@ -99,8 +99,10 @@ async def refuse_unreadable_json(request: Request) -> None:
         problem = "JSON nested too deeply"
     except UnicodeDecodeError:
         problem = "the body is not UTF-8"
-    except ValueError:
+    except json.JSONDecodeError:
         return  # FastAPI answers 422 with the position of the syntax error
+    except ValueError:
+        problem = "a number in the JSON is too long"  # past Python's int digits limit
     else:
         return
     raise RequestValidationError([{"type": "json_invalid", "loc": ("body",), "msg": problem}])

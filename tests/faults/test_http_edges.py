@@ -124,6 +124,17 @@ async def test_deeply_nested_json_is_422(
     assert response.json()["detail"][0]["loc"][0] == "body"
 
 
+async def test_an_integer_of_5000_digits_is_422_naming_the_body(
+        http: httpx.AsyncClient, admin_token: str, redis: Redis) -> None:
+    reference = await seed(redis)
+    body = b'{"reason": "x", "level": ' + b"9" * 5000 + b"}"
+    response = await http.post(
+        f"{API}/cases/{reference}/escalate", content=body,
+        headers={"Authorization": f"Bearer {admin_token}", "Content-Type": "application/json"})
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body"]
+
+
 async def test_every_console_file_carries_the_console_headers(http: httpx.AsyncClient) -> None:
     files = sorted(f"/admin/static/{p.name}" for p in CONSOLE_DIR.iterdir() if p.is_file())
     assert "/admin/static/main.js" in files
