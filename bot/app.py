@@ -17,29 +17,19 @@ from bot.admin.console import mount_console
 from bot.admin.failures import add_failure_handlers
 from bot.admin.headers import AdminHeaders
 from bot.admin.limits import MAX_BODY_BYTES
-from bot.cases.jobs import ArqCaseJobs, CaseJobs, NoJobQueue, arq_redis_settings
+from bot.cases.jobs import CaseJobs
 from bot.channels import routes as webhooks
 from bot.channels import twilio_status
 from bot.channels.gateway import Gateway
 from bot.channels.voice_routes import AUDIO_ROUTES
 from bot.errors import ProdSettingsMissing
+from bot.jobs.queue import JobQueue
 from bot.observability import AccessLog
 from bot.settings import Env, Settings
 from bot.store import supervision
-from bot.store.connection import Store, open_store
+from bot.store.connection import open_store
 
 log = logging.getLogger(__name__)
-
-
-def _arq_jobs(settings: Settings, store: Store) -> CaseJobs:
-    if store.embedded is not None:
-        return ArqCaseJobs(arq_redis_settings(f"unix://{store.embedded.socket_file}"))
-    assert settings.redis_url is not None
-    try:
-        return ArqCaseJobs(arq_redis_settings(settings.redis_url))
-    except ValueError as exc:
-        log.warning("no job queue: %s", exc)
-        return NoJobQueue(str(exc))
 
 
 def require_prod_settings(settings: Settings) -> None:
@@ -69,7 +59,7 @@ class HelplineApp(FastAPI):
 
 
 def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> HelplineApp:
-    """The helpline's web app. `case_jobs` replaces the arq job queue (tests)."""
+    """The helpline's web app. `case_jobs` replaces the job queue (tests)."""
     require_prod_settings(settings)
 
     @asynccontextmanager
@@ -77,7 +67,7 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Help
         store = open_store(settings)
         app.state.settings = settings
         app.state.store = store
-        app.state.case_jobs = case_jobs or _arq_jobs(settings, store)
+        app.state.case_jobs = case_jobs or JobQueue.open(settings, store)
         app.state.webhooks = webhooks.make_webhooks(settings, store.redis)
         app.state.webhooks.delivery = twilio_status.delivery_recorder(store.redis)
         supervisor = (asyncio.create_task(supervision.supervise(store.embedded))

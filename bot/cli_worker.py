@@ -18,21 +18,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     worker.set_defaults(handler=run_worker_command)
 
 
-class _QuietPump(logging.Filter):
-    """arq logs each run of each job; the outbox pump runs every second."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        return record.levelno > logging.INFO or not (
-            "pump_outbox()" in message or "pump_outbox ●" in message
-        )
-
-
 def _quiet_logs() -> None:
     # httpx logs every request URL at INFO; Twilio URLs can carry a phone number.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.WARNING)
-    logging.getLogger("arq.worker").addFilter(_QuietPump())
 
 
 async def _main() -> None:
@@ -60,7 +49,7 @@ def run_worker_command(args: argparse.Namespace) -> int:
     _quiet_logs()
     try:
         asyncio.run(_main())
-    except ValueError as exc:  # Redis Cluster: arq has no cluster client
+    except ValueError as exc:  # a REDIS_URL the queue cannot use
         print(f"helpline worker: {exc}", file=sys.stderr)
         return EXIT_SETTINGS
     return 0

@@ -72,10 +72,6 @@ class OperatorNotFound(HelplineError):
     """No active operator has that name."""
 
 
-class JobQueueUnavailable(HelplineError):
-    """No background job queue is configured for this Redis deployment."""
-
-
 class MalformedRequest(HelplineError):
     """A gateway request that cannot be read: missing fields, bad encoding, wrong type."""
 

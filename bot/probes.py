@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from arq.constants import default_queue_name
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from redis.exceptions import RedisError
 from starlette.requests import Request
@@ -13,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.observability import CASES, QUEUE_DEPTH, STORE_UP
-from bot.store import case_queries
+from bot.store import case_queries, keys
 
 STORE_CHECK_SECONDS = 1.0
 
@@ -41,15 +40,17 @@ async def refresh_store_gauges(redis: Any) -> None:
     """Cases by kind and the worker's queue depth, read from Redis at scrape time."""
     try:
         async with asyncio.timeout(STORE_CHECK_SECONDS):
-            by_kind, depth = await asyncio.gather(
-                case_queries.count_by_kind(redis), redis.zcard(default_queue_name))
+            by_kind, ready, delayed = await asyncio.gather(
+                case_queries.count_by_kind(redis),
+                redis.xlen(keys.jobs_stream()),  # jobs waiting or running
+                redis.zcard(keys.jobs_delayed()))  # retries waiting for their time
     except (RedisError, OSError, TimeoutError):
         STORE_UP.set(0)
         return
     STORE_UP.set(1)
     for kind, count in by_kind.items():
         CASES.labels(kind).set(count)
-    QUEUE_DEPTH.set(int(depth))
+    QUEUE_DEPTH.set(int(ready) + int(delayed))
 
 
 async def metrics(request: Request) -> Response:

@@ -21,6 +21,7 @@ DEFAULT_ACK_SLA_MINUTES = 15
 DEFAULT_RETENTION_DAYS = 180
 DEFAULT_AUTH_FAILURE_LIMIT = 10
 DEFAULT_CONSOLE_IDLE_MINUTES = 20
+DEFAULT_JOB_REDELIVERY_SECONDS = 60
 
 
 class Env(StrEnum):
@@ -81,6 +82,8 @@ class Settings(BaseSettings):
     """Wrong tokens one client address may present in 15 minutes before 429s."""
     # The console signs an operator out after this long without a key or a click.
     console_idle_minutes: int = Field(default=DEFAULT_CONSOLE_IDLE_MINUTES, gt=0, le=24 * 60)
+    # A job whose worker stopped mid-way (killed, lost its host) runs again after this.
+    job_redelivery_seconds: float = Field(default=DEFAULT_JOB_REDELIVERY_SECONDS, gt=0)
 
     def missing_for_prod(self) -> list[str]:
         """Names of the settings that `HELPLINE_ENV=prod` requires and that are unset."""

@@ -18,7 +18,6 @@ from bot.errors import (
     EscalationRefused,
     IllegalTransition,
     InvalidReference,
-    JobQueueUnavailable,
     LastAdmin,
     MessageRefused,
     OperatorExists,
@@ -393,10 +392,6 @@ def add_error_handlers(app: FastAPI) -> None:
     async def conflict(_: Request, exc: Exception) -> JSONResponse:
         return _json(status.HTTP_409_CONFLICT, {"detail": str(exc)})
 
-    async def no_queue(_: Request, exc: Exception) -> JSONResponse:
-        return _json(status.HTTP_503_SERVICE_UNAVAILABLE, {"detail": str(exc)})
-
-    app.add_exception_handler(JobQueueUnavailable, no_queue)
     app.add_exception_handler(CaseNotFound, not_found)
     app.add_exception_handler(OperatorNotFound, not_found)
     app.add_exception_handler(IllegalTransition, illegal)

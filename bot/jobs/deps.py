@@ -1,4 +1,4 @@
-"""What every job needs, built once per worker process and kept in arq's `ctx`."""
+"""What every job needs, built once per worker process and handed to each job in `ctx`."""
 
 from __future__ import annotations
 
@@ -11,9 +11,11 @@ import httpx
 from redis.asyncio import Redis
 
 from bot.flows.model import Flow
+from bot.jobs.queue import JobQueue
 from bot.settings import Settings
 
 DEPS = "helpline"
+QUEUE = "queue"
 
 # Back-off of a failed outbound call: base · 2^(try − 1), capped; after `max_tries`, give up.
 RETRY_BASE_SECONDS = 2.0
@@ -57,7 +59,7 @@ class SmsGateway(Protocol):
 class Deps:
     settings: Settings
     redis: Redis
-    """The store's client (decoded replies); arq's own pool is `ctx["redis"]`."""
+    """The store's client (decoded replies); the job queue is `ctx[QUEUE]`."""
     flow: Flow
     sms: SmsGateway | None
     """None when Twilio is not configured: SMS then fail, audited, instead of going out."""
@@ -84,6 +86,12 @@ def deps_of(ctx: dict[str, Any]) -> Deps:
     return deps
 
 
+def queue_of(ctx: dict[str, Any]) -> JobQueue:
+    queue = ctx[QUEUE]
+    assert isinstance(queue, JobQueue)
+    return queue
+
+
 def job_identity(ctx: dict[str, Any]) -> tuple[str, int]:
-    """arq's id of the running job and its try number (1 on the first run)."""
+    """The id of the running job (the same on each try) and its try number (1 first)."""
     return str(ctx.get("job_id", "")), int(ctx.get("job_try") or 1)

@@ -10,12 +10,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from arq.worker import Retry
-
 from bot.engine.render import fill
 from bot.engine.spelling import spelled
 from bot.jobs.delivery import Delivery, Result, SmsTransport, TryAgain, deliver
 from bot.jobs.deps import deps_of, job_identity
+from bot.jobs.queue import RetryLater
 from bot.store import deliveries
 from bot.store.deliveries import Purpose, Recipient
 from bot.types import Channel
@@ -28,9 +27,9 @@ YES, NO = "yes", "no"
 
 
 def finished(result: Result) -> str:
-    """The job's result; arq retries it later when the delivery must be tried again."""
+    """The job's result; the job runs again later when the delivery must be tried again."""
     if isinstance(result, TryAgain):
-        raise Retry(defer=result.after_seconds)
+        raise RetryLater(result.after_seconds)
     return result.state
 
 

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from arq.worker import Retry
-
 from bot import privacy
 from bot.cases.jobs import NOTIFY_ESCALATION
 from bot.cases.references import format_reference
@@ -34,7 +32,8 @@ from bot.jobs.delivery import (
     WebhookTransport,
     deliver,
 )
-from bot.jobs.deps import Deps, deps_of, job_identity
+from bot.jobs.deps import Deps, deps_of, job_identity, queue_of
+from bot.jobs.queue import RetryLater
 from bot.settings import Settings
 from bot.store import keys, sla
 from bot.store.cases import text_of
@@ -122,7 +121,7 @@ async def _notice(deps: Deps, reference: str, event: str) -> Notice | None:
 def _retry_if_needed(results: Sequence[Result]) -> str:
     waits = [r.after_seconds for r in results if isinstance(r, TryAgain)]
     if waits:
-        raise Retry(defer=min(waits))
+        raise RetryLater(min(waits))
     return ",".join(sorted({r.state for r in results if isinstance(r, Done)})) or "nobody to notify"
 
 
@@ -196,8 +195,7 @@ async def check_ack_sla(ctx: dict[str, Any]) -> int:
         if period < 1:
             continue
         event = f"{SLA}-{period}"
-        job = await ctx["redis"].enqueue_job(
-            NOTIFY_ONCALL, case.reference, event, _job_id=notice_job_id(case.reference, event)
+        queued += await queue_of(ctx).enqueue(
+            NOTIFY_ONCALL, case.reference, event, job_id=notice_job_id(case.reference, event)
         )
-        queued += job is not None
     return queued

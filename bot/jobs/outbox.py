@@ -1,6 +1,6 @@
 """Turns the outbox of case creation into jobs, every worker cycle.
 
-Each event becomes idempotent arq jobs (deterministic `_job_id`s): the
+Each event becomes jobs queued once (deterministic job ids): the
 confirmation SMS of a case made over USSD, and the on-call notice of an urgent
 case. Only then is the event acknowledged, so a worker dying in between leaves
 it to another worker (XAUTOCLAIM), which queues nothing twice.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.cases.model import Priority
-from bot.jobs.deps import deps_of
+from bot.jobs.deps import deps_of, queue_of
 from bot.jobs.messages import SEND_CONFIRMATION, confirmation_id
 from bot.jobs.oncall import NOTIFY_ONCALL, URGENT, notice_job_id
 from bot.store import outbox
@@ -37,6 +37,7 @@ def jobs_for(event: OutboxEvent) -> list[tuple[str, tuple[str, ...], str]]:
 async def pump_outbox(ctx: dict[str, Any]) -> int:
     """Queue the jobs of every waiting outbox event; return how many events were handled."""
     deps = deps_of(ctx)
+    queue = queue_of(ctx)
     handled = 0
     while True:
         batch = await outbox.read_events(deps.redis, consumer=deps.consumer)
@@ -44,6 +45,6 @@ async def pump_outbox(ctx: dict[str, Any]) -> int:
             return handled
         for event in batch.events:
             for function, args, job_id in jobs_for(event):
-                await ctx["redis"].enqueue_job(function, *args, _job_id=job_id)
+                await queue.enqueue(function, *args, job_id=job_id)
         await outbox.acknowledge(deps.redis, batch.entry_ids)
         handled += len(batch.entry_ids)

@@ -1,37 +1,51 @@
-"""The arq worker of `helpline worker`: its functions, its schedule, and a life that
+"""The worker of `helpline worker`: its jobs on taskiq, its schedule, and a life that
 outlasts Redis restarts.
 
-arq's own loop stops at the first Redis error; `run_worker` starts it again
-(with back-off) for as long as the process lives. Nothing is lost meanwhile:
-arq keeps a job in its queue until the job finishes, and a job interrupted
-mid-way runs again once its in-progress mark expires (job timeout + 10 s).
+Jobs run in taskiq's `Receiver` over our broker (bot.jobs.broker). Each job
+acknowledges its own message (taskiq's manual acknowledgement) once it is done
+or its next try is queued; a job cut off mid-way (its worker killed, Redis gone)
+is left unacknowledged and runs again after `HELPLINE_JOB_REDELIVERY_SECONDS`.
+The schedule runs in every worker: the outbox pump each second (a consumer
+group shares the events), the SLA check each minute and the retention purge
+each hour, queued under one job id per minute or hour, so that however many
+workers run, each runs once. `run_worker` starts all of it again (with
+back-off) after each Redis failure, for as long as the process lives.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import os
 import secrets
 import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from arq import cron, func
-from arq.connections import RedisSettings
-from arq.worker import Retry, Worker
 from redis.exceptions import RedisError
+from taskiq import AckableMessage, Context, TaskiqDepends
+from taskiq.acks import AcknowledgeType
+from taskiq.receiver import Receiver
 
-from bot.cases.jobs import NOTIFY_ESCALATION, SEND_CASE_MESSAGE, arq_redis_settings
+from bot.cases.jobs import NOTIFY_ESCALATION, SEND_CASE_MESSAGE
 from bot.errors import FlowError
 from bot.flows.checked import load_checked
 from bot.jobs import messages, oncall, outbox, retention
-from bot.jobs.deps import DEPS, WEBHOOK_TIMEOUT, Deps, RetryPolicy, SmsGateway, deps_of, utcnow
+from bot.jobs.broker import STREAM_ID
+from bot.jobs.deps import (
+    DEPS,
+    QUEUE,
+    WEBHOOK_TIMEOUT,
+    Deps,
+    RetryPolicy,
+    SmsGateway,
+    utcnow,
+)
+from bot.jobs.queue import BLOCK_MS, JobQueue, RetryLater
 from bot.jobs.twilio_rest import TwilioSms
 from bot.settings import Settings
 from bot.store import outbox as outbox_store
@@ -39,107 +53,100 @@ from bot.store.connection import Store, open_store
 
 log = logging.getLogger(__name__)
 
-# A job interrupted mid-way (its worker killed, Redis gone) runs again once arq's
-# in-progress mark expires: this timeout + 10 s.
-JOB_TIMEOUT_SECONDS = 120
 MAX_JOBS = 20
-POLL_DELAY_SECONDS = 0.5
-EVERY_SECOND = set(range(60))
+PUMP_EVERY_SECONDS = 1.0
 PURGE_MINUTE = 17
 RESTART_DELAY_FIRST = 0.5
 RESTART_DELAY_MAX = 30.0
 STOP_GRACE_SECONDS = 10.0
+STOP_MARGIN_SECONDS = 5.0
 
 Job = Callable[..., Awaitable[Any]]
-
-
-def _survives_store_errors(job: Job) -> Job:
-    """A Redis error inside a job is retried later (arq would count it as failed for good)."""
-
-    @functools.wraps(job)
-    async def run(ctx: dict[str, Any], *args: Any) -> Any:
-        try:
-            return await job(ctx, *args)
-        except (RedisError, OSError) as exc:
-            job_try = int(ctx.get("job_try") or 1)
-            log.warning("store unavailable during %s (%s); retrying", job.__name__,
-                        type(exc).__name__)
-            raise Retry(defer=deps_of(ctx).retry.delay(job_try)) from exc
-
-    return run
-
-
-def functions(policy: RetryPolicy) -> list[Any]:
-    jobs: dict[str, Job] = {
-        SEND_CASE_MESSAGE: messages.send_case_message,
-        messages.SEND_CONFIRMATION: messages.send_confirmation,
-        NOTIFY_ESCALATION: oncall.notify_escalation,
-        oncall.NOTIFY_ONCALL: oncall.notify_oncall,
-    }
-    return [
-        func(_survives_store_errors(job), name=name, max_tries=policy.max_tries)  # type: ignore[arg-type]
-        for name, job in jobs.items()
-    ]
-
-
-def cron_jobs() -> list[Any]:
-    return [
-        cron(_survives_store_errors(outbox.pump_outbox), name=outbox.PUMP_OUTBOX,  # type: ignore[arg-type]
-             second=EVERY_SECOND, run_at_startup=True),
-        cron(_survives_store_errors(oncall.check_ack_sla), name=oncall.CHECK_ACK_SLA,  # type: ignore[arg-type]
-             second=0, run_at_startup=True),
-        cron(_survives_store_errors(retention.purge_expired), name=retention.PURGE_EXPIRED,  # type: ignore[arg-type]
-             minute=PURGE_MINUTE, second=0, run_at_startup=True),
-    ]
-
-
-async def _on_startup(ctx: dict[str, Any]) -> None:
-    redis = deps_of(ctx).redis
-    await outbox_store.ensure_group(redis)
-    await outbox_store.forget_idle_consumers(redis)
-
-
-def worker_settings(deps: Deps, redis_settings: RedisSettings, *,
-                    poll_delay: float = POLL_DELAY_SECONDS, burst: bool = False,
-                    with_cron: bool = True) -> dict[str, Any]:
-    """The arq worker's settings (arq's `WorkerSettings`, as a dict) around `deps`."""
-    return {
-        "functions": functions(deps.retry),
-        "cron_jobs": cron_jobs() if with_cron else [],
-        "redis_settings": redis_settings,
-        "ctx": {DEPS: deps},
-        "on_startup": _on_startup,
-        "max_tries": deps.retry.max_tries,
-        "max_jobs": MAX_JOBS,
-        "job_timeout": JOB_TIMEOUT_SECONDS,
-        "poll_delay": poll_delay,
-        "burst": burst,
-        "handle_signals": False,
-    }
-
-
-def queue_settings(settings: Settings, store: Store) -> RedisSettings:
-    """arq's connection: the embedded server's socket, or `REDIS_URL`."""
-    if store.embedded is not None:
-        url = f"unix://{store.embedded.socket_file}"
-    else:
-        assert settings.redis_url is not None
-        url = settings.redis_url
-    found = arq_redis_settings(url)  # ValueError on Redis Cluster: arq cannot run there
-    assert isinstance(found, RedisSettings)
-    return found
+JOBS: dict[str, Job] = {
+    SEND_CASE_MESSAGE: messages.send_case_message,
+    messages.SEND_CONFIRMATION: messages.send_confirmation,
+    NOTIFY_ESCALATION: oncall.notify_escalation,
+    oncall.NOTIFY_ONCALL: oncall.notify_oncall,
+    oncall.CHECK_ACK_SLA: oncall.check_ack_sla,
+    retention.PURGE_EXPIRED: retention.purge_expired,
+}
 
 
 def consumer_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
 
 
+def _as_task(name: str, job: Job, deps: Deps, queue: JobQueue) -> Callable[..., Awaitable[Any]]:
+    """`job` as a taskiq task that acknowledges its message itself (see the module)."""
+    broker = queue.broker
+
+    async def run(*args: Any, context: Context = TaskiqDepends()) -> Any:  # noqa: B008
+        message = context.message
+        job_try = int(message.labels.get("job_try") or 1)
+        ctx = {DEPS: deps, QUEUE: queue, "job_id": message.task_id, "job_try": job_try}
+        try:
+            result = await job(ctx, *args)
+        except RetryLater as again:
+            await _again(name, context, queue, job_try, again.after_seconds, deps.retry)
+            return None
+        except (RedisError, OSError) as exc:
+            log.warning("store unavailable during %s (%s); retrying", name, type(exc).__name__)
+            await _again_once_redis_answers(name, context, queue, job_try, deps.retry)
+            return None
+        except Exception:
+            log.exception("job %s failed", name)
+            await context.ack()
+            return None
+        finally:
+            broker.release(message.labels.get(STREAM_ID))
+        await context.ack()
+        return result
+
+    return run
+
+
+async def _again(name: str, context: Context, queue: JobQueue, job_try: int,
+                 after_seconds: float, policy: RetryPolicy) -> None:
+    """Queue the next try, then let this one go (a failure leaves it to redelivery)."""
+    if policy.gives_up(job_try):
+        log.error("job %s gave up after %d tries", name, job_try)
+    else:
+        await queue.again(context.message, after_seconds=after_seconds)
+    await context.ack()
+
+
+async def _again_once_redis_answers(name: str, context: Context, queue: JobQueue,
+                                    job_try: int, policy: RetryPolicy) -> None:
+    """Queue the next try, waiting for Redis to answer (the job stays this worker's
+    meanwhile; if the worker stops first, redelivery runs it again)."""
+    wait = RESTART_DELAY_FIRST
+    while True:
+        try:
+            await _again(name, context, queue, job_try, policy.delay(job_try), policy)
+            return
+        except (RedisError, OSError):
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, RESTART_DELAY_MAX)
+
+
+def register_jobs(deps: Deps, queue: JobQueue) -> None:
+    for name, job in JOBS.items():
+        if queue.broker.find_task(name) is None:
+            queue.broker.register_task(_as_task(name, job, deps, queue), task_name=name)
+
+
 @dataclass
 class Opened:
     store: Store
     deps: Deps
+    queue: JobQueue
+
+    @property
+    def ctx(self) -> dict[str, Any]:
+        return {DEPS: self.deps, QUEUE: self.queue}
 
     async def close(self) -> None:
+        await self.queue.close()
         if self.deps.sms is not None:
             await self.deps.sms.aclose()
         await self.deps.http.aclose()
@@ -147,8 +154,9 @@ class Opened:
 
 
 def open_deps(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
-              sms: SmsGateway | None = None, retry: RetryPolicy | None = None) -> Opened:
-    """Connect the store and build what jobs need; `sms` replaces Twilio (tests)."""
+              sms: SmsGateway | None = None, retry: RetryPolicy | None = None,
+              block_ms: int = BLOCK_MS) -> Opened:
+    """Connect the store and the queue, build what jobs need; `sms` replaces Twilio (tests)."""
     compiled = load_checked(settings.flow, settings.ussd_max_chars)
     if messages.CONFIRMATION_TEXT not in compiled.flow.texts:
         raise FlowError(f"{settings.flow}: missing text '{messages.CONFIRMATION_TEXT}' "
@@ -158,71 +166,112 @@ def open_deps(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
     if gateway is None:
         log.warning("Twilio is not configured: SMS will fail (TWILIO_ACCOUNT_SID, "
                     "TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID)")
+    consumer = consumer_name()
     deps = Deps(settings=settings, redis=store.redis, flow=compiled.flow, sms=gateway,
                 http=httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT), clock=clock,
-                retry=retry or RetryPolicy(), consumer=consumer_name())
-    return Opened(store, deps)
+                retry=retry or RetryPolicy(), consumer=consumer)
+    queue = JobQueue.open(settings, store, consumer=consumer, block_ms=block_ms)
+    register_jobs(deps, queue)
+    return Opened(store, deps, queue)
 
 
-async def _stop_worker(worker: Worker, *, grace: float) -> None:
-    """Let running jobs finish for `grace` seconds, cancel the rest (arq runs them again)."""
-    worker.allow_pick_jobs = False
-    running = [task for task in worker.tasks.values() if not task.done()]
-    if running and grace > 0:
-        await asyncio.wait(running, timeout=grace)
-    for task in worker.tasks.values():
+def receiver(queue: JobQueue, *, stop_grace: float = STOP_GRACE_SECONDS) -> Receiver:
+    return Receiver(queue.broker, ack_type=AcknowledgeType.MANUAL, max_async_tasks=MAX_JOBS,
+                    wait_tasks_timeout=stop_grace)
+
+
+async def run_burst(opened: Opened, *, poll_delay: float) -> None:
+    """Run every job queued now (and their retries, when due), then return; no schedule."""
+    broker = opened.queue.broker
+    runner = receiver(opened.queue)
+    await broker.declare_group()
+    while True:
+        found: list[AckableMessage] = await broker.fetch(block_ms=None)
+        if found:
+            await asyncio.gather(*(runner.callback(message) for message in found))
+            continue
+        next_due = await broker.promote()
+        if next_due is None:
+            return
+        await asyncio.sleep(next_due + poll_delay)
+
+
+async def _schedule(opened: Opened, finish: asyncio.Event, *, pump_every: float) -> None:
+    """The outbox pump, and the periodic jobs queued once per minute or hour."""
+    ctx, queue = opened.ctx, opened.queue
+    redis = opened.deps.redis
+    await outbox_store.ensure_group(redis)
+    await outbox_store.forget_idle_consumers(redis)
+    await queue.enqueue(oncall.CHECK_ACK_SLA)
+    await queue.enqueue(retention.PURGE_EXPIRED)
+    while not finish.is_set():
+        await outbox.pump_outbox(ctx)
+        now = datetime.now(UTC)
+        await queue.enqueue(oncall.CHECK_ACK_SLA,
+                            job_id=f"cron:{oncall.CHECK_ACK_SLA}:{now:%Y%m%d%H%M}")
+        if now.minute >= PURGE_MINUTE:
+            await queue.enqueue(retention.PURGE_EXPIRED,
+                                job_id=f"cron:{retention.PURGE_EXPIRED}:{now:%Y%m%d%H}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(finish.wait(), pump_every)
+
+
+async def _run_once(opened: Opened, stop: asyncio.Event, *, pump_every: float,
+                    stop_grace: float) -> BaseException | None:
+    """Run until `stop` or a failure; the failure, if one ended it."""
+    finish = asyncio.Event()
+    listening = asyncio.ensure_future(
+        receiver(opened.queue, stop_grace=stop_grace).listen(finish))
+    ticking = asyncio.ensure_future(_schedule(opened, finish, pump_every=pump_every))
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait({listening, ticking, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finish.set()  # both stop on their own (a Redis call is not cut off half-way)...
+    stopping.cancel()
+    _, late = await asyncio.wait({listening, ticking}, timeout=stop_grace + STOP_MARGIN_SECONDS)
+    for task in late:  # ... or are cut off, without waiting for them to agree
         task.cancel()
-    if worker.main_task is not None:
-        worker.main_task.cancel()
-    await asyncio.gather(*worker.tasks.values(), return_exceptions=True)
-    if worker._pool is not None:
-        with contextlib.suppress(RedisError, OSError):
-            await worker.pool.delete(worker.health_check_key)
-        with contextlib.suppress(RedisError, OSError):
-            await worker.pool.aclose(close_connection_pool=True)
+    for task in (listening, ticking):
+        if task.done() and not task.cancelled() and task.exception() is not None:
+            return task.exception()
+    return None
 
 
-async def run_burst(deps: Deps, redis_settings: RedisSettings, *,
-                    poll_delay: float = POLL_DELAY_SECONDS) -> Worker:
-    """Run every job queued now (and their retries), then return; no scheduled jobs."""
-    worker = Worker(**worker_settings(deps, redis_settings, poll_delay=poll_delay, burst=True,
-                                      with_cron=False))
-    try:
-        await worker.main()
-    finally:
-        await _stop_worker(worker, grace=0)
-    return worker
+def _describe(failure: BaseException | None) -> str:
+    if isinstance(failure, BaseExceptionGroup):
+        return ", ".join(_describe(inner) for inner in failure.exceptions)
+    return f"{type(failure).__name__}: {failure}"
+
+
+def _lost_redis(failure: BaseException) -> bool:
+    """Whether `failure` is Redis going away (taskiq's receiver groups its errors)."""
+    if isinstance(failure, BaseExceptionGroup):
+        _, other = failure.split((RedisError, OSError))
+        return other is None
+    return isinstance(failure, RedisError | OSError)
 
 
 async def run_worker(settings: Settings, *, stop: asyncio.Event, opened: Opened | None = None,
-                     poll_delay: float = POLL_DELAY_SECONDS,
+                     poll_delay: float = PUMP_EVERY_SECONDS,
                      stop_grace: float = STOP_GRACE_SECONDS) -> None:
-    """Run the worker until `stop` is set, starting arq again after each Redis failure."""
+    """Run the worker until `stop` is set, starting again after each Redis failure."""
     own = opened is None
     opened = opened or open_deps(settings)
+    opened.queue.broker.is_worker_process = True
     loop = asyncio.get_running_loop()
     delay = RESTART_DELAY_FIRST
     try:
-        redis_settings = queue_settings(settings, opened.store)
         while not stop.is_set():
             started = loop.time()
-            worker = Worker(**worker_settings(opened.deps, redis_settings, poll_delay=poll_delay))
-            worker.main_task = asyncio.ensure_future(worker.main())
-            stopping = asyncio.ensure_future(stop.wait())
-            await asyncio.wait({worker.main_task, stopping}, return_when=asyncio.FIRST_COMPLETED)
-            stopping.cancel()
-            failure = None
-            if worker.main_task.done() and not worker.main_task.cancelled():
-                failure = worker.main_task.exception()
-            await _stop_worker(worker, grace=stop_grace if stop.is_set() else 0)
+            failure = await _run_once(opened, stop, pump_every=poll_delay,
+                                      stop_grace=stop_grace)
             if stop.is_set():
                 return
-            if failure is not None and not isinstance(failure, RedisError | OSError):
+            if failure is not None and not _lost_redis(failure):
                 raise failure
             if loop.time() - started > RESTART_DELAY_MAX:
                 delay = RESTART_DELAY_FIRST  # it had been running well: a new outage
             log.warning("worker lost Redis (%s); starting again in %.1fs",
-                        type(failure).__name__, delay)
+                        _describe(failure), delay)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), delay)
             delay = min(delay * 2, RESTART_DELAY_MAX)

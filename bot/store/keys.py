@@ -214,3 +214,24 @@ def delivery_by_sid(message_sid: str) -> str:
 def auth_failures(client: str) -> str:
     """Counter of wrong tokens from one client (a digest of its address) in the window."""
     return f"{PREFIX}:{{auth}}:failures:{client}"
+
+
+# The job queue, `{jobs}`: its stream, its delayed jobs and its once-only marks sit
+# in one slot, so that queuing or promoting a job is one atomic script on Cluster too.
+def _jobs() -> str:
+    return f"{PREFIX}:{{jobs}}"
+
+
+def jobs_stream() -> str:
+    """The jobs ready to run (a stream read by the workers' consumer group)."""
+    return f"{_jobs()}:stream"
+
+
+def jobs_delayed() -> str:
+    """Jobs due later (retries with back-off), scored by due time in epoch ms."""
+    return f"{_jobs()}:delayed"
+
+
+def job_once(job_id: str) -> str:
+    """Marks a job id queued, so that queuing it again does nothing for a while."""
+    return f"{_jobs()}:once:{job_id}"

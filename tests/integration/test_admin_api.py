@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 from collections.abc import AsyncIterator
+from unittest.mock import ANY
 
 import httpx
 import pytest
@@ -272,9 +274,8 @@ async def test_delete_unknown_and_twice(redis: Redis, sup: httpx.AsyncClient) ->
     assert [e["action"] for e in events].count("erased") == 1
 
 
-@pytest.mark.single_only("arq cannot run on Redis Cluster (issue 11: the queue moves to taskiq)")
-async def test_messages_reach_the_arq_queue(redis: Redis, settings: Settings) -> None:
-    """The default job queue: arq, on the same Redis."""
+async def test_messages_reach_the_job_queue(redis: Redis, settings: Settings) -> None:
+    """The default job queue: taskiq's stream, on the same Redis."""
     from bot.app import create_app
 
     reference = await seed(redis)
@@ -283,4 +284,6 @@ async def test_messages_reach_the_arq_queue(redis: Redis, settings: Settings) ->
     async with app.router.lifespan_context(app), client_for(app, token) as client:
         response = await client.post(f"{API}/cases/{reference}/messages", json={"text": "hi"})
         assert response.status_code == 202
-    assert await redis.zcard("arq:queue") == 1
+    ((_, fields),) = await redis.xrange(keys.jobs_stream())
+    job = json.loads(fields["data"])
+    assert (job["task_name"], job["args"]) == ("send_case_message", [reference, ANY])

@@ -26,9 +26,3 @@ def test_prod_without_its_settings_names_each_missing_one(tmp_path: Path) -> Non
     assert done.stderr.splitlines() == [f"HELPLINE_ENV=prod requires {name}" for name in missing]
     assert not (tmp_path / "var").exists()  # refused before touching anything
 
-
-def test_redis_cluster_is_refused_with_the_reason(tmp_path: Path) -> None:
-    done = worker(tmp_path, REDIS_URL="redis+cluster://127.0.0.1:7000")
-    assert done.returncode == 2
-    assert done.stderr.splitlines()[-1] == \
-        "helpline worker: the job queue (arq) cannot use a redis+cluster URL"

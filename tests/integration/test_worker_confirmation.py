@@ -161,8 +161,8 @@ async def test_an_operator_message_goes_once_and_not_after_an_opt_out(
     entry = await case_updates.record_message(redis, reference=reference, actor="operator:ana",
                                               now=T0, text="Nous vous appelons demain.",
                                               opted_out=never)
-    await worker.queue.enqueue_job("send_case_message", reference, entry.id)
-    await worker.queue.enqueue_job("send_case_message", reference, entry.id)  # sent twice
+    await worker.queue.enqueue("send_case_message", reference, entry.id)
+    await worker.queue.enqueue("send_case_message", reference, entry.id)  # sent twice
     await worker.run_jobs()
     assert [m["body"] for m in fake.sent_to(PHONE)] == ["Nous vous appelons demain."]
 
@@ -170,7 +170,7 @@ async def test_an_operator_message_goes_once_and_not_after_an_opt_out(
                                               now=T0, text="Second message", opted_out=never)
     conversation = Conversation(redis=redis, compiled=default_flow(), settings=settings)
     await conversation.handle(InboundMessage(Channel.SMS, PHONE, "STOP"))
-    await worker.queue.enqueue_job("send_case_message", reference, later.id)
+    await worker.queue.enqueue("send_case_message", reference, later.id)
     await worker.run_jobs()
     assert len(fake.sent_to(PHONE)) == 1
     record = await deliveries.state_of(redis, f"message:{reference}:{later.id}")

@@ -128,11 +128,11 @@ async def test_an_escalation_notifies_oncall_once_per_level(
     await case_updates.escalate(redis, reference=reference, actor="operator:ana",
                                 now=clock.now, reason="threatened", level=1)
     for _ in range(2):  # the API queued it; a re-delivery must not notify twice
-        await worker.queue.enqueue_job(NOTIFY_ESCALATION, reference, 1)
+        await worker.queue.enqueue(NOTIFY_ESCALATION, reference, 1)
     await worker.cycle()
     await case_updates.escalate(redis, reference=reference, actor="operator:ana",
                                 now=clock.now, reason="worse", level=2)
-    await worker.queue.enqueue_job(NOTIFY_ESCALATION, reference, 2)
+    await worker.queue.enqueue(NOTIFY_ESCALATION, reference, 2)
     await worker.cycle()
     assert [(p["notice"], p["escalation_level"]) for p in hook.posts] == [
         ("escalated-1", 1), ("escalated-2", 2)]

@@ -6,11 +6,9 @@ import asyncio
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from arq.connections import RedisSettings, create_pool
 from redis.asyncio import Redis
 
 from bot.cases.jobs import SEND_CASE_MESSAGE
@@ -75,10 +73,7 @@ async def _restart_scenario(server: RedisServer, tmp_path: Path, fake: FakeTwili
             client, new_case=replace(return_request(phone=phones[1]), channel="sms"))
         entry = await case_updates.record_message(client, reference=later, actor="operator:ana",
                                                   now=T0, text="Bonjour", opted_out=never)
-        queue = await create_pool(RedisSettings.from_dsn(server.url))
-        await queue.enqueue_job(SEND_CASE_MESSAGE, later, entry.id,
-                                _defer_by=timedelta(seconds=2))
-        await queue.aclose(close_connection_pool=True)
+        assert await opened.queue.enqueue(SEND_CASE_MESSAGE, later, entry.id, delay_seconds=2)
         await client.aclose()
         server.stop()
         # It notices, and keeps trying (a start while Redis is still down fails too).

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from arq.worker import Retry
 from redis.asyncio import Redis
 
 from bot.engine.session import Profile
 from bot.jobs.messages import confirmation_id, send_confirmation
+from bot.jobs.queue import RetryLater
 from bot.privacy import DEV_PII_KEY, pseudonym
 from bot.settings import Settings
 from bot.store import cases, deliveries, keys
@@ -150,7 +150,7 @@ async def test_a_delivery_another_job_holds_waits_until_its_lease_is_over(
                                purpose=Purpose.CONFIRMATION, job_id="another-job", job_try=1,
                                now=clock(), lease_seconds=worker.deps.claim_lease_seconds)
         ctx = {**worker.ctx, "job_id": job, "job_try": 1}
-        with pytest.raises(Retry):
+        with pytest.raises(RetryLater):
             await send_confirmation(ctx, reference)
         assert fake.requests == []
         clock.advance(seconds=worker.deps.claim_lease_seconds)

@@ -9,12 +9,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
-from arq.connections import ArqRedis, RedisSettings, create_pool
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from bot.jobs import oncall, outbox, retention
-from bot.jobs.deps import DEPS, Deps, RetryPolicy
+from bot.jobs.deps import DEPS, QUEUE, Deps, RetryPolicy
+from bot.jobs.queue import JobQueue
 from bot.jobs.twilio_rest import TwilioSms
 from bot.jobs.worker import Opened, open_deps, run_burst
 from bot.settings import Settings
@@ -25,6 +25,7 @@ from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio
 T0 = datetime.fromisoformat("2026-03-02T08:00:00+00:00")
 FAST_RETRY = RetryPolicy(base_seconds=0.05, cap_seconds=1.0, max_tries=5)
 POLL = 0.01
+BLOCK_MS = 10
 # Short enough that a planned late answer is a timeout, long enough for a loaded machine.
 CLIENT_TIMEOUT = httpx.Timeout(1.0)
 
@@ -60,22 +61,24 @@ class Harness:
     """A worker's dependencies, its job queue, and ways to run one cycle of it."""
 
     opened: Opened
-    queue: ArqRedis
-    redis_settings: RedisSettings
 
     @property
     def deps(self) -> Deps:
         return self.opened.deps
 
     @property
+    def queue(self) -> JobQueue:
+        return self.opened.queue
+
+    @property
     def ctx(self) -> dict[str, Any]:
-        return {DEPS: self.deps, "redis": self.queue, "job_id": "test", "job_try": 1}
+        return {DEPS: self.deps, QUEUE: self.queue, "job_id": "test", "job_try": 1}
 
     async def pump(self) -> int:
         return await outbox.pump_outbox(self.ctx)
 
     async def run_jobs(self) -> None:
-        await run_burst(self.deps, self.redis_settings, poll_delay=POLL)
+        await run_burst(self.opened, poll_delay=POLL)
 
     async def cycle(self) -> None:
         """What one worker cycle does: outbox → jobs, SLA check, then every queued job."""
@@ -90,16 +93,12 @@ class Harness:
 @asynccontextmanager
 async def harness(settings: Settings, *, clock: Clock,
                   retry: RetryPolicy = FAST_RETRY) -> AsyncIterator[Harness]:
-    opened = open_deps(settings, clock=clock, retry=retry,
+    opened = open_deps(settings, clock=clock, retry=retry, block_ms=BLOCK_MS,
                        sms=TwilioSms.from_settings(settings, timeout=CLIENT_TIMEOUT))
-    assert settings.redis_url is not None
-    redis_settings = RedisSettings.from_dsn(settings.redis_url)
-    queue = await create_pool(redis_settings)
     await ensure_group(opened.deps.redis)
     try:
-        yield Harness(opened, queue, redis_settings)
+        yield Harness(opened)
     finally:
-        await queue.aclose(close_connection_pool=True)
         await opened.close()
 
 
