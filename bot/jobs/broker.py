@@ -135,10 +135,13 @@ class ReliableStream(AsyncBroker):
         await self.push(message)
 
     async def promote(self) -> float | None:
-        """Move due delayed jobs into the stream; seconds until the next is due, if any."""
-        _moved, next_ms = await self._client().eval(
+        """Move due delayed jobs into the stream; seconds until the next job is ready
+        (0 when some were moved now), None when none waits."""
+        moved, next_ms = await self._client().eval(
             PROMOTE, 2, keys.jobs_stream(), keys.jobs_delayed(), PROMOTE_COUNT
         )
+        if int(moved) > 0:
+            return 0.0
         return None if int(next_ms) < 0 else int(next_ms) / 1000
 
     # -- reading ---------------------------------------------------------
