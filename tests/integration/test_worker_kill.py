@@ -97,8 +97,11 @@ async def test_a_worker_killed_mid_send_and_restarted_sends_exactly_one_sms(
             async def sent() -> bool:
                 return (await deliveries.state_of(redis, job)).get("state") == "sent"
 
+            async def acknowledged() -> bool:
+                return job not in await pending_jobs(redis)
+
             await eventually(sent, "the restarted worker to finish the job")
-            assert job not in await pending_jobs(redis)
+            await eventually(acknowledged, "the job to leave the queue")
             second.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(second.wait, PATIENCE_SECONDS) == 0
         finally:
