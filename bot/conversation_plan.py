@@ -230,6 +230,10 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
     if session is not None and creations:
         session.vars["reference"] = creations[0][1][0]
         reply = render(compiled.flow, session, limits)
+    # A profile is kept long only for what the migrant chose (a language, an opt-out);
+    # a phone that chose nothing has one no longer than its session.
+    chose = decided.profile is not None or any(
+        isinstance(effect, SetLanguage) for effect in decided.effects)
     if new_profile is None and session is not None and not decided.erase:
         new_profile = Profile(language=session.language)
     receipts = replace(receipts, pending=decided.pending)
@@ -246,6 +250,8 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
         _profiles.remember(profile_json, new_profile)
         if new_profile.opted_out:
             profile_ttl = NO_EXPIRY  # an opt-out holds until START, however long
+        elif profile is None and not chose:
+            profile_ttl = ttls.session
     if decided.erase and profile is not None and profile.opted_out:
         # Erasure forgets everything but the STOP itself: still no SMS, until START.
         profile_json, profile_ttl = Profile(opted_out=True).to_json(), NO_EXPIRY

@@ -15,6 +15,10 @@ from typing import Any
 
 MAX_ANSWERS = 8
 """Retries come within seconds; eight later messages is far beyond any retry."""
+TEXTS_KEPT = 2
+"""Answers whose text is kept (memory): a gateway retries within seconds, before two
+later messages are answered. An older answer keeps its digest, so a late retry of its
+message is still not applied twice; it is answered empty."""
 _DIGEST_BYTES = 8
 
 
@@ -51,6 +55,9 @@ class Receipts:
     def answered(self, digest: str, text: str, end: bool) -> Receipts:
         kept = tuple(answer for answer in self.answers if answer.digest != digest)
         answers = (*kept, Answer(digest, text, end))[-MAX_ANSWERS:]
+        older = len(answers) - TEXTS_KEPT
+        answers = tuple(replace(answer, text="") if index < older and answer.text else answer
+                        for index, answer in enumerate(answers))
         return replace(self, answers=answers)
 
     def to_json(self) -> str:

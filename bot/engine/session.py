@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from bot.types import Channel
@@ -31,12 +31,22 @@ class Session:
 
     def to_json(self) -> str:
         # Fields are JSON values already: `vars` spares asdict's deep copy on every message.
-        return json.dumps(vars(self), ensure_ascii=False, separators=(",", ":"))
+        # Fields at their default are left out (Redis memory; from_json fills them in).
+        data = {name: value for name, value in vars(self).items()
+                if _SESSION_DEFAULTS.get(name, _KEPT) != value}
+        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str) -> Session:
         data: dict[str, Any] = json.loads(raw)
         return cls(**data)
+
+
+_KEPT = object()
+_SESSION_DEFAULTS: dict[str, Any] = {
+    "answers": {}, "vars": {}, "history": [], "page": 0, "strikes": 0, "hint": None,
+    "resuming": False, "draft_id": None, "consent_at": None, "drafting": False, "steps": 0,
+}
 
 
 @dataclass(frozen=True)
@@ -69,7 +79,12 @@ class Profile:
     opted_out: bool = False
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), separators=(",", ":"))
+        data: dict[str, Any] = {}  # defaults left out (Redis memory)
+        if self.language is not None:
+            data["language"] = self.language
+        if self.opted_out:
+            data["opted_out"] = True
+        return json.dumps(data, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str) -> Profile:

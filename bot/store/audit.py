@@ -1,7 +1,8 @@
 """Audit trail: one append-only Redis stream per case shard.
 
-Every event carries its case's reference; the case record lists the ids of
-its own events, so a case's trail is read by id (no scan of the stream).
+Every event carries its case's reference; the case's trail (`keys.case_trail`)
+lists the ids of its own events, so a case's trail is read by id (no scan of
+the stream).
 Events about no single case (an export) go to shard 0's stream. Only XADD is
 ever sent to these streams; no code path edits or trims them.
 """
@@ -36,9 +37,11 @@ def audit_call(
 ) -> tuple[list[str], list[str | int]]:
     """KEYS and ARGV of APPEND_AUDIT for one event."""
     shard = keys.shard_of(reference) if reference != NO_CASE else NO_CASE_SHARD
-    record = keys.case(reference) if reference != NO_CASE else keys.shard_audit(shard)
+    stream = keys.shard_audit(shard)
+    record = keys.case(reference) if reference != NO_CASE else stream
+    trail = keys.case_trail(reference) if reference != NO_CASE else stream
     return (
-        [keys.shard_audit(shard), record],
+        [stream, record, trail],
         [reference, actor, action, iso(at), json.dumps(dict(detail or {}), sort_keys=True)],
     )
 
@@ -92,7 +95,10 @@ def _fields(raw: Any) -> dict[str, str]:
 async def case_events(redis: Redis, reference: str) -> list[AuditEvent]:
     """The audit trail of one case, oldest first; CaseNotFound when there is no such case."""
     found = await CASE_EVENTS.run(
-        redis, [keys.case(reference), keys.shard_audit(keys.shard_of(reference))], []
+        redis,
+        [keys.case(reference), keys.shard_audit(keys.shard_of(reference)),
+         keys.case_trail(reference)],
+        [],
     )
     if found is None or found is False:
         raise CaseNotFound(reference)

@@ -36,7 +36,6 @@ from bot.errors import CaseNotFound
 from bot.store import keys
 from bot.store.case_scripts import PAGE_OF_CASES, READ_CASE
 from bot.store.cases import case_from_record, iso, text_of
-from bot.store.replies import reply
 from bot.store.scripts import batch
 
 MAX_PAGE_SIZE = 100
@@ -145,10 +144,15 @@ def merge_pages(pages: Sequence[_ShardPage], limit: int) -> Page:
 async def case_summary(
     redis: Redis, reference: str, fields: Sequence[str] = SUMMARY_FIELDS
 ) -> dict[str, str] | None:
-    """One case's non-personal fields (no audit needed), or None."""
-    values = await reply(redis.hmget(keys.case(reference), list(fields)))
+    """One case's fields (no audit needed: `answers` only to say why its priority), or None."""
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hmget(keys.case(reference), list(fields))
+        pipe.get(keys.case_answers(reference))
+        values, answers = await pipe.execute()
     if values[0] is None:
         return None
+    values = [answers if name == "answers" else value
+              for name, value in zip(fields, values, strict=True)]
     return {
         name: "" if value is None else text_of(value)
         for name, value in zip(fields, values, strict=True)
@@ -194,6 +198,7 @@ async def page_of_cases(
                     if case_filter.record_fields() else "{}",
                     case_filter.reference_prefix,
                     case_filter.name_fragment.lower(),
+                    keys.answers_prefix(shard),
                     *fields,
                 ],
             )
@@ -231,14 +236,17 @@ async def read_case_audited(
             keys.case(reference),
             keys.case_notes(reference),
             keys.shard_audit(keys.shard_of(reference)),
+            keys.case_answers(reference),
+            keys.case_trail(reference),
         ],
         [actor, iso(now), reference],
     )
     if not raw:
         raise CaseNotFound(reference)
-    flat, journal = raw
+    flat, journal, answers = raw
     values = [text_of(value) for value in flat]
     record = dict(zip(values[::2], values[1::2], strict=True))
+    record["answers"] = text_of(answers) if answers else ""
     return case_from_record(record), [_journal_entry(entry) for entry in journal]
 
 

@@ -99,16 +99,21 @@ async def _transact(redis: Redis, reference: str, plan: Plan[T]) -> T:
     """Read the record, run `plan(loaded, write)`, write it if the record did not change."""
     key = keys.case(reference)
     for _ in range(MAX_ATTEMPTS):
-        raw = await reply(redis.hgetall(key))
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(key)
+            pipe.get(keys.case_answers(reference))
+            raw, answers = await pipe.execute()
         if not raw:
             raise CaseNotFound(reference)
         flat = [text_of(part) for pair in raw.items() for part in pair]
         record = dict(zip(flat[::2], flat[1::2], strict=True))
         loaded = Loaded(
-            case=case_from_record(record),
+            case=case_from_record({**record,
+                                   "answers": text_of(answers) if answers else ""}),
             tri=int(record.get("tri") or 0),
             phone_pseudonym=record.get("phone_pseudonym", ""),
-            answers_sms_safe=json.loads(record.get("answers") or "{}").get("sms_safe", ""),
+            answers_sms_safe=json.loads(text_of(answers) if answers else "{}").get(
+                "sms_safe", ""),
         )
         write = Write()
         result = plan(loaded, write)
@@ -145,7 +150,7 @@ def _update_call(loaded: Loaded, write: Write, digest: str) -> tuple[list[str],
     shard = keys.shard_of(reference)
     return (
         [keys.case(reference), keys.case_notes(reference), keys.shard_audit(shard),
-         *left, *joined],
+         keys.case_trail(reference), *left, *joined],
         [
             digest,
             len(left),

@@ -129,7 +129,6 @@ def queue_create_case(
         "phone_pseudonym": pseudonym,
         "language": new_case.language,
         "channel": new_case.channel,
-        "answers": json.dumps(new_case.answers, ensure_ascii=False, sort_keys=True),
         "consent_given_at": iso(new_case.consent_given_at) if new_case.consent_given_at else "",
         "consent_text_version": new_case.consent_text_version or "",
         "created_at": iso(new_case.created_at),
@@ -149,8 +148,10 @@ def queue_create_case(
         keys.cases_per_day(shard),
         keys.shard_audit(shard),
         keys.cases_outbox(shard),
-        *(keys.case(reference) for reference in candidates),
     ]
+    for reference in candidates:
+        script_keys += [keys.case(reference), keys.case_answers(reference),
+                        keys.case_trail(reference)]
     CREATE_CASE.queue(
         pipe,
         script_keys,
@@ -163,9 +164,15 @@ def queue_create_case(
             detail,
             json.dumps(outbox_event(new_case)),
             time_part(new_case.created_at, shard),
+            encode_answers(new_case.answers),
             *candidates,
         ],
     )
+
+
+def encode_answers(answers: Mapping[str, str]) -> str:
+    """The answers as stored: compact JSON, keys sorted."""
+    return json.dumps(answers, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
 
 
 def outbox_event(new_case: NewCase) -> list[str]:
@@ -272,6 +279,7 @@ def queue_withdraw_by_migrant(pipe: Any, *, reference: str, phone: str, now: dat
         [
             keys.case(reference),
             keys.shard_audit(shard),
+            keys.case_trail(reference),
             keys.cases_by_status(shard, CaseStatus.WITHDRAWN),
             *(keys.cases_by_status(shard, status) for status in sources),
         ],
@@ -295,6 +303,8 @@ def _queue_erase(pipe: Any, *, reference: str, pseudonym: str, actor: str, now: 
             keys.shard_audit(shard),
             keys.case_notes(reference),
             keys.cases_by_phone(shard, pseudonym),
+            keys.case_answers(reference),
+            keys.case_trail(reference),
         ],
         [actor, iso(now), *PERSONAL_FIELDS],
     )
@@ -380,7 +390,12 @@ def case_from_record(record: Mapping[str, str]) -> Case:
 
 async def read_case(redis: Redis, reference: str) -> Case:
     """One case with its personal fields (the caller audits the read); CaseNotFound if none."""
-    record = await reply(redis.hgetall(keys.case(reference)))
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.case(reference))
+        pipe.get(keys.case_answers(reference))
+        record, answers = await pipe.execute()
     if not record:
         raise CaseNotFound(reference)
-    return case_from_record({text_of(k): text_of(v) for k, v in record.items()})
+    found = {text_of(k): text_of(v) for k, v in record.items()}
+    found["answers"] = text_of(answers) if answers else ""
+    return case_from_record(found)

@@ -42,11 +42,14 @@ async def cases_of_phone(
     async with redis.pipeline(transaction=False) as pipe:
         for reference in references:
             pipe.hmget(keys.case(reference), list(fields))
-        rows = await pipe.execute()
+            pipe.get(keys.case_answers(reference))  # answers live beside the record
+        replies = await pipe.execute()
     found = []
-    for row in rows:
+    for row, answers in zip(replies[::2], replies[1::2], strict=True):
         if row[0] is None:
             continue
+        row = [answers if name == "answers" else value
+               for name, value in zip(fields, row, strict=True)]
         found.append(
             {name: "" if v is None else text_of(v) for name, v in zip(fields, row, strict=True)}
         )

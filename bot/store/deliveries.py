@@ -113,6 +113,7 @@ RECORD_STATUS = Script(
     "record_status",
     AUDIT_FUNCTION + """
 -- KEYS[1] delivery record   KEYS[2] shard's audit stream   KEYS[3] case record
+-- KEYS[4] case trail
 -- ARGV[1] Twilio status   ARGV[2] its rank   ARGV[3] error code ('' if none)
 -- ARGV[4] now (ISO 8601)  ARGV[5] audit detail (JSON)   ARGV[6] reference
 -- Returns {1|0 (recorded now or seen before), phone pseudonym or ''}
@@ -128,9 +129,9 @@ if tonumber(ARGV[2]) >= tonumber(v[2] or '-1') then
   redis.call('HSET', KEYS[1], 'twilio_status', ARGV[1], 'status_rank', ARGV[2],
     'error_code', ARGV[3])
 end
-local record = false
-if redis.call('EXISTS', KEYS[3]) == 1 then record = KEYS[3] end
-audit(KEYS[2], record, ARGV[6], 'twilio', 'sms_status', ARGV[4], ARGV[5])
+local trail = false
+if redis.call('EXISTS', KEYS[3]) == 1 then trail = KEYS[4] end
+audit(KEYS[2], trail, ARGV[6], 'twilio', 'sms_status', ARGV[4], ARGV[5])
 return {1, v[3] or ''}
 """,
 )
@@ -139,6 +140,7 @@ FINISH_DELIVERY = Script(
     "finish_delivery",
     AUDIT_FUNCTION + """
 -- KEYS[1] delivery record   KEYS[2] shard's audit stream   KEYS[3] case record
+-- KEYS[4] case trail
 -- ARGV[1] record fields (JSON object)   ARGV[2] record TTL (s)   ARGV[3] reference
 -- ARGV[4] actor   ARGV[5] action   ARGV[6] at (ISO 8601)   ARGV[7] audit detail (JSON)
 local fields = {}
@@ -148,9 +150,9 @@ for field, value in pairs(cjson.decode(ARGV[1])) do
 end
 redis.call('HSET', KEYS[1], unpack(fields))
 redis.call('EXPIRE', KEYS[1], ARGV[2])
-local record = false
-if redis.call('EXISTS', KEYS[3]) == 1 then record = KEYS[3] end
-audit(KEYS[2], record, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
+local trail = false
+if redis.call('EXISTS', KEYS[3]) == 1 then trail = KEYS[4] end
+audit(KEYS[2], trail, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 return 1
 """,
 )
@@ -247,7 +249,8 @@ async def finish(
     shard = keys.shard_of(reference)
     await FINISH_DELIVERY.run(
         redis,
-        [keys.delivery(delivery_id, reference), keys.shard_audit(shard), keys.case(reference)],
+        [keys.delivery(delivery_id, reference), keys.shard_audit(shard), keys.case(reference),
+         keys.case_trail(reference)],
         [json.dumps(record), DELIVERY_TTL_SECONDS, reference, WORKER, outcome.action, iso(now),
          json.dumps({"delivery": delivery_id, **outcome.detail}, sort_keys=True)],
     )
@@ -295,7 +298,7 @@ async def record_status(
     result = await RECORD_STATUS.run(
         redis,
         [keys.delivery(delivery_id, reference), keys.shard_audit(keys.shard_of(reference)),
-         keys.case(reference)],
+         keys.case(reference), keys.case_trail(reference)],
         [status, STATUS_RANK.get(status, 0), error_code, iso(now),
          json.dumps(detail, sort_keys=True), reference],
     )
@@ -328,15 +331,18 @@ class Recipient:
 
 async def recipient(redis: Redis, reference: str) -> Recipient | None:
     """The migrant of a case, as of now; None when there is no such case."""
-    fields = ("reference", "phone", "phone_pseudonym", "language", "channel", "answers")
-    values = [text_of(v) if v is not None else None
-              for v in await reply(redis.hmget(keys.case(reference), list(fields)))]
+    fields = ("reference", "phone", "phone_pseudonym", "language", "channel")
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hmget(keys.case(reference), list(fields))
+        pipe.get(keys.case_answers(reference))
+        row, raw_answers = await pipe.execute()
+    values = [text_of(v) if v is not None else None for v in row]
     found = dict(zip(fields, values, strict=True))
     if found["reference"] is None:
         return None
     pseudonym = found["phone_pseudonym"] or ""
     profile = await redis.get(keys.profile(pseudonym)) if pseudonym else None
-    answers: Any = json.loads(found["answers"] or "{}")
+    answers: Any = json.loads(text_of(raw_answers) if raw_answers else "{}")
     return Recipient(
         reference=reference,
         phone=found["phone"] or None,

@@ -114,6 +114,25 @@ def case_prefix(shard: int) -> str:
     return f"{_shard(shard)}:case:"
 
 
+def case_answers(reference: str) -> str:
+    """The migrant's answers of one case (JSON; personal data: erased with the case).
+
+    Apart from the record so that the record keeps only short values (a compact
+    listpack hash in Redis).
+    """
+    return f"{_shard(shard_of(reference))}:answers:{reference}"
+
+
+def case_trail(reference: str) -> str:
+    """The ids of one case's events in its shard's audit stream, space-separated."""
+    return f"{_shard(shard_of(reference))}:trail:{reference}"
+
+
+def answers_prefix(shard: int) -> str:
+    """What a shard's answers keys start with (the reference follows)."""
+    return f"{_shard(shard)}:answers:"
+
+
 def case_notes(reference: str) -> str:
     """Operators' notes on one case (personal data: erased with the case)."""
     return f"{_shard(shard_of(reference))}:notes:{reference}"

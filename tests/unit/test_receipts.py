@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.engine.receipts import MAX_ANSWERS, Receipts, message_digest
+from bot.engine.receipts import MAX_ANSWERS, TEXTS_KEPT, Receipts, message_digest
 
 
 def test_an_answer_is_found_by_its_message_digest() -> None:
@@ -33,3 +33,13 @@ def test_ussd_history_and_pending_keyword_survive_json() -> None:
 def test_digests_are_short_and_stable() -> None:
     assert message_digest("x" * 5000) == message_digest("x" * 5000)
     assert len(message_digest("x" * 5000)) == 16
+
+
+def test_only_the_last_answers_keep_their_text() -> None:
+    receipts = Receipts()
+    for number in range(5):
+        receipts = receipts.answered(message_digest(f"SM{number}"), f"reply {number}", False)
+    texts = [answer.text for answer in receipts.answers]
+    assert texts == [""] * (5 - TEXTS_KEPT) + [f"reply {n}" for n in range(5 - TEXTS_KEPT, 5)]
+    old = receipts.answer_for(message_digest("SM0"))
+    assert old is not None and old.text == ""  # a late retry is known, not applied again
