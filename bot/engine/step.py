@@ -58,7 +58,8 @@ def new_session(compiled: CompiledFlow, context: StepContext) -> Session:
     if profile is not None and profile.language in flow.languages:
         language = profile.language
     first_contact = profile is None and context.draft is None
-    start = flow.first_start if first_contact and flow.first_start else flow.start
+    first_start = flow.first_start_on.get(context.channel, flow.first_start)
+    start = first_start if first_contact and first_start else flow.start
     session = Session(state=start, language=language)
     if context.draft is not None:
         session.resuming = True

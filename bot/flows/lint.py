@@ -72,8 +72,13 @@ def _structure(flow: Flow, report: Report) -> None:
     if any(not c.verified for c in flow.contacts.values()) and "unverified" not in flow.texts:
         report.problems.append(f"{flow.path}: missing text 'unverified' (a contact is unverified)")
     entries: list[tuple[str, str | None]] = [
-        ("start", flow.start), ("home", flow.home), ("first_start", flow.first_start)
+        ("start", flow.start), ("home", flow.home), ("first_start", flow.first_start),
+        *((f"first_start_on.{channel}", name) for channel, name in flow.first_start_on.items()),
     ]
+    for channel in flow.first_start_on:
+        if channel not in set(Channel):
+            report.problems.append(f"{flow.path}: first_start_on names '{channel}', not a channel "
+                                   f"({', '.join(Channel)})")
     for label, state_name in entries:
         if state_name is not None and state_name not in flow.states:
             report.problems.append(f"{flow.path}: {label} '{state_name}' is not a state")
@@ -138,7 +143,8 @@ def _structure(flow: Flow, report: Report) -> None:
 
 
 def _reachability(flow: Flow, report: Report) -> None:
-    roots = [name for name in (flow.start, flow.home, flow.first_start or "")
+    roots = [name for name in (flow.start, flow.home, flow.first_start or "",
+                               *flow.first_start_on.values())
              if name in flow.states]
     seen = set(roots)
     queue = deque(roots)

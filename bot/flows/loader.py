@@ -270,5 +270,7 @@ def load_flow(path: Path) -> LoadedFlow:
         tts={str(lang): str(code) for lang, code in (raw.get("tts") or {}).items() if code},
         emergency=None if raw.get("emergency") is None else str(raw["emergency"]),
         spelling=spelling,
+        first_start_on={str(channel): str(state)
+                        for channel, state in (raw.get("first_start_on") or {}).items()},
     )
     return LoadedFlow(flow=flow, problems=reader.problems)

@@ -148,6 +148,9 @@ class Flow:
     emergency: str | None = None
     """The state the emergency keywords (SOS, URGENCE…) open; None: the home menu."""
     spelling: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    first_start_on: Mapping[str, str] = field(default_factory=dict)
+    """Where a phone never seen starts on one channel, when not at `first_start`
+    (voice: a first call hears the main menu at once)."""
     """Per language, the letters replaced on SMS and USSD (written channels): `gsm7`
     gives Bambara's older GSM-7 spelling (ɛ→è…), a mapping its own letters (fr: ç→c)."""
 

@@ -53,10 +53,8 @@ async def admin_token(redis: Redis) -> str:
 
 
 async def in_french(caller: Caller) -> Heard:
-    """A first call: the language choice, then the main menu in French."""
-    welcome = await caller.dial()
-    assert "Pour Français, tapez 1." in welcome.text
-    return await caller.press("1")
+    """A first call: the main menu at once, in French (the flow's `first_start_on`)."""
+    return await caller.dial()
 
 
 def assert_main_menu_in_french(heard: Heard) -> None:
@@ -73,6 +71,18 @@ async def test_a_signed_call_hears_the_main_menu_in_french_on_the_keypad(caller:
     assert_main_menu_in_french(await in_french(caller))
     # Calling again: the language is remembered, the menu comes at once.
     assert_main_menu_in_french(await caller.dial())
+
+
+async def test_a_first_caller_picks_a_language_from_the_main_menu(caller: Caller) -> None:
+    menu = await caller.dial()
+    assert "Pour Langue/Language, tapez 6." in menu.text
+    languages = await caller.press("6")
+    assert "For English, press 2." in languages.text
+    in_english = await caller.press("2")
+    assert "For Protection info, press 1." in in_english.text
+    assert 'language="en-US"' in in_english.xml
+    # The choice is remembered: the next call is in English at once.
+    assert "For Protection info, press 1." in (await caller.dial()).text
 
 
 async def test_an_unsigned_call_is_refused_with_no_change(caller: Caller, redis: Redis) -> None:
@@ -212,6 +222,7 @@ async def test_a_recorded_screen_is_played_and_served_by_the_app(
     async with running_app(settings) as gateway:
         caller = Caller(gateway.client, phone="+22376000333")
         await caller.dial()
+        await caller.press("6")  # the language choice
         main_bm = await caller.press("3")  # Bamanankan
         assert main_bm.text == f"play:{PUBLIC_URL}/audio/bm/main.wav"
         assert main_bm.first("Gather").attributes["numDigits"] == "1"
