@@ -46,6 +46,7 @@ from taskiq_redis import (
 )
 
 from bot.store import keys
+from bot.store.connection import close_client
 
 log = logging.getLogger(__name__)
 
@@ -310,8 +311,10 @@ class SentinelStreamBroker(ReliableStream, RedisStreamSentinelBroker):
     async def shutdown(self) -> None:
         await self.stop_heartbeat()
         if self._master is not None:
-            await self._master.aclose()
+            await close_client(self._master)
             self._master = None
+        for sentinel in self.sentinel.sentinels:  # taskiq-redis leaves them open
+            await sentinel.aclose()
         await super().shutdown()
 
 

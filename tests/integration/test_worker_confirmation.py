@@ -21,7 +21,15 @@ from tests.integration.admin_support import T0 as CREATED_AT
 from tests.integration.admin_support import return_request
 from tests.integration.webhooks_support import RETURN_REQUEST as GATEWAY_RETURN_REQUEST
 from tests.integration.webhooks_support import gateway_settings, reference_in, running_app
-from tests.integration.worker_support import T0, Clock, Harness, actions, harness, worker_env
+from tests.integration.worker_support import (
+    ON_EVERY_DEPLOYMENT,
+    T0,
+    Clock,
+    Harness,
+    actions,
+    harness,
+    worker_env,
+)
 from tests.redis_server import RedisServer
 
 PHONE = "+22376000101"
@@ -63,6 +71,7 @@ async def request_over(redis: Redis, settings: Settings, *, channel: Channel, la
 WORDS = {"fr": "Référence", "en": "Reference", "bm": "Nimòrò"}  # bm: GSM-7 spelling on SMS
 
 
+@ON_EVERY_DEPLOYMENT
 @pytest.mark.parametrize("language", ["fr", "en", "bm"])
 async def test_a_ussd_request_gets_exactly_one_sms_with_its_reference(
         redis: Redis, settings: Settings, fake: FakeTwilio, worker: Harness,

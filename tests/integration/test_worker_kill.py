@@ -20,7 +20,7 @@ from bot.settings import Settings
 from bot.store import cases, deliveries, keys
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio, Held, fake_twilio
 from tests.integration.admin_support import return_request
-from tests.integration.worker_support import actions
+from tests.integration.worker_support import ON_EVERY_DEPLOYMENT, actions
 
 PHONE = "+22376000701"
 PATIENCE_SECONDS = 60.0
@@ -70,6 +70,7 @@ async def _holds(condition: Callable[[], object]) -> bool:
     return bool(result)
 
 
+@ON_EVERY_DEPLOYMENT
 async def test_a_worker_killed_mid_send_and_restarted_sends_exactly_one_sms(
         redis: Redis, settings: Settings, tmp_path: Path) -> None:
     held = Held()

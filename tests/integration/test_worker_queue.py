@@ -7,13 +7,14 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from redis.asyncio import Redis
 
 from bot.jobs.broker import Broker, broker_for_url
 from bot.jobs.queue import JobQueue
 from bot.store import keys
-from tests.redis_server import RedisServer
+from tests.integration.worker_support import ON_EVERY_DEPLOYMENT
 
 REDELIVERY_SECONDS = 0.5
 
@@ -42,8 +43,9 @@ async def fetch(broker: Broker) -> list[object]:
     return list(await broker.fetch(block_ms=None))
 
 
+@ON_EVERY_DEPLOYMENT
 async def test_a_job_queued_before_any_worker_is_not_skipped(
-        redis: Redis, redis_server: RedisServer) -> None:
+        redis: Redis, redis_server: Any) -> None:
     async with queue_on(redis_server.url, "web") as web:
         await web.enqueue("send_case_message", "12345671", "e1")  # no group yet
     assert await redis.xlen(keys.jobs_stream()) == 1
@@ -51,7 +53,8 @@ async def test_a_job_queued_before_any_worker_is_not_skipped(
         assert jobs(await fetch(worker.broker)) == [("send_case_message", ["12345671", "e1"], 1)]
 
 
-async def test_a_job_id_is_queued_once(redis: Redis, redis_server: RedisServer) -> None:
+@ON_EVERY_DEPLOYMENT
+async def test_a_job_id_is_queued_once(redis: Redis, redis_server: Any) -> None:
     async with queue_on(redis_server.url, "w1") as queue:
         assert await queue.enqueue("send_confirmation", "12345671", job_id="confirmation:1")
         assert not await queue.enqueue("send_confirmation", "12345671", job_id="confirmation:1")
@@ -61,7 +64,8 @@ async def test_a_job_id_is_queued_once(redis: Redis, redis_server: RedisServer) 
         assert 0 < await redis.pttl(keys.job_once("confirmation:1")) <= 3600 * 1000
 
 
-async def test_a_delayed_job_waits_for_its_time(redis: Redis, redis_server: RedisServer) -> None:
+@ON_EVERY_DEPLOYMENT
+async def test_a_delayed_job_waits_for_its_time(redis: Redis, redis_server: Any) -> None:
     async with queue_on(redis_server.url, "w1") as queue:
         await queue.enqueue("send_case_message", "12345671", "e1", delay_seconds=0.4)
         assert await fetch(queue.broker) == []
@@ -71,8 +75,9 @@ async def test_a_delayed_job_waits_for_its_time(redis: Redis, redis_server: Redi
         assert await redis.zcard(keys.jobs_delayed()) == 0
 
 
+@ON_EVERY_DEPLOYMENT
 async def test_a_dead_workers_job_is_taken_over_with_its_try_raised(
-        redis: Redis, redis_server: RedisServer) -> None:
+        redis: Redis, redis_server: Any) -> None:
     async with queue_on(redis_server.url, "dead") as dead, \
             queue_on(redis_server.url, "alive") as alive:
         await dead.enqueue("send_confirmation", "12345671")
@@ -86,8 +91,9 @@ async def test_a_dead_workers_job_is_taken_over_with_its_try_raised(
         assert await redis.xlen(keys.jobs_stream()) == 0  # acknowledged and deleted
 
 
+@ON_EVERY_DEPLOYMENT
 async def test_a_live_worker_keeps_its_running_job(
-        redis: Redis, redis_server: RedisServer) -> None:
+        redis: Redis, redis_server: Any) -> None:
     async with queue_on(redis_server.url, "busy") as busy, \
             queue_on(redis_server.url, "other") as other:
         await busy.enqueue("send_confirmation", "12345671")

@@ -18,6 +18,7 @@ from tests.fake_twilio import Fail, FakeTwilio, Late, fake_twilio
 from tests.integration.admin_support import return_request
 from tests.integration.worker_support import (
     FAST_RETRY,
+    ON_EVERY_DEPLOYMENT,
     Clock,
     Harness,
     actions,
@@ -48,6 +49,7 @@ async def confirmation_outcomes(redis: Redis, reference: str) -> Outcomes:
             if detail.get("delivery") == confirmation_id(reference)]
 
 
+@ON_EVERY_DEPLOYMENT
 async def test_two_500s_then_success_send_one_message_in_three_spaced_attempts(
         redis: Redis, fake: FakeTwilio, worker: Harness) -> None:
     fake.plan(Fail(500), Fail(503))
@@ -64,6 +66,7 @@ async def test_two_500s_then_success_send_one_message_in_three_spaced_attempts(
         "twilio answered 500", "twilio answered 503"]
 
 
+@ON_EVERY_DEPLOYMENT
 async def test_a_timeout_after_twilio_took_the_message_does_not_send_it_twice(
         redis: Redis, fake: FakeTwilio, worker: Harness) -> None:
     fake.plan(Late(seconds=3))

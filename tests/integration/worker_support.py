@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
@@ -22,6 +23,9 @@ from bot.store import audit
 from bot.store.outbox import ensure_group
 from tests.fake_twilio import ACCOUNT_SID, AUTH_TOKEN, FROM_NUMBER, FakeTwilio
 
+# The worker's guarantees on each deployment the product runs on (real servers, see conftest).
+ON_EVERY_DEPLOYMENT = pytest.mark.parametrize(
+    "deployment", ["single", "cluster", "sentinel"], indirect=True)
 T0 = datetime.fromisoformat("2026-03-02T08:00:00+00:00")
 FAST_RETRY = RetryPolicy(base_seconds=0.05, cap_seconds=1.0, max_tries=5)
 POLL = 0.01
