@@ -29,6 +29,7 @@ from redis.exceptions import RedisError
 
 from bot import privacy
 from bot.cases import lifecycle
+from bot.cases import service as case_service
 from bot.cases.model import CaseKind, CaseStatus, NewCase
 from bot.conversation_plan import (
     InboundMessage,
@@ -48,8 +49,8 @@ from bot.errors import PhoneBusy
 from bot.flows.compiler import CompiledFlow
 from bot.flows.model import NAV_HOME
 from bot.settings import Settings
-from bot.store import case_updates, durability, keys, profiles, sessions
 from bot.store import cases as case_store
+from bot.store import durability, keys, profiles, sessions
 from bot.store.scripts import batch, unknown_script
 from bot.store.sessions import Begun, Commit, Loaded, PhoneKeys, PhoneState, RateLimit
 from bot.types import Channel
@@ -391,7 +392,7 @@ class Conversation:
             return Handled(planned.reply, planned.outcome)
         if planned.erase:
             # SPEC §5: the phone's open cases are closed (reason `erased`), out of the queue.
-            await case_updates.close_phone_cases(self.redis, pseudonym=phone_keys.pseudonym,
+            await case_service.close_phone_cases(self.redis, pseudonym=phone_keys.pseudonym,
                                                  actor=case_store.MIGRANT, now=now)
             await case_store.erase_phone_data(self.redis, phone=message.phone,
                                               actor=case_store.MIGRANT, now=now,

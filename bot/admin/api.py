@@ -9,6 +9,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from bot.cases import jobs, lifecycle
+from bot.cases import service as case_service
 from bot.cases.export import export_csv
 from bot.cases.model import AuditEvent, CaseKind, CaseStatus, JournalEntry, Priority
 from bot.cases.references import parse_reference
@@ -23,7 +24,7 @@ from bot.errors import (
     OperatorExists,
     OperatorNotFound,
 )
-from bot.store import audit, case_queries, case_updates, keys, operators
+from bot.store import audit, case_queries, keys, operators
 from bot.store import cases as case_store
 from bot.store.cases import text_of
 
@@ -204,7 +205,7 @@ async def update_case(
                 }
             ]
         )
-    await case_updates.update_case(
+    await case_service.update_case(
         redis,
         reference=plain,
         actor=actor(operator),
@@ -213,7 +214,7 @@ async def update_case(
         priority=change.priority,
         assignee=change.assignee
         if "assignee" in change.model_fields_set
-        else case_updates.UNCHANGED,
+        else case_service.UNCHANGED,
     )
     return await _detail(redis, plain, actor(operator), now)
 
@@ -227,7 +228,7 @@ async def update_case(
 async def add_note(
     reference: ReferencePath, note: NoteIn, redis: RedisDep, now: NowDep, operator: AnyOperator
 ) -> JournalEntry:
-    return await case_updates.add_note(
+    return await case_service.add_note(
         redis, reference=_reference(reference), actor=actor(operator), now=now, text=note.text
     )
 
@@ -247,7 +248,7 @@ async def escalate(
 ) -> CaseDetail:
     """Raise the escalation level (1 or 2) and notify on-call."""
     plain = _reference(reference)
-    await case_updates.escalate(
+    await case_service.escalate(
         redis,
         reference=plain,
         actor=actor(operator),
@@ -280,7 +281,7 @@ async def send_message(
         raw = await redis.get(keys.profile(pseudonym))
         return raw is not None and Profile.from_json(text_of(raw)).opted_out
 
-    entry = await case_updates.record_message(
+    entry = await case_service.record_message(
         redis,
         reference=plain,
         actor=actor(operator),

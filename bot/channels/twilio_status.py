@@ -3,7 +3,9 @@
 The route itself (`POST /webhooks/twilio/status`, signed like the SMS webhook,
 answered 204) is the gateway's (bot.channels.routes); it hands each status to
 `Webhooks.delivery`, which the app sets to the recorder below. A status lands
-on the delivery's record and, once per status, in the case's audit trail.
+on the delivery's record and, once per status, in the case's audit trail,
+through the case service (bot.cases.service: a gateway reaches storage only
+through the conversation loop or a service).
 """
 
 from __future__ import annotations
@@ -14,9 +16,8 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
+from bot.cases import service as case_service
 from bot.channels.twilio_sms import DeliveryStatus
-from bot.jobs.twilio_rest import OPTED_OUT_CODE
-from bot.store import deliveries
 
 log = logging.getLogger(__name__)
 
@@ -31,16 +32,12 @@ def delivery_recorder(
     """The sink of the status webhook: record the status; a 21610 marks the phone opted out."""
 
     async def record(status: DeliveryStatus) -> None:
-        recorded = await deliveries.record_status(
+        known = await case_service.record_delivery_status(
             redis, message_sid=status.message_sid, status=status.status,
             error_code=status.error_code, now=clock(),
         )
-        if not recorded.known:
+        if not known:
             log.info("status of a message we have no record of",
                      extra={"message_sid": status.message_sid, "delivery": status.status})
-            return
-        if recorded.new and status.error_code == str(OPTED_OUT_CODE) \
-                and recorded.phone_pseudonym:
-            await deliveries.mark_opted_out(redis, recorded.phone_pseudonym)
 
     return record

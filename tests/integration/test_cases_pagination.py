@@ -6,8 +6,9 @@ import random
 import pytest
 from redis.asyncio import Redis
 
+from bot.cases import service as case_service
 from bot.cases.model import CaseKind, CaseStatus, Priority
-from bot.store import case_queries, case_updates, cases
+from bot.store import case_queries, cases
 from bot.store.case_queries import CaseFilter
 from tests.integration.admin_support import T0, return_request
 
@@ -79,7 +80,7 @@ async def test_selective_filter_walks_in_bounded_steps(redis: Redis) -> None:
     created = [await create(redis, rng, minute) for minute in range(120)]
     targets = [ref for ref, _ in created[::10]]
     for reference in targets:
-        await case_updates.update_case(
+        await case_service.update_case(
             redis,
             reference=reference,
             actor="operator:t",

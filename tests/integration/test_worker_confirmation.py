@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from bot.cases import service as case_service
 from bot.conversation import Conversation, InboundMessage
 from bot.jobs.messages import confirmation_id
 from bot.settings import Settings
-from bot.store import case_updates, cases, deliveries, keys, outbox
+from bot.store import cases, deliveries, keys, outbox
 from bot.store.outbox import GROUP
 from bot.types import Channel
 from tests.factories import default_flow
@@ -167,7 +168,7 @@ async def test_an_operator_message_goes_once_and_not_after_an_opt_out(
     async def never(_: str) -> bool:
         return False
 
-    entry = await case_updates.record_message(redis, reference=reference, actor="operator:ana",
+    entry = await case_service.record_message(redis, reference=reference, actor="operator:ana",
                                               now=T0, text="Nous vous appelons demain.",
                                               opted_out=never)
     await worker.queue.enqueue("send_case_message", reference, entry.id)
@@ -175,7 +176,7 @@ async def test_an_operator_message_goes_once_and_not_after_an_opt_out(
     await worker.run_jobs()
     assert [m["body"] for m in fake.sent_to(PHONE)] == ["Nous vous appelons demain."]
 
-    later = await case_updates.record_message(redis, reference=reference, actor="operator:ana",
+    later = await case_service.record_message(redis, reference=reference, actor="operator:ana",
                                               now=T0, text="Second message", opted_out=never)
     conversation = Conversation(redis=redis, compiled=default_flow(), settings=settings)
     await conversation.handle(InboundMessage(Channel.SMS, PHONE, "STOP"))

@@ -10,10 +10,11 @@ from datetime import timedelta
 import pytest
 from redis.asyncio import Redis
 
+from bot.cases import service as case_service
 from bot.cases.model import CaseKind, CaseStatus, NewCase
 from bot.jobs.oncall import NOTIFY_ESCALATION
 from bot.settings import Settings
-from bot.store import case_updates, cases
+from bot.store import cases
 from tests.fake_twilio import Fail, FakeTwilio, FakeWebhook, fake_twilio, fake_webhook
 from tests.integration.admin_support import T0 as CREATED_AT
 from tests.integration.admin_support import return_request
@@ -106,14 +107,14 @@ async def test_an_unacknowledged_urgent_case_is_renotified_once_per_sla_period(
     assert await notices_after(SLA_MINUTES + 1) == ["urgent", "sla-1"]
     assert await notices_after(SLA_MINUTES + 5) == ["urgent", "sla-1"]  # once per period
     assert await notices_after(2 * SLA_MINUTES) == ["urgent", "sla-1", "sla-2"]
-    await case_updates.update_case(redis, reference=reference, actor="operator:ana",
+    await case_service.update_case(redis, reference=reference, actor="operator:ana",
                                    now=clock.now, assignee="ana")
     assert await notices_after(3 * SLA_MINUTES + 1) == ["urgent", "sla-1", "sla-2"]
     assert await notices_after(5 * SLA_MINUTES) == ["urgent", "sla-1", "sla-2"]
     # The other urgent case, left alone, got its reminders; moving it past `new` stops them.
     reminders = [p["notice"] for p in hook.posts if p["reference"] == other]
     assert reminders == ["urgent", "sla-1", "sla-2", "sla-3", "sla-5"]
-    await case_updates.update_case(redis, reference=other, actor="operator:ana",
+    await case_service.update_case(redis, reference=other, actor="operator:ana",
                                    now=clock.now, status=CaseStatus.CONTACTED)
     await notices_after(7 * SLA_MINUTES)
     assert [p["notice"] for p in hook.posts if p["reference"] == other] == reminders
@@ -125,12 +126,12 @@ async def test_an_escalation_notifies_oncall_once_per_level(
         redis: Redis, fake: FakeTwilio, hook: FakeWebhook, worker: Harness,
         clock: Clock) -> None:
     reference = await cases.create_case(redis, new_case=by_sms(CaseKind.CALLBACK))
-    await case_updates.escalate(redis, reference=reference, actor="operator:ana",
+    await case_service.escalate(redis, reference=reference, actor="operator:ana",
                                 now=clock.now, reason="threatened", level=1)
     for _ in range(2):  # the API queued it; a re-delivery must not notify twice
         await worker.queue.enqueue(NOTIFY_ESCALATION, reference, 1)
     await worker.cycle()
-    await case_updates.escalate(redis, reference=reference, actor="operator:ana",
+    await case_service.escalate(redis, reference=reference, actor="operator:ana",
                                 now=clock.now, reason="worse", level=2)
     await worker.queue.enqueue(NOTIFY_ESCALATION, reference, 2)
     await worker.cycle()

@@ -11,11 +11,12 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from bot.cases import service as case_service
 from bot.cases.jobs import SEND_CASE_MESSAGE
 from bot.jobs.twilio_rest import TwilioSms
 from bot.jobs.worker import open_deps, run_worker
 from bot.settings import Settings
-from bot.store import case_updates, cases
+from bot.store import cases
 from tests.fake_twilio import FakeTwilio, fake_twilio
 from tests.integration.admin_support import T0, return_request
 from tests.integration.worker_support import CLIENT_TIMEOUT, FAST_RETRY, Clock, worker_env
@@ -71,7 +72,7 @@ async def _restart_scenario(server: RedisServer, tmp_path: Path, fake: FakeTwili
         # confirmation), then Redis goes away under the running worker.
         later = await cases.create_case(
             client, new_case=replace(return_request(phone=phones[1]), channel="sms"))
-        entry = await case_updates.record_message(client, reference=later, actor="operator:ana",
+        entry = await case_service.record_message(client, reference=later, actor="operator:ana",
                                                   now=T0, text="Bonjour", opted_out=never)
         assert await opened.queue.enqueue(SEND_CASE_MESSAGE, later, entry.id, delay_seconds=2)
         await client.aclose()

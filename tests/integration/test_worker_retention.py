@@ -8,10 +8,11 @@ from datetime import timedelta
 import pytest
 from redis.asyncio import Redis
 
+from bot.cases import service as case_service
 from bot.cases.model import CaseStatus
 from bot.conversation import Conversation, InboundMessage
 from bot.settings import Settings
-from bot.store import case_updates, cases, keys
+from bot.store import cases, keys
 from bot.store.cases import read_case
 from bot.types import Channel
 from tests.factories import default_flow
@@ -38,7 +39,7 @@ async def ended(redis: Redis, status: CaseStatus, *, days_ago: float, now: float
                 phone: str = PHONE) -> str:
     """A case that reached `status` `days_ago` days before day `now` (days after T0)."""
     reference = await cases.create_case(redis, new_case=return_request(phone=phone))
-    await case_updates.update_case(redis, reference=reference, actor="operator:ana",
+    await case_service.update_case(redis, reference=reference, actor="operator:ana",
                                    now=T0 + timedelta(days=now - days_ago), status=status)
     return reference
 
@@ -53,9 +54,9 @@ async def test_only_cases_that_ended_before_the_retention_period_are_erased(
                                now=day)
     # Open for long, never ended: kept whatever its age.
     still_open = await cases.create_case(redis, new_case=return_request(phone=PHONE))
-    await case_updates.update_case(redis, reference=still_open, actor="operator:ana",
+    await case_service.update_case(redis, reference=still_open, actor="operator:ana",
                                    now=T0, status=CaseStatus.CONTACTED)
-    await case_updates.add_note(redis, reference=young_closed, actor="operator:ana",
+    await case_service.add_note(redis, reference=young_closed, actor="operator:ana",
                                 now=T0 + timedelta(days=day - 1), text="call her back")
     clock.now = T0 + timedelta(days=day)
 
@@ -81,7 +82,7 @@ async def test_only_cases_that_ended_before_the_retention_period_are_erased(
 async def test_a_withdrawn_case_closed_later_counts_from_its_withdrawal(
         redis: Redis, worker: Harness, clock: Clock) -> None:
     reference = await ended(redis, CaseStatus.WITHDRAWN, days_ago=RETENTION_DAYS + 1, now=60)
-    await case_updates.update_case(redis, reference=reference, actor="operator:ana",
+    await case_service.update_case(redis, reference=reference, actor="operator:ana",
                                    now=T0 + timedelta(days=59), status=CaseStatus.CLOSED)
     clock.now = T0 + timedelta(days=60)
     assert await worker.purge() == 1
