@@ -7,6 +7,7 @@ Redis Cluster (`[single]` and `[cluster]` in their ids). The Sentinel set
 
 from __future__ import annotations
 
+import signal
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -87,3 +88,14 @@ async def redis(redis_server: Any) -> AsyncIterator[Redis]:
 @pytest.fixture
 def settings(redis_server: Any, tmp_path: Path) -> Settings:
     return Settings(redis_url=redis_server.url, data_dir=tmp_path / "var")
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    """A server of this test's own, which it may stop, freeze (SIGSTOP) and start again."""
+    server = RedisServer(tmp_path / "own-redis")
+    server.start()
+    yield server
+    if server.process is not None:
+        server.process.send_signal(signal.SIGCONT)
+    server.stop()

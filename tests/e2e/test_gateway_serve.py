@@ -3,30 +3,18 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
-import time
 from pathlib import Path
 
 import httpx
 
-from tests.integration.webhooks_support import AUTH_TOKEN, PII_KEY, PUBLIC_URL, USSD_SECRET
-from tests.redis_server import RedisServer, free_port
+from tests.integration.webhooks_support import USSD_SECRET
+from tests.processes import clean_env, helpline, prod_env, serve_command, wait_until_answering
+from tests.redis_server import RedisServer
 
 PROD_SETTINGS = ("REDIS_URL", "TWILIO_AUTH_TOKEN", "HELPLINE_PUBLIC_URL",
                  "HELPLINE_USSD_SECRET", "HELPLINE_PII_KEY")
-
-
-def clean_env(**values: str) -> dict[str, str]:
-    env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("HELPLINE_", "TWILIO_")) and name != "REDIS_URL"}
-    return {**env, **values}
-
-
-def helpline(*args: str) -> list[str]:
-    return [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(main())", *args]
 
 
 def test_prod_refuses_to_start_naming_each_missing_setting(tmp_path: Path) -> None:
@@ -52,23 +40,11 @@ def test_prod_names_only_what_is_missing(tmp_path: Path) -> None:
 
 def test_serve_answers_gateways_and_logs_without_numbers_or_secrets(
         redis_server: RedisServer, tmp_path: Path) -> None:
-    port = free_port()
-    env = clean_env(HELPLINE_ENV="prod", REDIS_URL=redis_server.url,
-                    TWILIO_AUTH_TOKEN=AUTH_TOKEN, HELPLINE_PUBLIC_URL=PUBLIC_URL,
-                    HELPLINE_USSD_SECRET=USSD_SECRET, HELPLINE_PII_KEY=PII_KEY)
-    server = subprocess.Popen(helpline("serve", "--port", str(port)), env=env, cwd=tmp_path,
+    command, base = serve_command()
+    server = subprocess.Popen(command, env=prod_env(redis_server.url), cwd=tmp_path,
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until_answering(server, base)
         form = {"sessionId": "ATUid_serve", "serviceCode": "*384*55#",
                 "phoneNumber": "+22376123456", "networkCode": "61001", "text": ""}
         ussd = httpx.post(base + "/webhooks/ussd/africastalking", params={"key": USSD_SECRET},

@@ -23,8 +23,8 @@ import pytest
 import redis
 
 from bot.store import keys
-from tests.e2e.test_gateway_serve import clean_env, helpline
 from tests.integration.webhooks_support import NAME, RETURN_REQUEST, reference_in
+from tests.processes import clean_env, helpline
 from tests.redis_server import free_port
 
 RECOVERY_SECONDS = 15.0

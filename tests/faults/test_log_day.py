@@ -14,7 +14,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import httpx
@@ -22,18 +21,15 @@ from redis.asyncio import Redis
 
 from bot.channels.routes import SMS_PATH, USSD_PATH
 from bot.store.operators import Role, add_operator
-from tests.e2e.test_gateway_serve import clean_env, helpline
 from tests.integration.admin_support import API, T0
 from tests.integration.webhooks_support import (
-    AUTH_TOKEN,
-    PII_KEY,
-    PUBLIC_URL,
     RETURN_REQUEST,
     USSD_SECRET,
     Gateway,
     reference_in,
 )
-from tests.redis_server import RedisServer, free_port
+from tests.processes import prod_env, serve_command, wait_until_answering
+from tests.redis_server import RedisServer
 
 NATIONAL = ["76123401", "76123402", "76123403", "76123404", "76123405", "76123406"]
 # How each gateway may spell them: E.164, 00-international, national, WhatsApp.
@@ -138,25 +134,13 @@ def test_a_day_of_traffic_logs_no_number_and_no_answer(
             await redis.aclose()
 
     token = asyncio.run(operator())
-    port = free_port()
-    env = clean_env(HELPLINE_ENV="prod", REDIS_URL=redis_server.url,
-                    TWILIO_AUTH_TOKEN=AUTH_TOKEN, HELPLINE_PUBLIC_URL=PUBLIC_URL,
-                    HELPLINE_USSD_SECRET=USSD_SECRET, HELPLINE_PII_KEY=PII_KEY)
+    command, base = serve_command()
     log_file = tmp_path / "serve.log"
     with log_file.open("w") as sink:
-        server = subprocess.Popen(helpline("serve", "--port", str(port)), env=env, cwd=tmp_path,
+        server = subprocess.Popen(command, env=prod_env(redis_server.url), cwd=tmp_path,
                                   stdout=sink, stderr=sink)
-        base = f"http://127.0.0.1:{port}"
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(base + "/healthz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert server.poll() is None and time.monotonic() < deadline
-                time.sleep(0.05)
+            wait_until_answering(server, base)
             asyncio.run(a_day(base, token))
         finally:
             server.send_signal(signal.SIGINT)

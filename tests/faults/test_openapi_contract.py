@@ -19,7 +19,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -27,10 +26,9 @@ from redis.asyncio import Redis
 
 from bot.store import cases, operators
 from bot.store.operators import Role
-from tests.e2e.test_gateway_serve import clean_env, helpline
 from tests.integration.admin_support import T0, return_request
-from tests.integration.webhooks_support import AUTH_TOKEN, PII_KEY, PUBLIC_URL, USSD_SECRET
-from tests.redis_server import RedisServer, free_port
+from tests.processes import prod_env, serve_command, wait_until_answering
+from tests.redis_server import RedisServer
 
 BUDGET_SECONDS = 60
 CONFIG = Path(__file__).with_name("schemathesis.toml")
@@ -59,24 +57,12 @@ def test_schemathesis_finds_nothing_over_the_whole_openapi_document(
         redis_server: RedisServer, tmp_path: Path) -> None:
     redis_server.flush()
     token = seed(redis_server.url)
-    port = free_port()
-    env = clean_env(HELPLINE_ENV="prod", REDIS_URL=redis_server.url,
-                    TWILIO_AUTH_TOKEN=AUTH_TOKEN, HELPLINE_PUBLIC_URL=PUBLIC_URL,
-                    HELPLINE_USSD_SECRET=USSD_SECRET, HELPLINE_PII_KEY=PII_KEY,
-                    HELPLINE_AUTH_FAILURE_LIMIT="1000000")
-    server = subprocess.Popen(helpline("serve", "--port", str(port)), env=env, cwd=tmp_path,
+    command, base = serve_command()
+    env = prod_env(redis_server.url, HELPLINE_AUTH_FAILURE_LIMIT="1000000")
+    server = subprocess.Popen(command, env=env, cwd=tmp_path,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base + "/healthz").status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert server.poll() is None and time.monotonic() < deadline
-            time.sleep(0.05)
+        wait_until_answering(server, base)
         operations = len([
             method for path in httpx.get(base + "/openapi.json").json()["paths"].values()
             for method in path

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -22,24 +22,14 @@ from tests.redis_server import RedisServer
 FROZEN_ANSWER_SECONDS = 5.0
 
 
-@pytest.fixture
-def own_server(tmp_path: Path) -> Iterator[RedisServer]:
-    """A Redis of this test's own, as it stops and freezes it."""
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    if server.process is not None:
-        os.kill(server.process.pid, signal.SIGCONT)
-    server.stop()
-
 
 @pytest.fixture
-async def admin(own_server: RedisServer, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
-    redis = Redis.from_url(own_server.url, decode_responses=True)
+async def admin(own_redis: RedisServer, tmp_path: Path) -> AsyncIterator[httpx.AsyncClient]:
+    redis = Redis.from_url(own_redis.url, decode_responses=True)
     token = await add_operator(redis, name="root", role=Role.ADMIN, now=T0)
     await seed(redis)
     await redis.aclose()
-    app = create_app(gateway_settings(own_server.url, tmp_path, env=Env.PROD),
+    app = create_app(gateway_settings(own_redis.url, tmp_path, env=Env.PROD),
                      case_jobs=RecordedJobs())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
@@ -56,11 +46,11 @@ def assert_store_unavailable(response: httpx.Response) -> None:
 
 
 async def test_admin_api_answers_503_while_redis_is_stopped_then_serves_again(
-        admin: httpx.AsyncClient, own_server: RedisServer) -> None:
+        admin: httpx.AsyncClient, own_redis: RedisServer) -> None:
     page = (await admin.get(f"{API}/cases")).json()
     assert len(page["items"]) == 1
     reference = page["items"][0]["reference"]
-    own_server.stop()
+    own_redis.stop()
     for method, path, body in (
         ("GET", f"{API}/cases", None),
         ("GET", f"{API}/cases/{reference}", None),
@@ -73,23 +63,23 @@ async def test_admin_api_answers_503_while_redis_is_stopped_then_serves_again(
                            data={"sessionId": "s1", "phoneNumber": "+22376000001", "text": "",
                                  "serviceCode": "*1#", "networkCode": "1"})
     assert hop.status_code == 200 and hop.text.startswith("END ")  # the static fallback
-    own_server.start()
+    own_redis.start()
     detail = await admin.get(f"{API}/cases/{reference}")
     assert detail.status_code == 200
     assert detail.json()["journal"] == []  # the refused note was not half-written
 
 
 async def test_admin_api_answers_503_in_bounded_time_while_redis_is_frozen(
-        admin: httpx.AsyncClient, own_server: RedisServer) -> None:
+        admin: httpx.AsyncClient, own_redis: RedisServer) -> None:
     assert (await admin.get(f"{API}/stats")).status_code == 200
-    assert own_server.process is not None
-    os.kill(own_server.process.pid, signal.SIGSTOP)
+    assert own_redis.process is not None
+    os.kill(own_redis.process.pid, signal.SIGSTOP)
     try:
         started = time.monotonic()
         assert_store_unavailable(await admin.get(f"{API}/cases"))
         assert_store_unavailable(await admin.get(f"{API}/stats"))
         assert time.monotonic() - started < 2 * FROZEN_ANSWER_SECONDS
     finally:
-        os.kill(own_server.process.pid, signal.SIGCONT)
+        os.kill(own_redis.process.pid, signal.SIGCONT)
     stats = await admin.get(f"{API}/stats")
     assert stats.status_code == 200 and stats.json()["total"] == 1

@@ -13,7 +13,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,36 +23,31 @@ from redis.asyncio import Redis
 from bot import privacy
 from bot.store import keys
 from bot.store.cases import read_case, references_of_phone
-from tests.e2e.test_gateway_serve import clean_env, helpline
 from tests.factories import default_flow
 from tests.integration.webhooks_support import (
-    AUTH_TOKEN,
     EXPECTED_ANSWERS,
     PII_KEY,
-    PUBLIC_URL,
     RETURN_REQUEST,
-    USSD_SECRET,
     Gateway,
     new_sid,
     reference_in,
     said,
     screen,
 )
-from tests.redis_server import RedisServer, free_port
+from tests.processes import prod_env, serve_command, wait_until_answering
+from tests.redis_server import RedisServer
 
 CONCURRENT = 100
 FALLBACK_START = default_flow().flow.text("fallback", "fr").split("{")[0]
 
 
 def start_serve(redis_url: str, directory: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = clean_env(HELPLINE_ENV="prod", REDIS_URL=redis_url, TWILIO_AUTH_TOKEN=AUTH_TOKEN,
-                    HELPLINE_PUBLIC_URL=PUBLIC_URL, HELPLINE_USSD_SECRET=USSD_SECRET,
-                    HELPLINE_PII_KEY=PII_KEY, HELPLINE_RATE_LIMIT="1000")
+    command, base = serve_command()
     directory.mkdir()
-    process = subprocess.Popen(helpline("serve", "--port", str(port)), env=env, cwd=directory,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return process, f"http://127.0.0.1:{port}"
+    process = subprocess.Popen(command, env=prod_env(redis_url, HELPLINE_RATE_LIMIT="1000"),
+                               cwd=directory, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    return process, base
 
 
 @pytest.fixture
@@ -62,15 +56,7 @@ def two_serves(redis_server: RedisServer, tmp_path: Path) -> Iterator[list[str]]
     started = [start_serve(redis_server.url, tmp_path / name) for name in ("a", "b")]
     try:
         for process, base in started:
-            deadline = time.monotonic() + 30
-            while True:
-                try:
-                    if httpx.get(base + "/readyz").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert process.poll() is None and time.monotonic() < deadline
-                time.sleep(0.05)
+            wait_until_answering(process, base, "/readyz")
         yield [base for _, base in started]
     finally:
         for process, _ in started:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import signal
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -27,15 +27,6 @@ redis.call('SET', KEYS[1], ARGV[1])
 return {redis.call('GET', KEYS[1]), tonumber(ARGV[2]), false, {ARGV[3]}}
 """)
 
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    if server.process is not None:
-        server.process.send_signal(signal.SIGCONT)
-    server.stop()
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -36,16 +35,6 @@ FLOW = default_flow().flow
 PHONE = "+22376200001"
 OTHER_PHONE = "+22376200002"
 
-
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    """A server of this test's own, which it freezes and thaws."""
-    server = RedisServer(tmp_path / "redis")
-    server.start()
-    yield server
-    if server.process is not None:
-        os.kill(server.process.pid, signal.SIGCONT)
-    server.stop()
 
 
 async def eventually_true(check: object, seconds: float = 10.0) -> None:
