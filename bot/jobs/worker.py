@@ -208,10 +208,10 @@ async def _schedule(opened: Opened, finish: asyncio.Event, *, pump_every: float)
         await outbox.pump_outbox(ctx)
         now = datetime.now(UTC)
         await queue.enqueue(oncall.CHECK_ACK_SLA,
-                            job_id=f"cron:{oncall.CHECK_ACK_SLA}:{now:%Y%m%d%H%M}")
+                            job_id=f"cron:{oncall.CHECK_ACK_SLA}:{now:%Y-%m-%dT%H:%M}")
         if now.minute >= PURGE_MINUTE:
             await queue.enqueue(retention.PURGE_EXPIRED,
-                                job_id=f"cron:{retention.PURGE_EXPIRED}:{now:%Y%m%d%H}")
+                                job_id=f"cron:{retention.PURGE_EXPIRED}:{now:%Y-%m-%dT%H}")
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(finish.wait(), pump_every)
 
