@@ -230,10 +230,9 @@ async def _run_once(opened: Opened, stop: asyncio.Event, *, pump_every: float,
     _, late = await asyncio.wait({listening, ticking}, timeout=stop_grace + STOP_MARGIN_SECONDS)
     for task in late:  # ... or are cut off, without waiting for them to agree
         task.cancel()
-    for task in (listening, ticking):
-        if task.done() and not task.cancelled() and task.exception() is not None:
-            return task.exception()
-    return None
+    failures = [task.exception() for task in (listening, ticking)
+                if task.done() and not task.cancelled()]  # each one retrieved
+    return next((failure for failure in failures if failure is not None), None)
 
 
 def _describe(failure: BaseException | None) -> str:
