@@ -23,6 +23,7 @@ from tests.integration.worker_support import CLIENT_TIMEOUT, FAST_RETRY, Clock, 
 from tests.redis_server import RedisServer
 
 PATIENCE_SECONDS = 60.0
+REDELIVERY_SECONDS = 3.0
 
 
 
@@ -48,7 +49,10 @@ async def test_the_worker_survives_a_redis_restart_and_loses_no_job(
 
 async def _restart_scenario(server: RedisServer, tmp_path: Path, fake: FakeTwilio,
                             caplog: pytest.LogCaptureFixture) -> None:
-    settings = worker_env(Settings(redis_url=server.url, data_dir=tmp_path / "var"), fake)
+    # A job the worker had read when Redis went away is pending under its name; after the
+    # restart it is taken over once idle this long (the default, 60 s, is the test's patience).
+    settings = worker_env(Settings(redis_url=server.url, data_dir=tmp_path / "var"), fake,
+                          job_redelivery_seconds=REDELIVERY_SECONDS)
     opened = open_deps(settings, clock=Clock(), retry=FAST_RETRY,
                        sms=TwilioSms.from_settings(settings, timeout=CLIENT_TIMEOUT))
     stop = asyncio.Event()
