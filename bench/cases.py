@@ -27,6 +27,7 @@ from bot.cases.export import export_csv
 from bot.cases.model import CaseKind, CaseStatus, NewCase
 from bot.store import case_queries, cases, keys
 from bot.store.case_queries import CaseFilter
+from bot.store.scripts import batch
 
 REPO_ROOT = str(Path(__file__).resolve().parent.parent)
 BATCH = 1000
@@ -37,13 +38,24 @@ FILTER = CaseFilter(status=CaseStatus.NEW, kind=CaseKind.RETURN_REQUEST)
 
 
 class CountingRedis(Redis):
-    """Counts the commands (round trips) sent outside pipelines."""
+    """Counts round trips: each command sent alone, and each pipeline sent."""
 
     round_trips = 0
 
     async def execute_command(self, *args: Any, **options: Any) -> Any:
         CountingRedis.round_trips += 1
         return await super().execute_command(*args, **options)
+
+    def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Any:
+        pipe = super().pipeline(transaction=transaction, shard_hint=shard_hint)
+        send = pipe.execute
+
+        async def execute(raise_on_error: bool = True) -> Any:
+            CountingRedis.round_trips += 1
+            return await send(raise_on_error=raise_on_error)
+
+        pipe.execute = execute  # type: ignore[method-assign]
+        return pipe
 
 
 def new_case(rng: random.Random, number: int) -> NewCase:
@@ -67,7 +79,7 @@ def new_case(rng: random.Random, number: int) -> NewCase:
 async def seed(redis: Redis, rng: random.Random, start: int, stop: int) -> float:
     began = time.perf_counter()
     for first in range(start, stop, BATCH):
-        async with redis.pipeline(transaction=False) as pipe:
+        async with batch(redis) as pipe:  # scripts loaded on NOSCRIPT, as the app does
             for number in range(first, min(first + BATCH, stop)):
                 cases.queue_create_case(
                     pipe,
