@@ -143,14 +143,19 @@ async def test_0_from_a_topic_list_goes_to_its_parent_not_into_the_pages_read(
     assert "Aide aux migrants" in await gateway.press(session, "0", phone=phone)
 
 
-async def test_sms_track_and_status_answer_like_suivi(gateway: Gateway) -> None:
-    phone = new_phone()
+async def return_request_by_sms(gateway: Gateway, phone: str, *, language_key: str = "1") -> str:
+    """A whole return request by SMS from a new phone (1 French, 2 English); its reference."""
     await gateway.text("Bonjour", phone=phone)
-    await gateway.text("2", phone=phone)
+    await gateway.text(language_key, phone=phone)
     done = ""
     for typed in ["2", "1", *ANSWERS, "1"]:
         done = await gateway.text(typed, phone=phone)
-    reference = reference_in(done)
+    return reference_in(done)
+
+
+async def test_sms_track_and_status_answer_like_suivi(gateway: Gateway) -> None:
+    phone = new_phone()
+    reference = await return_request_by_sms(gateway, phone, language_key="2")
     for keyword in ["TRACK", "status", "Suivi"]:
         answer = await gateway.text(f"{keyword} {reference[:4]}-{reference[4:]}", phone=phone)
         assert FLOW.text("status_new", "en") in answer, answer
@@ -208,12 +213,7 @@ async def supervisor(redis: Redis) -> dict[str, str]:
 async def test_effacer_closes_the_phones_open_cases_and_takes_them_out_of_the_queue(
         gateway: Gateway, redis: Redis) -> None:
     phone = new_phone()
-    await gateway.text("Bonjour", phone=phone)
-    await gateway.text("1", phone=phone)
-    done = ""
-    for typed in ["2", "1", *ANSWERS, "1"]:
-        done = await gateway.text(typed, phone=phone)
-    reference = reference_in(done)
+    reference = await return_request_by_sms(gateway, phone)
     headers = await supervisor(redis)
     queue = (await gateway.client.get(f"{API}/cases?status=new", headers=headers)).json()
     assert reference in [case["reference"] for case in queue["items"]]
@@ -285,12 +285,7 @@ async def test_a_call_back_asks_topic_safety_and_time_and_its_priority_follows_t
 async def test_a_second_return_request_names_the_open_one_and_asks_if_same_person(
         gateway: Gateway, redis: Redis) -> None:
     phone = new_phone()
-    await gateway.text("Bonjour", phone=phone)
-    await gateway.text("1", phone=phone)
-    done = ""
-    for typed in ["2", "1", *ANSWERS, "1"]:
-        done = await gateway.text(typed, phone=phone)
-    reference = reference_in(done)
+    reference = await return_request_by_sms(gateway, phone)
 
     await gateway.text("MENU", phone=phone)
     asked = await gateway.text("2", phone=phone)
