@@ -13,7 +13,8 @@ import asyncio
 import json
 import signal
 import subprocess
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import httpx
@@ -65,6 +66,14 @@ def two_serves(redis_server: RedisServer, tmp_path: Path) -> Iterator[list[str]]
             process.wait(timeout=30)
 
 
+@asynccontextmanager
+async def gateways_on(bases: list[str], *, client_timeout: float) -> AsyncIterator[list[Gateway]]:
+    """One gateway client per process, all for the same phone."""
+    async with httpx.AsyncClient(base_url=bases[0], timeout=client_timeout) as first, \
+            httpx.AsyncClient(base_url=bases[1], timeout=client_timeout) as second:
+        yield [Gateway(first), Gateway(second)]
+
+
 async def session_steps(redis_url: str, phone: str, channel: str) -> int:
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
@@ -78,9 +87,7 @@ async def session_steps(redis_url: str, phone: str, channel: str) -> int:
 
 async def test_a_hundred_concurrent_sms_from_one_phone_over_two_processes_are_all_applied(
         two_serves: list[str], redis_server: RedisServer) -> None:
-    async with httpx.AsyncClient(base_url=two_serves[0], timeout=30) as first, \
-            httpx.AsyncClient(base_url=two_serves[1], timeout=30) as second:
-        gateways = [Gateway(first), Gateway(second)]
+    async with gateways_on(two_serves, client_timeout=30) as gateways:
         await gateways[0].text("Bonjour")
         await gateways[1].text("1")
         before = await session_steps(redis_server.url, gateways[0].phone, "sms")
@@ -98,9 +105,7 @@ async def test_a_hundred_concurrent_sms_from_one_phone_over_two_processes_are_al
 
 async def test_a_retried_message_sent_to_both_processes_at_once_is_applied_once(
         two_serves: list[str], redis_server: RedisServer) -> None:
-    async with httpx.AsyncClient(base_url=two_serves[0], timeout=10) as first, \
-            httpx.AsyncClient(base_url=two_serves[1], timeout=10) as second:
-        gateways = [Gateway(first), Gateway(second)]
+    async with gateways_on(two_serves, client_timeout=10) as gateways:
         await gateways[0].text("Bonjour")
         await gateways[1].text("1")
         before = await session_steps(redis_server.url, gateways[0].phone, "sms")
@@ -113,9 +118,7 @@ async def test_a_retried_message_sent_to_both_processes_at_once_is_applied_once(
 
 async def test_a_ussd_request_hopping_between_processes_makes_one_complete_case(
         two_serves: list[str], redis_server: RedisServer) -> None:
-    async with httpx.AsyncClient(base_url=two_serves[0], timeout=10) as first, \
-            httpx.AsyncClient(base_url=two_serves[1], timeout=10) as second:
-        gateways = [Gateway(first), Gateway(second)]
+    async with gateways_on(two_serves, client_timeout=10) as gateways:
         history = ""
         screen(await gateways[0].hop("ATUid_two", history))
         for number, typed in enumerate(["1", *RETURN_REQUEST]):
