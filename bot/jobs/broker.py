@@ -216,8 +216,14 @@ class ReliableStream(AsyncBroker):
         return AckableMessage(data=data, ack=lambda: self.ack(stream_id))
 
     async def recover_own(self) -> list[AckableMessage]:
-        """Jobs this consumer read and did not finish, none of them running now (a
-        listener that stopped on a Redis error, with jobs read and not yet run)."""
+        """Jobs this consumer read and did not finish (a listener that stopped on a Redis
+        error, with jobs read and not yet run, or cut off while running).
+
+        Called when a listener starts, when none of this consumer's jobs runs: a job
+        still marked in flight was handed to a listener that is gone, and would
+        otherwise be kept fresh by the heartbeat and never taken over.
+        """
+        self._inflight.clear()
         client = self._client()
         fetched = await client.xreadgroup(
             self.consumer_group_name, self.consumer_name, {self.queue_name: "0"},
@@ -226,7 +232,7 @@ class ReliableStream(AsyncBroker):
         found = []
         for _stream, entries in fetched or []:
             for entry_id, fields in entries:
-                if fields and _text(entry_id) not in self._inflight:
+                if fields:
                     found.append(self._deliver(entry_id, fields, handed_out=2))
         return found
 

@@ -100,3 +100,18 @@ async def test_a_live_worker_keeps_its_running_job(
         assert len(await fetch(busy.broker)) == 1  # running (its heartbeat runs)
         await asyncio.sleep(REDELIVERY_SECONDS * 3)
         assert await fetch(other.broker) == []
+
+
+@ON_EVERY_DEPLOYMENT
+async def test_a_job_read_by_a_listener_that_stopped_runs_when_it_starts_again(
+        redis: Redis, redis_server: Any) -> None:
+    # The listener read the job, then stopped on a Redis error before running it: the
+    # heartbeat still touches it (so no other worker takes it over), and the next
+    # listener of the same worker must run it.
+    async with queue_on(redis_server.url, "w1") as queue:
+        await queue.enqueue("send_confirmation", "12345671")
+        assert len(await fetch(queue.broker)) == 1  # read, never run nor acknowledged
+        listener = queue.broker.listen()
+        again = await asyncio.wait_for(anext(listener), 5)  # never, before the fix
+        await listener.aclose()
+        assert jobs([again]) == [("send_confirmation", ["12345671"], 2)]
