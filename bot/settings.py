@@ -84,6 +84,9 @@ class Settings(BaseSettings):
     console_idle_minutes: int = Field(default=DEFAULT_CONSOLE_IDLE_MINUTES, gt=0, le=24 * 60)
     # A job whose worker stopped mid-way (killed, lost its host) runs again after this.
     job_redelivery_seconds: float = Field(default=DEFAULT_JOB_REDELIVERY_SECONDS, gt=0)
+    # `helpline serve`'s processes when `--workers` is not given (the name uvicorn,
+    # gunicorn and Procfile hosts use).
+    web_concurrency: int = Field(default=1, ge=1, validation_alias=_alias("WEB_CONCURRENCY"))
 
     def missing_for_prod(self) -> list[str]:
         """Names of the settings that `HELPLINE_ENV=prod` requires and that are unset."""

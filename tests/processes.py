@@ -18,7 +18,8 @@ START_SECONDS = 30.0
 def clean_env(**values: str) -> dict[str, str]:
     """This process's environment without any helpline setting, plus `values`."""
     env = {name: value for name, value in os.environ.items()
-           if not name.startswith(("HELPLINE_", "TWILIO_")) and name != "REDIS_URL"}
+           if not name.startswith(("HELPLINE_", "TWILIO_"))
+           and name not in ("REDIS_URL", "WEB_CONCURRENCY")}
     return {**env, **values}
 
 

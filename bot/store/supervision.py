@@ -11,7 +11,9 @@ is on disk), and the clients' pools reconnect on their next command.
 A frozen server (SIGSTOP) still accepts connections on its socket: it is not
 restarted (the webhooks answer the fallback, the admin API 503, meanwhile).
 Several web processes on one embedded server take a file lock before a restart
-and check again under it, so only one of them starts a server.
+and check again under it, so only one of them starts a server. `helpline serve
+--workers N` supervises from its supervising process (`supervise_until`, a
+thread), which started the server; its workers do not.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import fcntl
 import logging
 import os
 import socket
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -70,6 +73,22 @@ async def supervise(embedded: Any) -> None:
         log.warning("embedded Redis is gone: restarting it")
         try:
             started = await asyncio.to_thread(restart, embedded)
+        except (RedisError, OSError) as error:
+            log.error("embedded Redis did not restart; retrying",
+                      extra={"error": type(error).__name__})
+            continue
+        if started:
+            log.warning("embedded Redis restarted from its append-only file")
+
+
+def supervise_until(embedded: Any, stopping: threading.Event) -> None:
+    """`supervise` for a process without an event loop: a thread, until `stopping` is set."""
+    while not stopping.wait(CHECK_INTERVAL_SECONDS):
+        if listening(embedded.socket_file):
+            continue
+        log.warning("embedded Redis is gone: restarting it")
+        try:
+            started = restart(embedded)
         except (RedisError, OSError) as error:
             log.error("embedded Redis did not restart; retrying",
                       extra={"error": type(error).__name__})
