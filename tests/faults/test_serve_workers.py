@@ -32,7 +32,7 @@ from tests.redis_server import free_port
 
 USSD = "/webhooks/ussd/africastalking"
 PHONE = "+22376000077"
-CONNECTION_TRIES = 60
+CONNECTING_SECONDS = 30.0
 STOP_SECONDS = 30.0
 
 
@@ -97,11 +97,16 @@ class Served:
         return str(registry["unixsocket"])
 
     def connection_to_each_worker(self) -> dict[int, http.client.HTTPConnection]:
-        """One open connection per worker process, keyed by its pid."""
+        """One open connection per worker process, keyed by its pid.
+
+        The first answer may come before the other worker listens: new connections
+        are opened until each worker has accepted one.
+        """
         workers = workers_of(self.process.pid)
         assert len(workers) == 2, workers
         found: dict[int, http.client.HTTPConnection] = {}
-        for _ in range(CONNECTION_TRIES):
+        deadline = time.monotonic() + CONNECTING_SECONDS
+        while len(found) < len(workers) and time.monotonic() < deadline:
             connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
             connection.request("GET", "/healthz")  # answered: accepted by a worker
             assert connection.getresponse().read()
@@ -109,11 +114,14 @@ class Served:
             pid = owner(server_socket_inode(self.port, client_port), workers)
             if pid is not None and pid not in found:
                 found[pid] = connection
-                if len(found) == len(workers):
-                    return found
-            else:
+                continue
+            connection.close()
+            time.sleep(0.05)
+        if len(found) < len(workers):
+            for connection in found.values():
                 connection.close()
-        raise AssertionError(f"one worker accepted none of {CONNECTION_TRIES} connections")
+            raise AssertionError(f"a worker accepted no connection in {CONNECTING_SECONDS} s")
+        return found
 
 
 def hop(connection: http.client.HTTPConnection, text: str) -> str:
