@@ -13,7 +13,7 @@ from bot.conversation import Conversation, InboundMessage
 from bot.settings import Settings
 from bot.store import case_queries, keys
 from bot.store.case_queries import CaseFilter
-from bot.store.cases import read_case
+from bot.store.cases import create_case, draw_candidates, read_case
 from bot.types import Channel
 from tests.factories import default_flow
 from tests.integration.admin_support import return_request, seed
@@ -116,3 +116,45 @@ async def test_a_selective_filter_over_shards_never_skips_a_match(redis: Redis) 
             break
         cursor = page.next_cursor
     assert found == wanted
+
+
+async def test_a_queue_crowded_in_one_shard_gives_whole_pages_in_order(redis: Redis) -> None:
+    """A shard's first walk returns about its share of a page; when its cases crowd the
+    head of the queue, the page walks it further and still holds `limit` cases in order."""
+    expected: list[tuple[int, int, str]] = []
+    for number in range(45):
+        crowded = number < 36
+        new_case = return_request(phone=f"+2237900{number:04d}", minutes=number,
+                                  **({"pregnant": "yes"} if crowded else {}))
+        candidates = draw_candidates(3) if crowded else draw_candidates(number % 16)
+        reference = await create_case(redis, new_case=new_case, candidates=candidates)
+        expected.append((new_case.priority.rank, number, reference))
+    expected.sort()
+    walked: list[str] = []
+    sizes: list[int] = []
+    cursor = None
+    while True:
+        page = await case_queries.page_of_cases(redis, case_filter=CaseFilter(), limit=20,
+                                                cursor=cursor, fields=("reference", "priority"))
+        walked += [item["reference"] for item in page.items]
+        sizes.append(len(page.items))
+        if page.next_cursor is None:
+            break
+        cursor = page.next_cursor
+    assert walked == [reference for *_, reference in expected]
+    assert sizes == [20, 20, 5]
+
+
+async def test_the_export_walk_reads_every_case_once_in_triage_order(redis: Redis) -> None:
+    expected: list[tuple[int, int, str]] = []
+    answers = [{"medical": "yes"}, {"pregnant": "yes"}, {}]
+    for number in range(50):
+        new_case = return_request(phone=f"+2237910{number:04d}", minutes=50 - number,
+                                  **answers[number % 3])
+        reference = await create_case(redis, new_case=new_case,
+                                      candidates=draw_candidates(number % 5 * 3))
+        expected.append((new_case.priority.rank, 50 - number, reference))
+    expected.sort()
+    rows = [row async for row in case_queries.walk_cases(redis, chunk=3)]
+    assert [row["reference"] for row in rows] == [reference for *_, reference in expected]
+    assert {row["kind"] for row in rows} == {"return_request"}
