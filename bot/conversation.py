@@ -28,9 +28,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from bot import privacy
-from bot.cases import lifecycle
-from bot.cases import service as case_service
-from bot.cases.model import CaseKind, CaseStatus, NewCase
+from bot.cases import migrant as migrant_cases
+from bot.cases.model import CaseKind, NewCase
 from bot.conversation_plan import (
     InboundMessage,
     Outcome,
@@ -76,7 +75,6 @@ READER_CEILING = 4
 UNSEEN_RETRY_SECONDS = 0.25
 UNSEEN_TRYING_SECONDS = 60.0
 """How long a hop cut off by its deadline keeps trying to leave its unseen mark."""
-_WITHDRAWABLE = frozenset(lifecycle.sources_of(CaseStatus.WITHDRAWN))
 _NOTHING_STORED = PhoneState()
 
 
@@ -335,7 +333,7 @@ class Conversation:
                     if reference is not None:
                         case_store.queue_case_lookup(pipe, reference=reference, phone=phone)
                     if open_request:
-                        case_store.queue_open_request(pipe, pseudonym=phone_keys.pseudonym)
+                        migrant_cases.queue_open_request(pipe, pseudonym=phone_keys.pseudonym)
                     results = await pipe.execute(raise_on_error=False)
                 if unknown_script(results[0]) and not by_body:
                     by_body = True
@@ -361,7 +359,7 @@ class Conversation:
 
     async def _open_request(self, reads: _Reads, pseudonym: str) -> _Reads:
         async with batch(self.redis) as pipe:
-            case_store.queue_open_request(pipe, pseudonym=pseudonym)
+            migrant_cases.queue_open_request(pipe, pseudonym=pseudonym)
             (raw,) = await pipe.execute()
         return _open_read(reads, raw)
 
@@ -392,11 +390,8 @@ class Conversation:
             return Handled(planned.reply, planned.outcome)
         if planned.erase:
             # SPEC §5: the phone's open cases are closed (reason `erased`), out of the queue.
-            await case_service.close_phone_cases(self.redis, pseudonym=phone_keys.pseudonym,
-                                                 actor=case_store.MIGRANT, now=now)
-            await case_store.erase_phone_data(self.redis, phone=message.phone,
-                                              actor=case_store.MIGRANT, now=now,
-                                              pii_key=self.pii_key)
+            await migrant_cases.erase_phone(self.redis, phone=message.phone, now=now,
+                                            pii_key=self.pii_key)
         try:
             return await self._effects_and_commit(message, phone_keys, token, state, planned,
                                                   commit, digest, now)
@@ -435,7 +430,7 @@ class Conversation:
                         pipe.wait_for_replicas(durability.REPLICA_ACKS,
                                                durability.ACK_TIMEOUT_MS)
                 for withdrawal in planned.withdrawals:
-                    case_store.queue_withdraw_by_migrant(
+                    migrant_cases.queue_withdraw(
                         pipe, reference=withdrawal.reference, phone=message.phone, now=now
                     )
                 if planned.erase:
@@ -534,7 +529,7 @@ class Conversation:
                 log.warning("reference candidate not used")
                 session.vars["reference"] = chosen
                 reply = render(self.compiled.flow, session, self.limits(channel))
-        if planned.withdrawals and not case_store.withdraw_result(effect_results[index]):
+        if planned.withdrawals and not migrant_cases.withdraw_result(effect_results[index]):
             language = session.language if session else self.compiled.flow.default_language
             reply = Reply(text=self.said("withdraw_refused", language, channel), end=reply.end)
         return reply
@@ -594,10 +589,11 @@ _OPEN_REQUEST_WANTED = _OpenRequestWanted()
 def _open_read(reads: _Reads, raw: Any) -> _Reads:
     if isinstance(raw, Exception):
         raise raw
-    found = case_store.open_request_result(raw)
+    found = migrant_cases.open_request_result(raw)
     view = None if found is None else CaseView(
         reference=found[0], kind=str(CaseKind.RETURN_REQUEST), status=str(found[1]),
-        is_callers=True, can_withdraw=found[1] in _WITHDRAWABLE)
+        is_callers=True,
+        can_withdraw=migrant_cases.may_withdraw(CaseKind.RETURN_REQUEST, found[1]))
     return replace(reads, open_request=view, open_known=True)
 
 
@@ -615,5 +611,5 @@ def _view(lookup: case_store.CaseLookup | None) -> CaseView | None:
         kind=str(lookup.kind),
         status=str(lookup.status),
         is_callers=lookup.is_callers,
-        can_withdraw=lookup.kind is CaseKind.RETURN_REQUEST and lookup.status in _WITHDRAWABLE,
+        can_withdraw=migrant_cases.may_withdraw(lookup.kind, lookup.status),
     )

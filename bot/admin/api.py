@@ -13,7 +13,6 @@ from bot.cases import service as case_service
 from bot.cases.export import export_csv
 from bot.cases.model import AuditEvent, CaseKind, CaseStatus, JournalEntry, Priority
 from bot.cases.references import parse_reference
-from bot.engine.session import Profile
 from bot.errors import (
     CaseNotFound,
     EscalationRefused,
@@ -25,8 +24,6 @@ from bot.errors import (
     OperatorNotFound,
 )
 from bot.store import audit, case_queries, keys, operators
-from bot.store import cases as case_store
-from bot.store.cases import text_of
 
 from . import console_api
 from .deps import Admin, AnyOperator, JobsDep, NowDep, RedisDep, Supervisor, actor
@@ -158,7 +155,7 @@ async def export_cases(redis: RedisDep, now: NowDep, operator: Supervisor) -> St
 
 
 async def _detail(redis: RedisDep, reference: str, operator_actor: str, now: NowDep) -> CaseDetail:
-    case, journal = await case_queries.read_case_audited(
+    case, journal = await case_service.read_case(
         redis, reference=reference, actor=operator_actor, now=now
     )
     return CaseDetail(
@@ -276,19 +273,8 @@ async def send_message(
 ) -> MessageQueued:
     """Queue an SMS to the migrant; 409 when they opted out, SMS is not safe, or erased."""
     plain = _reference(reference)
-
-    async def opted_out(pseudonym: str) -> bool:
-        raw = await redis.get(keys.profile(pseudonym))
-        return raw is not None and Profile.from_json(text_of(raw)).opted_out
-
     entry = await case_service.record_message(
-        redis,
-        reference=plain,
-        actor=actor(operator),
-        now=now,
-        text=message.text,
-        opted_out=opted_out,
-    )
+        redis, reference=plain, actor=actor(operator), now=now, text=message.text)
     await jobs_queue.enqueue(jobs.SEND_CASE_MESSAGE, plain, entry.id)
     return MessageQueued(entry=entry)
 
@@ -316,7 +302,7 @@ async def erase_case(
 ) -> CaseSummary:
     """Erase the case's personal fields; the anonymous record stays (and counts)."""
     plain = _reference(reference)
-    await case_store.erase_case(redis, reference=plain, actor=actor(operator), now=now)
+    await case_service.erase_case(redis, reference=plain, actor=actor(operator), now=now)
     summary = await case_queries.case_summary(redis, plain)
     if summary is None:
         raise CaseNotFound(plain)

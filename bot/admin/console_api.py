@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from bot.cases import service as case_service
 from bot.cases.references import is_valid as is_valid_reference
 from bot.engine.render import fill
 from bot.engine.spelling import spelled
@@ -177,7 +178,8 @@ async def changes(
     Reads and exports are left out; no personal data is in an event."""
     if after is None:
         return ChangesOut(cursor=await console_reads.latest_change_id(redis), items=[])
-    found = await console_reads.changes_after(redis, after)
+    found = await console_reads.changes_after(redis, after, quiet=case_service.QUIET_ACTIONS,
+                                              shown=case_service.SHOWN_DETAIL)
     return ChangesOut(
         cursor=found.cursor,
         items=[

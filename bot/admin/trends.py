@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 
+from bot.cases import service as case_service
 from bot.cases.model import CaseStatus
 from bot.store import console_reads
 
@@ -46,7 +47,9 @@ async def trends(redis: Redis, *, now: datetime, days: int) -> Trends:
     read = 0
     complete = False
     while read < MAX_EVENTS:
-        found = await console_reads.changes_after(redis, cursor, count=CHUNK)
+        found = await console_reads.changes_after(redis, cursor, count=CHUNK,
+                                                  quiet=case_service.QUIET_ACTIONS,
+                                                  shown=case_service.SHOWN_DETAIL)
         if found.cursor == cursor:
             complete = True
             break

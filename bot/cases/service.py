@@ -1,10 +1,14 @@
 """The case service: the rules of cases, beside the domain (SPEC §6).
 
 Lifecycle checks, what each change audits, when a message may go, which cases
-an erasure closes, what a delivery status means. Called by the admin API, the
-conversation loop, the worker and the status webhook; `bot.store` keeps the
-keys, the scripts and their thin callers (`case_updates.transact` writes what
-a plan here decided, in one script).
+an erasure closes and which fields it erases, what a migrant may withdraw,
+when a case ends (retention) or is acknowledged (SLA), what a delivery status
+means. Called by the admin API, the conversation loop, the worker and the
+status webhook; `bot.store` keeps the keys, the scripts and their thin
+callers, and gets the rules' data as arguments (`case_updates.transact`
+writes what a plan here decided, in one script; a check that must run inside
+a script, such as a migrant's withdrawal, gets its statuses from here).
+The migrant's and the worker's side is `bot.cases.migrant`.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from redis.asyncio import Redis
@@ -26,7 +31,8 @@ from bot.cases.model import (
     Priority,
 )
 from bot.errors import CaseNotFound, EscalationRefused, MessageRefused
-from bot.store import deliveries, keys
+from bot.store import case_queries, deliveries, keys, profiles, retention, sla
+from bot.store import cases as case_store
 from bot.store.case_updates import Loaded, Write, transact
 from bot.store.cases import references_of_phone, text_of
 from bot.store.replies import reply
@@ -37,6 +43,38 @@ OPTED_OUT_CODE = "21610"  # as bot.jobs.twilio_rest.OPTED_OUT_CODE
 
 
 UNCHANGED: Any = object()
+
+# Audit actions of the changes this service makes (SPEC §6: every change, erasure, read).
+STATUS_CHANGED = "status_changed"
+READ = "read"
+ERASED_ACTION = "erased"
+TWILIO = "twilio"
+SMS_STATUS = "sms_status"
+
+QUIET_ACTIONS = frozenset({READ, "searched", "exported"})
+"""Audit actions that change nothing an operator watches the queue for (left out live)."""
+SHOWN_DETAIL = ("kind", "priority", "channel", "from", "to", "status", "level")
+"""Detail fields of an audit event the live feed may pass on (never personal data)."""
+
+PERSONAL_FIELDS = ("phone", "phone_pseudonym", case_store.ANSWERS, case_store.JOURNAL)
+"""What identifies the migrant, erased with a case: the record's phone and its
+pseudonym, the answers, and the journal (notes, messages, escalation reasons)."""
+
+
+async def read_case(redis: Redis, *, reference: str, actor: str,
+                    now: datetime) -> tuple[Case, list[JournalEntry]]:
+    """One case with its journal; the read of personal data is audited in the same step."""
+    return await case_queries.read_case_audited(redis, reference=reference, actor=actor,
+                                                now=now, action=READ)
+
+
+async def erase_case(redis: Redis, *, reference: str, actor: str, now: datetime) -> bool:
+    """Erase one case's personal fields (kept: kind, status, priority, dates); audited.
+
+    False when it was erased already; CaseNotFound when it does not exist.
+    """
+    return await case_store.erase_case(redis, reference=reference, actor=actor, now=now,
+                                       personal=PERSONAL_FIELDS, action=ERASED_ACTION)
 
 
 async def update_case(
@@ -62,7 +100,7 @@ async def update_case(
             after = after.model_copy(
                 update=dict(status=lifecycle.next_status(before.status, status))
             )
-            events.append(("status_changed", {"from": before.status, "to": status}))
+            events.append((STATUS_CHANGED, {"from": before.status, "to": status}))
         elif status is not None:
             # Asking for the current status is not a change the lifecycle knows.
             lifecycle.next_status(before.status, status)
@@ -134,15 +172,16 @@ async def record_message(
     actor: str,
     now: datetime,
     text: str,
-    opted_out: Callable[[str], Awaitable[bool]],
+    opted_out: Callable[[str], Awaitable[bool]] | None = None,
 ) -> JournalEntry:
     """Journal an SMS to the migrant before it is queued; MessageRefused when it must not go.
 
-    `opted_out(pseudonym)` tells whether that phone opted out (the conversation's profile).
+    `opted_out(pseudonym)` tells whether that phone opted out (by default: its profile).
     """
     entry = new_entry(JournalKind.MESSAGE, author=actor, at=now, text=text)
     pseudonym = await reply(redis.hget(keys.case(reference), "phone_pseudonym"))
-    if pseudonym and await opted_out(text_of(pseudonym)):
+    if pseudonym and await (opted_out or partial(profiles.is_opted_out, redis))(
+            text_of(pseudonym)):
         raise MessageRefused("the migrant opted out of SMS")
 
     def plan(loaded: Loaded, write: Write) -> JournalEntry:
@@ -179,7 +218,7 @@ async def close_phone_cases(redis: Redis, *, pseudonym: str, actor: str, now: da
                 return False
             write.after = before.model_copy(update=dict(
                 status=lifecycle.next_status(before.status, CaseStatus.CLOSED), updated_at=now))
-            write.audit(actor=actor, action="status_changed", at=now,
+            write.audit(actor=actor, action=STATUS_CHANGED, at=now,
                         detail={"from": before.status, "to": CaseStatus.CLOSED,
                                 "reason": reason})
             return True
@@ -197,9 +236,41 @@ async def record_delivery_status(redis: Redis, *, message_sid: str, status: str,
     """A Twilio status on its delivery, audited on the case once per status; a 21610
     marks the phone opted out. False when the message is none of ours."""
     recorded = await deliveries.record_status(
-        redis, message_sid=message_sid, status=status, error_code=error_code, now=now)
+        redis, message_sid=message_sid, status=status, error_code=error_code, now=now,
+        actor=TWILIO, action=SMS_STATUS)
     if not recorded.known:
         return False
     if recorded.new and error_code == OPTED_OUT_CODE and recorded.phone_pseudonym:
         await deliveries.mark_opted_out(redis, recorded.phone_pseudonym)
     return True
+
+
+# --- the worker's rules: when a case ends (retention), when it is in hand (SLA) ---------
+
+ENDED_STATUSES = (CaseStatus.CLOSED, CaseStatus.WITHDRAWN)
+"""A case ends, and its retention starts, when its status becomes one of these (both
+terminal but for withdrawn → closed, which keeps the first end)."""
+
+
+async def index_ended_cases(redis: Redis) -> int:
+    """Bring the index of ended cases up to date from the audit; how many events were read."""
+    return await retention.sync_ended_index(redis, action=STATUS_CHANGED,
+                                            ended=[str(status) for status in ENDED_STATUSES])
+
+
+def acknowledged(status: str, assignee: str) -> bool:
+    """An operator has the case in hand: it moved past `new`, or someone is assigned."""
+    return status != CaseStatus.NEW or bool(assignee)
+
+
+async def unacknowledged_urgent(redis: Redis) -> list[sla.Unacknowledged]:
+    """Urgent cases still `new` and unassigned, the oldest first."""
+    candidates = await sla.cases_with(redis, status=CaseStatus.NEW, priority=Priority.URGENT)
+    late = [found.case for found in candidates
+            if not acknowledged(found.status, found.assignee)]
+    return sorted(late, key=lambda case: case.created_at)
+
+
+async def still_unacknowledged(redis: Redis, reference: str) -> bool:
+    found = await sla.status_and_assignee(redis, reference)
+    return found is not None and not acknowledged(*found)

@@ -6,7 +6,7 @@ and a link to the console — never personal data. One delivery per recipient
 and notice, so a retry resends only what did not go.
 
 SLA: an urgent case is *acknowledged* once its status moved past `new` or an
-assignee is set (bot.store.sla). Until then, every full `HELPLINE_ACK_SLA_MINUTES`
+assignee is set (bot.cases.service.acknowledged). Until then, every full `HELPLINE_ACK_SLA_MINUTES`
 since its creation brings one reminder (`sla-1`, `sla-2`…); a worker that was
 down for several periods sends only the current one.
 """
@@ -21,6 +21,7 @@ from datetime import datetime
 from typing import Any
 
 from bot import privacy
+from bot.cases import service as case_service
 from bot.cases.jobs import NOTIFY_ESCALATION
 from bot.cases.references import format_reference
 from bot.jobs.delivery import (
@@ -35,7 +36,7 @@ from bot.jobs.delivery import (
 from bot.jobs.deps import Deps, deps_of, job_identity, queue_of
 from bot.jobs.queue import RetryLater
 from bot.settings import Settings
-from bot.store import keys, sla
+from bot.store import keys
 from bot.store.cases import text_of
 from bot.store.deliveries import Purpose
 from bot.store.replies import reply
@@ -131,7 +132,8 @@ async def _notify(ctx: dict[str, Any], reference: str, event: str) -> str:
     notice = await _notice(deps, reference, event)
     if notice is None:
         return "no such case"
-    if notice.family == SLA and not await sla.still_unacknowledged(deps.redis, reference):
+    if notice.family == SLA and not await case_service.still_unacknowledged(deps.redis,
+                                                                             reference):
         return "acknowledged"
     link = deps.console_link(reference)
     key = privacy.pii_key(deps.settings)
@@ -190,7 +192,7 @@ async def check_ack_sla(ctx: dict[str, Any]) -> int:
     deps = deps_of(ctx)
     now = deps.clock()
     queued = 0
-    for case in await sla.unacknowledged_urgent(deps.redis):
+    for case in await case_service.unacknowledged_urgent(deps.redis):
         period = sla_period(case.created_at, now, deps.settings.ack_sla_minutes)
         if period < 1:
             continue

@@ -2,7 +2,8 @@
 
 A case's retention starts when it ends (closed or withdrawn), as the consent
 screen says ("erased 180 days after the case closes"). Erasure goes through the
-store's own `erase_case` (the anonymous record stays, and the erasure is audited).
+case service (`bot.cases.service`: which statuses end a case, which fields are
+personal; the anonymous record stays, and the erasure is audited).
 """
 
 from __future__ import annotations
@@ -12,10 +13,10 @@ import logging
 from datetime import timedelta
 from typing import Any
 
+from bot.cases import service as case_service
 from bot.errors import CaseNotFound
 from bot.jobs.deps import deps_of
 from bot.store import retention
-from bot.store.cases import erase_case
 
 log = logging.getLogger(__name__)
 
@@ -27,7 +28,7 @@ PURGE_BATCH = 200
 async def purge_expired(ctx: dict[str, Any]) -> int:
     """Erase the cases that ended more than `HELPLINE_RETENTION_DAYS` ago; how many were."""
     deps = deps_of(ctx)
-    await retention.sync_ended_index(deps.redis)
+    await case_service.index_ended_cases(deps.redis)
     now = deps.clock()
     cutoff = now - timedelta(days=deps.settings.retention_days)
     erased = 0
@@ -37,8 +38,8 @@ async def purge_expired(ctx: dict[str, Any]) -> int:
             break
         for reference in due:
             with contextlib.suppress(CaseNotFound):  # nothing left to erase
-                erased += await erase_case(deps.redis, reference=reference,
-                                           actor=RETENTION_ACTOR, now=now)
+                erased += await case_service.erase_case(deps.redis, reference=reference,
+                                                        actor=RETENTION_ACTOR, now=now)
         await retention.forget_ended(deps.redis, due)
     if erased:
         log.info("retention purge erased %d case(s)", erased)

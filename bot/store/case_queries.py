@@ -52,9 +52,9 @@ def _journal_entry(raw: Any) -> JournalEntry:
 
 
 async def read_case_audited(
-    redis: Redis, *, reference: str, actor: str, now: datetime
+    redis: Redis, *, reference: str, actor: str, now: datetime, action: str
 ) -> tuple[Case, list[JournalEntry]]:
-    """One case with its journal; the read is audited in the same atomic step."""
+    """One case with its journal; the read is audited (as `action`) in the same atomic step."""
     raw = await READ_CASE.run(
         redis,
         [
@@ -64,7 +64,7 @@ async def read_case_audited(
             keys.case_answers(reference),
             keys.case_trail(reference),
         ],
-        [actor, iso(now), reference],
+        [actor, iso(now), reference, action],
     )
     if not raw:
         raise CaseNotFound(reference)

@@ -98,27 +98,30 @@ return {v[1], v[2], v[3], is_callers}
 """,
 )
 
-WITHDRAW_BY_MIGRANT = Script(
-    "withdraw_by_migrant",
+OWN_CASE_STATUS = Script(
+    "own_case_status",
     AUDIT_FUNCTION + """
+-- A status change the migrant makes to a case of their own (the rule is the caller's:
+-- which kind, from which statuses, to which; the script only checks it atomically).
 -- KEYS[1] case record   KEYS[2] shard's audit stream   KEYS[3] case trail
--- KEYS[4] status index of 'withdrawn'
--- KEYS[5..] status indexes of the statuses one may withdraw from
--- ARGV[1] the caller's phone   ARGV[2] now (ISO 8601)   ARGV[3] kind that may be withdrawn
--- ARGV[4] 'withdrawn'   ARGV[5..] the statuses one may withdraw from, as KEYS[5..]
--- Returns 1 when the case was withdrawn now, else 0
+-- KEYS[4] status index of the new status
+-- KEYS[5..] status indexes of the statuses the change may start from
+-- ARGV[1] the caller's phone   ARGV[2] now (ISO 8601)   ARGV[3] the kind it applies to
+-- ARGV[4] the new status   ARGV[5] audit actor   ARGV[6] audit action
+-- ARGV[7..] the statuses it may start from, as KEYS[5..]
+-- Returns 1 when the status changed now, else 0 (not the caller's, other kind or status)
 local v = redis.call('HMGET', KEYS[1], 'reference', 'kind', 'status', 'phone')
 if not v[1] or v[2] ~= ARGV[3] or not v[4] or v[4] ~= ARGV[1] then return 0 end
 local source_index = nil
-for i = 5, #ARGV do
-  if ARGV[i] == v[3] then source_index = KEYS[i] end
+for i = 7, #ARGV do
+  if ARGV[i] == v[3] then source_index = KEYS[i - 2] end
 end
 if not source_index then return 0 end
 local score = redis.call('ZSCORE', source_index, v[1])
 redis.call('ZREM', source_index, v[1])
 redis.call('ZADD', KEYS[4], score, v[1])
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'updated_at', ARGV[2])
-audit(KEYS[2], KEYS[3], v[1], 'migrant', 'status_changed', ARGV[2],
+audit(KEYS[2], KEYS[3], v[1], ARGV[5], ARGV[6], ARGV[2],
   cjson.encode({from = v[3], to = ARGV[4]}))
 return 1
 """,
@@ -127,18 +130,19 @@ return 1
 ERASE_CASE = Script(
     "erase_case",
     AUDIT_FUNCTION + """
--- KEYS[1] case record   KEYS[2] shard's audit stream
--- KEYS[3] case notes    KEYS[4] cases-by-phone set of the case's phone
--- KEYS[5] case answers  KEYS[6] case trail
--- ARGV[1] actor   ARGV[2] now (ISO 8601)   ARGV[3..] personal fields to delete
+-- KEYS[1] case record   KEYS[2] shard's audit stream   KEYS[3] case trail
+-- KEYS[4] cases-by-phone set of the case's phone
+-- KEYS[5..] keys beside the record that the erasure deletes (answers, journal)
+-- ARGV[1] actor   ARGV[2] now (ISO 8601)   ARGV[3] audit action
+-- ARGV[4..] record fields to delete
 -- Returns 1 when the case was erased now, 0 when absent or erased already
 local v = redis.call('HMGET', KEYS[1], 'reference', 'erased_at')
 if not v[1] or (v[2] and v[2] ~= '') then return 0 end
-for i = 3, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
+for i = 4, #ARGV do redis.call('HDEL', KEYS[1], ARGV[i]) end
 redis.call('HSET', KEYS[1], 'erased_at', ARGV[2], 'updated_at', ARGV[2])
-redis.call('DEL', KEYS[3], KEYS[5])
+for i = 5, #KEYS do redis.call('DEL', KEYS[i]) end
 redis.call('SREM', KEYS[4], v[1])
-audit(KEYS[2], KEYS[6], v[1], ARGV[1], 'erased', ARGV[2], '{}')
+audit(KEYS[2], KEYS[3], v[1], ARGV[1], ARGV[3], ARGV[2], '{}')
 return 1
 """,
 )
@@ -149,11 +153,12 @@ READ_CASE = Script(
 -- KEYS[1] case record   KEYS[2] case journal (notes)   KEYS[3] shard's audit stream
 -- KEYS[4] case answers   KEYS[5] case trail
 -- ARGV[1] reader (actor)   ARGV[2] now (ISO 8601)   ARGV[3] the case's reference
+-- ARGV[4] audit action
 -- Returns false when there is no such case, else {record (flat), journal entries,
 -- answers (JSON) or false}.
 -- Reading personal data is audited in the same step as the read itself.
 if redis.call('EXISTS', KEYS[1]) == 0 then return false end
-audit(KEYS[3], KEYS[5], ARGV[3], ARGV[1], 'read', ARGV[2], '{}')
+audit(KEYS[3], KEYS[5], ARGV[3], ARGV[1], ARGV[4], ARGV[2], '{}')
 return {redis.call('HGETALL', KEYS[1]), redis.call('LRANGE', KEYS[2], 0, -1),
   redis.call('GET', KEYS[4])}
 """,
@@ -222,92 +227,14 @@ return 1
 """,
 )
 
-PAGE_OF_CASES = Script(
-    "page_of_cases",
-    """
--- KEYS[1..] indexes of one shard (sorted sets in triage order) that every match belongs
---           to; the smallest is walked, so a page costs O(log N + examined)
--- ARGV[1] case record key prefix of the shard: records are <prefix><reference>
---         (read-only access to records found by the walk, in the same slot as the KEYS)
--- ARGV[2] exclusive lower score bound (the cursor), '' for the first page
--- ARGV[3] page size   ARGV[4] most cases examined by this call
--- ARGV[5] JSON object {field: value} each match's record must carry
--- ARGV[6] reference prefix ('' for any)   ARGV[7] lowercase fragment of the name ('' for any)
--- ARGV[8] the shard's answers key prefix (answers are <prefix><reference>, same slot)
--- ARGV[9..] record fields returned per match ('answers': the answers' JSON)
--- Returns {next cursor or '', score of match 1, values of match 1, score of match 2, ...}
-local walk = KEYS[1]
-local smallest = redis.call('ZCARD', walk)
-for i = 2, #KEYS do
-  local size = redis.call('ZCARD', KEYS[i])
-  if size < smallest then walk, smallest = KEYS[i], size end
-end
-local filters = cjson.decode(ARGV[5])
-local limit = tonumber(ARGV[3])
-local budget = tonumber(ARGV[4])
-local prefix, fragment = ARGV[6], ARGV[7]
-local fields = {}
-for i = 9, #ARGV do fields[#fields + 1] = ARGV[i] end
-local out = {''}
-local found, examined = 0, 0
-local bound = '-inf'
-if ARGV[2] ~= '' then bound = '(' .. ARGV[2] end
-local last = nil
-local exhausted = false
-
-local function matches(ref, key)
-  for field, wanted in pairs(filters) do
-    if redis.call('HGET', key, field) ~= wanted then return false end
-  end
-  if prefix ~= '' and string.sub(ref, 1, #prefix) ~= prefix then return false end
-  if fragment ~= '' then
-    local answers = redis.call('GET', ARGV[8] .. ref)
-    if not answers then return false end
-    local ok, decoded = pcall(cjson.decode, answers)
-    if not ok or type(decoded.name) ~= 'string' then return false end
-    if not string.find(string.lower(decoded.name), fragment, 1, true) then return false end
-  end
-  return true
-end
-
-while found < limit and examined < budget do
-  local chunk = redis.call('ZRANGEBYSCORE', walk, bound, '+inf', 'WITHSCORES',
-    'LIMIT', 0, math.min(100, budget - examined))
-  if #chunk == 0 then exhausted = true break end
-  for j = 1, #chunk, 2 do
-    local ref = chunk[j]
-    local key = ARGV[1] .. ref
-    examined = examined + 1
-    last = chunk[j + 1]
-    if matches(ref, key) then
-      found = found + 1
-      out[#out + 1] = last
-      local values = redis.call('HMGET', key, unpack(fields))
-      for k = 1, #fields do
-        if fields[k] == 'answers' then values[k] = redis.call('GET', ARGV[8] .. ref) end
-        out[#out + 1] = values[k] or ''
-      end
-      if found == limit then break end
-    end
-    if examined >= budget then break end
-  end
-  bound = '(' .. last
-end
-if not exhausted and last then
-  local more = redis.call('ZRANGEBYSCORE', walk, '(' .. last, '+inf', 'LIMIT', 0, 1)
-  if #more > 0 then out[1] = last end
-end
-return out
-""",
-)
-
-OPEN_REQUEST_OF_PHONE = Script(
-    "open_request_of_phone",
+NEWEST_CASE_OF_PHONE = Script(
+    "newest_case_of_phone",
     """
 -- KEYS[1] the phone's cases-by-phone set in its own shard
 -- ARGV[1] that shard's case record key prefix (records found through the set: same slot)
--- ARGV[2] kind   ARGV[3..] the statuses that count as open
--- Returns {reference, status} of the phone's newest open case of that kind, or false.
+-- ARGV[2] kind   ARGV[3..] the statuses wanted (the caller says which count as open)
+-- Returns {reference, status} of the phone's newest case of that kind in one of those
+-- statuses, or false.
 local open = {}
 for i = 3, #ARGV do open[ARGV[i]] = true end
 local best, best_status, best_at = false, false, ''

@@ -3,6 +3,10 @@
 Writers come in pairs so a conversation can queue them on its own pipeline
 (with its session save, one round trip): `queue_*` adds one command to the
 pipeline and `*_result` interprets that command's raw reply.
+
+No rules here: which statuses a migrant may leave, which fields are personal,
+what is audited under which action are the case service's
+(`bot.cases.service`), passed in as arguments.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from typing import Any
 from redis.asyncio import Redis
 
 from bot import privacy
-from bot.cases import lifecycle
 from bot.cases.model import (
     Case,
     CaseKind,
@@ -33,8 +36,8 @@ from bot.store.case_scripts import (
     CREATE_CASE,
     ERASE_CASE,
     LOOKUP_CASE,
-    OPEN_REQUEST_OF_PHONE,
-    WITHDRAW_BY_MIGRANT,
+    NEWEST_CASE_OF_PHONE,
+    OWN_CASE_STATUS,
 )
 from bot.store.replies import reply
 from bot.store.scripts import batch
@@ -49,18 +52,19 @@ __all__ = [
     "erase_case",
     "erase_phone_data",
     "outbox_event",
+    "own_status_result",
     "queue_case_lookup",
     "queue_create_case",
-    "queue_withdraw_by_migrant",
+    "queue_newest_case_of_phone",
+    "queue_own_case_status",
     "read_case",
-    "withdraw_result",
 ]
 
 CANDIDATES_PER_CREATION = 4
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
-# Record fields that identify the migrant; erasure deletes them (notes go too).
-PERSONAL_FIELDS = ("phone", "phone_pseudonym", "answers")
-MIGRANT = "migrant"
+# What an erasure may name beside record fields: the values kept in keys of their own.
+ANSWERS = "answers"
+JOURNAL = "journal"
 
 
 def iso(moment: datetime) -> str:
@@ -241,17 +245,17 @@ def queue_case_lookup(pipe: Any, *, reference: str, phone: str) -> None:
     LOOKUP_CASE.queue(pipe, [keys.case(reference)], [phone])
 
 
-def queue_open_request(pipe: Any, *, pseudonym: str) -> None:
-    """Queue the read of the phone's newest return request still open (before departure)."""
+def queue_newest_case_of_phone(pipe: Any, *, pseudonym: str, kind: CaseKind,
+                               statuses: Sequence[CaseStatus]) -> None:
+    """Queue the read of the phone's newest case of `kind` in one of `statuses`."""
     shard = keys.shard_of_phone(pseudonym)
-    OPEN_REQUEST_OF_PHONE.queue(
+    NEWEST_CASE_OF_PHONE.queue(
         pipe, [keys.cases_by_phone(shard, pseudonym)],
-        [keys.case_prefix(shard), str(CaseKind.RETURN_REQUEST),
-         *(str(status) for status in lifecycle.sources_of(CaseStatus.WITHDRAWN))],
+        [keys.case_prefix(shard), str(kind), *(str(status) for status in statuses)],
     )
 
 
-def open_request_result(raw: Any) -> tuple[str, CaseStatus] | None:
+def newest_case_result(raw: Any) -> tuple[str, CaseStatus] | None:
     if not raw:
         return None
     reference, status = (text_of(part) for part in raw)
@@ -270,43 +274,47 @@ def case_lookup_result(raw: Any) -> CaseLookup | None:
     )
 
 
-def queue_withdraw_by_migrant(pipe: Any, *, reference: str, phone: str, now: datetime) -> None:
-    """Queue the withdrawal of the caller's own return request, if its status allows it."""
-    sources = lifecycle.sources_of(CaseStatus.WITHDRAWN)
+def queue_own_case_status(
+    pipe: Any, *, reference: str, phone: str, now: datetime, kind: CaseKind,
+    sources: Sequence[CaseStatus], target: CaseStatus, actor: str, action: str,
+) -> None:
+    """Queue a status change of the caller's own case of `kind`, from one of `sources`."""
     shard = keys.shard_of(reference)
-    WITHDRAW_BY_MIGRANT.queue(
+    OWN_CASE_STATUS.queue(
         pipe,
         [
             keys.case(reference),
             keys.shard_audit(shard),
             keys.case_trail(reference),
-            keys.cases_by_status(shard, CaseStatus.WITHDRAWN),
+            keys.cases_by_status(shard, target),
             *(keys.cases_by_status(shard, status) for status in sources),
         ],
-        [phone, iso(now), str(CaseKind.RETURN_REQUEST), str(CaseStatus.WITHDRAWN), *sources],
+        [phone, iso(now), str(kind), str(target), actor, action,
+         *(str(status) for status in sources)],
     )
 
 
-def withdraw_result(raw: Any) -> bool:
+def own_status_result(raw: Any) -> bool:
     return int(raw) == 1
 
 
 # --- erasure -----------------------------------------------------------------
 
 
-def _queue_erase(pipe: Any, *, reference: str, pseudonym: str, actor: str, now: datetime) -> None:
+def _queue_erase(pipe: Any, *, reference: str, pseudonym: str, actor: str, now: datetime,
+                 personal: Sequence[str], action: str) -> None:
     shard = keys.shard_of(reference)
+    beside = {ANSWERS: keys.case_answers(reference), JOURNAL: keys.case_notes(reference)}
     ERASE_CASE.queue(
         pipe,
         [
             keys.case(reference),
             keys.shard_audit(shard),
-            keys.case_notes(reference),
-            keys.cases_by_phone(shard, pseudonym),
-            keys.case_answers(reference),
             keys.case_trail(reference),
+            keys.cases_by_phone(shard, pseudonym),
+            *(beside[name] for name in personal if name in beside),
         ],
-        [actor, iso(now), *PERSONAL_FIELDS],
+        [actor, iso(now), action, *(name for name in personal if name != JOURNAL)],
     )
 
 
@@ -324,23 +332,27 @@ async def references_of_phone(redis: Redis, pseudonym: str) -> list[str]:
 
 
 async def erase_phone_data(
-    redis: Redis, *, phone: str, actor: str, now: datetime, pii_key: bytes | None = None
+    redis: Redis, *, phone: str, actor: str, now: datetime, personal: Sequence[str],
+    action: str, pii_key: bytes | None = None
 ) -> int:
-    """Erase the personal fields of every case of `phone`; return how many were erased."""
+    """Erase the `personal` fields of every case of `phone` (record fields, `answers`,
+    `journal`), each audited as `action`; return how many were erased."""
     pseudonym = privacy.pseudonym(phone, _key(pii_key))
     references = await references_of_phone(redis, pseudonym)
     if not references:
         return 0
     async with batch(redis) as pipe:
         for reference in references:
-            _queue_erase(pipe, reference=reference, pseudonym=pseudonym, actor=actor, now=now)
+            _queue_erase(pipe, reference=reference, pseudonym=pseudonym, actor=actor, now=now,
+                         personal=personal, action=action)
         results = await pipe.execute()
     await erasure.forget_answers(redis, pseudonym=pseudonym)
     return sum(int(result) for result in results)
 
 
-async def erase_case(redis: Redis, *, reference: str, actor: str, now: datetime) -> bool:
-    """Erase one case's personal fields (kept: kind, status, priority, dates).
+async def erase_case(redis: Redis, *, reference: str, actor: str, now: datetime,
+                     personal: Sequence[str], action: str) -> bool:
+    """Erase one case's `personal` fields, audited as `action` (the rest of the record stays).
 
     Returns False when it was erased already; CaseNotFound when it does not exist.
     """
@@ -348,9 +360,8 @@ async def erase_case(redis: Redis, *, reference: str, actor: str, now: datetime)
     if pseudonym is None and not await redis.exists(keys.case(reference)):
         raise CaseNotFound(reference)
     async with batch(redis) as pipe:
-        _queue_erase(
-            pipe, reference=reference, pseudonym=text_of(pseudonym or ""), actor=actor, now=now
-        )
+        _queue_erase(pipe, reference=reference, pseudonym=text_of(pseudonym or ""), actor=actor,
+                     now=now, personal=personal, action=action)
         (result,) = await pipe.execute()
     if pseudonym:
         await erasure.forget_answers(redis, pseudonym=text_of(pseudonym))

@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -26,10 +26,6 @@ from bot.store.cases import references_of_phone, text_of
 MAX_CASES_PER_PHONE = 50
 # Most audit events one poll reads; the cursor continues after them.
 MAX_CHANGES_PER_POLL = 200
-# Actions that change nothing an operator watches the queue for.
-QUIET_ACTIONS = frozenset({"read", "searched", "exported"})
-# Detail fields of an audit event the live feed may pass on (never personal data).
-SHOWN_DETAIL = ("kind", "priority", "channel", "from", "to", "status", "level")
 
 
 async def cases_of_phone(
@@ -91,9 +87,11 @@ def cursor_at(moment: datetime) -> str:
 
 
 async def changes_after(
-    redis: Redis, cursor: str, *, count: int = MAX_CHANGES_PER_POLL
+    redis: Redis, cursor: str, *, quiet: Collection[str], shown: Sequence[str],
+    count: int = MAX_CHANGES_PER_POLL,
 ) -> Changes:
-    """Case events after `cursor` (a stream id), oldest first, without reads or exports.
+    """Case events after `cursor` (a stream id), oldest first, without the `quiet` actions;
+    of each event's detail, the `shown` fields only (the case service says which).
 
     At most `count` stream entries are read (reads and exports included): the returned
     cursor continues after the last one read. Each shard's stream is read from the
@@ -114,14 +112,14 @@ async def changes_after(
         values = {text_of(k): text_of(v) for k, v in (raw or {}).items()}
         reference = values.get("reference", "")
         action = values.get("action", "")
-        if not reference or action in QUIET_ACTIONS:
+        if not reference or action in quiet:
             continue
         try:
             detail = json.loads(values.get("detail") or "{}")
         except ValueError:
             detail = {}
-        shown = {k: detail[k] for k in SHOWN_DETAIL if isinstance(detail, dict) and k in detail}
+        passed = {k: detail[k] for k in shown if isinstance(detail, dict) and k in detail}
         items.append(
-            Change(last, reference, values.get("actor", ""), action, values.get("at", ""), shown)
+            Change(last, reference, values.get("actor", ""), action, values.get("at", ""), passed)
         )
     return Changes(cursor=last, items=items)

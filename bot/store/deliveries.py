@@ -116,6 +116,7 @@ RECORD_STATUS = Script(
 -- KEYS[4] case trail
 -- ARGV[1] Twilio status   ARGV[2] its rank   ARGV[3] error code ('' if none)
 -- ARGV[4] now (ISO 8601)  ARGV[5] audit detail (JSON)   ARGV[6] reference
+-- ARGV[7] audit actor   ARGV[8] audit action
 -- Returns {1|0 (recorded now or seen before), phone pseudonym or ''}
 if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
 local v = redis.call('HMGET', KEYS[1], 'statuses', 'status_rank', 'phone_pseudonym')
@@ -131,7 +132,7 @@ if tonumber(ARGV[2]) >= tonumber(v[2] or '-1') then
 end
 local trail = false
 if redis.call('EXISTS', KEYS[3]) == 1 then trail = KEYS[4] end
-audit(KEYS[2], trail, ARGV[6], 'twilio', 'sms_status', ARGV[4], ARGV[5])
+audit(KEYS[2], trail, ARGV[6], ARGV[7], ARGV[8], ARGV[4], ARGV[5])
 return {1, v[3] or ''}
 """,
 )
@@ -281,9 +282,11 @@ class StatusRecorded:
 
 
 async def record_status(
-    redis: Redis, *, message_sid: str, status: str, error_code: str, now: datetime
+    redis: Redis, *, message_sid: str, status: str, error_code: str, now: datetime,
+    actor: str, action: str,
 ) -> StatusRecorded:
-    """Record a Twilio status callback against its delivery, audited on the case once."""
+    """Record a Twilio status callback against its delivery, audited on the case once
+    (as `actor` and `action`)."""
     raw = await redis.get(keys.delivery_by_sid(message_sid))
     if raw is None:
         return StatusRecorded(known=False, new=False)
@@ -300,7 +303,7 @@ async def record_status(
         [keys.delivery(delivery_id, reference), keys.shard_audit(keys.shard_of(reference)),
          keys.case(reference), keys.case_trail(reference)],
         [status, STATUS_RANK.get(status, 0), error_code, iso(now),
-         json.dumps(detail, sort_keys=True), reference],
+         json.dumps(detail, sort_keys=True), reference, actor, action],
     )
     return StatusRecorded(known=True, new=int(result[0]) == 1,
                           phone_pseudonym=text_of(result[1]))

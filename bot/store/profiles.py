@@ -29,5 +29,13 @@ return 1
 )
 
 
+async def is_opted_out(redis: Any, pseudonym: str) -> bool:
+    """Whether the phone opted out of SMS (its profile says so)."""
+    raw = await redis.get(keys.profile(pseudonym))
+    if raw is None:
+        return False
+    return bool(json.loads(raw.decode() if isinstance(raw, bytes) else raw).get("opted_out"))
+
+
 async def update_profile(redis: Any, *, pseudonym: str, fields: dict[str, Any], ttl: int) -> None:
     await UPDATE_PROFILE.run(redis, [keys.profile(pseudonym)], [json.dumps(fields), ttl])

@@ -1,9 +1,9 @@
 """The index of ended cases that the retention purge walks (never a SCAN).
 
-A case ends when its status becomes `closed` or `withdrawn` (both terminal:
-withdrawn may still be closed, which keeps the first end). Every status change
-already goes to its shard's audit stream, whoever makes it (operator, migrant),
-so each shard's index is built from that stream, from a stored cursor on: no
+Which statuses end a case is the case service's rule
+(`bot.cases.service.ENDED_STATUSES`, passed in). Every status change already
+goes to its shard's audit stream, whoever makes it (operator, migrant), so
+each shard's index is built from that stream, from a stored cursor on: no
 writer of statuses has to know about retention, and cases ended before the
 worker existed are indexed on its first run.
 """
@@ -11,45 +11,47 @@ worker existed are indexed on its first run.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
 from redis.asyncio import Redis
 
-from bot.cases.model import CaseStatus
 from bot.store import keys
 from bot.store.cases import text_of
 
-ENDED_STATUSES = frozenset({str(CaseStatus.CLOSED), str(CaseStatus.WITHDRAWN)})
 SYNC_BATCH = 1000
-STATUS_CHANGED = "status_changed"
 START = "0-0"
 
 
-def _ended(fields: dict[str, str]) -> tuple[str, float] | None:
-    """(reference, epoch second) when this audit event ends a case."""
-    if fields.get("action") != STATUS_CHANGED or not fields.get("reference"):
+def _ended(fields: dict[str, str], action: str,
+           ended: Collection[str]) -> tuple[str, float] | None:
+    """(reference, epoch second) when this audit event (`action`, detail `to` in
+    `ended`) ends a case."""
+    if fields.get("action") != action or not fields.get("reference"):
         return None
     try:
         detail: Any = json.loads(fields.get("detail") or "{}")
         at = datetime.fromisoformat(fields["at"])
     except (KeyError, ValueError):
         return None
-    if not isinstance(detail, dict) or detail.get("to") not in ENDED_STATUSES:
+    if not isinstance(detail, dict) or detail.get("to") not in ended:
         return None
     return fields["reference"], at.timestamp()
 
 
-async def sync_ended_index(redis: Redis, *, batch: int = SYNC_BATCH) -> int:
-    """Index the cases that ended since the last call; return how many events were read."""
+async def sync_ended_index(redis: Redis, *, action: str, ended: Collection[str],
+                           batch: int = SYNC_BATCH) -> int:
+    """Index the cases that ended since the last call (an audit event `action` whose
+    detail's `to` is in `ended`); return how many events were read."""
     read = 0
     for shard in keys.SHARDS:
-        read += await _sync_shard(redis, shard, batch)
+        read += await _sync_shard(redis, shard, batch, action, frozenset(ended))
     return read
 
 
-async def _sync_shard(redis: Redis, shard: int, batch: int) -> int:
+async def _sync_shard(redis: Redis, shard: int, batch: int, action: str,
+                      ended_statuses: frozenset[str]) -> int:
     cursor = text_of(await redis.get(keys.cases_ended_cursor(shard)) or START)
     read = 0
     while True:
@@ -62,7 +64,7 @@ async def _sync_shard(redis: Redis, shard: int, batch: int) -> int:
         async with redis.pipeline(transaction=False) as pipe:
             for _entry_id, raw in entries:
                 fields = {text_of(k): text_of(v) for k, v in (raw or {}).items()}
-                ended = _ended(fields)
+                ended = _ended(fields, action, ended_statuses)
                 if ended is not None:
                     # NX: a withdrawn case that is closed later keeps its first end.
                     pipe.zadd(keys.cases_ended(shard), {ended[0]: ended[1]}, nx=True)

@@ -1,9 +1,8 @@
-"""Urgent cases nobody has taken yet: what the SLA check re-notifies about.
+"""Reads behind the SLA check: cases of one status and one priority, without a SCAN.
 
-A case is *acknowledged* once an operator moved its status past `new` or set
-an assignee. The unacknowledged urgent cases are the intersection of two
-existing indexes (priority `urgent`, status `new`) of each case shard, read
-without a SCAN.
+Which cases are late (urgent, not yet acknowledged) is the case service's rule
+(`bot.cases.service.unacknowledged_urgent`); here the candidates are the
+intersection of two existing indexes (a status, a priority) of each case shard.
 """
 
 from __future__ import annotations
@@ -26,17 +25,20 @@ class Unacknowledged:
     created_at: datetime
 
 
-def acknowledged(status: str, assignee: str) -> bool:
-    """An operator has the case in hand: it moved past `new`, or someone is assigned."""
-    return status != CaseStatus.NEW or bool(assignee)
+@dataclass(frozen=True)
+class Candidate:
+    case: Unacknowledged
+    status: str
+    assignee: str
 
 
-async def unacknowledged_urgent(redis: Redis) -> list[Unacknowledged]:
-    """Urgent cases still `new` and unassigned, the oldest first."""
+async def cases_with(redis: Redis, *, status: CaseStatus, priority: Priority) -> list[Candidate]:
+    """Every case indexed under both `status` and `priority`, with its status and assignee
+    as they are now."""
     async with redis.pipeline(transaction=False) as pipe:
         for shard in keys.SHARDS:
-            pipe.zinter([keys.cases_by_status(shard, CaseStatus.NEW),
-                         keys.cases_by_priority(shard, Priority.URGENT)])
+            pipe.zinter([keys.cases_by_status(shard, status),
+                         keys.cases_by_priority(shard, priority)])
         found = await pipe.execute()
     references = [text_of(ref) for members in found for ref in members]
     if not references:
@@ -45,18 +47,21 @@ async def unacknowledged_urgent(redis: Redis) -> list[Unacknowledged]:
         for reference in references:
             pipe.hmget(keys.case(reference), ["status", "assignee", "kind", "created_at"])
         rows = await pipe.execute()
-    found = []
+    candidates = []
     for reference, row in zip(references, rows, strict=True):
-        status, assignee, kind, created_at = (text_of(v) if v is not None else "" for v in row)
-        if not created_at or acknowledged(status, assignee):
+        now_status, assignee, kind, created_at = (text_of(v) if v is not None else ""
+                                                  for v in row)
+        if not created_at:
             continue
-        found.append(Unacknowledged(reference, CaseKind(kind),
-                                    datetime.fromisoformat(created_at)))
-    return sorted(found, key=lambda case: case.created_at)
+        candidates.append(Candidate(
+            Unacknowledged(reference, CaseKind(kind), datetime.fromisoformat(created_at)),
+            now_status, assignee))
+    return candidates
 
 
-async def still_unacknowledged(redis: Redis, reference: str) -> bool:
+async def status_and_assignee(redis: Redis, reference: str) -> tuple[str, str] | None:
+    """The case's status and assignee ('' for none), or None when there is no such case."""
     status, assignee = await reply(redis.hmget(keys.case(reference), ["status", "assignee"]))
     if status is None:
-        return False
-    return not acknowledged(text_of(status), text_of(assignee or ""))
+        return None
+    return text_of(status), text_of(assignee or "")

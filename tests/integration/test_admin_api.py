@@ -11,12 +11,13 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.cases import jobs
+from bot.cases import migrant as migrant_cases
 from bot.cases.model import CaseKind
 from bot.cases.references import check_digit
 from bot.engine.session import Profile
 from bot.privacy import DEV_PII_KEY, pseudonym
 from bot.settings import Settings
-from bot.store import audit, cases, keys
+from bot.store import audit, keys
 from bot.store.operators import Role, add_operator
 from tests.integration.admin_support import (
     API,
@@ -217,7 +218,7 @@ async def test_keyword_erasure_reaches_the_same_record(
     redis: Redis, sup: httpx.AsyncClient
 ) -> None:
     reference = await seed(redis)
-    assert await cases.erase_phone_data(redis, phone=PHONE, actor="migrant", now=T0) == 1
+    assert await migrant_cases.erase_phone(redis, phone=PHONE, now=T0) == 1
     case = (await sup.get(f"{API}/cases/{reference}")).json()
     assert case["phone"] is None and case["erased_at"] is not None
     assert (await sup.get(f"{API}/stats")).json()["total"] == 1

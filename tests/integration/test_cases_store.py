@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from redis.asyncio import Redis
 
+from bot.cases import migrant as migrant_cases
+from bot.cases import service as case_service
 from bot.cases.model import CaseKind, CaseStatus, NewCase, Priority
 from bot.cases.references import check_digit, is_valid
 from bot.errors import CaseNotFound, ReferenceTaken
@@ -133,11 +135,10 @@ async def test_lookup_from_another_phone_and_unknown(redis: Redis) -> None:
 
 async def withdraw(redis: Redis, reference: str, phone: str) -> bool:
     async with batch(redis) as pipe:
-        cases.queue_withdraw_by_migrant(
-            pipe, reference=reference, phone=phone, now=T0 + timedelta(1)
-        )
+        migrant_cases.queue_withdraw(pipe, reference=reference, phone=phone,
+                                     now=T0 + timedelta(1))
         (raw,) = await pipe.execute()
-    return cases.withdraw_result(raw)
+    return migrant_cases.withdraw_result(raw)
 
 
 async def test_migrant_withdraws_own_return_request(redis: Redis) -> None:
@@ -180,7 +181,7 @@ async def test_erase_phone_data_erases_every_case_of_that_phone(redis: Redis) ->
     other = await cases.create_case(redis, new_case=return_request(phone=OTHER_PHONE))
     await redis.rpush(keys.case_notes(mine[0]), "called her in Agadez")
     later = T0 + timedelta(days=2)
-    erased = await cases.erase_phone_data(redis, phone=PHONE, actor="migrant", now=later)
+    erased = await migrant_cases.erase_phone(redis, phone=PHONE, now=later)
     assert erased == 3
     for reference in mine:
         case = await cases.read_case(redis, reference)
@@ -192,19 +193,19 @@ async def test_erase_phone_data_erases_every_case_of_that_phone(redis: Redis) ->
         assert (events[-1].actor, events[-1].action) == ("migrant", "erased")
     assert not await redis.exists(keys.case_notes(mine[0]))
     assert (await cases.read_case(redis, other)).phone == OTHER_PHONE
-    assert await cases.erase_phone_data(redis, phone=PHONE, actor="migrant", now=later) == 0
+    assert await migrant_cases.erase_phone(redis, phone=PHONE, now=later) == 0
     # Counts survive erasure.
     assert (await case_queries.case_stats(redis)).total == 4
 
 
 async def test_erase_one_case_and_unknown(redis: Redis) -> None:
     reference = await cases.create_case(redis, new_case=return_request())
-    assert await cases.erase_case(redis, reference=reference, actor="op:ana", now=T0)
-    assert not await cases.erase_case(redis, reference=reference, actor="op:ana", now=T0)
+    assert await case_service.erase_case(redis, reference=reference, actor="op:ana", now=T0)
+    assert not await case_service.erase_case(redis, reference=reference, actor="op:ana", now=T0)
     phone_set = keys.cases_by_phone(keys.shard_of(reference), pseudonym(PHONE, DEV_PII_KEY))
     assert await redis.smembers(phone_set) == set()
     with pytest.raises(CaseNotFound):
-        await cases.erase_case(redis, reference=ref("9999999"), actor="op:ana", now=T0)
+        await case_service.erase_case(redis, reference=ref("9999999"), actor="op:ana", now=T0)
 
 
 async def test_candidates_of_two_shards_are_refused(redis: Redis) -> None:
@@ -219,4 +220,4 @@ async def test_a_phone_erasure_finds_cases_made_with_chosen_references(redis: Re
     for reference in chosen:
         await cases.create_case(redis, new_case=return_request(), candidates=[reference])
     assert len({keys.shard_of(reference) for reference in chosen}) == 3
-    assert await cases.erase_phone_data(redis, phone=PHONE, actor="migrant", now=T0) == 3
+    assert await migrant_cases.erase_phone(redis, phone=PHONE, now=T0) == 3

@@ -108,7 +108,7 @@ async def test_a_withdrawal_by_the_migrant_starts_the_clock_too(
 async def test_cases_erased_meanwhile_are_left_as_they_are(
         redis: Redis, worker: Harness, clock: Clock) -> None:
     reference = await ended(redis, CaseStatus.CLOSED, days_ago=RETENTION_DAYS + 1, now=50)
-    await cases.erase_case(redis, reference=reference, actor="operator:sup", now=T0)
+    await case_service.erase_case(redis, reference=reference, actor="operator:sup", now=T0)
     clock.now = T0 + timedelta(days=50)
     assert await worker.purge() == 0
     assert [a for a, _ in await actions(redis, reference)].count("erased") == 1

@@ -1,0 +1,33 @@
+"""Where rules live (README, "How this differs"): the store knows no case rule, and
+gateways reach storage only through the conversation loop or the case service."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+BOT = Path(__file__).resolve().parents[2] / "bot"
+RULES = ("bot.cases.lifecycle", "bot.cases.service", "bot.cases.migrant")
+
+
+def imported(path: Path) -> set[str]:
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            found.add(node.module)
+            found.update(f"{node.module}.{alias.name}" for alias in node.names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+    return found
+
+
+@pytest.mark.parametrize("path", sorted((BOT / "store").glob("*.py")), ids=lambda p: p.name)
+def test_the_store_imports_no_case_rule(path: Path) -> None:
+    assert not {name for name in imported(path) if name.startswith(RULES)}
+
+
+@pytest.mark.parametrize("path", sorted((BOT / "channels").glob("*.py")), ids=lambda p: p.name)
+def test_gateways_reach_no_store_module(path: Path) -> None:
+    assert not {name for name in imported(path) if name.startswith("bot.store")}
