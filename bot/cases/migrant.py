@@ -21,6 +21,7 @@ from bot.cases.model import CaseKind, CaseStatus
 from bot.cases.service import ERASED_ACTION, PERSONAL_FIELDS, STATUS_CHANGED, close_phone_cases
 from bot.settings import get_settings
 from bot.store import cases as case_store
+from bot.store import erasure
 
 MIGRANT = "migrant"
 """The actor of what the migrant does, in the audit."""
@@ -69,6 +70,6 @@ async def erase_phone(redis: Redis, *, phone: str, now: datetime,
     key = pii_key if pii_key is not None else privacy.pii_key(get_settings())
     pseudonym = privacy.pseudonym(phone, key)
     await close_phone_cases(redis, pseudonym=pseudonym, actor=MIGRANT, now=now)
-    return await case_store.erase_phone_data(redis, phone=phone, actor=MIGRANT, now=now,
+    return await erasure.erase_phone_data(redis, phone=phone, actor=MIGRANT, now=now,
                                              personal=PERSONAL_FIELDS, action=ERASED_ACTION,
                                              pii_key=key)

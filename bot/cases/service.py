@@ -31,8 +31,7 @@ from bot.cases.model import (
     Priority,
 )
 from bot.errors import CaseNotFound, EscalationRefused, MessageRefused
-from bot.store import case_queries, deliveries, keys, profiles, retention, sla
-from bot.store import cases as case_store
+from bot.store import case_queries, deliveries, erasure, keys, profiles, retention, sla
 from bot.store.case_updates import Loaded, Write, transact
 from bot.store.cases import references_of_phone, text_of
 from bot.store.replies import reply
@@ -56,7 +55,7 @@ QUIET_ACTIONS = frozenset({READ, "searched", "exported"})
 SHOWN_DETAIL = ("kind", "priority", "channel", "from", "to", "status", "level")
 """Detail fields of an audit event the live feed may pass on (never personal data)."""
 
-PERSONAL_FIELDS = ("phone", "phone_pseudonym", case_store.ANSWERS, case_store.JOURNAL)
+PERSONAL_FIELDS = ("phone", "phone_pseudonym", erasure.ANSWERS, erasure.JOURNAL)
 """What identifies the migrant, erased with a case: the record's phone and its
 pseudonym, the answers, and the journal (notes, messages, escalation reasons)."""
 
@@ -73,7 +72,7 @@ async def erase_case(redis: Redis, *, reference: str, actor: str, now: datetime)
 
     False when it was erased already; CaseNotFound when it does not exist.
     """
-    return await case_store.erase_case(redis, reference=reference, actor=actor, now=now,
+    return await erasure.erase_case(redis, reference=reference, actor=actor, now=now,
                                        personal=PERSONAL_FIELDS, action=ERASED_ACTION)
 
 

@@ -31,15 +31,13 @@ from bot.cases.model import (
 from bot.cases.references import draw_reference
 from bot.errors import CaseNotFound, ReferenceTaken
 from bot.settings import get_settings
-from bot.store import erasure, keys
+from bot.store import keys
 from bot.store.case_scripts import (
     CREATE_CASE,
-    ERASE_CASE,
     LOOKUP_CASE,
     NEWEST_CASE_OF_PHONE,
     OWN_CASE_STATUS,
 )
-from bot.store.replies import reply
 from bot.store.scripts import batch
 
 __all__ = [
@@ -49,8 +47,6 @@ __all__ = [
     "create_case",
     "create_case_result",
     "draw_candidates",
-    "erase_case",
-    "erase_phone_data",
     "outbox_event",
     "own_status_result",
     "queue_case_lookup",
@@ -62,9 +58,6 @@ __all__ = [
 
 CANDIDATES_PER_CREATION = 4
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
-# What an erasure may name beside record fields: the values kept in keys of their own.
-ANSWERS = "answers"
-JOURNAL = "journal"
 
 
 def iso(moment: datetime) -> str:
@@ -298,24 +291,7 @@ def own_status_result(raw: Any) -> bool:
     return int(raw) == 1
 
 
-# --- erasure -----------------------------------------------------------------
-
-
-def _queue_erase(pipe: Any, *, reference: str, pseudonym: str, actor: str, now: datetime,
-                 personal: Sequence[str], action: str) -> None:
-    shard = keys.shard_of(reference)
-    beside = {ANSWERS: keys.case_answers(reference), JOURNAL: keys.case_notes(reference)}
-    ERASE_CASE.queue(
-        pipe,
-        [
-            keys.case(reference),
-            keys.shard_audit(shard),
-            keys.case_trail(reference),
-            keys.cases_by_phone(shard, pseudonym),
-            *(beside[name] for name in personal if name in beside),
-        ],
-        [actor, iso(now), action, *(name for name in personal if name != JOURNAL)],
-    )
+# --- a phone's cases -------------------------------------------------------------
 
 
 async def references_of_phone(redis: Redis, pseudonym: str) -> list[str]:
@@ -329,43 +305,6 @@ async def references_of_phone(redis: Redis, pseudonym: str) -> list[str]:
             sets.smembers(keys.cases_by_phone(shard, pseudonym))
         found = await sets.execute()
     return sorted(text_of(ref) for members in found for ref in members)
-
-
-async def erase_phone_data(
-    redis: Redis, *, phone: str, actor: str, now: datetime, personal: Sequence[str],
-    action: str, pii_key: bytes | None = None
-) -> int:
-    """Erase the `personal` fields of every case of `phone` (record fields, `answers`,
-    `journal`), each audited as `action`; return how many were erased."""
-    pseudonym = privacy.pseudonym(phone, _key(pii_key))
-    references = await references_of_phone(redis, pseudonym)
-    if not references:
-        return 0
-    async with batch(redis) as pipe:
-        for reference in references:
-            _queue_erase(pipe, reference=reference, pseudonym=pseudonym, actor=actor, now=now,
-                         personal=personal, action=action)
-        results = await pipe.execute()
-    await erasure.forget_answers(redis, pseudonym=pseudonym)
-    return sum(int(result) for result in results)
-
-
-async def erase_case(redis: Redis, *, reference: str, actor: str, now: datetime,
-                     personal: Sequence[str], action: str) -> bool:
-    """Erase one case's `personal` fields, audited as `action` (the rest of the record stays).
-
-    Returns False when it was erased already; CaseNotFound when it does not exist.
-    """
-    pseudonym = await reply(redis.hget(keys.case(reference), "phone_pseudonym"))
-    if pseudonym is None and not await redis.exists(keys.case(reference)):
-        raise CaseNotFound(reference)
-    async with batch(redis) as pipe:
-        _queue_erase(pipe, reference=reference, pseudonym=text_of(pseudonym or ""), actor=actor,
-                     now=now, personal=personal, action=action)
-        (result,) = await pipe.execute()
-    if pseudonym:
-        await erasure.forget_answers(redis, pseudonym=text_of(pseudonym))
-    return int(result) == 1
 
 
 # --- reads ---------------------------------------------------------------------
