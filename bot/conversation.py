@@ -37,6 +37,7 @@ from bot.conversation_plan import (
     Ttls,
     latest_input,
     plan,
+    shown_again,
     typed_reference,
 )
 from bot.engine.keywords import is_emergency
@@ -175,7 +176,7 @@ class Conversation:
             return sessions.NO_RATE_LIMIT
         body = " ".join(message.text.split()).casefold()
         typed_keys = all(ch.isdigit() or ch in "*#-" for ch in body.replace(" ", ""))
-        keyed = hashlib.blake2b(body.encode(), key=self.pii_key[:64], digest_size=8)
+        keyed = hashlib.blake2b(body.encode(), key=self.pii_key[:64], digest_size=5)
         return RateLimit(limit=self.sms_rate_limit * READER_CEILING,
                          repeat_limit=self.sms_rate_limit,
                          body_digest="" if body and typed_keys else keyed.hexdigest())
@@ -203,7 +204,7 @@ class Conversation:
         await profiles.update_profile(
             self.redis,
             pseudonym=pseudonym,
-            fields={"language": language},
+            language=language,
             ttl=self.settings.retention_days * DAY_SECONDS,
         )
 
@@ -255,7 +256,9 @@ class Conversation:
         if loaded.outcome is Begun.ANSWERED:
             answer = Receipts.from_json(loaded.receipts).answer_for(digest)
             if answer is not None:
-                return Handled(Reply(text=answer.text, end=answer.end), Outcome.REPEATED)
+                text = shown_again(self.compiled, answer.text, loaded.session,
+                                   self.limits(message.channel))
+                return Handled(Reply(text=text, end=answer.end), Outcome.REPEATED)
             return await self._apply(replace(message, message_id=""), phone_keys)
         if loaded.outcome is Begun.RATE_LIMITED:
             return self._over_the_limit(message, phone_keys, loaded.newly_limited)

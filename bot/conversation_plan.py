@@ -12,10 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from bot.cases.references import parse_reference
-from bot.engine.receipts import Receipts
+from bot.engine.receipts import SCREEN, Receipts, stored_history, ussd_session_digest
 from bot.engine.render import Limits, Reply, render
 from bot.engine.session import (
     CaseView,
@@ -35,6 +35,7 @@ from bot.errors import InvalidReference
 from bot.flows.compiler import CompiledFlow
 from bot.store.cases import draw_candidates
 from bot.store.keys import CASE_SHARDS
+from bot.store.phone_state import SAME_AS_SESSION
 from bot.store.sessions import DELETE, KEEP, NO_EXPIRY, Commit, PhoneState
 from bot.types import Channel
 
@@ -165,17 +166,24 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
     text, restart = message.text, message.restart
     lookup_needed = None
     if message.ussd_session:
+        session_digest = ussd_session_digest(message.ussd_session)
+        history = stored_history(message.text)
         hop = new_input(seen_session=receipts.ussd_session, applied=receipts.ussd_applied,
-                        session_id=message.ussd_session, history=message.text)
+                        session_id=session_digest, history=history)
         last = receipts.last
         if hop.replay and last is not None:
-            return Plan(reply=Reply(text=last.text, end=last.end), outcome=Outcome.REPEATED)
+            text = shown_again(compiled, last.text, state.session, limits)
+            return Plan(reply=Reply(text=text, end=last.end), outcome=Outcome.REPEATED)
         text, restart = hop.text, hop.restart or hop.replay
-        receipts = replace(receipts, ussd_session=message.ussd_session,
-                           ussd_applied=message.text)
+        receipts = replace(receipts, ussd_session=session_digest, ussd_applied=history)
         typed = typed_reference(text)
         if typed and (lookup is None or lookup.reference != typed):
             lookup_needed = typed
+    # The last answer is the stored session's screen (SCREEN alone): once that session
+    # changes, the answer names the screen it was (taken before the turn changes it).
+    last = receipts.last
+    was_screen = (SCREEN + bare(session).to_json() if session is not None else "") \
+        if last is not None and last.text == SCREEN else None
     decided = turn(compiled, Inbound(
         channel=message.channel,
         text=text,
@@ -193,7 +201,7 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
         receipts = Receipts(ussd_session=receipts.ussd_session, ussd_applied=receipts.ussd_applied)
     shard = secrets.randbelow(CASE_SHARDS) if case_shard is None else case_shard
     written = _written(compiled, decided, profile, receipts, stored, digest, limits, ttls,
-                       lookup_needed, shard)
+                       lookup_needed, shard, was_screen)
     if state.unseen and written.commit is not None and not decided.silent:
         written.unseen = sorted(set(state.unseen.split()))
         written.commit = replace(written.commit, unseen=DELETE)
@@ -208,23 +216,77 @@ def _encoded(receipts: Receipts) -> str:
     return raw
 
 
+def bare(session: Session) -> Session:
+    """What a screen is rendered from, but the answers and history: state, language,
+    variables, page and hint (the receipts' SCREEN marker)."""
+    return Session(state=session.state, language=session.language, vars=session.vars,
+                   page=session.page, hint=session.hint)
+
+
+_BARE_SCREENS: dict[tuple[Any, ...], tuple[CompiledFlow, Reply | None]] = {}
+
+
+def _bare_screen(compiled: CompiledFlow, session: Session, limits: Limits) -> Reply | None:
+    """The screen of `bare(session)` (None when it cannot be rendered without answers);
+    remembered, as most screens are the same for every phone."""
+    key = (id(compiled), limits, session.state, session.language, session.page, session.hint,
+           tuple(session.vars.items()))
+    known = _BARE_SCREENS.get(key)
+    if known is not None and known[0] is compiled:
+        return known[1]
+    try:
+        screen: Reply | None = render(compiled.flow, bare(session), limits)
+    except (KeyError, ValueError, IndexError):
+        screen = None
+    _BARE_SCREENS[key] = (compiled, screen)
+    if len(_BARE_SCREENS) > KNOWN_VALUES:
+        del _BARE_SCREENS[next(iter(_BARE_SCREENS))]
+    return screen
+
+
+def shown_again(compiled: CompiledFlow, text: str, stored_session: str | None,
+                limits: Limits) -> str:
+    """An answer's text as it was said (a SCREEN marker rendered again)."""
+    if not text.startswith(SCREEN):
+        return text
+    source = text[len(SCREEN):] or stored_session
+    if not source:
+        return ""
+    screen = _bare_screen(compiled, Session.from_json(source), limits)
+    return screen.text if screen is not None else ""
+
+
+def _screen_for_retries(compiled: CompiledFlow, session: Session, session_json: str,
+                        reply: Reply, limits: Limits, answered: Receipts) -> Receipts:
+    """The last answer as the screen it is (Redis memory): rendered again for a retry.
+
+    Only when the session's state, language and variables alone render the very reply:
+    SCREEN alone when that session is the one stored, else SCREEN and its bare JSON.
+    """
+    if _bare_screen(compiled, session, limits) != reply:
+        return answered
+    if session_json in (KEEP, DELETE):
+        return answered.with_last_text(SCREEN + bare(session).to_json())
+    return answered.with_last_text(SCREEN)
+
+
 def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
              receipts: Receipts, stored: Receipts, digest: str, limits: Limits, ttls: Ttls,
-             lookup_needed: str | None, case_shard: int) -> Plan:
+             lookup_needed: str | None, case_shard: int, was_screen: str | None) -> Plan:
     """The turn as values to write: session, profile, draft and receipts."""
     session = decided.session
     reply = decided.reply
     new_profile = decided.profile or profile
     draft_json = KEEP
+    saved_draft: Draft | None = None
     for effect in decided.effects:
         match effect:
             case SetLanguage(language=language):
                 new_profile = replace(new_profile or Profile(), language=language)
             case SaveDraft(draft=saved):
-                draft_json = saved.to_json()
-                _drafts.remember(draft_json, saved)
+                saved_draft = saved
             case DiscardDraft():
-                draft_json = DELETE
+                draft_json, saved_draft = DELETE, None
     creations = [(effect, draw_candidates(case_shard, CANDIDATE_REFERENCES))
                  for effect in decided.effects if isinstance(effect, CreateCase)]
     if session is not None and creations:
@@ -236,6 +298,8 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
         isinstance(effect, SetLanguage) for effect in decided.effects)
     if new_profile is None and session is not None and not decided.erase:
         new_profile = Profile(language=session.language)
+    if was_screen is not None and (not decided.keep_session or decided.erase):
+        receipts = receipts.with_last_text(was_screen)
     receipts = replace(receipts, pending=decided.pending)
     answered = receipts.answered(digest, reply.text, reply.end) if digest else receipts
     if decided.keep_session:
@@ -244,6 +308,16 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
         session_json = DELETE
     else:
         session_json = session.to_json()
+    if saved_draft is not None:
+        if session_json not in (KEEP, DELETE) and session is not None \
+                and Draft.of(session) == saved_draft:
+            draft_json = SAME_AS_SESSION  # stored once: the session's payload is the draft
+        else:
+            draft_json = saved_draft.to_json()
+            _drafts.remember(draft_json, saved_draft)
+    if digest and session is not None and reply.text and limits.channel is not Channel.VOICE:
+        answered = _screen_for_retries(compiled, session, session_json, reply, limits,
+                                       answered)
     profile_json, profile_ttl = KEEP, ttls.profile
     if new_profile is not None and new_profile != profile and not decided.erase:
         profile_json = new_profile.to_json()

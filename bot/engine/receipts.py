@@ -1,6 +1,6 @@
 """What one phone was answered lately on one channel: retries get the same answer.
 
-Stored beside the session (one small JSON value per phone and channel), read
+Stored beside the session (one compact part of the phone's state per channel), read
 and written by the same two scripts as the session, so idempotency costs no
 extra round trip. It also remembers the USSD gateway session and the input
 history already applied, and a keyword waiting for its confirmation.
@@ -9,17 +9,26 @@ history already applied, and a keyword waiting for its confirmation.
 from __future__ import annotations
 
 import hashlib
-import json
 from dataclasses import dataclass, replace
-from typing import Any
 
-MAX_ANSWERS = 8
-"""Retries come within seconds; eight later messages is far beyond any retry."""
+MAX_ANSWERS = 4
+"""Retries come within seconds (Twilio's own timeout is 15 s); four later messages of one
+phone answered before a retry arrives is far beyond any retry."""
 TEXTS_KEPT = 2
 """Answers whose text is kept (memory): a gateway retries within seconds, before two
 later messages are answered. An older answer keeps its digest, so a late retry of its
 message is still not applied twice; it is answered empty."""
-_DIGEST_BYTES = 8
+SCREEN = "\x1a"
+"""An answer's text that is a screen rendered from a session's state, language and
+variables alone, rendered again for a retry rather than kept (Redis memory): SCREEN
+alone, from the session stored with the receipts (the last answer only); SCREEN and a
+JSON session, from that one."""
+_DIGEST_BYTES = 5
+_DIGEST_HEX = 2 * _DIGEST_BYTES
+"""Per phone, among its last MAX_ANSWERS messages: 40 bits are plenty."""
+GS = "\x1d"
+FS = "\x1c"
+_SEPARATORS = frozenset("\x1c\x1d\x1e\x1f")
 
 
 def message_digest(message_id: str) -> str:
@@ -48,6 +57,10 @@ class Receipts:
                 return answer
         return None
 
+    def with_last_text(self, text: str) -> Receipts:
+        *older, last = self.answers
+        return replace(self, answers=(*older, replace(last, text=text)))
+
     @property
     def last(self) -> Answer | None:
         return self.answers[-1] if self.answers else None
@@ -61,22 +74,34 @@ class Receipts:
         return replace(self, answers=answers)
 
     def to_json(self) -> str:
-        data: dict[str, Any] = {"a": [[a.digest, a.text, int(a.end)] for a in self.answers]}
-        if self.ussd_session:
-            data["s"] = self.ussd_session
-            data["h"] = self.ussd_applied
-        if self.pending:
-            data["p"] = self.pending
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        """Compact (Redis memory): USSD session, input history and pending keyword joined
+        by GS, then each answer as FS, its digest, 0/1 (ends the session) and its text.
+        The stored scripts find a retry by FS + digest and blank texts on erasure."""
+        head = f"{self.ussd_session}{GS}{self.ussd_applied}{GS}{self.pending}"
+        return head + "".join(f"{FS}{a.digest}{int(a.end)}{a.text}" for a in self.answers)
 
     @classmethod
     def from_json(cls, raw: str | None) -> Receipts:
         if not raw:
             return cls()
-        data: dict[str, Any] = json.loads(raw)
+        head, *answers = raw.split(FS)
+        session, applied, pending = head.split(GS, 2)
         return cls(
-            answers=tuple(Answer(str(d), str(t), bool(e)) for d, t, e in data.get("a", ())),
-            ussd_session=str(data.get("s", "")),
-            ussd_applied=str(data.get("h", "")),
-            pending=str(data.get("p", "")),
+            answers=tuple(Answer(entry[:_DIGEST_HEX], entry[_DIGEST_HEX + 1:],
+                                 entry[_DIGEST_HEX] == "1") for entry in answers),
+            ussd_session=session,
+            ussd_applied=applied,
+            pending=pending,
         )
+
+
+def ussd_session_digest(session_id: str) -> str:
+    """What the receipts keep of a USSD gateway's session id (a short digest)."""
+    return hashlib.blake2b(session_id.encode(), digest_size=6).hexdigest()
+
+
+def stored_history(history: str) -> str:
+    """A USSD input history as the receipts keep it (their separators taken out)."""
+    if _SEPARATORS.isdisjoint(history):
+        return history
+    return "".join(" " if ch in _SEPARATORS else ch for ch in history)

@@ -30,23 +30,33 @@ class Session:
     steps: int = 0
 
     def to_json(self) -> str:
-        # Fields are JSON values already: `vars` spares asdict's deep copy on every message.
-        # Fields at their default are left out (Redis memory; from_json fills them in).
-        data = {name: value for name, value in vars(self).items()
-                if _SESSION_DEFAULTS.get(name, _KEPT) != value}
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        """A JSON array of the fields in order (Redis memory: no field names), trailing
+        defaults left out; history as one space-separated string, flags as 0/1."""
+        values = [self.state, self.language, self.vars, self.answers, " ".join(self.history),
+                  self.draft_id, self.consent_at, int(self.drafting), self.steps, self.page,
+                  self.strikes, self.hint, int(self.resuming)]
+        end = len(values)
+        while end > 2 and values[end - 1] == _POSITIONAL_DEFAULTS[end - 1]:
+            end -= 1
+        return json.dumps(values[:end], ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
     def from_json(cls, raw: str) -> Session:
-        data: dict[str, Any] = json.loads(raw)
-        return cls(**data)
+        data: Any = json.loads(raw)
+        if isinstance(data, dict):  # the layout before the compact one
+            return cls(**data)
+        values = [*data, *_POSITIONAL_DEFAULTS[len(data):]]
+        return cls(state=values[0], language=values[1], vars=dict(values[2]),
+                   answers=dict(values[3]), history=values[4].split() if values[4] else [],
+                   draft_id=values[5], consent_at=values[6], drafting=bool(values[7]),
+                   steps=values[8], page=values[9], strikes=values[10], hint=values[11],
+                   resuming=bool(values[12]))
 
 
-_KEPT = object()
-_SESSION_DEFAULTS: dict[str, Any] = {
-    "answers": {}, "vars": {}, "history": [], "page": 0, "strikes": 0, "hint": None,
-    "resuming": False, "draft_id": None, "consent_at": None, "drafting": False, "steps": 0,
-}
+_POSITIONAL_DEFAULTS: tuple[Any, ...] = ("", "", {}, {}, "", None, None, 0, 0, 0, 0, None, 0)
+"""`Session.to_json`'s array: state, language, vars, answers, history, draft_id,
+consent_at, drafting, steps, page, strikes, hint, resuming (the ones most often at their
+default last)."""
 
 
 @dataclass(frozen=True)
@@ -65,10 +75,26 @@ class Draft:
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
 
     @classmethod
+    def of(cls, session: Session) -> Draft | None:
+        """The draft a session stands for (None when it keeps none)."""
+        if session.draft_id is None:
+            return None
+        return cls(state=session.state, language=session.language, answers=session.answers,
+                   history=tuple(session.history), draft_id=session.draft_id,
+                   consent_at=session.consent_at)
+
+    @classmethod
     def from_json(cls, raw: str) -> Draft:
-        data: dict[str, Any] = json.loads(raw)
-        data["history"] = tuple(data.get("history", ()))
-        return cls(**data)
+        """A draft as stored, or the session it was stored as (see `phone_state`)."""
+        data: Any = json.loads(raw)
+        if isinstance(data, list):
+            found = cls.of(Session.from_json(raw))
+            if found is None:
+                raise ValueError("a session without a draft stored as a draft")
+            return found
+        return cls(state=data["state"], language=data["language"],
+                   answers=data.get("answers", {}), history=tuple(data.get("history", ())),
+                   draft_id=data["draft_id"], consent_at=data.get("consent_at"))
 
 
 @dataclass(frozen=True)
@@ -79,17 +105,17 @@ class Profile:
     opted_out: bool = False
 
     def to_json(self) -> str:
-        data: dict[str, Any] = {}  # defaults left out (Redis memory)
-        if self.language is not None:
-            data["language"] = self.language
-        if self.opted_out:
-            data["opted_out"] = True
-        return json.dumps(data, separators=(",", ":"))
+        """Compact (Redis memory): the language, then `!` when opted out; `?` for nothing."""
+        return (self.language or "") + ("!" if self.opted_out else "") or "?"
 
     @classmethod
     def from_json(cls, raw: str) -> Profile:
-        data: dict[str, Any] = json.loads(raw)
-        return cls(language=data.get("language"), opted_out=bool(data.get("opted_out")))
+        if raw.startswith("{"):  # the JSON layout before the compact one
+            data: dict[str, Any] = json.loads(raw)
+            return cls(language=data.get("language"), opted_out=bool(data.get("opted_out")))
+        opted_out = raw.endswith("!")
+        language = raw.rstrip("!?")
+        return cls(language=language or None, opted_out=opted_out)
 
 
 @dataclass(frozen=True)

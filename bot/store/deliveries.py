@@ -25,8 +25,7 @@ from redis.asyncio import Redis
 
 from bot.cases.model import JournalEntry
 from bot.cases.references import REFERENCE_DIGITS
-from bot.engine.session import Profile
-from bot.store import keys
+from bot.store import keys, phone_state
 from bot.store.case_scripts import AUDIT_FUNCTION
 from bot.store.cases import iso, text_of
 from bot.store.replies import reply
@@ -157,21 +156,6 @@ audit(KEYS[2], trail, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
 return 1
 """,
 )
-
-OPT_OUT = Script(
-    "opt_out",
-    """
--- KEYS[1] phone profile
--- Sets opted_out in the profile (a JSON object), without expiry: an opt-out
--- holds until the migrant sends START, as after STOP in a conversation.
-local raw = redis.call('GET', KEYS[1])
-local profile = raw and cjson.decode(raw) or {}
-profile['opted_out'] = true
-redis.call('SET', KEYS[1], cjson.encode(profile))
-return 1
-""",
-)
-
 
 @dataclass(frozen=True)
 class Claimed:
@@ -311,7 +295,7 @@ async def record_status(
 
 async def mark_opted_out(redis: Redis, pseudonym: str) -> None:
     """Mark a phone opted out (Twilio answered 21610: the recipient sent STOP)."""
-    await OPT_OUT.run(redis, [keys.profile(pseudonym)], [])
+    await phone_state.update_profile(redis, pseudonym=pseudonym, ttl=1, opt_out=True)
 
 
 # --- who a migrant's SMS goes to ---------------------------------------------------
@@ -344,7 +328,6 @@ async def recipient(redis: Redis, reference: str) -> Recipient | None:
     if found["reference"] is None:
         return None
     pseudonym = found["phone_pseudonym"] or ""
-    profile = await redis.get(keys.profile(pseudonym)) if pseudonym else None
     answers: Any = json.loads(text_of(raw_answers) if raw_answers else "{}")
     return Recipient(
         reference=reference,
@@ -353,7 +336,7 @@ async def recipient(redis: Redis, reference: str) -> Recipient | None:
         language=found["language"] or "",
         channel=found["channel"] or "",
         sms_safe=str(answers.get("sms_safe", "")) if isinstance(answers, dict) else "",
-        opted_out=profile is not None and Profile.from_json(text_of(profile)).opted_out,
+        opted_out=bool(pseudonym) and await phone_state.opted_out(redis, pseudonym),
     )
 
 

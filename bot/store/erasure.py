@@ -2,12 +2,14 @@
 
 Which fields are personal is the case service's rule (`bot.cases.service.PERSONAL_FIELDS`,
 passed in): record fields are deleted from the record, `answers` and `journal` name
-the keys beside it. The receipts (`keys.receipts`) hold the last screens the phone was shown, so a
+the keys beside it. The receipts (a part of the phone's state,
+`bot.store.phone_state`) hold the last screens the phone was shown, so a
 retried message gets the same answer; a request's summary screen repeats the
 name, nationality and city. When a case is erased those texts go too: each
 kept answer is blanked (a retry then gets an empty answer, not a second turn),
 and the USSD session and input history are dropped (the typed answers are in
-it; the next hop starts afresh).
+it; the next hop starts afresh). Old-layout receipts (before the state value)
+are deleted.
 """
 
 from __future__ import annotations
@@ -21,8 +23,8 @@ from redis.asyncio import Redis
 from bot import privacy
 from bot.errors import CaseNotFound
 from bot.settings import get_settings
-from bot.store import keys
-from bot.store.case_scripts import ERASE_CASE, LuaScript
+from bot.store import keys, phone_state
+from bot.store.case_scripts import ERASE_CASE
 from bot.store.cases import iso, references_of_phone, text_of
 from bot.store.replies import reply
 from bot.store.scripts import batch
@@ -32,30 +34,10 @@ from bot.types import Channel
 ANSWERS = "answers"
 JOURNAL = "journal"
 
-FORGET_ANSWERS = LuaScript(
-    "forget_answers",
-    """
--- KEYS[1..] the receipts of one phone, one key per channel (one hash tag: one slot)
--- Blanks every kept answer's text and drops the USSD session and input history;
--- keeps the message digests (retries stay idempotent) and the key's TTL.
-for i = 1, #KEYS do
-  local raw = redis.call('GET', KEYS[i])
-  if raw then
-    local data = cjson.decode(raw)
-    data['s'] = nil
-    data['h'] = nil
-    for _, answer in ipairs(data['a'] or {}) do answer[2] = '' end
-    redis.call('SET', KEYS[i], cjson.encode(data), 'KEEPTTL')
-  end
-end
-return 1
-""",
-)
-
-
 async def forget_answers(redis: Any, *, pseudonym: str) -> None:
     """Blank what the phone's receipts repeat of its answers, on every channel."""
-    await FORGET_ANSWERS.run(redis, [keys.receipts(pseudonym, channel) for channel in Channel], [])
+    await phone_state.forget_answers(redis, pseudonym=pseudonym)
+    await redis.delete(*(keys.receipts(pseudonym, channel) for channel in Channel))
 
 
 def _queue_erase(pipe: Any, *, reference: str, pseudonym: str, actor: str, now: datetime,

@@ -36,7 +36,13 @@ def _phone(pseudonym: str) -> str:
     return f"{PREFIX}:{{ph:{pseudonym}}}"
 
 
+def phone_state(pseudonym: str) -> str:
+    """A phone's whole conversation state: one compact value (`bot.store.phone_state`)."""
+    return _phone(pseudonym)
+
+
 def session(pseudonym: str, channel: str) -> str:
+    """Old layout (read once at the upgrade, see `bot.store.phone_state`)."""
     return f"{_phone(pseudonym)}:session:{channel}"
 
 

@@ -1,8 +1,11 @@
 """A phone's conversation state in Redis: one atomic read and one atomic write a message.
 
+The state is one compact value per phone (`bot.store.phone_state`): session and
+receipts per channel, draft, profile, rate counter and marks as parts of it.
+
 `BEGIN` answers a retried message from the phone's receipts without further
 ado; otherwise it takes the phone's lease, counts the message against the
-rate limit and reads session, profile, draft and receipts. `COMMIT` writes
+rate limit and reads session, profile, draft and receipts (one value). `COMMIT` writes
 them back only while the lease is still held (a writer whose lease expired
 cannot overwrite a newer step) and releases it. Together they make each
 read-modify-write atomic in two round trips. Every key a script touches is a
@@ -16,7 +19,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
-from bot.store import keys
+from bot.store import keys, phone_state
 from bot.store.evalsha import ShaScript
 from bot.types import Channel
 
@@ -27,139 +30,200 @@ DELETE = "-"
 KEEP = ""
 NO_EXPIRY = 0
 
-RATE_CHECK = """
+RATE_CHECK = r"""
 local limit = tonumber(ARGV[4])
-local limited, newly = false, 0
+local limited, newly, counted = false, 0, false
 if limit > 0 then
-  local count = redis.call('INCR', KEYS[6])
-  if count == 1 then redis.call('EXPIRE', KEYS[6], ARGV[5]) end
+  counted = true
+  local window = tonumber(ARGV[5])
+  local counter = parts['n']
+  local count = (counter and tonumber(counter[1]) or 0) + 1
+  local window_end = counter and counter[2] or (NOW + window)
   local repeat_limit, body = tonumber(ARGV[6]), ARGV[7]
   if count <= limit and repeat_limit > 0 and body ~= '' then
-    local last = redis.call('GET', KEYS[8])
+    local last = payload_of(parts, 'b')
     local repeats = 1
     if last and string.sub(last, 1, #body + 1) == body .. ':' then
       repeats = tonumber(string.sub(last, #body + 2)) + 1
     end
-    redis.call('SET', KEYS[8], body .. ':' .. repeats, 'EX', ARGV[5])
+    parts['b'] = {body .. ':' .. repeats, NOW + window}
     if repeats > repeat_limit then
       -- a loop: the phone is over the limit for the rest of the window
       count = limit + 1
-      redis.call('SET', KEYS[6], count, 'KEEPTTL')
     end
   end
+  parts['n'] = {tostring(count), window_end}
   if count > limit then
     limited = true
     if count == limit + 1 then newly = 1 end
   end
 end
 """
-"""Counts a message against ARGV[4]; a free-text body (ARGV[7]) that repeats the phone's
-previous one also counts against ARGV[6] (KEYS[8] holds that body's digest and count)."""
+"""Counts a message against ARGV[4] (part `n`, a fixed window of ARGV[5] s); a free-text
+body (ARGV[7]) that repeats the phone's previous one also counts against ARGV[6] (part
+`b` holds that body's digest and count)."""
 
-BEGIN = ShaScript(
-    "begin_step",
-    """
--- KEYS[1] session  KEYS[2] profile  KEYS[3] draft  KEYS[4] receipts  KEYS[5] lease
--- KEYS[6] rate counter  KEYS[7] abandoned mark of this lease token
--- KEYS[8] the phone's last free-text body and its repeats  KEYS[9] what it was never told
+LOAD = r"""
+local parts, existed, stale = load_parts(KEYS[1])
+local moved = false
+if not existed then
+  -- Old layout, read once: profile (an opt-out), draft and unseen mark move in.
+  local old = redis.call('MGET', KEYS[4], KEYS[5], KEYS[6])
+  local function ttl_of(key)
+    local ttl = redis.call('TTL', key)
+    if ttl > 0 then return ttl end
+    return 0
+  end
+  if old[1] then
+    local ok, data = pcall(cjson.decode, old[1])
+    if ok and type(data) == 'table' then
+      local language = type(data['language']) == 'string' and data['language'] or ''
+      if data['opted_out'] then
+        set_part(parts, 'p', language .. '!', 0)
+      else
+        set_part(parts, 'p', language, math.max(ttl_of(KEYS[4]), 1))
+      end
+    end
+    moved = true
+  end
+  if old[2] then
+    set_part(parts, 'd', old[2], math.max(ttl_of(KEYS[5]), 1))
+    moved = true
+  end
+  if old[3] then
+    set_part(parts, 'x', old[3], math.max(ttl_of(KEYS[6]), 1))
+    moved = true
+  end
+  if moved then redis.call('DEL', KEYS[4], KEYS[5], KEYS[6]) end
+end
+local channel = ARGV[8]
+local receipts = payload_of(parts, 'r' .. channel)
+"""
+"""Reads the phone's state (KEYS[1]), moving an old-layout phone's keys in (KEYS[4..6])."""
+
+ANSWERED_CHECK = r"""
+if ARGV[3] ~= '' and receipts and string.find(receipts, '\28' .. ARGV[3], 1, true) then
+  return {3, receipts, payload_of(parts, 's' .. channel)}
+end
+"""
+
+STATE = r"""
+local function state_values()
+  return {payload_of(parts, 's' .. channel), payload_of(parts, 'p'), resolved_draft(parts),
+          receipts, payload_of(parts, 'x')}
+end
+"""
+
+WRITE_VALUES = r"""
+local function put(name, value, ttl)
+  if value == '-' then
+    set_part(parts, name, nil, 0)
+  elseif value ~= '' then
+    set_part(parts, name, value, ttl)
+  end
+end
+local function write_values(first)
+  put('s' .. channel, ARGV[first], ARGV[first + 1])
+  put('p', ARGV[first + 2], ARGV[first + 3])
+  local draft = ARGV[first + 4]
+  if draft == '=' then draft = '=s' .. channel end
+  put('d', draft, ARGV[first + 5])
+  put('r' .. channel, ARGV[first + 6], ARGV[first + 7])
+  if ARGV[first + 8] == '-' then set_part(parts, 'x', nil, 0) end
+  save_parts(KEYS[1], parts)
+end
+"""
+"""Writes session, profile, draft, receipts from ARGV[first..first+7], then clears the
+unseen mark when ARGV[first+8] is '-'."""
+
+_BEGIN_DOC = """
+-- KEYS[1] the phone's state  KEYS[2] lease  KEYS[3] abandoned mark of this lease token
+-- KEYS[4..6] old layout: profile, draft, unseen mark (read once, then deleted)
 -- ARGV[1] lease token  ARGV[2] lease duration (ms)  ARGV[3] message digest ('' for none)
 -- ARGV[4] rate limit (0: none)  ARGV[5] rate window (s)
 -- ARGV[6] limit of one free-text body sent again and again in a row
 -- ARGV[7] digest of this message's body ('' when it is menu keys: not a loop's sign)
--- Returns {3, receipts} when the receipts already answer this message (no lease taken);
+-- ARGV[8] the channel's code (session part 's' .. code, receipts 'r' .. code)
+"""
+
+BEGIN = ShaScript(
+    "begin_step",
+    phone_state.LUA_PARTS + _BEGIN_DOC + """
+-- Returns {3, receipts, session} when the receipts already answer this message (no lease
+-- taken; the session, to render again an answer stored as its screen);
 -- {0} while another writer holds the lease (or this token was given up on); {2, newly}
 -- over the rate limit (no lease kept; newly 1 for the message that crossed it); else
 -- {1, session, profile, draft, receipts, unseen} (false where absent), lease taken.
-local receipts = redis.call('GET', KEYS[4])
-if ARGV[3] ~= '' and receipts and string.find(receipts, '"' .. ARGV[3] .. '"', 1, true) then
-  return {3, receipts}
-end
-if redis.call('EXISTS', KEYS[7]) == 1 then
+""" + LOAD + ANSWERED_CHECK + """
+if redis.call('EXISTS', KEYS[3]) == 1 then
   return {0}
 end
-if not redis.call('SET', KEYS[5], ARGV[1], 'NX', 'PX', ARGV[2]) then
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {0}
 end
-""" + RATE_CHECK + """
+""" + RATE_CHECK + STATE + """
+if counted or moved then save_parts(KEYS[1], parts) end
 if limited then
-  redis.call('DEL', KEYS[5])
+  redis.call('DEL', KEYS[2])
   return {2, newly}
 end
-local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[9])
-return {1, v[1], v[2], v[3], receipts, v[4]}
+local v = state_values()
+return {1, v[1], v[2], v[3], v[4], v[5]}
 """,
 )
 
-WRITE_VALUES = """
-for i = 1, 4 do
-  local value, ttl = ARGV[first + 2 * i - 2], ARGV[first + 2 * i - 1]
-  if value == '-' then
-    redis.call('DEL', KEYS[i])
-  elseif value ~= '' then
-    if ttl == '0' then
-      redis.call('SET', KEYS[i], value)
-    else
-      redis.call('SET', KEYS[i], value, 'EX', ttl)
-    end
-  end
-end
-if ARGV[first + 8] == '-' then redis.call('DEL', unseen_key) end
-"""
-"""Writes session, profile, draft, receipts from ARGV[first..first+7], then the unseen mark."""
-
 COMMIT = ShaScript(
     "commit_step",
-    """
--- KEYS[1] session  KEYS[2] profile  KEYS[3] draft  KEYS[4] receipts  KEYS[5] lease
--- KEYS[6] what the phone was never told
--- ARGV[1] lease token
--- ARGV[2] session JSON   ARGV[3] its TTL (s)    ARGV[4] profile JSON   ARGV[5] its TTL
--- ARGV[6] draft JSON     ARGV[7] its TTL        ARGV[8] receipts JSON  ARGV[9] its TTL
--- ARGV[10] '-' once the phone has been told what it was never told, else ''
--- A JSON of '' keeps the stored value, '-' deletes it; a TTL of 0 means no expiry.
+    phone_state.LUA_PARTS + """
+-- KEYS[1] the phone's state  KEYS[2] lease
+-- ARGV[1] lease token  ARGV[2] the channel's code
+-- ARGV[3] session   ARGV[4] its TTL (s)    ARGV[5] profile   ARGV[6] its TTL
+-- ARGV[7] draft ('=': the session written here)   ARGV[8] its TTL
+-- ARGV[9] receipts  ARGV[10] its TTL
+-- ARGV[11] '-' once the phone has been told what it was never told, else ''
+-- A value of '' keeps the stored one, '-' deletes it; a TTL of 0 means no expiry.
 -- Returns 1 when saved, 0 when the lease was lost (nothing written).
-if redis.call('GET', KEYS[5]) ~= ARGV[1] then
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return 0
 end
-local first, unseen_key = 2, KEYS[6]
+local parts = load_parts(KEYS[1])
+local channel = ARGV[2]
 """ + WRITE_VALUES + """
-redis.call('DEL', KEYS[5])
+write_values(3)
+redis.call('DEL', KEYS[2])
 return 1
 """,
 )
 
 STEP = ShaScript(
     "step_in_one",
-    """
--- KEYS and ARGV[1..7] as BEGIN's
--- ARGV[8] SHA-1 of the state the step was computed from: session, profile, draft,
+    phone_state.LUA_PARTS + _BEGIN_DOC + """
+-- ARGV[9] SHA-1 of the state the step was computed from: session, profile, draft,
 --         receipts and unseen ('' where absent) joined by NUL
--- ARGV[9..17] what to write, as COMMIT's ARGV[2..10]
+-- ARGV[10..18] what to write, as COMMIT's ARGV[3..11]
 -- One round trip for a step computed from the state this process saw last.
--- Returns {4} once written; {3, receipts} when the receipts already answer this message;
+-- Returns {4} once written; {3, receipts, session} when the receipts already answer it;
 -- {0} while a lease is held (or this token was given up on); {2, newly} over the rate
 -- limit; {1, session, profile, draft, receipts, unseen} when the state is not the one the
 -- step was computed from: nothing written, the lease taken for a step computed afresh.
-local receipts = redis.call('GET', KEYS[4])
-if ARGV[3] ~= '' and receipts and string.find(receipts, '"' .. ARGV[3] .. '"', 1, true) then
-  return {3, receipts}
-end
-if redis.call('EXISTS', KEYS[5], KEYS[7]) > 0 then
+""" + LOAD + ANSWERED_CHECK + """
+if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then
   return {0}
 end
-""" + RATE_CHECK + """
+""" + RATE_CHECK + STATE + WRITE_VALUES + """
 if limited then
+  save_parts(KEYS[1], parts)
   return {2, newly}
 end
-local v = redis.call('MGET', KEYS[1], KEYS[2], KEYS[3], KEYS[9])
+local v = state_values()
 local state = (v[1] or '') .. '\\0' .. (v[2] or '') .. '\\0' .. (v[3] or '') .. '\\0'
-  .. (receipts or '') .. '\\0' .. (v[4] or '')
-if redis.sha1hex(state) ~= ARGV[8] then
-  redis.call('SET', KEYS[5], ARGV[1], 'PX', ARGV[2])
-  return {1, v[1], v[2], v[3], receipts, v[4]}
+  .. (v[4] or '') .. '\\0' .. (v[5] or '')
+if redis.sha1hex(state) ~= ARGV[9] then
+  if counted or moved then save_parts(KEYS[1], parts) end
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+  return {1, v[1], v[2], v[3], v[4], v[5]}
 end
-local first, unseen_key = 9, KEYS[9]
-""" + WRITE_VALUES + """
+write_values(10)
 return {4}
 """,
 )
@@ -181,14 +245,21 @@ return 0
 
 ERASE_PHONE = ShaScript(
     "erase_phone",
-    """
--- KEYS[1] lease  KEYS[2..] every other per-phone key (sessions, profile, draft, receipts)
+    phone_state.LUA_PARTS + """
+-- KEYS[1] the phone's state  KEYS[2] lease  KEYS[3..] the phone's old-layout keys
 -- ARGV[1] lease token
--- Deletes them while the lease is ours; returns how many existed, or -1 (lease lost).
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+-- Drops every part of the state but the rate counter, and the old-layout keys, while
+-- the lease is ours; returns 1, or -1 (lease lost).
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return -1
 end
-return redis.call('DEL', unpack(KEYS, 2))
+local parts = load_parts(KEYS[1])
+for name in pairs(parts) do
+  if name ~= 'n' then parts[name] = nil end
+end
+save_parts(KEYS[1], parts)
+if #KEYS > 2 then redis.call('DEL', unpack(KEYS, 3)) end
+return 1
 """,
 )
 
@@ -196,39 +267,32 @@ return redis.call('DEL', unpack(KEYS, 2))
 @dataclass(frozen=True)
 class PhoneKeys:
     pseudonym: str
-    session: str
-    profile: str
-    draft: str
-    receipts: str
+    channel: str
+    """The channel's code in the state value (`phone_state.CHANNEL_CODES`)."""
+    state: str
     lease: str
-    rate: str
-    repeats: str
-    unseen: str
+    old: tuple[str, str, str]
+    """Old layout, read once at the upgrade: profile, draft, unseen mark."""
 
     @classmethod
     def of(cls, pseudonym: str, channel: str) -> PhoneKeys:
         return cls(
             pseudonym=pseudonym,
-            session=keys.session(pseudonym, channel),
-            profile=keys.profile(pseudonym),
-            draft=keys.draft(pseudonym),
-            receipts=keys.receipts(pseudonym, channel),
+            channel=phone_state.CHANNEL_CODES[Channel(channel)],
+            state=keys.phone_state(pseudonym),
             lease=keys.lease(pseudonym),
-            rate=keys.rate(pseudonym),
-            repeats=keys.rate_repeats(pseudonym),
-            unseen=keys.unseen(pseudonym),
+            old=(keys.profile(pseudonym), keys.draft(pseudonym), keys.unseen(pseudonym)),
         )
 
-    def everything(self) -> list[str]:
-        """Every per-phone key but the lease and the rate counter, on every channel (the
-        last body's digest goes too: it was the migrant's words)."""
+    def old_layout(self) -> list[str]:
+        """Every old-layout key of the phone, on every channel (erasure)."""
         per_channel = [
             key
             for channel in Channel
             for key in (keys.session(self.pseudonym, channel),
                         keys.receipts(self.pseudonym, channel))
         ]
-        return [*per_channel, self.profile, self.draft, self.unseen, self.repeats]
+        return [*per_channel, *self.old, keys.rate_repeats(self.pseudonym)]
 
 
 class Begun(IntEnum):
@@ -266,7 +330,8 @@ class PhoneState:
         return PhoneState(
             session=written(self.session, commit.session_json),
             profile=written(self.profile, commit.profile_json),
-            draft=written(self.draft, commit.draft_json),
+            draft=commit.session_json if commit.draft_json == phone_state.SAME_AS_SESSION
+            else written(self.draft, commit.draft_json),
             receipts=written(self.receipts, commit.receipts_json),
             unseen=written(self.unseen, commit.unseen),
         )
@@ -313,11 +378,10 @@ NO_RATE_LIMIT = RateLimit()
 def _begin_call(phone_keys: PhoneKeys, token: str, digest: str,
                 rate: RateLimit) -> tuple[list[str], list[str | int]]:
     return (
-        [phone_keys.session, phone_keys.profile, phone_keys.draft, phone_keys.receipts,
-         phone_keys.lease, phone_keys.rate, keys.abandoned_lease(phone_keys.pseudonym, token),
-         phone_keys.repeats, phone_keys.unseen],
+        [phone_keys.state, phone_keys.lease, keys.abandoned_lease(phone_keys.pseudonym, token),
+         *phone_keys.old],
         [token, LEASE_MS, digest, rate.limit, RATE_WINDOW_SECONDS, rate.repeat_limit,
-         rate.body_digest],
+         rate.body_digest, phone_keys.channel],
     )
 
 
@@ -347,7 +411,7 @@ def _text(value: Any) -> str | None:
 def begin_result(raw: list[Any]) -> Loaded:
     outcome = Begun(int(raw[0]))
     if outcome is Begun.ANSWERED:
-        return Loaded(outcome, receipts=_text(raw[1]))
+        return Loaded(outcome, receipts=_text(raw[1]), session=_text(raw[2]))
     if outcome is Begun.RATE_LIMITED:
         return Loaded(outcome, newly_limited=int(raw[1]) == 1)
     if outcome in (Begun.BUSY, Begun.WRITTEN):
@@ -371,20 +435,20 @@ class Commit:
     """DELETE once the phone has been told what it was never told."""
 
 
+def _commit_values(commit: Commit) -> list[str | int]:
+    return [
+        commit.session_json, max(commit.session_ttl, 1),
+        commit.profile_json, max(commit.profile_ttl, NO_EXPIRY),
+        commit.draft_json, max(commit.draft_ttl, 1),
+        commit.receipts_json, max(commit.receipts_ttl, 1),
+        DELETE if commit.unseen == DELETE else KEEP,
+    ]
+
+
 def _commit_call(phone_keys: PhoneKeys, token: str, commit: Commit) -> tuple[list[str],
                                                                              list[str | int]]:
-    return (
-        [phone_keys.session, phone_keys.profile, phone_keys.draft, phone_keys.receipts,
-         phone_keys.lease, phone_keys.unseen],
-        [
-            token,
-            commit.session_json, max(commit.session_ttl, 1),
-            commit.profile_json, max(commit.profile_ttl, NO_EXPIRY),
-            commit.draft_json, max(commit.draft_ttl, 1),
-            commit.receipts_json, max(commit.receipts_ttl, 1),
-            DELETE if commit.unseen == DELETE else KEEP,
-        ],
-    )
+    return ([phone_keys.state, phone_keys.lease],
+            [token, phone_keys.channel, *_commit_values(commit)])
 
 
 def queue_commit(pipe: Any, phone_keys: PhoneKeys, token: str, commit: Commit) -> None:
@@ -406,19 +470,32 @@ async def step(redis: Any, phone_keys: PhoneKeys, token: str, *, expected: str,
                digest: str, rate: RateLimit, values: Commit) -> Loaded:
     """STEP: write `values` in one round trip if the state is still the `expected` one."""
     begin_keys, begin_args = _begin_call(phone_keys, token, digest, rate)
-    _, commit_args = _commit_call(phone_keys, token, values)
-    raw = await STEP.run(redis, begin_keys, [*begin_args, expected, *commit_args[1:]])
+    raw = await STEP.run(redis, begin_keys, [*begin_args, expected, *_commit_values(values)])
     return begin_result(raw)
 
 
 def queue_erase_phone(pipe: Any, phone_keys: PhoneKeys, token: str) -> None:
-    """Queue the deletion of every per-phone key (the migrant's erasure), lease kept."""
-    ERASE_PHONE.queue_body(pipe, [phone_keys.lease, *phone_keys.everything()], [token])
+    """Queue the erasure of the phone's state (the migrant's erasure), lease kept."""
+    ERASE_PHONE.queue_body(pipe, [phone_keys.state, phone_keys.lease, *phone_keys.old_layout()],
+                           [token])
+
+
+SAVE_RECEIPTS = ShaScript(
+    "save_receipts_part",
+    phone_state.LUA_PARTS + """
+-- KEYS[1] the phone's state  ARGV[1] receipts part name  ARGV[2] receipts  ARGV[3] TTL (s)
+local parts = load_parts(KEYS[1])
+set_part(parts, ARGV[1], ARGV[2], ARGV[3])
+save_parts(KEYS[1], parts)
+return 1
+""",
+)
 
 
 async def save_receipts(redis: Any, phone_keys: PhoneKeys, receipts_json: str, ttl: int) -> None:
     """Correct the receipts after the fact (an answer changed once effects were applied)."""
-    await redis.set(phone_keys.receipts, receipts_json, ex=max(ttl, 1))
+    await SAVE_RECEIPTS.run(redis, [phone_keys.state],
+                            ["r" + phone_keys.channel, receipts_json, max(ttl, 1)])
 
 
 async def release(redis: Any, phone_keys: PhoneKeys, token: str) -> None:
@@ -429,14 +506,11 @@ async def release(redis: Any, phone_keys: PhoneKeys, token: str) -> None:
 async def mark_unseen(redis: Any, phone_keys: PhoneKeys, entries: list[str], ttl: int) -> None:
     """Remember what a phone was never told (cases made while it got the fallback).
 
-    APPEND, not SET: two hops may each leave one; each entry is resolved, shown and
-    cleared at the phone's next contact (BEGIN and STEP read the key with the session).
+    Appended, not set: two hops may each leave one; each entry is resolved, shown and
+    cleared at the phone's next contact (BEGIN and STEP read it with the session).
     """
-    async with redis.pipeline(transaction=False) as pipe:
-        for entry in entries:
-            pipe.append(phone_keys.unseen, f" {entry}")
-        pipe.expire(phone_keys.unseen, max(ttl, 1))
-        await pipe.execute()
+    await phone_state.mark_unseen(redis, pseudonym=phone_keys.pseudonym, entries=entries,
+                                  ttl=ttl)
 
 
 def commit_saved(raw: Any) -> bool:

@@ -10,7 +10,6 @@ status codes.
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import subprocess
 from collections.abc import AsyncIterator, Iterator
@@ -22,8 +21,9 @@ import pytest
 from redis.asyncio import Redis
 
 from bot import privacy
-from bot.store import keys
 from bot.store.cases import read_case, references_of_phone
+from bot.types import Channel
+from tests import phone_state_support as stored
 from tests.factories import default_flow
 from tests.integration.webhooks_support import (
     EXPECTED_ANSWERS,
@@ -77,12 +77,12 @@ async def gateways_on(bases: list[str], *, client_timeout: float) -> AsyncIterat
 async def session_steps(redis_url: str, phone: str, channel: str) -> int:
     redis = Redis.from_url(redis_url, decode_responses=True)
     try:
-        raw = await redis.get(keys.session(privacy.pseudonym(phone, PII_KEY.encode()), channel))
+        session = await stored.session(redis, privacy.pseudonym(phone, PII_KEY.encode()),
+                                       Channel(channel))
     finally:
         await redis.aclose()
-    assert raw is not None
-    steps: int = json.loads(raw)["steps"]
-    return steps
+    assert session is not None
+    return session.steps
 
 
 async def test_a_hundred_concurrent_sms_from_one_phone_over_two_processes_are_all_applied(

@@ -11,7 +11,9 @@ from redis.asyncio import Redis
 
 from bot.cases.references import is_valid
 from bot.conversation import Conversation, InboundMessage
+from bot.engine.session import Session
 from bot.settings import Settings
+from bot.store import phone_state
 from bot.store.cases import read_case
 from bot.types import Channel
 from tests.factories import default_flow
@@ -96,7 +98,8 @@ async def test_refusing_consent_leaves_no_answer_and_no_draft(
     assert any(NAME in value for value in (await snapshot(redis)).values())
     await send(conversation, ["0", "0", "0", "2"])
     dump = await snapshot(redis)
-    assert not [key for key in dump if ":draft" in key or ":case" in key or "{cases}" in key]
+    assert not [key for key in dump if ":case" in key or "{cases}" in key]
+    assert "d" not in await phone_state.read_parts(redis, conversation.pseudonym(PHONE))
     for key, value in dump.items():
         assert NAME not in value, (key, value)
         assert f'"{NATIONALITY}"' not in value, (key, value)
@@ -116,7 +119,7 @@ async def test_a_dropped_ussd_request_is_offered_again_and_keeps_its_answers(
     assert found
     case = await read_case(redis, found.group(1) + found.group(2))
     assert case.answers["name"] == NAME and case.answers["nationality"] == NATIONALITY
-    assert not [key async for key in redis.scan_iter("*:draft")]
+    assert "d" not in await phone_state.read_parts(redis, conversation.pseudonym(PHONE))
 
 
 async def test_a_draft_started_on_ussd_is_offered_on_sms(conversation: Conversation) -> None:
@@ -140,9 +143,8 @@ async def test_200_concurrent_steps_for_one_phone_lose_nothing(
                 for i in range(200)]
     replies = await asyncio.gather(*messages)
     assert len(replies) == 200 and all(reply.text for reply in replies)
-    [session_key] = [key async for key in redis.scan_iter("*:session:sms")]
-    stored = await redis.get(session_key)
-    assert stored is not None and '"steps":200' in stored
+    parts = await phone_state.read_parts(redis, processes[0].pseudonym(PHONE))
+    assert Session.from_json(parts[phone_state.session_part(Channel.SMS)]).steps == 200
 
 
 async def test_the_embedded_default_is_a_real_redis_with_append_only_file(

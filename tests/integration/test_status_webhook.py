@@ -9,10 +9,9 @@ import pytest
 from redis.asyncio import Redis
 from twilio.request_validator import RequestValidator
 
-from bot.engine.session import Profile
 from bot.privacy import DEV_PII_KEY, pseudonym
 from bot.settings import Settings
-from bot.store import audit, cases, keys, operators
+from bot.store import audit, cases, operators, phone_state
 from bot.store.operators import Role
 from tests.fake_twilio import AUTH_TOKEN, FakeTwilio, fake_twilio
 from tests.integration.admin_support import (
@@ -103,8 +102,7 @@ async def test_an_undelivered_21610_marks_the_phone_opted_out(
     params = {"MessageSid": sid, "MessageStatus": "undelivered", "ErrorCode": "21610"}
     response = await app_client.post(STATUS_PATH, data=params, headers=signed(env, params))
     assert response.status_code == 204
-    profile = await redis.get(keys.profile(pseudonym(PHONE, DEV_PII_KEY)))
-    assert profile is not None and Profile.from_json(profile).opted_out
+    assert await phone_state.opted_out(redis, pseudonym(PHONE, DEV_PII_KEY))
     (event,) = await trail(app_client, redis, reference)
     assert event["detail"] == {"delivery": f"confirmation:{reference}", "sid": sid,
                                "status": "undelivered", "error_code": "21610"}

@@ -19,7 +19,7 @@ from redis.asyncio import Redis
 
 from bot import privacy
 from bot.store import cases as case_store
-from bot.store import keys
+from bot.store import phone_state
 from bot.store.cases import read_case, references_of_phone
 from tests.factories import default_flow
 from tests.integration.webhooks_support import (
@@ -92,16 +92,20 @@ async def test_a_case_made_while_the_phone_got_the_fallback_is_shown_at_next_con
         (reference,) = await references_of_phone(redis, pseudonym)
         case = await read_case(redis, reference)
         assert case.phone == PHONE and case.answers["name"] == ANSWERS[0]
-        await eventually_true(lambda: redis.exists(keys.unseen(pseudonym)))
+        await eventually_true(lambda: _has_unseen(redis, pseudonym))
 
         # The next contact tells the migrant, once.
         shown = await gateway.text("Bonjour", phone=PHONE)
         assert reference_in(shown) == reference, shown
         assert FLOW.text("unseen_reference", "fr").split("{")[0] in shown
-        assert not await redis.exists(keys.unseen(pseudonym))
+        assert not await _has_unseen(redis, pseudonym)
         again = await gateway.text("00", phone=PHONE)
         assert reference_in_or_none(again) is None and "Aide aux migrants" in again
     await redis.aclose()
+
+
+async def _has_unseen(redis: Redis, pseudonym: str) -> bool:
+    return "x" in await phone_state.read_parts(redis, pseudonym)
 
 
 async def _has_cases(redis: Redis, pseudonym: str) -> bool:

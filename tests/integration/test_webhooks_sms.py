@@ -13,13 +13,13 @@ from redis.asyncio import Redis
 import bot.conversation_plan
 from bot import privacy
 from bot.conversation import Conversation, InboundMessage
-from bot.engine.session import Profile
 from bot.engine.turns import Inbound
 from bot.settings import Settings
 from bot.store import keys
 from bot.store.cases import read_case
-from bot.store.profiles import update_profile
+from bot.store.deliveries import mark_opted_out
 from bot.types import Channel
+from tests import phone_state_support as stored
 from tests.factories import default_flow
 from tests.integration.webhooks_support import (
     EXPECTED_ANSWERS,
@@ -117,8 +117,8 @@ async def test_a_retried_message_sid_is_applied_once_and_answered_the_same(
     first = await gateway.sms("2", sid=sid)
     again = await gateway.sms("2", sid=sid)
     assert first.text == again.text and "J'accepte" in said(first)
-    session = await redis.get(keys.session(pseudonym(gateway.phone), "sms"))
-    assert session is not None and '"steps":2' in session  # "1" then "2": one step each
+    session = await stored.session(redis, pseudonym(gateway.phone), Channel.SMS)
+    assert session is not None and session.steps == 2  # "1" then "2": one step each
     assert "nom" in (await gateway.text("1")).lower()
 
 
@@ -151,8 +151,8 @@ async def test_fifty_concurrent_sms_from_one_phone_apply_all_in_arrival_order(
     assert all(response.status_code == 200 and said(response) for response in responses)
     assert sorted(applied[2:]) == sorted(bodies)  # none lost
     assert applied[2:] == arrived  # one at a time, in arrival order
-    session = await redis.get(keys.session(pseudonym(gateway.phone), "sms"))
-    assert session is not None and '"steps":51' in session
+    session = await stored.session(redis, pseudonym(gateway.phone), Channel.SMS)
+    assert session is not None and session.steps == 51
 
 
 async def test_stop_confirms_once_then_silence_until_start(gateway: Gateway, redis: Redis) -> None:
@@ -160,9 +160,9 @@ async def test_stop_confirms_once_then_silence_until_start(gateway: Gateway, red
     assert await gateway.text("Arrêt") == text("opted_out")
     for anything in ["1", "MENU", "STOP", "bonjour", "SUIVI 1234-5678"]:
         assert await gateway.text(anything) == ""
-    stored = await redis.get(keys.profile(pseudonym(gateway.phone)))
-    assert stored is not None and Profile.from_json(stored).opted_out
-    assert await redis.ttl(keys.profile(pseudonym(gateway.phone))) == -1  # held until START
+    profile = await stored.profile(redis, pseudonym(gateway.phone))
+    assert profile is not None and profile.opted_out
+    assert await stored.seconds_left(redis, pseudonym(gateway.phone), "p") is None  # until START
     assert await gateway.text("debut") == text("opted_in")
     assert "Infos protection" in await gateway.text("menu")
 
@@ -183,8 +183,9 @@ async def test_a_loop_gets_one_notice_then_silence_but_for_emergencies(
             assert "Police 17" in answer and "Pompiers 18" in answer, answer
         assert await gateway.text("1") == ""
         # The window passes: its counter expires (here, at once).
-        assert 0 < await redis.ttl(keys.rate(pseudonym(gateway.phone))) <= 600
-        await redis.delete(keys.rate(pseudonym(gateway.phone)))
+        left = await stored.seconds_left(redis, pseudonym(gateway.phone), "n")
+        assert left is not None and 0 < left <= 600
+        await stored.drop(redis, pseudonym(gateway.phone), "n")
         assert await gateway.text("loop again")
         metrics = (await gateway.client.get("/metrics")).text
     # The counter is the process's (a test run on two deployments counts twice).
@@ -237,8 +238,8 @@ async def test_effacer_confirmed_erases_the_phones_data_and_cases(
     case = await read_case(redis, reference)
     assert case.phone is None and case.answers == {} and case.kind == "return_request"
     tag = pseudonym(gateway.phone)
-    left = [key async for key in redis.scan_iter(keys.phone_keys(tag))]
-    assert sorted(left) == [keys.rate(tag), keys.receipts(tag, "sms")]
+    assert [key async for key in redis.scan_iter(keys.phone_keys(tag))] == []
+    assert sorted(await stored.parts(redis, tag)) == ["n", "rm"]
     assert "Francais" in await gateway.text("bonjour")  # a first contact again
 
 
@@ -246,7 +247,7 @@ async def test_effacer_then_anything_else_erases_nothing(gateway: Gateway, redis
     await start_in_french(gateway)
     await gateway.text("DELETE")
     assert "URGENCE" in await gateway.text("5")
-    assert await redis.exists(keys.profile(pseudonym(gateway.phone)))
+    assert await stored.profile(redis, pseudonym(gateway.phone)) is not None
 
 
 async def test_status_callbacks_are_accepted_signed_and_refused_unsigned(gateway: Gateway) -> None:
@@ -299,6 +300,5 @@ async def test_an_opt_out_written_by_another_process_is_honoured_at_once(
     await conversation.handle(InboundMessage(Channel.SMS, phone, "bonjour"))
     await conversation.handle(InboundMessage(Channel.SMS, phone, "1"))
     # The worker marks the phone opted out (Twilio said 21610) behind this process's back.
-    await update_profile(redis, pseudonym=conversation.pseudonym(phone),
-                         fields={"opted_out": True}, ttl=3600)
+    await mark_opted_out(redis, conversation.pseudonym(phone))
     assert (await conversation.handle(InboundMessage(Channel.SMS, phone, "5"))).text == ""

@@ -9,6 +9,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.channels.africastalking_voice import VOICE_PATH
+from bot.store import phone_state
 from bot.store.cases import read_case
 from tests.integration.voice_support import AtCaller, at_said
 from tests.integration.webhooks_support import (
@@ -70,7 +71,8 @@ async def test_a_recorded_answer_is_kept_by_its_url_and_the_end_of_call_changes_
     over = await caller.post(CALLBACK, {"isActive": "0", "durationInSeconds": "42",
                                         "currencyCode": "USD", "amount": "0.1"})
     assert over.status_code == 200 and await snapshot(redis) == before
-    draft = [value for key, value in before.items() if ":draft" in str(key)]
+    draft = [phone_state.parse(value).get("d") for key, value in before.items()
+             if str(key).startswith("hl:{ph:") and str(key).endswith("}")]
     assert draft and f"recording 9f2c-77ab {AT_RECORDING}" in str(draft[0])
 
 

@@ -7,13 +7,13 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 from redis.asyncio import Redis
 
-from bot.engine.session import Profile
 from bot.jobs.messages import confirmation_id, send_confirmation
 from bot.jobs.queue import RetryLater
 from bot.privacy import DEV_PII_KEY, pseudonym
 from bot.settings import Settings
-from bot.store import cases, deliveries, keys
+from bot.store import cases, deliveries
 from bot.store.deliveries import Purpose
+from tests import phone_state_support as stored
 from tests.fake_twilio import Fail, FakeTwilio, Late, fake_twilio
 from tests.integration.admin_support import return_request
 from tests.integration.worker_support import (
@@ -89,9 +89,9 @@ async def test_opted_out_at_twilio_is_not_retried_and_marks_the_phone(
     (outcome,) = await confirmation_outcomes(redis, reference)
     assert outcome[0] == "sms_failed"
     assert outcome[1]["code"] == 21610 and outcome[1]["opted_out"] is True
-    profile = await redis.get(keys.profile(pseudonym(PHONE, DEV_PII_KEY)))
-    assert profile is not None and Profile.from_json(profile).opted_out
-    assert await redis.ttl(keys.profile(pseudonym(PHONE, DEV_PII_KEY))) == -1  # until START
+    profile = await stored.profile(redis, pseudonym(PHONE, DEV_PII_KEY))
+    assert profile is not None and profile.opted_out
+    assert await stored.seconds_left(redis, pseudonym(PHONE, DEV_PII_KEY), "p") is None
 
 
 async def test_an_invalid_number_fails_once_and_leaves_the_profile_alone(
@@ -102,7 +102,7 @@ async def test_an_invalid_number_fails_once_and_leaves_the_profile_alone(
     assert len(fake.creates) == 1
     (outcome,) = await confirmation_outcomes(redis, reference)
     assert outcome[0] == "sms_failed" and outcome[1]["code"] == 21211
-    assert await redis.get(keys.profile(pseudonym(PHONE, DEV_PII_KEY))) is None
+    assert await stored.profile(redis, pseudonym(PHONE, DEV_PII_KEY)) is None
     record = await deliveries.state_of(redis, confirmation_id(reference))
     assert record["state"] == "failed"
 

@@ -32,14 +32,35 @@ def test_ussd_history_and_pending_keyword_survive_json() -> None:
 
 def test_digests_are_short_and_stable() -> None:
     assert message_digest("x" * 5000) == message_digest("x" * 5000)
-    assert len(message_digest("x" * 5000)) == 16
+    assert len(message_digest("x" * 5000)) == 10
 
 
 def test_only_the_last_answers_keep_their_text() -> None:
     receipts = Receipts()
-    for number in range(5):
+    for number in range(MAX_ANSWERS):
         receipts = receipts.answered(message_digest(f"SM{number}"), f"reply {number}", False)
     texts = [answer.text for answer in receipts.answers]
-    assert texts == [""] * (5 - TEXTS_KEPT) + [f"reply {n}" for n in range(5 - TEXTS_KEPT, 5)]
+    older = MAX_ANSWERS - TEXTS_KEPT
+    assert texts == [""] * older + [f"reply {n}" for n in range(older, MAX_ANSWERS)]
     old = receipts.answer_for(message_digest("SM0"))
     assert old is not None and old.text == ""  # a late retry is known, not applied again
+
+
+def test_the_compact_form_reads_back_the_same() -> None:
+    receipts = Receipts(ussd_session="abc", ussd_applied="1*2*Awa", pending="erase")
+    receipts = receipts.answered(message_digest("a"), "reply\nwith lines", True)
+    receipts = receipts.answered(message_digest("b"), "", False)
+    assert Receipts.from_json(receipts.to_json()) == receipts
+
+
+def test_a_session_reads_back_the_same_in_its_compact_form() -> None:
+    from bot.engine.session import Session
+
+    plain = Session(state="main", language="fr")
+    full = Session(state="avr_name", language="bm", answers={"name": "Awa"},
+                   vars={"reference": "12345678"}, history=["welcome", "main"], page=1,
+                   strikes=2, hint="invalid", resuming=True, draft_id="d1",
+                   consent_at="2026-12-02T10:00:00+00:00", drafting=True, steps=7)
+    for session in (plain, full):
+        assert Session.from_json(session.to_json()) == session
+    assert plain.to_json() == '["main","fr"]'
