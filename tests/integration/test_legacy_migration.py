@@ -22,6 +22,7 @@ from bot.cli import main
 from bot.privacy import DEV_PII_KEY, pseudonym
 from bot.settings import Settings, get_settings
 from bot.store import cases, keys, legacy, outbox
+from bot.store.connection import close_client
 from bot.store.scripts import batch
 from tests import legacy_layout as old
 from tests.integration.admin_support import (
@@ -32,6 +33,7 @@ from tests.integration.admin_support import (
     return_request,
     running_app,
 )
+from tests.redis_server import RedisClusterSet, SentinelSet
 
 PHONES = ["+22370001001", "+22370001002", "+22370001003", "+22370001004", "+22370001005"]
 
@@ -216,3 +218,29 @@ async def test_a_reference_taken_under_both_layouts_is_left_and_named(
     assert await redis.hgetall(keys.case(reference)) == kept
     assert await redis.exists(old.case(reference))
     assert await legacy.legacy_present(redis)
+
+
+async def test_through_sentinel_the_master_is_moved(redis_sentinel: SentinelSet) -> None:
+    redis_sentinel.flush()
+    client = redis_sentinel.async_client()
+    try:
+        deployment = await write_old_deployment(client)
+        done = await legacy.migrate(client)
+        assert done.cases == len(deployment.expected) and done.complete
+        for reference, expected in deployment.expected.items():
+            case, _ = await case_service.read_case(client, reference=reference,
+                                                   actor="operator:ana", now=T0)
+            assert (str(case.status), case.phone) == (expected["status"], expected["phone"])
+        assert not await legacy.legacy_present(client)
+    finally:
+        await close_client(client)
+
+
+async def test_on_a_cluster_there_is_nothing_to_move(redis_cluster: RedisClusterSet) -> None:
+    client = redis_cluster.async_client()
+    try:
+        assert not await legacy.legacy_present(client)
+        with pytest.raises(ValueError, match="never ran on a Redis Cluster"):
+            await legacy.migrate(client)
+    finally:
+        await close_client(client)
