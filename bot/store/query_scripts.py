@@ -26,7 +26,8 @@ HEADS_OF_CASES = Script(
 -- ARGV[6] reference prefix ('' for any)   ARGV[7] lowercase fragment of the name ('' for any)
 -- ARGV[8] the shard's answers key prefix (answers are <prefix><reference>, same slot)
 -- ARGV[9] how many of the first matches come with their fields (the rest: heads only)
--- ARGV[10..] record fields returned with those matches ('answers': the answers' JSON)
+-- ARGV[10] record fields returned with those matches, space-separated ('answers': the
+--          answers' JSON)
 -- Returns {frontier or '', score of match 1, reference of match 1, [values of match 1,]
 --          score of match 2, ...}: the frontier is the score of the last case examined
 --          when the walk stopped before the index's end.
@@ -46,7 +47,7 @@ local budget = tonumber(ARGV[4])
 local prefix, fragment = ARGV[6], ARGV[7]
 local with_fields = tonumber(ARGV[9])
 local fields = {}
-for i = 10, #ARGV do fields[#fields + 1] = ARGV[i] end
+for name in string.gmatch(ARGV[10] or '', '%S+') do fields[#fields + 1] = name end
 local out = {''}
 local found, examined = 0, 0
 local bound = '-inf'

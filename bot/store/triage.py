@@ -29,6 +29,7 @@ import json
 import math
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -122,10 +123,17 @@ class ShardHeads:
     """The walk stopped because it had found what it was asked for (not at its budget)."""
 
 
+def _texts(raw: Sequence[Any]) -> Sequence[str]:
+    """A script's reply as strings (a client may decode replies already, or not)."""
+    if raw and isinstance(raw[0], bytes):
+        return [text_of(value) for value in raw]
+    return raw
+
+
 def parse_heads(raw: Sequence[object], *, asked: int, with_fields: int,
                 fields: Sequence[str], known: dict[str, dict[str, str]]) -> ShardHeads:
     """A shard's heads from HEADS_OF_CASES; the rows that came with them go to `known`."""
-    values = [text_of(value) for value in raw]
+    values = _texts(raw)
     heads = ShardHeads(frontier=float(values[0]) if values[0] else math.inf)
     position = 1
     while position < len(values):
@@ -181,7 +189,7 @@ async def _walk_heads(redis: Redis, case_filter: CaseFilter, shards: Sequence[in
                 case_filter.indexes(shard),
                 [keys.case_prefix(shard), cursor, asked, budget, wanted,
                  case_filter.reference_prefix, case_filter.name_fragment.lower(),
-                 keys.answers_prefix(shard), with_fields, *(fields if with_fields else ())],
+                 keys.answers_prefix(shard), with_fields, " ".join(fields) if with_fields else ""],
             )
         raw = await pipe.execute()
     return [parse_heads(found, asked=asked, with_fields=with_fields, fields=fields, known=known)
@@ -310,12 +318,12 @@ async def _read_ahead(redis: Redis, walks: Sequence[_ShardWalk], fields: Sequenc
                 pipe,
                 [keys.cases_triage(walk.shard)],
                 [keys.case_prefix(walk.shard), walk.cursor, chunk, chunk, "{}", "", "",
-                 keys.answers_prefix(walk.shard), chunk, *fields],
+                 keys.answers_prefix(walk.shard), chunk, " ".join(fields)],
             )
         raw = await pipe.execute()
     width = len(fields) + 2
     for walk, found in zip(walks, raw, strict=True):
-        values = [text_of(value) for value in found]
+        values = _texts(found)
         walk.rows = walk.rows[walk.taken:] + [
             (int(values[start]), dict(zip(fields, values[start + 2 : start + width],
                                           strict=True)))
