@@ -12,8 +12,8 @@ from typing import TextIO
 
 from redis.asyncio import Redis
 
+from bot.admin.operators import Role
 from bot.errors import LastAdmin, OperatorExists, OperatorNotFound
-from bot.store.operators import Role
 
 CLI_ACTOR = "cli"
 
@@ -65,8 +65,8 @@ def _now() -> datetime:
 def run_operators_add(args: argparse.Namespace) -> int:
     import re
 
+    from bot.admin.operators import add_operator
     from bot.admin.schemas import NAME_PATTERN
-    from bot.store.operators import add_operator
 
     if not re.fullmatch(NAME_PATTERN, args.name):
         print(f"invalid name {args.name!r}: lowercase letters, digits, . _ -", file=sys.stderr)
@@ -86,7 +86,7 @@ def run_operators_add(args: argparse.Namespace) -> int:
 
 
 def run_operators_list(args: argparse.Namespace) -> int:
-    from bot.store.operators import list_operators
+    from bot.admin.operators import list_operators
 
     async def work(redis: Redis) -> int:
         for operator in await list_operators(redis):
@@ -98,7 +98,7 @@ def run_operators_list(args: argparse.Namespace) -> int:
 
 
 def run_operators_revoke(args: argparse.Namespace) -> int:
-    from bot.store.operators import revoke_operator
+    from bot.admin.operators import revoke_operator
 
     async def work(redis: Redis) -> int:
         try:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, FastAPI, Path, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
+from bot.admin import operators
 from bot.cases import jobs, lifecycle
 from bot.cases import service as case_service
 from bot.cases.export import export_csv
@@ -23,7 +24,7 @@ from bot.errors import (
     OperatorExists,
     OperatorNotFound,
 )
-from bot.store import audit, case_queries, keys, operators
+from bot.store import audit, case_queries, keys
 
 from . import console_api
 from .deps import Admin, AnyOperator, JobsDep, NowDep, RedisDep, Supervisor, actor

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Request, Response
 
+from bot.admin import operators
 from bot.cases import service as case_service
 from bot.cases.references import is_valid as is_valid_reference
 from bot.engine.render import fill
@@ -19,7 +20,7 @@ from bot.flows.checked import load_checked
 from bot.flows.model import Flow, StateKind
 from bot.privacy import normalise_phone, pii_key, pseudonym
 from bot.settings import Settings
-from bot.store import audit, case_queries, console_reads, operators
+from bot.store import audit, case_queries, console_reads
 from bot.types import Channel
 
 from .console_schemas import (

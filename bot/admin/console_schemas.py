@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-from bot.store.operators import Role
+from bot.admin.operators import Role
 
 from .schemas import CaseSummary
 

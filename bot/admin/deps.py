@@ -10,9 +10,9 @@ from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from redis.asyncio import Redis
 
+from bot.admin.operators import Operator, Role, operator_for_token
 from bot.admin.throttle import Throttle, client_key
 from bot.cases.jobs import CaseJobs
-from bot.store.operators import Operator, Role, operator_for_token
 
 _bearer = HTTPBearer(auto_error=False, description="An operator token (`helpline operators add`)")
 

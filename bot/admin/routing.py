@@ -17,7 +17,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.convertors import Convertor, register_url_convertor
 
-from bot.store.operators import Role
+from bot.admin.operators import Role
 
 from .deps import ROLE_OF_CHECK, authenticate, authorise
 from .failures import ANY_REQUEST, WITH_BODY

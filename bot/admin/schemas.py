@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bot.admin.operators import Operator, Role
 from bot.cases.model import (
     HIGH_ANSWERS,
     URGENT_ANSWERS,
@@ -19,7 +20,6 @@ from bot.cases.model import (
     Priority,
     derive_priority,
 )
-from bot.store.operators import Operator, Role
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,31}$"
 MAX_NOTE_CHARS = 4000

@@ -1,68 +1,27 @@
-"""Operators of the admin API: names, roles and hashed bearer tokens.
+"""Operators' records and token keys (the rules are in `bot.admin.operators`).
 
-Tokens carry 256 bits from `secrets`, so a plain SHA-256 is a sufficient hash
-(no password stretching needed); only the hash is stored, and a token is
-found by its hash, never by comparing secrets one by one.
+Records are JSON under the `{ops}` hash tag: the operators hash (name -> record)
+and one key a token hash naming its holder.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
-import secrets
-from dataclasses import asdict, dataclass
-from datetime import datetime
-from enum import StrEnum
-from typing import Any
+from enum import IntEnum
 
 from redis.asyncio import Redis
 
-from bot.errors import LastAdmin, OperatorExists, OperatorNotFound
 from bot.store import keys
-from bot.store.cases import iso, text_of
+from bot.store.cases import text_of
 from bot.store.replies import reply
 from bot.store.scripts import Script
 
-TOKEN_BYTES = 32
-LAST_ADMIN = -1
 
-
-class Role(StrEnum):
-    OPERATOR = "operator"
-    SUPERVISOR = "supervisor"
-    ADMIN = "admin"
-
-    def includes(self, needed: Role) -> bool:
-        """Roles are ordered: operator < supervisor < admin."""
-        order = list(Role)
-        return order.index(self) >= order.index(needed)
-
-
-@dataclass(frozen=True)
-class Operator:
-    name: str
-    role: Role
-    created_at: str
-    token_hash: str
-    revoked_at: str | None = None
-
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
-
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
-
-    @classmethod
-    def from_json(cls, raw: str) -> Operator:
-        data: dict[str, Any] = json.loads(raw)
-        data["role"] = Role(data["role"])
-        return cls(**data)
-
-
-def hash_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+class Revoked(IntEnum):
+    CHANGED = 0
+    """The record changed since it was read: read it again."""
+    DONE = 1
+    LAST_OF_ROLE = -1
+    """It is the last active holder of the role that must remain."""
 
 
 ADD_OPERATOR = Script(
@@ -84,19 +43,20 @@ REVOKE_OPERATOR = Script(
     """
 -- KEYS[1] operators hash   KEYS[2] the operator's token key
 -- ARGV[1] name   ARGV[2] the record as read (JSON)   ARGV[3] the revoked record (JSON)
+-- ARGV[4] a role that must keep an active holder
 -- Returns 1 when revoked, 0 when the record changed since it was read, -1 when it is
--- the last active admin (who must stay: the API cannot be administered without one).
+-- the last active holder of ARGV[4].
 if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
 local target = cjson.decode(ARGV[2])
-if target['role'] == 'admin' then
-  local admins = 0
+if target['role'] == ARGV[4] then
+  local holders = 0
   for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
     local operator = cjson.decode(raw)
-    if operator['role'] == 'admin' and operator['revoked_at'] == cjson.null then
-      admins = admins + 1
+    if operator['role'] == ARGV[4] and operator['revoked_at'] == cjson.null then
+      holders = holders + 1
     end
   end
-  if admins <= 1 then return -1 end
+  if holders <= 1 then return -1 end
 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
 redis.call('DEL', KEYS[2])
@@ -105,60 +65,33 @@ return 1
 )
 
 
-async def add_operator(redis: Redis, *, name: str, role: Role, now: datetime) -> str:
-    """Create (or re-create after revocation) an operator; return its token, shown once."""
-    token = secrets.token_urlsafe(TOKEN_BYTES)
-    operator = Operator(name=name, role=role, created_at=iso(now), token_hash=hash_token(token))
+async def add(redis: Redis, *, name: str, token_hash: str, record: str) -> bool:
+    """Store `record` under `name` unless an active operator has that name."""
     added = await ADD_OPERATOR.run(
-        redis,
-        [keys.operators(), keys.operator_token(operator.token_hash)],
-        [name, operator.to_json()],
-    )
-    if int(added) != 1:
-        raise OperatorExists(name)
-    return token
+        redis, [keys.operators(), keys.operator_token(token_hash)], [name, record])
+    return int(added) == 1
 
 
-async def list_operators(redis: Redis) -> list[Operator]:
+async def all_records(redis: Redis) -> list[str]:
     records = await reply(redis.hgetall(keys.operators()))
-    found = [Operator.from_json(text_of(raw)) for raw in records.values()]
-    return sorted(found, key=lambda operator: operator.name)
+    return [text_of(raw) for raw in records.values()]
 
 
-async def is_active(redis: Redis, name: str) -> bool:
-    """Whether an active operator has this name."""
+async def record(redis: Redis, name: str) -> str | None:
     raw = await reply(redis.hget(keys.operators(), name))
-    return raw is not None and Operator.from_json(text_of(raw)).active
+    return None if raw is None else text_of(raw)
 
 
-async def revoke_operator(redis: Redis, *, name: str, now: datetime) -> Operator:
-    while True:
-        existing = await reply(redis.hget(keys.operators(), name))
-        if not existing or not Operator.from_json(text_of(existing)).active:
-            raise OperatorNotFound(name)
-        revoked = Operator.from_json(text_of(existing))
-        revoked = Operator(**{**asdict(revoked), "revoked_at": iso(now)})
-        done = int(await REVOKE_OPERATOR.run(
-            redis,
-            [keys.operators(), keys.operator_token(revoked.token_hash)],
-            [name, text_of(existing), revoked.to_json()],
-        ))
-        if done == LAST_ADMIN:
-            raise LastAdmin(name)
-        if done == 1:
-            return revoked
+async def revoke(redis: Redis, *, name: str, token_hash: str, read: str, revoked: str,
+                 must_remain: str) -> Revoked:
+    """Replace the record `read` by `revoked` and drop the token's key, atomically."""
+    done = await REVOKE_OPERATOR.run(
+        redis, [keys.operators(), keys.operator_token(token_hash)],
+        [name, read, revoked, must_remain])
+    return Revoked(int(done))
 
 
-async def operator_for_token(redis: Redis, token: str) -> Operator | None:
-    """The active operator holding `token`, or None."""
-    token_hash = hash_token(token)
+async def record_for_token(redis: Redis, token_hash: str) -> str | None:
+    """The record of the operator a token hash names (active or not), or None."""
     name = await redis.get(keys.operator_token(token_hash))
-    if name is None:
-        return None
-    raw = await reply(redis.hget(keys.operators(), text_of(name)))
-    if raw is None:
-        return None
-    operator = Operator.from_json(text_of(raw))
-    if not operator.active or not hmac.compare_digest(operator.token_hash, token_hash):
-        return None
-    return operator
+    return None if name is None else await record(redis, text_of(name))

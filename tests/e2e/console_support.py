@@ -16,12 +16,13 @@ import uvicorn
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, expect
 
+from bot.admin import operators
+from bot.admin.operators import Role
 from bot.app import create_app
 from bot.cases.model import CaseKind
 from bot.settings import Settings
-from bot.store import cases, operators
+from bot.store import cases
 from bot.store.connection import close_client
-from bot.store.operators import Role
 from tests.integration.admin_support import T0, RecordedJobs, return_request
 from tests.redis_server import free_port
 

@@ -15,10 +15,10 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.admin.console import CONSOLE_DIR
+from bot.admin.operators import Role, add_operator
 from bot.app import create_app
 from bot.channels.routes import SMS_PATH, STATUS_PATH, USSD_PATH
 from bot.settings import Env, Settings
-from bot.store.operators import Role, add_operator
 from tests.integration.admin_support import API, T0, RecordedJobs, seed
 from tests.integration.webhooks_support import USSD_SECRET, gateway_settings
 from tests.redis_server import RedisServer

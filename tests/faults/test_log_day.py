@@ -19,8 +19,8 @@ from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
+from bot.admin.operators import Role, add_operator
 from bot.channels.routes import SMS_PATH, USSD_PATH
-from bot.store.operators import Role, add_operator
 from tests.integration.admin_support import API, T0
 from tests.integration.webhooks_support import (
     RETURN_REQUEST,

@@ -24,8 +24,9 @@ from pathlib import Path
 import httpx
 from redis.asyncio import Redis
 
-from bot.store import cases, operators
-from bot.store.operators import Role
+from bot.admin import operators
+from bot.admin.operators import Role
+from bot.store import cases
 from tests.integration.admin_support import T0, return_request
 from tests.processes import prod_env, serve_command, wait_until_answering
 from tests.redis_server import RedisServer

@@ -12,11 +12,11 @@ import pytest
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from bot.admin import operators
+from bot.admin.operators import Role, add_operator
 from bot.app import create_app
 from bot.cli import main
 from bot.settings import Env, Settings, get_settings
-from bot.store import operators
-from bot.store.operators import Role, add_operator
 from tests.integration.admin_support import API, T0, RecordedJobs
 from tests.integration.webhooks_support import gateway_settings
 from tests.redis_server import RedisServer

@@ -12,9 +12,9 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from bot.admin.operators import Role, add_operator
 from bot.app import create_app
 from bot.settings import Env
-from bot.store.operators import Role, add_operator
 from tests.integration.admin_support import API, T0, RecordedJobs, seed
 from tests.integration.webhooks_support import USSD_SECRET, gateway_settings
 from tests.redis_server import RedisServer

@@ -11,11 +11,12 @@ import httpx
 from fastapi import FastAPI
 from redis.asyncio import Redis
 
+from bot.admin import operators
+from bot.admin.operators import Role
 from bot.app import create_app
 from bot.cases.model import CaseKind, NewCase
 from bot.settings import Settings
-from bot.store import cases, operators
-from bot.store.operators import Role
+from bot.store import cases
 
 API = "/admin/api/v1"
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)

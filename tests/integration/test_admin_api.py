@@ -10,6 +10,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from bot.admin.operators import Role, add_operator
 from bot.cases import jobs
 from bot.cases import migrant as migrant_cases
 from bot.cases.model import CaseKind
@@ -18,7 +19,6 @@ from bot.engine.session import Profile
 from bot.privacy import DEV_PII_KEY, pseudonym
 from bot.settings import Settings
 from bot.store import audit, keys
-from bot.store.operators import Role, add_operator
 from tests.integration.admin_support import (
     API,
     PHONE,

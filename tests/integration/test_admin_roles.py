@@ -8,8 +8,8 @@ from dataclasses import dataclass
 import pytest
 from redis.asyncio import Redis
 
+from bot.admin.operators import Role, add_operator
 from bot.settings import Settings
-from bot.store.operators import Role, add_operator
 from tests.integration.admin_support import (
     API,
     T0,

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from bot.admin.operators import operator_for_token
 from bot.cli import main
 from bot.settings import get_settings
 from bot.store import cases
 from bot.store.connection import client_for_url, close_client
-from bot.store.operators import operator_for_token
 from tests.integration.admin_support import return_request
 from tests.redis_server import RedisServer
 

@@ -8,11 +8,11 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from bot.admin.operators import Role, add_operator, revoke_operator
 from bot.cases.model import CaseKind
 from bot.engine import sms
 from bot.settings import Settings
 from bot.store import audit, keys
-from bot.store.operators import Role, add_operator, revoke_operator
 from tests.integration.admin_support import (
     API,
     T0,

@@ -14,11 +14,11 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
+from bot.admin import operators
+from bot.admin.operators import Role
 from bot.engine import sms
 from bot.flows.model import NAV_MORE, StateKind
-from bot.store import operators
 from bot.store.cases import read_case
-from bot.store.operators import Role
 from tests.factories import default_flow
 from tests.integration.webhooks_support import (
     ANSWERS,

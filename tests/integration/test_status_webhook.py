@@ -9,10 +9,11 @@ import pytest
 from redis.asyncio import Redis
 from twilio.request_validator import RequestValidator
 
+from bot.admin import operators
+from bot.admin.operators import Role
 from bot.privacy import DEV_PII_KEY, pseudonym
 from bot.settings import Settings
-from bot.store import audit, cases, operators, phone_state
-from bot.store.operators import Role
+from bot.store import audit, cases, phone_state
 from tests.fake_twilio import AUTH_TOKEN, FakeTwilio, fake_twilio
 from tests.integration.admin_support import (
     API,

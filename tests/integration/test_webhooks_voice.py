@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
+from bot.admin import operators
+from bot.admin.operators import Role
 from bot.channels.twilio_voice import VOICE_PATH
 from bot.engine import recordings
 from bot.settings import DEFAULT_FLOW
-from bot.store import operators
-from bot.store.operators import Role
 from tests.factories import broken_copy
 from tests.integration.voice_support import Caller, Heard, recording_url
 from tests.integration.webhooks_support import (
