@@ -3,9 +3,10 @@
 `--workers N` (or `WEB_CONCURRENCY`) runs N processes on one listening socket
 (uvicorn's supervisor: it restarts a worker that dies and stops them all on
 SIGTERM/SIGINT). Each process is a whole `helpline serve`: gateway lane,
-access log, collector tuning, proxy headers. On the embedded default the
-supervising process starts the one embedded Redis, supervises it as a single
-process does, and hands its socket to the workers: never one server a process.
+access log, collector tuning, proxy headers; `/metrics` of any reports all.
+On the embedded default the supervising process starts the one embedded
+Redis, supervises it as a single process does, and hands its socket to the
+workers: never one server a process.
 """
 
 from __future__ import annotations
@@ -14,7 +15,9 @@ import argparse
 import gc
 import logging
 import os
+import shutil
 import sys
+import tempfile
 import threading
 from typing import Any
 
@@ -134,6 +137,7 @@ def _serve_processes(args: argparse.Namespace, settings: Any, workers: int) -> i
     from bot.app import require_prod_settings
     from bot.errors import ProdSettingsMissing
     from bot.observability import configure_logging
+    from bot.probes import MULTIPROCESS_DIR
     from bot.store import supervision
     from bot.store.connection import start_embedded, stop_embedded
 
@@ -144,6 +148,10 @@ def _serve_processes(args: argparse.Namespace, settings: Any, workers: int) -> i
             print(line, file=sys.stderr)
         return EXIT_SETTINGS
     configure_logging()
+    # /metrics of any worker reports all of them: prometheus_client's multi-process
+    # mode, its files in a directory of this run (set before any worker imports it).
+    metrics_dir = tempfile.mkdtemp(prefix="helpline-metrics-")
+    os.environ[MULTIPROCESS_DIR] = metrics_dir
     embedded = None
     stopping = threading.Event()
     supervisor = None
@@ -160,6 +168,7 @@ def _serve_processes(args: argparse.Namespace, settings: Any, workers: int) -> i
         uvicorn.run(WORKER_APP, factory=True, workers=workers, **_uvicorn_options(args))
     finally:
         # uvicorn returns once every worker has stopped (each ran its own shutdown).
+        shutil.rmtree(metrics_dir, ignore_errors=True)
         if embedded is not None:
             stopping.set()
             if supervisor is not None:

@@ -59,9 +59,13 @@ REJECTED = Counter(
 DELIVERY_STATUSES = Counter(
     "helpline_sms_status_callbacks_total", "Twilio delivery statuses received", ["status"],
 )
-CASES = Gauge("helpline_cases", "Cases in the store, by kind", ["kind"])
-QUEUE_DEPTH = Gauge("helpline_queue_depth", "Jobs waiting in the worker's queue")
-STORE_UP = Gauge("helpline_store_up", "1 when Redis answered the last metrics scrape")
+# Read from Redis at each scrape: with several processes, the latest value any wrote.
+CASES = Gauge("helpline_cases", "Cases in the store, by kind", ["kind"],
+              multiprocess_mode="mostrecent")
+QUEUE_DEPTH = Gauge("helpline_queue_depth", "Jobs waiting in the worker's queue",
+                    multiprocess_mode="mostrecent")
+STORE_UP = Gauge("helpline_store_up", "1 when Redis answered the last metrics scrape",
+                 multiprocess_mode="mostrecent")
 
 
 def _mask_phone(found: re.Match[str]) -> str:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from typing import Any
 
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.multiprocess import MultiProcessCollector
 from redis.exceptions import RedisError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -15,6 +17,9 @@ from bot.observability import CASES, QUEUE_DEPTH, STORE_UP
 from bot.store import case_queries, keys
 
 STORE_CHECK_SECONDS = 1.0
+MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
+"""prometheus_client's own variable (not a helpline setting): `helpline serve --workers N`
+sets it for its workers, whose metrics then live in files there."""
 
 
 def _redis(request: Request) -> Any:
@@ -55,7 +60,16 @@ async def refresh_store_gauges(redis: Any) -> None:
 
 async def metrics(request: Request) -> Response:
     await refresh_store_gauges(_redis(request))
-    return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+
+
+def exposition() -> bytes:
+    """This process's metrics; with several workers, all of theirs (counters summed)."""
+    if not os.environ.get(MULTIPROCESS_DIR):
+        return bytes(generate_latest())
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    return bytes(generate_latest(registry))
 
 
 ROUTES = [

@@ -6,7 +6,7 @@ test finds the two worker processes, opens one keep-alive connection to each
 from /proc), and walks a USSD return request whose hops alternate between
 them: the case is made with every answer, on the one embedded server. SIGTERM
 to the supervising process then stops every process it started, the embedded
-redis-server included.
+redis-server included. Either process's /metrics counts the hops of both.
 """
 
 from __future__ import annotations
@@ -135,6 +135,15 @@ def hop(connection: http.client.HTTPConnection, text: str) -> str:
     return body
 
 
+def ussd_messages(connection: http.client.HTTPConnection) -> float:
+    connection.request("GET", "/metrics")
+    answer = connection.getresponse()
+    text = answer.read().decode()
+    assert answer.status == 200, text
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
+               if line.startswith("helpline_messages_total{") and 'channel="ussd"' in line)
+
+
 @pytest.fixture
 def served(tmp_path: Path) -> Iterator[Served]:
     server = Served(tmp_path)
@@ -164,6 +173,10 @@ def test_two_processes_answer_the_hops_of_one_request_and_sigterm_stops_them_all
         shown = hop(connections[(number + 1) % 2], history)  # hops alternate processes
     reference = reference_in(shown)
     assert shown.startswith("END ")
+    # Either process's /metrics counts the hops both answered.
+    hops = 2 + len(RETURN_REQUEST)
+    assert {pid: ussd_messages(connection) for pid, connection in by_worker.items()} == {
+        pid: hops for pid in by_worker}
 
     # One embedded server for both: the case is there, with every answer.
     client = redis.Redis(unix_socket_path=served.embedded_socket(), decode_responses=True)
