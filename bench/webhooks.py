@@ -32,6 +32,7 @@ the hops/s it happened to get.
 from __future__ import annotations
 
 import argparse
+import bisect
 import hashlib
 import json
 import os
@@ -208,16 +209,21 @@ def post(url: str, fields: dict[str, str]) -> str:
         return str(response.read().decode())
 
 
-def walk_once(target: Target, user: int, walk_no: int) -> list[str]:
-    """One whole walk, sequentially, as wrk's user `user` would do its walk `walk_no`."""
+def walk_once(target: Target, user: int, walk_no: int,
+              spans: list[tuple[float, float]] | None = None) -> list[str]:
+    """One whole walk, sequentially, as wrk's user `user` would do its walk `walk_no`;
+    `spans` gets each hop's start and end (wall clock)."""
     phone = f"{target.phone_prefix}{user:02d}{walk_no:05d}"
     answers = []
     for hop in range(len(target.walk) + 1):
+        started = time.time()
         answers.append(post(target.url(), {
             "sessionId": f"bench-{user}-{walk_no}", "serviceCode": "*384*55#",
             "phoneNumber": phone, "networkCode": "61001",
             "text": "*".join(target.walk[:hop]),
         }))
+        if spans is not None:
+            spans.append((started, time.time()))
     return answers
 
 
@@ -313,6 +319,13 @@ class Monitor:
         self._thread.join(2)
         self.sock.close()
         counts: dict[str, int] = {}
+        for _, command in self.sent():
+            counts[command] = counts.get(command, 0) + 1
+        return counts
+
+    def sent(self) -> list[tuple[float, str]]:
+        """(Redis's time, command) of each command a client sent, script-internal aside."""
+        found = []
         for line in self.lines:
             if not line.startswith("+") or "[" not in line or "]" not in line:
                 continue
@@ -320,18 +333,37 @@ class Monitor:
             if client.endswith(" lua"):
                 continue  # run inside a script
             command = line[line.index("]") + 1:].strip().split(" ", 1)[0].strip('"').lower()
-            counts[command] = counts.get(command, 0) + 1
-        return counts
+            found.append((float(line[1:].split(" ", 1)[0]), command))
+        return found
+
+
+BACKGROUND_COMMANDS = frozenset({"info"})
+"""Sent by a process's background refresh (the replica count, every 10 s), not by a hop."""
 
 
 def commands_per_hop(target: Target, redis_port: int) -> tuple[float, dict[str, float]]:
+    average, counts, _ = commands_by_hop(target, redis_port)
+    return average, counts
+
+
+def commands_by_hop(target: Target,
+                    redis_port: int) -> tuple[float, dict[str, float], list[int]]:
+    """Average commands a hop, by command, and the commands of each hop of the walks (by
+    the time Redis got them; background ones aside: BACKGROUND_COMMANDS)."""
     monitor = Monitor(redis_port)
+    spans: list[tuple[float, float]] = []
     for walk_no in range(MONITOR_WALKS):
-        walk_once(target, 99, RUN_WALKS - 1 - walk_no)
+        walk_once(target, 99, RUN_WALKS - 1 - walk_no, spans)
     counts = monitor.stop()
     hops = MONITOR_WALKS * (len(target.walk) + 1)
+    per_hop = [0] * len(spans)
+    starts = [start for start, _ in spans]
+    for at, command in monitor.sent():
+        if command in BACKGROUND_COMMANDS or not starts or at < starts[0]:
+            continue
+        per_hop[bisect.bisect_right(starts, at) - 1] += 1  # the hop under way then
     return (sum(counts.values()) / hops,
-            {name: round(calls / hops, 2) for name, calls in sorted(counts.items())})
+            {name: round(calls / hops, 2) for name, calls in sorted(counts.items())}, per_hop)
 
 
 # --- the servers ----------------------------------------------------------------------
@@ -473,7 +505,7 @@ def main() -> int:
         walks_ended = sum(run["walks"] for run in product.runs)
         time.sleep(1)
         cases = cases_created(redis_port) - cases_before
-        per_hop = {target.label: commands_per_hop(target, redis_port) for target in targets}
+        per_hop = {target.label: commands_by_hop(target, redis_port) for target in targets}
     finally:
         for target in targets:
             stop(target.process)
@@ -517,6 +549,11 @@ def main() -> int:
     for target in targets:
         print(f"Redis commands sent per hop (MONITOR, scripts' own not counted), "
               f"{target.label}: {per_hop[target.label][1]}")
+        hops = per_hop[target.label][2]
+        walk = len(target.walk) + 1
+        print(f"  max per hop {max(hops, default=0)} (goal <= 2; background "
+              f"{', '.join(sorted(BACKGROUND_COMMANDS))} aside); hop by hop, first walk: "
+              f"{hops[:walk]}")
     if args.keep_log:
         print(f"servers' log: {work / 'servers.log'}")
     else:

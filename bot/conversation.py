@@ -19,8 +19,7 @@ import hashlib
 import logging
 import secrets
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -50,8 +49,8 @@ from bot.flows.compiler import CompiledFlow
 from bot.flows.model import NAV_HOME
 from bot.settings import Settings
 from bot.store import cases as case_store
-from bot.store import durability, keys, profiles, sessions
-from bot.store.scripts import batch, unknown_script
+from bot.store import creating_step, durability, keys, profiles, sessions
+from bot.store.scripts import batch, is_cluster, unknown_script
 from bot.store.sessions import Begun, Commit, Loaded, PhoneKeys, PhoneState, RateLimit
 from bot.types import Channel
 
@@ -99,31 +98,59 @@ class _PhoneLocks:
     """
 
     def __init__(self) -> None:
-        self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
+        self._locks: dict[str, _Held] = {}
 
-    @asynccontextmanager
-    async def hold(self, phone_key: str) -> AsyncIterator[None]:
-        lock, users = self._locks.get(phone_key, (asyncio.Lock(), 0))
-        self._locks[phone_key] = (lock, users + 1)
+    def hold(self, phone_key: str) -> _Hold:
+        return _Hold(self._locks, phone_key)
+
+
+class _Held:
+    __slots__ = ("lock", "users")
+
+    def __init__(self) -> None:
+        self.lock = asyncio.Lock()
+        self.users = 0
+
+
+class _Hold:
+    """`async with` one phone's lock (a class, not a generator: it runs every message)."""
+
+    __slots__ = ("held", "locks", "phone_key")
+
+    def __init__(self, locks: dict[str, _Held], phone_key: str) -> None:
+        self.locks = locks
+        self.phone_key = phone_key
+        held = locks.get(phone_key)
+        if held is None:
+            held = locks[phone_key] = _Held()
+        held.users += 1
+        self.held = held
+
+    async def __aenter__(self) -> None:
         try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[phone_key]
-            if users <= 1:
-                del self._locks[phone_key]
-            else:
-                self._locks[phone_key] = (lock, users - 1)
+            await self.held.lock.acquire()
+        except BaseException:
+            self._leave()
+            raise
+
+    async def __aexit__(self, *_: object) -> None:
+        self.held.lock.release()
+        self._leave()
+
+    def _leave(self) -> None:
+        self.held.users -= 1
+        if self.held.users <= 0:
+            del self.locks[self.phone_key]
 
 
-class _Bounded(OrderedDict[str, Any]):
+class _Bounded(OrderedDict[Any, Any]):
     """The most recently used entries, at most `size`."""
 
     def __init__(self, size: int) -> None:
         super().__init__()
         self.size = size
 
-    def keep(self, key: str, value: Any) -> None:
+    def keep(self, key: Any, value: Any) -> None:
         self[key] = value
         self.move_to_end(key)
         if len(self) > self.size:
@@ -148,6 +175,8 @@ class Conversation:
         self._languages = _Bounded(KNOWN_LANGUAGES)
         self._background: set[asyncio.Task[None]] = set()
         self._replicas = durability.Replicas()
+        self._cluster = is_cluster(redis)
+        self._phone_keys = _Bounded(KNOWN_STATES)
         self._pseudonyms: dict[str, str] = {}
         self._limits = {channel: Limits(channel, settings.ussd_max_chars) for channel in Channel}
         self._ttls = {channel: Ttls(session=self.session_ttl(channel),
@@ -213,7 +242,14 @@ class Conversation:
 
     async def process(self, message: InboundMessage) -> Handled:
         pseudonym = self.pseudonym(message.phone)
-        phone_keys = PhoneKeys.of(pseudonym, message.channel)
+        phone_keys = self._phone_keys.get((pseudonym, message.channel))
+        if phone_keys is None:
+            phone_keys = PhoneKeys.of(pseudonym, message.channel, cluster=self._cluster)
+            self._phone_keys.keep((pseudonym, message.channel), phone_keys)
+        primed = self._replicas.prime(self.redis)
+        if primed is not None:
+            self._background.add(primed)
+            primed.add_done_callback(self._background.discard)
         async with self._locks.hold(pseudonym):
             for _ in range(LOST_LEASE_RETRIES):
                 handled = await self._apply(message, phone_keys)
@@ -237,8 +273,8 @@ class Conversation:
             tried: Loaded | None = None
             wants_open_request = False
             if reference is None:
-                one_trip = await self._in_one_trip(message, phone_keys, token, digest,
-                                                   rate_limit, now)
+                one_trip, reads = await self._in_one_trip(message, phone_keys, token, digest,
+                                                          rate_limit, now)
                 if isinstance(one_trip, Handled):
                     return one_trip
                 if isinstance(one_trip, _OpenRequestWanted):
@@ -246,8 +282,9 @@ class Conversation:
                 else:
                     tried = one_trip
             if tried is None:
-                loaded, reads = await self._begin(phone_keys, token, message.phone, reference,
+                loaded, begun = await self._begin(phone_keys, token, message.phone, reference,
                                                   digest, rate_limit, wants_open_request)
+                reads = begun if begun.lookup or begun.open_known else reads
             else:
                 loaded = tried
         except BaseException:
@@ -291,30 +328,129 @@ class Conversation:
         filled = fill(flow, flow.text(name, language), language, values or {}, {})
         return spelled(flow, language, channel, filled)
 
-    async def _in_one_trip(self, message: InboundMessage, phone_keys: PhoneKeys, token: str,
-                           digest: str, rate_limit: RateLimit,
-                           now: datetime) -> Handled | Loaded | _OpenRequestWanted | None:
+    async def _in_one_trip(
+            self, message: InboundMessage, phone_keys: PhoneKeys, token: str, digest: str,
+            rate_limit: RateLimit, now: datetime,
+    ) -> tuple[Handled | Loaded | _OpenRequestWanted | None, _Reads]:
         """STEP from the state this process saw last (or nothing stored, for a new phone).
 
         Handled when done; Loaded when Redis answered for BEGIN (a retry, the rate limit,
         or the fresh state with the lease taken); None when BEGIN must be asked, and
-        _OpenRequestWanted when BEGIN should read the phone's open request with it.
+        _OpenRequestWanted when BEGIN should read the phone's open request with it. A turn
+        that asks for the phone's open request reads it first (a second command, before
+        STEP); one that creates a case creates it in STEP's script (STEP_CREATE).
         """
         assumed = self._states.get(phone_keys.pseudonym, _NOTHING_STORED)
-        planned = self._plan(message, assumed, _Reads(), digest, token, now)
+        reads = _Reads()
+        planned = self._plan(message, assumed, reads, digest, token, now)
+        if planned.open_request_needed and planned.commit is not None:
+            reads = await self._open_request(reads, phone_keys.pseudonym)
+            planned = self._plan(message, assumed, reads, digest, token, now)
         if planned.open_request_needed:
-            return _OPEN_REQUEST_WANTED
-        if not planned.in_one_trip or planned.commit is None:
-            return None
+            return _OPEN_REQUEST_WANTED, reads
+        if planned.commit is None:
+            return None, reads
+        if planned.creates_only and self._creates_in_phone_shard(planned, phone_keys):
+            return await self._step_and_create(message, phone_keys, token, digest,
+                                               rate_limit, now, assumed, planned), reads
+        if not planned.in_one_trip:
+            return None, reads
         loaded = await sessions.step(self.redis, phone_keys, token, expected=assumed.digest(),
                                      digest=digest, rate=rate_limit,
                                      values=planned.commit)
         if loaded.outcome is Begun.WRITTEN:
             self._written(phone_keys.pseudonym, assumed.after(planned.commit), planned)
-            return Handled(planned.reply, planned.outcome)
+            return Handled(planned.reply, planned.outcome), reads
         if loaded.outcome is Begun.BUSY:
-            return None
-        return loaded
+            return None, reads
+        return loaded, reads
+
+    @staticmethod
+    def _creates_in_phone_shard(planned: Plan, phone_keys: PhoneKeys) -> bool:
+        _, candidates = planned.creations[0]
+        return all(keys.shard_of(reference) == keys.shard_of_phone(phone_keys.pseudonym)
+                   for reference in candidates)
+
+    def _creation_call(self, planned: Plan, message: InboundMessage,
+                       now: datetime) -> tuple[list[str], list[str | int]]:
+        creation, candidates = planned.creations[0]
+        return case_store.create_case_call(
+            new_case=self._new_case(creation, message, now), candidates=candidates,
+            idempotency_key=creation.idempotency_key, pii_key=self.pii_key)
+
+    async def _step_and_create(self, message: InboundMessage, phone_keys: PhoneKeys,
+                               token: str, digest: str, rate_limit: RateLimit, now: datetime,
+                               assumed: PhoneState, planned: Plan) -> Handled | Loaded | None:
+        """STEP_CREATE: the state checked, the case created and the state written, one script."""
+        commit = planned.commit
+        assert commit is not None
+        creation = self._creation_call(planned, message, now)
+        wait = await self._replicas.wait_needed(self.redis)
+        try:
+            by_body = False
+            while True:
+                async with batch(self.redis) as pipe:
+                    creating_step.queue_step_create(
+                        pipe, phone_keys, token, expected=assumed.digest(), digest=digest,
+                        rate=rate_limit, values=commit, creation=creation, by_body=by_body)
+                    if wait:
+                        pipe.wait_for_replicas(durability.REPLICA_ACKS,
+                                               durability.ACK_TIMEOUT_MS)
+                    results = await pipe.execute(raise_on_error=False)
+                    acks = pipe.acks
+                if unknown_script(results[0]) and not by_body:
+                    by_body = True
+                    continue
+                break
+            _raise_first_error(results)
+            loaded, created = creating_step.step_create_result(results[0])
+            if loaded.outcome is not Begun.WRITTEN:
+                return None if loaded.outcome is Begun.BUSY else loaded
+            durability.require_acks(acks)
+        except BaseException:
+            # As in _under_lease: the creation may run even if this hop is cut off.
+            self._mark_unseen_later(phone_keys, [planned.creations[0][0].idempotency_key])
+            raise
+        final = self._final_reply(planned, [created], message.channel)
+        await self._settle(phone_keys, assumed, planned, commit, final, digest,
+                           message.channel)
+        return Handled(final, planned.outcome)
+
+    async def _commit_and_create(self, message: InboundMessage, phone_keys: PhoneKeys,
+                                 token: str, planned: Plan, commit: Commit,
+                                 now: datetime) -> tuple[list[Any], list[Any]]:
+        """COMMIT_CREATE (after BEGIN): the case and the state in one script; as the
+        pipeline's results: [CREATE_CASE's reply, COMMIT's]."""
+        creation = self._creation_call(planned, message, now)
+        wait = await self._replicas.wait_needed(self.redis)
+        by_body = False
+        while True:
+            async with batch(self.redis) as pipe:
+                creating_step.queue_commit_create(pipe, phone_keys, token, commit, creation,
+                                                  by_body=by_body)
+                if wait:
+                    pipe.wait_for_replicas(durability.REPLICA_ACKS, durability.ACK_TIMEOUT_MS)
+                results = await pipe.execute(raise_on_error=False)
+                acks = pipe.acks
+            if unknown_script(results[0]) and not by_body:
+                by_body = True
+                continue
+            _raise_first_error(results[:1])
+            saved, created = creating_step.commit_create_result(results[0])
+            return [created, 1 if saved else 0], acks
+
+    async def _settle(self, phone_keys: PhoneKeys, state: PhoneState, planned: Plan,
+                      commit: Commit, final: Reply, digest: str, channel: Channel) -> None:
+        """Remember what was written, or correct the receipts when the reply changed."""
+        if final != planned.reply or planned.erase:
+            # What was written is not quite what was planned: forget it, read it next time.
+            self._states.pop(phone_keys.pseudonym, None)
+            if final != planned.reply and digest:
+                corrected = planned.receipts.answered(digest, final.text, final.end)
+                await sessions.save_receipts(self.redis, phone_keys, corrected.to_json(),
+                                             self.session_ttl(channel))
+        else:
+            self._written(phone_keys.pseudonym, state.after(commit), planned)
 
     async def _begin(self, phone_keys: PhoneKeys, token: str, phone: str, reference: str | None,
                      digest: str, rate_limit: RateLimit,
@@ -414,6 +550,9 @@ class Conversation:
         acks: list[Any] = []
         if not (planned.creations or planned.withdrawals or planned.erase or planned.unseen):
             results: list[Any] = [await sessions.commit(self.redis, phone_keys, token, commit)]
+        elif planned.creates_only and self._creates_in_phone_shard(planned, phone_keys):
+            results, acks = await self._commit_and_create(message, phone_keys, token, planned,
+                                                          commit, now)
         else:
             # With replicas, a case is held by one before its reference is shown (WAIT).
             wait = bool(planned.creations) and await self._replicas.wait_needed(self.redis)
@@ -454,15 +593,7 @@ class Conversation:
         durability.require_acks(acks)
         final = self._final_reply(planned, results[:-1], message.channel)
         final = self._with_unseen(final, planned, unseen, message.channel)
-        if final != planned.reply or planned.erase:
-            # What was written is not quite what was planned: forget it, read it next time.
-            self._states.pop(phone_keys.pseudonym, None)
-            if final != planned.reply and digest:
-                corrected = planned.receipts.answered(digest, final.text, final.end)
-                await sessions.save_receipts(self.redis, phone_keys, corrected.to_json(),
-                                             self.session_ttl(message.channel))
-        else:
-            self._written(phone_keys.pseudonym, state.after(commit), planned)
+        await self._settle(phone_keys, state, planned, commit, final, digest, message.channel)
         return Handled(final, planned.outcome)
 
     def _with_unseen(self, reply: Reply, planned: Plan, found: list[Any],

@@ -69,6 +69,8 @@ class _Decoded(Generic[T]):
 
 
 _profiles = _Decoded(Profile.from_json)
+_sessions = _Decoded(Session.from_json)
+"""Sessions as decoded: a turn changes its session, so it is given a copy."""
 _drafts = _Decoded(Draft.from_json)
 _receipts = _Decoded(Receipts.from_json)
 
@@ -132,6 +134,14 @@ class Plan:
                 and not self.open_request_needed)
 
     @property
+    def creates_only(self) -> bool:
+        """Per-phone keys and one case to create, nothing else: one script (STEP_CREATE or
+        COMMIT_CREATE), the phone's state being in its case shard's slot."""
+        return (self.commit is not None and len(self.creations) == 1 and not self.withdrawals
+                and not self.erase and self.lookup_needed is None and not self.unseen
+                and not self.open_request_needed)
+
+    @property
     def created(self) -> list[str]:
         return [candidates[0] for _, candidates in self.creations]
 
@@ -161,7 +171,8 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
     """`case_shard`: the case shard where this phone's new cases go (random when None).
     `open_request`: this phone's open return request, once read (`open_request_known`)."""
     profile = _profiles(state.profile) if state.profile else None
-    session = Session.from_json(state.session) if state.session else None
+    session = _sessions(state.session).copy() if state.session else None
+    draft = _draft_of(state, session)
     stored = receipts = _receipts(state.receipts) if state.receipts else Receipts()
     text, restart = message.text, message.restart
     lookup_needed = None
@@ -175,21 +186,21 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
             text = shown_again(compiled, last.text, state.session, limits)
             return Plan(reply=Reply(text=text, end=last.end), outcome=Outcome.REPEATED)
         text, restart = hop.text, hop.restart or hop.replay
-        receipts = replace(receipts, ussd_session=session_digest, ussd_applied=history)
+        receipts = receipts.with_hop(session_digest, history)
         typed = typed_reference(text)
         if typed and (lookup is None or lookup.reference != typed):
             lookup_needed = typed
     # The last answer is the stored session's screen (SCREEN alone): once that session
     # changes, the answer names the screen it was (taken before the turn changes it).
     last = receipts.last
-    was_screen = (SCREEN + bare(session).to_json() if session is not None else "") \
+    was_screen = (SCREEN + _bare_json(session) if session is not None else "") \
         if last is not None and last.text == SCREEN else None
     decided = turn(compiled, Inbound(
         channel=message.channel,
         text=text,
         session=session,
         profile=profile,
-        draft=_drafts(state.draft) if state.draft else None,
+        draft=draft,
         receipts=receipts,
         lookups={lookup.reference: lookup} if lookup else {},
         new_id=token,
@@ -210,6 +221,18 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
     return written
 
 
+def _draft_of(state: PhoneState, session: Session | None) -> Draft | None:
+    """The stored draft; one stored as the session's own payload is taken from the
+    decoded session (no second decoding)."""
+    if not state.draft:
+        return None
+    if state.draft == state.session and session is not None:
+        draft = Draft.of(session)
+        if draft is not None:
+            return draft.copy()
+    return _drafts(state.draft)
+
+
 def _encoded(receipts: Receipts) -> str:
     raw = receipts.to_json()
     _receipts.remember(raw, receipts)
@@ -221,6 +244,21 @@ def bare(session: Session) -> Session:
     variables, page and hint (the receipts' SCREEN marker)."""
     return Session(state=session.state, language=session.language, vars=session.vars,
                    page=session.page, hint=session.hint)
+
+
+_BARE_JSON: dict[tuple[Any, ...], str] = {}
+
+
+def _bare_json(session: Session) -> str:
+    """`bare(session).to_json()`, remembered (the same few screens for every phone)."""
+    key = (session.state, session.language, session.page, session.hint,
+           tuple(session.vars.items()))
+    known = _BARE_JSON.get(key)
+    if known is None:
+        known = _BARE_JSON[key] = bare(session).to_json()
+        if len(_BARE_JSON) > KNOWN_VALUES:
+            del _BARE_JSON[next(iter(_BARE_JSON))]
+    return known
 
 
 _BARE_SCREENS: dict[tuple[Any, ...], tuple[CompiledFlow, Reply | None]] = {}
@@ -266,7 +304,7 @@ def _screen_for_retries(compiled: CompiledFlow, session: Session, session_json: 
     if _bare_screen(compiled, session, limits) != reply:
         return answered
     if session_json in (KEEP, DELETE):
-        return answered.with_last_text(SCREEN + bare(session).to_json())
+        return answered.with_last_text(SCREEN + _bare_json(session))
     return answered.with_last_text(SCREEN)
 
 
@@ -300,7 +338,7 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
         new_profile = Profile(language=session.language)
     if was_screen is not None and (not decided.keep_session or decided.erase):
         receipts = receipts.with_last_text(was_screen)
-    receipts = replace(receipts, pending=decided.pending)
+    receipts = receipts.with_pending(decided.pending)
     answered = receipts.answered(digest, reply.text, reply.end) if digest else receipts
     if decided.keep_session:
         session_json = KEEP
@@ -308,6 +346,7 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
         session_json = DELETE
     else:
         session_json = session.to_json()
+        _sessions.remember(session_json, session.copy())  # the next hop starts from it
     if saved_draft is not None:
         if session_json not in (KEEP, DELETE) and session is not None \
                 and Draft.of(session) == saved_draft:

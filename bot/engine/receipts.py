@@ -9,7 +9,7 @@ history already applied, and a keyword waiting for its confirmation.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 MAX_ANSWERS = 4
 """Retries come within seconds (Twilio's own timeout is 15 s); four later messages of one
@@ -58,20 +58,32 @@ class Receipts:
         return None
 
     def with_last_text(self, text: str) -> Receipts:
-        *older, last = self.answers
-        return replace(self, answers=(*older, replace(last, text=text)))
+        # Constructors, not dataclasses.replace: this runs on every hop.
+        last = self.answers[-1]
+        return Receipts((*self.answers[:-1], Answer(last.digest, text, last.end)),
+                        self.ussd_session, self.ussd_applied, self.pending)
+
+    def with_hop(self, ussd_session: str, ussd_applied: str) -> Receipts:
+        return Receipts(self.answers, ussd_session, ussd_applied, self.pending)
+
+    def with_pending(self, pending: str) -> Receipts:
+        if pending == self.pending:
+            return self
+        return Receipts(self.answers, self.ussd_session, self.ussd_applied, pending)
 
     @property
     def last(self) -> Answer | None:
         return self.answers[-1] if self.answers else None
 
     def answered(self, digest: str, text: str, end: bool) -> Receipts:
-        kept = tuple(answer for answer in self.answers if answer.digest != digest)
-        answers = (*kept, Answer(digest, text, end))[-MAX_ANSWERS:]
-        older = len(answers) - TEXTS_KEPT
-        answers = tuple(replace(answer, text="") if index < older and answer.text else answer
-                        for index, answer in enumerate(answers))
-        return replace(self, answers=answers)
+        kept = [answer for answer in self.answers if answer.digest != digest]
+        kept.append(Answer(digest, text, end))
+        answers = kept[-MAX_ANSWERS:]
+        for index in range(len(answers) - TEXTS_KEPT):
+            answer = answers[index]
+            if answer.text:
+                answers[index] = Answer(answer.digest, "", answer.end)
+        return Receipts(tuple(answers), self.ussd_session, self.ussd_applied, self.pending)
 
     def to_json(self) -> str:
         """Compact (Redis memory): USSD session, input history and pending keyword joined

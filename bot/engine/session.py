@@ -29,6 +29,12 @@ class Session:
     """True once this conversation's answers are kept as a draft (a return request)."""
     steps: int = 0
 
+    def copy(self) -> Session:
+        """A copy a turn may change (its answers, variables and history its own)."""
+        return Session(self.state, self.language, dict(self.answers), dict(self.vars),
+                       list(self.history), self.page, self.strikes, self.hint, self.resuming,
+                       self.draft_id, self.consent_at, self.drafting, self.steps)
+
     def to_json(self) -> str:
         """A JSON array of the fields in order (Redis memory: no field names), trailing
         defaults left out; history as one space-separated string, flags as 0/1."""
@@ -73,6 +79,11 @@ class Draft:
     def to_json(self) -> str:
         data = {**vars(self), "answers": dict(self.answers), "history": list(self.history)}
         return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+
+    def copy(self) -> Draft:
+        """With answers of its own (`of` shares the session's)."""
+        return Draft(self.state, self.language, dict(self.answers), self.history,
+                     self.draft_id, self.consent_at)
 
     @classmethod
     def of(cls, session: Session) -> Draft | None:

@@ -7,9 +7,9 @@ recommends, so a message never builds a Machine or calls `add_model`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from transitions import Machine
+from transitions import Machine, MachineError
 
 from bot.errors import FlowError
 from bot.flows.model import TRIGGER_ANSWER, TRIGGER_DONE, Flow, StateKind
@@ -30,9 +30,23 @@ class _Cursor:
 class CompiledFlow:
     flow: Flow
     machine: Machine
+    fired: dict[tuple[str, str], str] = field(default_factory=dict, compare=False)
+    """What the machine answered for every (state, trigger) it accepts, asked once when
+    compiled (`fired_table`): a step looks it up rather than firing the machine again
+    (the machine has no conditions or callbacks: its answer never changes). Anything
+    not in it is asked of the machine, which raises as before."""
+
+    def __post_init__(self) -> None:
+        self.fired.update(fired_table(self.machine, list(self.flow.states)))
 
     def fire(self, state: str, trigger: str) -> str:
         """Fire `trigger` from `state` on the shared machine; the state it leads to."""
+        known = self.fired.get((state, trigger))
+        if known is not None:
+            return known
+        return self.fire_on_machine(state, trigger)
+
+    def fire_on_machine(self, state: str, trigger: str) -> str:
         cursor = _Cursor(state)
         self.machine.events[trigger].trigger(cursor)
         return cursor.state
@@ -46,6 +60,22 @@ class CompiledFlow:
         cursor = _Cursor(state)
         self.machine.set_state(state, cursor)
         return cursor.state
+
+
+def fired_table(machine: Machine, states: list[str]) -> dict[tuple[str, str], str]:
+    """The machine's answer to every trigger from every state, where it has one."""
+    table: dict[tuple[str, str], str] = {}
+    for trigger, event in machine.events.items():
+        for state in states:
+            if state not in event.transitions and "*" not in event.transitions:
+                continue
+            cursor = _Cursor(state)
+            try:
+                event.trigger(cursor)
+            except MachineError:
+                continue
+            table[(state, trigger)] = cursor.state
+    return table
 
 
 def transitions_of(flow: Flow) -> list[dict[str, str]]:

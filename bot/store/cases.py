@@ -108,6 +108,20 @@ def queue_create_case(
     Every candidate must be in one shard. A used `idempotency_key` yields the
     reference it created before, and nothing new.
     """
+    CREATE_CASE.queue(pipe, *create_case_call(new_case=new_case, candidates=candidates,
+                                              idempotency_key=idempotency_key,
+                                              pii_key=pii_key))
+
+
+def create_case_call(
+    *,
+    new_case: NewCase,
+    candidates: Sequence[str],
+    idempotency_key: str | None,
+    pii_key: bytes | None = None,
+) -> tuple[list[str], list[str | int]]:
+    """CREATE_CASE's keys and arguments (`queue_create_case`; the conversation's step
+    runs the same creation inside its own script)."""
     if not candidates:
         raise ValueError("at least one candidate reference is needed")
     shard = keys.shard_of(candidates[0])
@@ -149,8 +163,7 @@ def queue_create_case(
     for reference in candidates:
         script_keys += [keys.case(reference), keys.case_answers(reference),
                         keys.case_trail(reference)]
-    CREATE_CASE.queue(
-        pipe,
+    return (
         script_keys,
         [
             IDEMPOTENCY_TTL_SECONDS if idempotency_key else 0,

@@ -5,11 +5,12 @@ the case creation is followed, on the same connection, by `WAIT 1 <ms>`
 (bounded by the hop deadline): Redis answers how many replicas hold the write.
 None in time ⇒ `NotReplicated`: the gateway answers its fallback screen, and
 the case, which may or may not survive a failover, is shown at the phone's next
-contact if it did (its unseen-reference marker, written by the same script as
-the case, says so).
+contact if it did (the phone's unseen mark names the creation's idempotency key,
+which the creation script writes with the case: the next contact reads it).
 
-Whether the master has replicas is read with INFO replication, once at the
-first case of the process and then in the background every REFRESH_SECONDS,
+Whether the master has replicas is read with INFO replication, in the
+background from the process's first message (`Replicas.prime`; at its first
+case if that read has not answered yet) and then every REFRESH_SECONDS,
 so the hop's round trips are not counted against it. Once a process has seen
 replicas it keeps waiting for one: a master that lost its replicas (a switch
 under way, when the old master still takes writes that the failover will drop)
@@ -59,9 +60,19 @@ class Replicas:
         self._read_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
 
+    def prime(self, redis: Any) -> asyncio.Task[None] | None:
+        """Read the count in the background once (a process's first message), so that the
+        first case creation does not send INFO on its hop; the task, when one started."""
+        if self._count is not None or REPLICA_ACKS <= 0 or self._refreshing is not None:
+            return None
+        self._refreshing = asyncio.get_running_loop().create_task(self._read_quietly(redis))
+        return self._refreshing
+
     async def wait_needed(self, redis: Any) -> bool:
         if REPLICA_ACKS <= 0:
             return False
+        if self._count is None and self._refreshing is not None:
+            await asyncio.shield(self._refreshing)
         if self._count is None:
             await self._read(redis)
         elif time.monotonic() - self._read_at > self.refresh_seconds and (

@@ -3,23 +3,25 @@
 Keys carry a hash tag (`{...}`) so that the keys one operation touches together
 sit in one Redis Cluster slot, by design:
 
-- per phone, `{ph:<pseudonym>}`: session per channel, profile, draft, lease,
-  idempotency replies and rate counters. The pseudonym is an HMAC of the
-  phone number, so no number appears in a key name.
 - per case shard, `{cs<n>...}` (CASE_SHARDS of them): the case records of the
   shard, their journals, deliveries and the shard's indexes, audit stream,
-  outbox stream, sequence and idempotency keys. A case lives in the shard its
-  reference names (`shard_of`), so one script writes a case, its indexes and
-  its audit atomically, while the shards spread the cases over the masters
-  of a Cluster. The shard tags are chosen so that shard n hashes into the n-th
-  sixteenth of the slot space: any even split of slots over masters gives
-  each master its share of shards.
+  outbox stream, sequence and idempotency keys; and the state and lease of
+  every phone whose new cases go to the shard (`shard_of_phone`), so that a
+  step that creates a case is one script. The pseudonym is an HMAC of the
+  phone number, so no number appears in a key name. (Before, a phone's keys
+  had their own tag, `{ph:<pseudonym>}`: those names stay for the upgrade.)
+  A case lives in the shard its reference names (`shard_of`), so one script
+  writes a case, its indexes and its audit atomically, while the shards
+  spread the cases over the masters of a Cluster. The shard tags are chosen
+  so that shard n hashes into the n-th sixteenth of the slot space: any even
+  split of slots over masters gives each master its share of shards.
 - the operators, `{ops}`; a Twilio MessageSid's delivery, its own slot.
 """
 
 from __future__ import annotations
 
 import hashlib
+from functools import lru_cache
 
 PREFIX = "hl"
 
@@ -37,8 +39,12 @@ def _phone(pseudonym: str) -> str:
 
 
 def phone_state(pseudonym: str) -> str:
-    """A phone's whole conversation state: one compact value (`bot.store.phone_state`)."""
-    return _phone(pseudonym)
+    """A phone's whole conversation state: one compact value (`bot.store.phone_state`).
+
+    Under the tag of the phone's case shard (`shard_of_phone`), where its new cases
+    go: a step that creates a case writes both in one script, on a Cluster too.
+    """
+    return f"{_shard(shard_of_phone(pseudonym))}:ph:{pseudonym}"
 
 
 def session(pseudonym: str, channel: str) -> str:
@@ -55,12 +61,13 @@ def draft(pseudonym: str) -> str:
 
 
 def lease(pseudonym: str) -> str:
-    return f"{_phone(pseudonym)}:lease"
+    """The phone's lease (one writer at a time), beside its state."""
+    return f"{phone_state(pseudonym)}:lease"
 
 
 def abandoned_lease(pseudonym: str, token: str) -> str:
     """Marks a lease token given up on: its BEGIN, if Redis runs it late, takes nothing."""
-    return f"{_phone(pseudonym)}:lease:abandoned:{token}"
+    return f"{phone_state(pseudonym)}:lease:abandoned:{token}"
 
 
 def receipts(pseudonym: str, channel: str) -> str:
@@ -96,6 +103,7 @@ def shard_of(reference: str) -> int:
     return int(reference[:7]) % CASE_SHARDS
 
 
+@lru_cache(maxsize=65536)
 def shard_of_phone(pseudonym: str) -> int:
     """The shard where a phone's new cases go (their references are drawn in it).
 

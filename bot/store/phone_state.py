@@ -16,12 +16,15 @@ are not kept twice); when that session changes, ends or expires, the draft
 takes the session's last payload (Lua: `set_part`, `load_parts`).
 
 The lease and its abandoned marks stay keys of their own (they live seconds).
+The value and the lease are under the tag of the phone's case shard
+(`keys.phone_state`).
 
-Old layout (before this value existed): a phone with no value yet has its
-old profile, draft and unseen mark read once and moved into the value (an
-opt-out and a draft survive the upgrade); its old sessions and receipts are
-left to expire (at most a day): the next message starts a fresh screen (or the
-draft's "continue?" screen).
+Old layout (before this value existed, `{ph:<pseudonym>}` keys): a phone with
+no value yet has its old profile, draft and unseen mark read once and moved
+into the value (an opt-out and a draft survive the upgrade); its old sessions
+and receipts are left to expire (at most a day): the next message starts a
+fresh screen (or the draft's "continue?" screen). On a Cluster the old keys
+are in another slot: the conversation's scripts do not read them there.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ from typing import Any
 
 from bot.engine.session import Profile
 from bot.store import keys
-from bot.store.scripts import Script
+from bot.store.scripts import Script, is_cluster
 from bot.types import Channel
 
 RS = "\x1e"
@@ -134,10 +137,11 @@ UPDATE_PROFILE = Script(
     LUA_PARTS + LUA_PROFILE + r"""
 -- KEYS[1] the phone's state  KEYS[2] its old-layout profile (JSON; moved in, deleted)
 -- ARGV[1] language ('' keeps it)  ARGV[2] TTL (s)  ARGV[3] '1' to opt out
+-- ARGV[4] '1' to read KEYS[2] (not on a Cluster: another slot; KEYS[2] is KEYS[1] then)
 -- An opted-out profile never expires: the opt-out holds until START.
 local parts = load_parts(KEYS[1])
 local old = payload_of(parts, 'p')
-if not old then
+if not old and ARGV[4] == '1' then
   local raw = redis.call('GET', KEYS[2])
   local ok, data = pcall(cjson.decode, raw or '')
   if ok and type(data) == 'table' then
@@ -264,8 +268,21 @@ async def opted_out(redis: Any, pseudonym: str) -> bool:
 
 async def update_profile(redis: Any, *, pseudonym: str, language: str = "", ttl: int,
                          opt_out: bool = False) -> None:
-    await UPDATE_PROFILE.run(redis, [keys.phone_state(pseudonym), keys.profile(pseudonym)],
-                             [language, max(ttl, 1), "1" if opt_out else "0"])
+    state, old = keys.phone_state(pseudonym), keys.profile(pseudonym)
+    if is_cluster(redis):
+        # The old-layout profile is in another slot: read apart, moved in, deleted.
+        raw = await redis.get(old)
+        if raw is not None:
+            text = raw.decode() if isinstance(raw, bytes) else raw
+            opt_out = opt_out or Profile.from_json(text).opted_out
+            language = language or Profile.from_json(text).language or ""
+        await UPDATE_PROFILE.run(redis, [state, state],
+                                 [language, max(ttl, 1), "1" if opt_out else "0", "0"])
+        if raw is not None:
+            await redis.delete(old)
+        return
+    await UPDATE_PROFILE.run(redis, [state, old],
+                             [language, max(ttl, 1), "1" if opt_out else "0", "1"])
 
 
 async def forget_answers(redis: Any, *, pseudonym: str) -> None:

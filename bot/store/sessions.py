@@ -8,8 +8,10 @@ ado; otherwise it takes the phone's lease, counts the message against the
 rate limit and reads session, profile, draft and receipts (one value). `COMMIT` writes
 them back only while the lease is still held (a writer whose lease expired
 cannot overwrite a newer step) and releases it. Together they make each
-read-modify-write atomic in two round trips. Every key a script touches is a
-per-phone key (one hash tag, one Cluster slot).
+read-modify-write atomic in two round trips; STEP does it in one when this
+process knows the state. Every key a script touches is the phone's (the tag
+of its case shard: one Cluster slot), but the old layout's, read once where
+it shares no slot problem (not on a Cluster).
 """
 
 from __future__ import annotations
@@ -66,7 +68,8 @@ body (ARGV[7]) that repeats the phone's previous one also counts against ARGV[6]
 LOAD = r"""
 local parts, existed, stale = load_parts(KEYS[1])
 local moved = false
-if not existed then
+local channel = string.sub(ARGV[8], 1, 1)
+if not existed and string.sub(ARGV[8], 2) == '+' then
   -- Old layout, read once: profile (an opt-out), draft and unseen mark move in.
   local old = redis.call('MGET', KEYS[4], KEYS[5], KEYS[6])
   local function ttl_of(key)
@@ -96,7 +99,6 @@ if not existed then
   end
   if moved then redis.call('DEL', KEYS[4], KEYS[5], KEYS[6]) end
 end
-local channel = ARGV[8]
 local receipts = payload_of(parts, 'r' .. channel)
 """
 """Reads the phone's state (KEYS[1]), moving an old-layout phone's keys in (KEYS[4..6])."""
@@ -136,19 +138,21 @@ end
 """Writes session, profile, draft, receipts from ARGV[first..first+7], then clears the
 unseen mark when ARGV[first+8] is '-'."""
 
-_BEGIN_DOC = """
+BEGIN_DOC = """
 -- KEYS[1] the phone's state  KEYS[2] lease  KEYS[3] abandoned mark of this lease token
--- KEYS[4..6] old layout: profile, draft, unseen mark (read once, then deleted)
+-- KEYS[4..6] old layout: profile, draft, unseen mark (read once, then deleted; another
+--           slot: on a Cluster, KEYS[1] three times and no '+' in ARGV[8])
 -- ARGV[1] lease token  ARGV[2] lease duration (ms)  ARGV[3] message digest ('' for none)
 -- ARGV[4] rate limit (0: none)  ARGV[5] rate window (s)
 -- ARGV[6] limit of one free-text body sent again and again in a row
 -- ARGV[7] digest of this message's body ('' when it is menu keys: not a loop's sign)
--- ARGV[8] the channel's code (session part 's' .. code, receipts 'r' .. code)
+-- ARGV[8] the channel's code (session part 's' .. code, receipts 'r' .. code), then '+'
+--         to read the old layout when the phone has no state yet
 """
 
 BEGIN = ShaScript(
     "begin_step",
-    phone_state.LUA_PARTS + _BEGIN_DOC + """
+    phone_state.LUA_PARTS + BEGIN_DOC + """
 -- Returns {3, receipts, session} when the receipts already answer this message (no lease
 -- taken; the session, to render again an answer stored as its screen);
 -- {0} while another writer holds the lease (or this token was given up on); {2, newly}
@@ -172,6 +176,15 @@ return {1, v[1], v[2], v[3], v[4], v[5]}
 """,
 )
 
+COMMIT_CHECKS = """
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then
+  return 0
+end
+local parts = load_parts(KEYS[1])
+local channel = ARGV[2]
+""" + WRITE_VALUES
+"""COMMIT up to its write: the lease check (0 when lost), the state read."""
+
 COMMIT = ShaScript(
     "commit_step",
     phone_state.LUA_PARTS + """
@@ -183,21 +196,14 @@ COMMIT = ShaScript(
 -- ARGV[11] '-' once the phone has been told what it was never told, else ''
 -- A value of '' keeps the stored one, '-' deletes it; a TTL of 0 means no expiry.
 -- Returns 1 when saved, 0 when the lease was lost (nothing written).
-if redis.call('GET', KEYS[2]) ~= ARGV[1] then
-  return 0
-end
-local parts = load_parts(KEYS[1])
-local channel = ARGV[2]
-""" + WRITE_VALUES + """
+""" + COMMIT_CHECKS + """
 write_values(3)
 redis.call('DEL', KEYS[2])
 return 1
 """,
 )
 
-STEP = ShaScript(
-    "step_in_one",
-    phone_state.LUA_PARTS + _BEGIN_DOC + """
+STEP_DOC = """
 -- ARGV[9] SHA-1 of the state the step was computed from: session, profile, draft,
 --         receipts and unseen ('' where absent) joined by NUL
 -- ARGV[10..18] what to write, as COMMIT's ARGV[3..11]
@@ -206,7 +212,9 @@ STEP = ShaScript(
 -- {0} while a lease is held (or this token was given up on); {2, newly} over the rate
 -- limit; {1, session, profile, draft, receipts, unseen} when the state is not the one the
 -- step was computed from: nothing written, the lease taken for a step computed afresh.
-""" + LOAD + ANSWERED_CHECK + """
+"""
+
+STEP_CHECKS = LOAD + ANSWERED_CHECK + """
 if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then
   return {0}
 end
@@ -223,10 +231,17 @@ if redis.sha1hex(state) ~= ARGV[9] then
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
   return {1, v[1], v[2], v[3], v[4], v[5]}
 end
+"""
+"""STEP up to its write: every check, and the fresh state when it is not the expected one."""
+
+STEP = ShaScript(
+    "step_in_one",
+    phone_state.LUA_PARTS + BEGIN_DOC + STEP_DOC + STEP_CHECKS + """
 write_values(10)
 return {4}
 """,
 )
+
 
 RELEASE = ShaScript(
     "release_lease",
@@ -272,16 +287,22 @@ class PhoneKeys:
     state: str
     lease: str
     old: tuple[str, str, str]
-    """Old layout, read once at the upgrade: profile, draft, unseen mark."""
+    """Old layout, read once at the upgrade: profile, draft, unseen mark (their own slot:
+    on a Cluster, the state's key three times, and not read)."""
+    upgrade: bool = True
+    """Read the old layout (one server, Sentinel); on a Cluster it is in another slot."""
 
     @classmethod
-    def of(cls, pseudonym: str, channel: str) -> PhoneKeys:
+    def of(cls, pseudonym: str, channel: str, *, cluster: bool = False) -> PhoneKeys:
+        state = keys.phone_state(pseudonym)
         return cls(
             pseudonym=pseudonym,
             channel=phone_state.CHANNEL_CODES[Channel(channel)],
-            state=keys.phone_state(pseudonym),
+            state=state,
             lease=keys.lease(pseudonym),
-            old=(keys.profile(pseudonym), keys.draft(pseudonym), keys.unseen(pseudonym)),
+            old=(state, state, state) if cluster else (
+                keys.profile(pseudonym), keys.draft(pseudonym), keys.unseen(pseudonym)),
+            upgrade=not cluster,
         )
 
     def old_layout(self) -> list[str]:
@@ -292,6 +313,8 @@ class PhoneKeys:
             for key in (keys.session(self.pseudonym, channel),
                         keys.receipts(self.pseudonym, channel))
         ]
+        if not self.upgrade:
+            return []
         return [*per_channel, *self.old, keys.rate_repeats(self.pseudonym)]
 
 
@@ -381,7 +404,7 @@ def _begin_call(phone_keys: PhoneKeys, token: str, digest: str,
         [phone_keys.state, phone_keys.lease, keys.abandoned_lease(phone_keys.pseudonym, token),
          *phone_keys.old],
         [token, LEASE_MS, digest, rate.limit, RATE_WINDOW_SECONDS, rate.repeat_limit,
-         rate.body_digest, phone_keys.channel],
+         rate.body_digest, phone_keys.channel + ("+" if phone_keys.upgrade else "")],
     )
 
 
@@ -466,11 +489,22 @@ async def commit_by_body(redis: Any, phone_keys: PhoneKeys, token: str, commit: 
     return await redis.eval(COMMIT.source, len(script_keys), *script_keys, *args)
 
 
+def step_call(phone_keys: PhoneKeys, token: str, *, expected: str, digest: str,
+              rate: RateLimit, values: Commit) -> tuple[list[str], list[str | int]]:
+    begin_keys, begin_args = _begin_call(phone_keys, token, digest, rate)
+    return begin_keys, [*begin_args, expected, *_commit_values(values)]
+
+
+def commit_call(phone_keys: PhoneKeys, token: str,
+                values: Commit) -> tuple[list[str], list[str | int]]:
+    return _commit_call(phone_keys, token, values)
+
+
 async def step(redis: Any, phone_keys: PhoneKeys, token: str, *, expected: str,
                digest: str, rate: RateLimit, values: Commit) -> Loaded:
     """STEP: write `values` in one round trip if the state is still the `expected` one."""
-    begin_keys, begin_args = _begin_call(phone_keys, token, digest, rate)
-    raw = await STEP.run(redis, begin_keys, [*begin_args, expected, *_commit_values(values)])
+    raw = await STEP.run(redis, *step_call(phone_keys, token, expected=expected,
+                                           digest=digest, rate=rate, values=values))
     return begin_result(raw)
 
 
