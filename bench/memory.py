@@ -30,6 +30,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from bot.channels.africastalking_ussd import UssdHop
 from bot.conversation import Conversation, InboundMessage
 from bot.flows.checked import load_checked
 from bot.settings import DEFAULT_FLOW, Settings
@@ -82,14 +83,18 @@ async def drive(conversation: Conversation, phone: str, inputs: list[str]) -> st
             text = (await conversation.handle(InboundMessage(
                 Channel.SMS, phone, typed, message_id=f"SM{phone}{number}"))).text
         return text
+    # As the USSD gateway sends them: each hop with its id (session and history), so
+    # the receipts hold what a retried hop needs, as they do in production.
     session = f"bench-{phone}"
     history = ""
     text = (await conversation.handle(InboundMessage(
-        Channel.USSD, phone, "", ussd_session=session, restart=True))).text
+        Channel.USSD, phone, "", ussd_session=session, restart=True,
+        message_id=UssdHop(session, phone, "").message_id))).text
     for typed in inputs:
         history = f"{history}*{typed}" if history else typed
         text = (await conversation.handle(InboundMessage(
-            Channel.USSD, phone, history, ussd_session=session))).text
+            Channel.USSD, phone, history, ussd_session=session,
+            message_id=UssdHop(session, phone, history).message_id))).text
     return text
 
 

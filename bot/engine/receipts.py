@@ -18,6 +18,10 @@ TEXTS_KEPT = 2
 """Answers whose text is kept (memory): a gateway retries within seconds, before two
 later messages are answered. An older answer keeps its digest, so a late retry of its
 message is still not applied twice; it is answered empty."""
+USSD_ANSWERS = TEXTS_KEPT
+"""Answers kept on USSD, each with its text: the phone waits for each answer before its
+next hop, so a gateway retries the hop it waits on, or (late) the one before; an older
+hop's retry is known from the input history (`engine.ussd_input`) and not applied."""
 SCREEN = "\x1a"
 """An answer's text that is a screen rendered from a session's state, language and
 variables alone, rendered again for a retry rather than kept (Redis memory): SCREEN
@@ -78,8 +82,10 @@ class Receipts:
     def answered(self, digest: str, text: str, end: bool) -> Receipts:
         kept = [answer for answer in self.answers if answer.digest != digest]
         kept.append(Answer(digest, text, end))
-        answers = kept[-MAX_ANSWERS:]
-        for index in range(len(answers) - TEXTS_KEPT):
+        depth, texts = (USSD_ANSWERS, USSD_ANSWERS) if self.ussd_session else (
+            MAX_ANSWERS, TEXTS_KEPT)
+        answers = kept[-depth:]
+        for index in range(len(answers) - texts):
             answer = answers[index]
             if answer.text:
                 answers[index] = Answer(answer.digest, "", answer.end)

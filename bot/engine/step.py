@@ -169,7 +169,7 @@ def _act(compiled: CompiledFlow, state: State, session: Session, now: datetime,
         case Action.GIVE_CONSENT:
             session.answers = {}
             session.draft_id = context.new_id or f"d{now.timestamp():.6f}"
-            session.consent_at = now.isoformat()
+            session.consent_at = now.isoformat(timespec="seconds")  # to the second (memory)
         case Action.REFUSE_CONSENT | Action.DISCARD_DRAFT:
             session.drafting = True  # refusing or discarding always clears the stored draft
             _forget_draft(session, effects)
