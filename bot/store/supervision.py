@@ -64,34 +64,31 @@ def restart(embedded: Any) -> bool:
         return True
 
 
+def revive(embedded: Any) -> None:
+    """Restart the embedded server if it is gone (blocking; a failure is logged and left
+    to the next check)."""
+    if listening(embedded.socket_file):
+        return
+    log.warning("embedded Redis is gone: restarting it")
+    try:
+        started = restart(embedded)
+    except (RedisError, OSError) as error:
+        log.error("embedded Redis did not restart; retrying",
+                  extra={"error": type(error).__name__})
+        return
+    if started:
+        log.warning("embedded Redis restarted from its append-only file")
+
+
 async def supervise(embedded: Any) -> None:
     """Run until cancelled: restart the embedded server whenever it is gone."""
     while True:
         await asyncio.sleep(CHECK_INTERVAL_SECONDS)
-        if listening(embedded.socket_file):
-            continue
-        log.warning("embedded Redis is gone: restarting it")
-        try:
-            started = await asyncio.to_thread(restart, embedded)
-        except (RedisError, OSError) as error:
-            log.error("embedded Redis did not restart; retrying",
-                      extra={"error": type(error).__name__})
-            continue
-        if started:
-            log.warning("embedded Redis restarted from its append-only file")
+        if not listening(embedded.socket_file):
+            await asyncio.to_thread(revive, embedded)
 
 
 def supervise_until(embedded: Any, stopping: threading.Event) -> None:
     """`supervise` for a process without an event loop: a thread, until `stopping` is set."""
     while not stopping.wait(CHECK_INTERVAL_SECONDS):
-        if listening(embedded.socket_file):
-            continue
-        log.warning("embedded Redis is gone: restarting it")
-        try:
-            started = restart(embedded)
-        except (RedisError, OSError) as error:
-            log.error("embedded Redis did not restart; retrying",
-                      extra={"error": type(error).__name__})
-            continue
-        if started:
-            log.warning("embedded Redis restarted from its append-only file")
+        revive(embedded)

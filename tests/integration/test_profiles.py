@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 from redis.asyncio import Redis
@@ -40,15 +39,11 @@ async def test_an_old_layout_opt_out_is_moved_in_and_kept(redis: Redis) -> None:
     assert not await redis.exists(keys.profile("p0"))
 
 
+@pytest.mark.single_only("the old layout predates Cluster support: there the old keys are "
+                         "in another slot than the state, and a Cluster deployment has none")
 async def test_an_old_layout_phone_keeps_its_opt_out_and_draft_in_a_conversation(
-        redis: Redis, settings: Settings, redis_server: Any) -> None:
-    """Deployed over the old layout: the profile and draft move into the state value.
-
-    Not on a Cluster: there the old keys are in another slot than the state, and a
-    Cluster deployment has none (Cluster came with the state value's release).
-    """
-    if redis_server.kind == "cluster":
-        pytest.skip("the old layout predates Cluster support")
+        redis: Redis, settings: Settings) -> None:
+    """Deployed over the old layout: the profile and draft move into the state value."""
     conversation = Conversation(redis=redis, compiled=default_flow(), settings=settings)
     phone = "+22376100009"
     tag = pseudonym(phone, privacy.pii_key(settings))
