@@ -84,7 +84,7 @@ async def seed(redis: Redis, rng: random.Random, start: int, stop: int) -> float
                 cases.queue_create_case(
                     pipe,
                     new_case=new_case(rng, number),
-                    candidates=cases.draw_candidates(number % keys.CASE_SHARDS, 3),
+                    candidates=cases.draw_candidates(number % keys.CASE_SHARDS),
                     idempotency_key=None,
                     pii_key=b"bench",
                 )
