@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import os
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -14,6 +14,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from bot.observability import CASES, QUEUE_DEPTH, STORE_UP
+from bot.settings import Settings
 from bot.store import case_queries, keys
 
 STORE_CHECK_SECONDS = 1.0
@@ -60,12 +61,14 @@ async def refresh_store_gauges(redis: Any) -> None:
 
 async def metrics(request: Request) -> Response:
     await refresh_store_gauges(_redis(request))
-    return Response(exposition(), media_type=CONTENT_TYPE_LATEST)
+    settings: Settings = request.app.state.settings
+    return Response(exposition(settings.metrics_dir), media_type=CONTENT_TYPE_LATEST)
 
 
-def exposition() -> bytes:
-    """This process's metrics; with several workers, all of theirs (counters summed)."""
-    if not os.environ.get(MULTIPROCESS_DIR):
+def exposition(metrics_dir: Path | None) -> bytes:
+    """This process's metrics; with several workers (`metrics_dir` shared by them), all
+    of theirs (counters summed)."""
+    if metrics_dir is None:
         return bytes(generate_latest())
     registry = CollectorRegistry()
     MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

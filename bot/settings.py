@@ -87,6 +87,10 @@ class Settings(BaseSettings):
     # `helpline serve`'s processes when `--workers` is not given (the name uvicorn,
     # gunicorn and Procfile hosts use).
     web_concurrency: int = Field(default=1, ge=1, validation_alias=_alias("WEB_CONCURRENCY"))
+    # prometheus_client's own variable (it reads it too): set by `helpline serve --workers N`
+    # for its workers, whose metrics then live in files there and /metrics sums them.
+    metrics_dir: Path | None = Field(default=None,
+                                     validation_alias=_alias("PROMETHEUS_MULTIPROC_DIR"))
 
     def missing_for_prod(self) -> list[str]:
         """Names of the settings that `HELPLINE_ENV=prod` requires and that are unset."""
