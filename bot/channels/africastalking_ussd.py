@@ -7,10 +7,10 @@ carries `?key=<HELPLINE_USSD_SECRET>`, compared in constant time.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
+from collections.abc import Mapping
+from typing import Any, NamedTuple
 
 from pydantic import SecretStr
-from starlette.datastructures import FormData
 
 from bot.channels.forms import sender_phone
 from bot.engine.render import USSD_CONTINUE, USSD_END, Reply
@@ -23,8 +23,7 @@ MAX_HISTORY_CHARS = 4000
 """Every input of one session joined by `*`: a long return request stays far below."""
 
 
-@dataclass(frozen=True)
-class UssdHop:
+class UssdHop(NamedTuple):
     session_id: str
     phone: str
     text: str
@@ -44,7 +43,8 @@ def key_matches(secret: SecretStr | None, given: str | None) -> bool:
     return hmac.compare_digest(secret.get_secret_value().encode(), given.encode())
 
 
-def read_hop(form: FormData, default_region: str) -> UssdHop:
+def read_hop(form: Mapping[str, Any], default_region: str) -> UssdHop:
+    """The hop of a form's fields (a dict or Starlette's `FormData`)."""
     session_id = form.get("sessionId")
     raw_phone = form.get("phoneNumber")
     if (not isinstance(session_id, str) or not session_id or len(session_id) > MAX_SESSION_ID
@@ -56,8 +56,7 @@ def read_hop(form: FormData, default_region: str) -> UssdHop:
     phone = sender_phone(raw_phone, default_region)
     if phone is None:
         raise MalformedRequest("phoneNumber is not a phone number")
-    return UssdHop(session_id=session_id, phone=phone, text=text,
-                   service_code=str(form.get("serviceCode", "")))
+    return UssdHop(session_id, phone, text, str(form.get("serviceCode", "")))
 
 
 def screen(reply: Reply) -> str:

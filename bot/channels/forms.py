@@ -17,10 +17,13 @@ MAX_BODY_BYTES = 16 * 1024
 MAX_FIELDS = 64
 KNOWN_SENDERS = 65_536
 KNOWN_FIELDS = 4096
+MAX_KNOWN_FIELD = 200
 
 
 def require_form_type(content_type: str | None) -> None:
     """MalformedRequest unless `content_type` is a URL-encoded form's."""
+    if content_type == FORM_TYPE:  # the gateways' own spelling: nothing to normalise
+        return
     if (content_type or "").partition(";")[0].strip().lower() != FORM_TYPE:
         raise MalformedRequest(f"expected {FORM_TYPE}")
 
@@ -48,23 +51,35 @@ def parse_form(body: bytes) -> FormData:
     return FormData(pairs)
 
 
+def form_fields(body: bytes) -> dict[str, str]:
+    """As `parse_form`, as a plain dict: a repeated name's last value, as `FormData.get`."""
+    try:
+        return dict(form_pairs(body.decode("ascii")))
+    except (UnicodeDecodeError, ValueError) as error:
+        raise MalformedRequest("the form is not URL-encoded UTF-8") from error
+
+
 def form_pairs(text: str) -> list[tuple[str, str]]:
     """`parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)`,
-    without its per-field work where a field has nothing to decode (most of a hop's)."""
-    if text.count("&") >= MAX_FIELDS:
+    a field read once: a session's hops repeat most of theirs (`sessionId=…`, `text=1*2`)."""
+    fields = text.split("&")
+    if len(fields) > MAX_FIELDS:
         raise ValueError("Max number of fields exceeded")
-    pairs = []
-    for field in text.split("&"):
-        if not field:
-            continue
-        name, _, value = field.partition("=")
-        pairs.append((_decoded(name), _decoded(value)))
-    return pairs
+    return [_known_field(field) if len(field) <= MAX_KNOWN_FIELD else _field(field)
+            for field in fields if field]
 
 
-@lru_cache(maxsize=KNOWN_FIELDS)
+def _field(field: str) -> tuple[str, str]:
+    name, _, value = field.partition("=")
+    return _decoded(name), _decoded(value)
+
+
+_known_field = lru_cache(maxsize=KNOWN_FIELDS)(_field)
+"""`_field`, remembered for fields up to `MAX_KNOWN_FIELD` characters (bounded memory)."""
+
+
 def _decoded(part: str) -> str:
-    """A name or value unescaped; remembered, as a session's hops repeat most of them."""
+    """A name or value unescaped."""
     if "%" in part or "+" in part:
         return unquote(part.replace("+", " "), encoding="utf-8", errors="strict")
     return part

@@ -25,7 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from urllib.parse import unquote_plus
 
 from starlette.datastructures import URL, QueryParams
@@ -44,7 +44,8 @@ TEXT_TYPE = b"text/plain; charset=utf-8"
 FLUSH_SECONDS = 0.2
 FLUSH_LINES = 256
 KNOWN_PATHS = 256
-"""Method and logged path pairs whose JSON is kept (the webhook paths, key redacted)."""
+"""Method, path and query triples whose logged JSON is kept (the webhook paths)."""
+KNOWN_HEADERS = 4096
 CLIENT_GONE = 499
 """The access log's status of a request whose client left before it was answered."""
 
@@ -57,9 +58,8 @@ class BodyTooLarge(HelplineError):
     """The body is over the gateway limit, as declared or as sent."""
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A complete HTTP answer, sent in two ASGI messages."""
+class Answer(NamedTuple):
+    """A complete HTTP answer, sent in two ASGI messages (a tuple: made every hop)."""
 
     status: int
     body: bytes = b""
@@ -67,11 +67,27 @@ class Answer:
     extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def headers(self) -> list[tuple[bytes, bytes]]:
-        headers = [] if self.status == 204 else [(b"content-length", b"%d" % len(self.body))]
-        if self.content_type is not None and self.status != 204:
-            headers.append((b"content-type", self.content_type))
-        headers.extend(self.extra_headers)
-        return headers
+        key = (self.status, len(self.body), self.content_type, self.extra_headers)
+        known = _HEADERS.get(key)
+        if known is None:
+            known = _headers(*key)
+            if len(_HEADERS) < KNOWN_HEADERS:
+                _HEADERS[key] = known
+        return list(known)
+
+
+def _headers(status: int, length: int, content_type: bytes | None,
+             extra_headers: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[bytes, bytes], ...]:
+    headers = [] if status == 204 else [(b"content-length", b"%d" % length)]
+    if content_type is not None and status != 204:
+        headers.append((b"content-type", content_type))
+    headers.extend(extra_headers)
+    return tuple(headers)
+
+
+_HEADERS: dict[tuple[int, int, bytes | None, tuple[tuple[bytes, bytes], ...]],
+               tuple[tuple[bytes, bytes], ...]] = {}
+"""Header lists by status, length, type and extras: a screen's answer has a few lengths."""
 
 
 def text(body: str, status: int = 200, content_type: bytes = TEXT_TYPE) -> Answer:
@@ -189,23 +205,27 @@ class AccessLines:
         self._flush_at: asyncio.TimerHandle | None = None
         self._second = -1
         self._stamp = ""
-        self._fields: dict[tuple[str, str], str] = {}
+        self._fields: dict[tuple[str, str, bytes], str] = {}
 
-    def request(self, method: str, path: str, status: int, started: float) -> None:
+    def request(self, scope: Scope, status: int, started: float) -> None:
+        """The line of the request of `scope`, answered `status` (its handling began at
+        `started`, `time.perf_counter()`)."""
         if not self.log.isEnabledFor(logging.INFO):
             return
         duration_ms = round((time.perf_counter() - started) * 1000, 2)
-        handler = self._json_handler()
-        if handler is None:
-            self.log.info("request", extra={"method": method, "path": path, "status": status,
-                                            "duration_ms": duration_ms})
+        method: str = scope["method"]
+        path: str = scope["path"]
+        query: bytes = scope.get("query_string", b"")
+        if self._json_handler() is None:
+            self.log.info("request", extra={"method": method, "path": logged_path(path, query),
+                                            "status": status, "duration_ms": duration_ms})
             return
-        fields = self._fields.get((method, path))
+        fields = self._fields.get((method, path, query))
         if fields is None:
             fields = (f'"method": {json.dumps(method)}, '
-                      f'"path": {json.dumps(path, ensure_ascii=False)}, ')
+                      f'"path": {json.dumps(logged_path(path, query), ensure_ascii=False)}, ')
             if len(self._fields) < KNOWN_PATHS:
-                self._fields[method, path] = fields
+                self._fields[method, path, query] = fields
         self.lines.append(
             f'{{"time": "{self._time()}", "level": "info", "logger": "{ACCESS_LOGGER}", '
             f'"message": "request", "status": {status}, {fields}"duration_ms": {duration_ms}}}'
@@ -326,7 +346,25 @@ class Gateway:
         started = time.perf_counter()
         status = CLIENT_GONE
         try:
-            answer = await self._answer(route, scope, receive)
+            if scope["method"] != "POST":
+                answer = METHOD_NOT_ALLOWED
+            else:
+                try:
+                    body = await read_body(scope, receive)
+                except BodyTooLarge:
+                    REJECTED.labels(route.channel, "413").inc()
+                    answer = TOO_LARGE
+                else:
+                    request = GatewayRequest(scope, body)
+                    try:
+                        answer = await route.handler(self.hooks, request)
+                    except ClientDisconnected:
+                        raise
+                    except Exception:
+                        # Last resort, on purpose: the gateway gets the route's fallback,
+                        # never a 5xx; the bug is logged with its traceback.
+                        log.exception("webhook failed", extra={"path": route.path})
+                        answer = route.fallback(self.hooks, request)
             status = answer.status
             await send({"type": "http.response.start", "status": status,
                         "headers": answer.headers()})
@@ -334,25 +372,4 @@ class Gateway:
         except ClientDisconnected:
             pass
         finally:
-            self.access.request(scope["method"], logged_path(scope["path"],
-                                                             scope.get("query_string", b"")),
-                                status, started)
-
-    async def _answer(self, route: GatewayRoute, scope: Scope, receive: Receive) -> Answer:
-        if scope["method"] != "POST":
-            return METHOD_NOT_ALLOWED
-        try:
-            body = await read_body(scope, receive)
-        except BodyTooLarge:
-            REJECTED.labels(route.channel, "413").inc()
-            return TOO_LARGE
-        request = GatewayRequest(scope, body)
-        try:
-            return await route.handler(self.hooks, request)
-        except ClientDisconnected:
-            raise
-        except Exception:
-            # Last resort, on purpose: the gateway gets the route's fallback, never a 5xx;
-            # the bug is logged with its traceback.
-            log.exception("webhook failed", extra={"path": route.path})
-            return route.fallback(self.hooks, request)
+            self.access.request(scope, status, started)

@@ -22,7 +22,8 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from bot.channels import africastalking_ussd as ussd
 from bot.channels import twilio_sms as twilio
-from bot.channels.forms import parse_form, require_form_type
+from bot.channels.deadlines import Deadlines
+from bot.channels.forms import form_fields, parse_form, require_form_type
 from bot.channels.gateway import Answer, GatewayRequest, GatewayRoute, text
 from bot.channels.redis_lane import ScriptLane, script_lane
 from bot.channels.voice_routes import VOICE_ROUTES, VoiceOutput
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 HOP_DEADLINE_SECONDS = 1.5
 """Past this, the fallback is answered: gateways must hear back within 2 s."""
 FALLBACK_LOG_INTERVAL = 10.0
+KNOWN_QUERIES = 64
+"""Query strings remembered as holding the USSD key (one a registered callback URL)."""
 SMS_PATH = "/webhooks/twilio/sms"
 STATUS_PATH = "/webhooks/twilio/status"
 USSD_PATH = "/webhooks/ussd/africastalking"
@@ -85,6 +88,7 @@ class Webhooks:
         self.twilio = twilio.TwilioSignature(settings.twilio_auth_token, settings.public_url)
         self.ussd_secret = settings.ussd_secret
         self.delivery = delivery
+        self.deadlines = Deadlines(HOP_DEADLINE_SECONDS)
         self.voice_output = VoiceOutput(settings.public_url, settings.voice_names)
         flow = conversation.compiled.flow
         self._fallbacks = {
@@ -94,6 +98,7 @@ class Webhooks:
             for language in flow.languages for channel in Channel
         }
         self._warned: set[str] = set()
+        self._keyed_queries: set[bytes] = set()
         self._last_fallback_log = 0.0
         self._fallbacks_unlogged = 0
         # Metric children looked up once: a hop increments, it does not look up labels.
@@ -104,9 +109,16 @@ class Webhooks:
     async def answer(self, message: InboundMessage) -> Reply:
         """The conversation's reply; the fallback when it cannot be had in time."""
         started = time.perf_counter()
+        task = self.deadlines.enter()
         try:
-            async with asyncio.timeout(HOP_DEADLINE_SECONDS):
+            try:
                 handled = await self.conversation.process(message)
+            finally:
+                late = self.deadlines.leave(task)
+        except asyncio.CancelledError:
+            if late:  # cancelled for its deadline, not by the server
+                return self._fallback(message, "timeout")
+            raise
         except TimeoutError:
             return self._fallback(message, "timeout")
         except (RedisError, OSError):
@@ -126,6 +138,7 @@ class Webhooks:
 
     async def aclose(self) -> None:
         """Wait for the conversation's background work; close the scripts' connection."""
+        self.deadlines.close()
         await self.conversation.aclose()
         if isinstance(self.conversation.redis, ScriptLane):
             await self.conversation.redis.aclose()
@@ -149,6 +162,18 @@ class Webhooks:
             self._fallbacks_unlogged = 0
         language = self.conversation.language_hint(self.conversation.pseudonym(message.phone))
         return Reply(text=self._fallbacks[language, message.channel], end=True)
+
+    def ussd_key_matches(self, request: GatewayRequest) -> bool:
+        """The callback URL's key is the USSD secret; a query string that held it once
+        is remembered (the same URL every hop), any other is checked again."""
+        query: bytes = request.scope.get("query_string", b"")
+        if query in self._keyed_queries:
+            return True
+        if not ussd.key_matches(self.ussd_secret, request.query_value(ussd.KEY_PARAMETER)):
+            return False
+        if len(self._keyed_queries) < KNOWN_QUERIES:
+            self._keyed_queries.add(query)
+        return True
 
     def warn_unauthenticated(self, gateway: str, setting: str) -> None:
         if gateway not in self._warned:
@@ -252,10 +277,11 @@ async def twilio_status_webhook(hooks: Webhooks, request: GatewayRequest) -> Ans
 async def africastalking_ussd_webhook(hooks: Webhooks, request: GatewayRequest) -> Answer:
     if hooks.ussd_secret is None:
         hooks.warn_unauthenticated("Africa's Talking", "HELPLINE_USSD_SECRET")
-    elif not ussd.key_matches(hooks.ussd_secret, request.query_value(ussd.KEY_PARAMETER)):
+    elif not hooks.ussd_key_matches(request):
         return hooks.forbidden(Channel.USSD)
     try:
-        hop = ussd.read_hop(request_form(request), hooks.region)
+        require_form_type(request.header(b"content-type"))
+        hop = ussd.read_hop(form_fields(request.body), hooks.region)
     except MalformedRequest as error:
         return hooks.refused(Channel.USSD, error)
     reply = await hooks.answer(InboundMessage(

@@ -8,6 +8,7 @@ guarantees.
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from prometheus_client import REGISTRY
 from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
@@ -26,6 +28,7 @@ from bot.app import create_app
 from bot.channels import gateway as lane
 from bot.channels import routes
 from bot.channels.forms import MAX_BODY_BYTES
+from bot.conversation import Conversation, Handled, InboundMessage
 from bot.observability import JsonFormatter
 from tests.integration.webhooks_support import (
     USSD_SECRET,
@@ -155,3 +158,29 @@ async def test_a_starlette_route_added_to_the_lane_keeps_its_guarantees(
             assert (await http.get("/webhooks/echo")).status_code == 405
             too_big = await http.post("/webhooks/echo", content=b"x" * (MAX_BODY_BYTES + 1))
             assert too_big.status_code == 413
+
+
+async def test_a_hop_past_its_deadline_gets_the_fallback_in_time_and_is_counted(
+        redis: Redis, redis_server: RedisServer, tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def timeouts() -> float:
+        return REGISTRY.get_sample_value("helpline_fallbacks_total",
+                                         {"channel": "ussd", "reason": "timeout"}) or 0.0
+
+    async def stuck(self: Conversation, message: InboundMessage) -> Handled:
+        await asyncio.sleep(30)
+        raise AssertionError("the deadline did not cut the hop short")
+
+    monkeypatch.setattr(routes, "HOP_DEADLINE_SECONDS", 0.3)
+    async with running_app(gateway_settings(redis_server.url, tmp_path)) as gateway:
+        answered = await gateway.hop("ATUid_in_time", "")
+        monkeypatch.setattr(Conversation, "process", stuck)
+        before = timeouts()
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        late = await asyncio.gather(*(gateway.hop(f"ATUid_late{n}", "") for n in range(3)))
+        took = loop.time() - started
+    assert screen(answered).startswith("CON ")
+    assert all(screen(response).startswith("END ") for response in late)
+    assert 0.29 <= took < 1.0
+    assert timeouts() == before + 3
