@@ -160,11 +160,18 @@ def cores() -> tuple[int | None, int | None]:
 
 def cpu_seconds(pid: int) -> float:
     """User + system CPU time of a process so far (Linux /proc)."""
+    return sum(cpu_split(pid))
+
+
+def cpu_split(pid: int) -> tuple[float, float]:
+    """(user, system) CPU time of a process so far (Linux /proc): system is the kernel's
+    share (socket reads and writes, epoll, the loopback's TCP stack)."""
     try:
         fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     except OSError:
-        return float("nan")
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return float("nan"), float("nan")
+    tick = os.sysconf("SC_CLK_TCK")
+    return int(fields[11]) / tick, int(fields[12]) / tick
 
 
 def load_average() -> str:
@@ -241,7 +248,7 @@ def run_wrk(target: Target, *, seconds: int, users: int, first_walk: int, core: 
         "first_walk": first_walk,
         "phone_prefix": target.phone_prefix,
     })
-    cpu_before = cpu_seconds(target.pid)
+    user_before, system_before = cpu_split(target.pid)
     out = subprocess.run(
         pinned(core, ["wrk", f"-t{users}", f"-c{users}", f"-d{seconds}s", "--latency",
                       "-s", str(script), target.base]),
@@ -250,8 +257,11 @@ def run_wrk(target: Target, *, seconds: int, users: int, first_walk: int, core: 
     line = next(row for row in out.splitlines() if row.startswith("BENCH "))
     result: dict[str, Any] = json.loads(line.removeprefix("BENCH "))
     result["per_second"] = result["requests"] / result["seconds"]
-    result["cpu_us_per_hop"] = ((cpu_seconds(target.pid) - cpu_before) * 1e6
-                                / max(result["requests"], 1))
+    user_after, system_after = cpu_split(target.pid)
+    hops = max(result["requests"], 1)
+    result["cpu_us_per_hop"] = (user_after - user_before
+                                + system_after - system_before) * 1e6 / hops
+    result["system_us_per_hop"] = (system_after - system_before) * 1e6 / hops
     return result
 
 
@@ -522,7 +532,7 @@ def main() -> int:
         print(f"  {target.label} runs (hops/s): "
               + ", ".join(f"{run['per_second']:.0f}" for run in target.runs))
     print(f"{'':20}{'hops/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'errors':>8}{'wrong':>7}"
-          f"{'cmds/hop':>10}{'CPU µs/hop':>12}{'hops/CPU-s':>12}")
+          f"{'cmds/hop':>10}{'CPU µs/hop':>12}{'of it sys':>11}{'hops/CPU-s':>12}")
     for target in targets:
         errors = sum(run["errors"] + run["non2xx"] for run in target.runs)
         wrong = sum(run["wrong"] for run in target.runs)
@@ -530,6 +540,7 @@ def main() -> int:
               f"{median(target.runs, 'p50_ms'):>9.2f}{median(target.runs, 'p99_ms'):>9.2f}"
               f"{errors:>8}{wrong:>7}{per_hop[target.label][0]:>10.2f}"
               f"{median(target.runs, 'cpu_us_per_hop'):>12.0f}"
+              f"{median(target.runs, 'system_us_per_hop'):>11.0f}"
               f"{1e6 / median(target.runs, 'cpu_us_per_hop'):>12.0f}")
     for other in targets[1:]:
         speed = median(product.runs, "per_second") / median(other.runs, "per_second")

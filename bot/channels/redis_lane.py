@@ -40,6 +40,19 @@ class _Protocol(asyncio.Protocol):
         self.reader = hiredis.Reader(encoding="utf-8")
         self.transport: asyncio.Transport | None = None
         self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
+        self.outgoing: list[bytes] = []
+
+    def send(self, packed: bytes, loop: asyncio.AbstractEventLoop) -> None:
+        """Queue a packed call; the calls queued in one turn of the loop go in one write."""
+        if not self.outgoing:
+            loop.call_soon(self.flush)
+        self.outgoing.append(packed)
+
+    def flush(self) -> None:
+        outgoing, self.outgoing = self.outgoing, []
+        transport = self.transport
+        if outgoing and transport is not None and not transport.is_closing():
+            transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
@@ -105,8 +118,7 @@ class ScriptLane:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Any] = loop.create_future()
         protocol.waiting.append((future, loop.time()))
-        assert protocol.transport is not None
-        protocol.transport.write(hiredis.pack_command(command))
+        protocol.send(hiredis.pack_command(command), loop)
         if self._watchdog is None:
             self._watchdog = loop.call_later(self._timeout, self._check)
         reply = await future

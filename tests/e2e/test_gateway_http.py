@@ -17,6 +17,7 @@ import pytest
 import uvicorn
 
 from bot.app import create_app
+from bot.http_protocol import HeldWritesProtocol
 from bot.settings import Settings
 from tests.factories import default_flow
 from tests.integration.webhooks_support import (
@@ -40,7 +41,8 @@ class ServedApp:
     def __init__(self, settings: Settings) -> None:
         self.port = free_port()
         config = uvicorn.Config(create_app(settings, case_jobs=NoJobs()), host="127.0.0.1",
-                                port=self.port, log_config=None, access_log=False)
+                                port=self.port, log_config=None, access_log=False,
+                                http=HeldWritesProtocol)  # as `helpline serve`
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

@@ -83,3 +83,25 @@ async def test_a_hung_server_times_out_like_redis_py(lane: ScriptLane,
     assert time.monotonic() - started < 1.5
     own_redis.process.send_signal(signal.SIGCONT)
     assert await lane.eval("return 5", 0) == 5
+
+
+async def test_calls_made_in_one_turn_of_the_loop_share_one_write(lane: ScriptLane) -> None:
+    await ECHO.run(lane, ["h:{p}:0"], ["0", 0, "z"])  # connected, script loaded
+    protocol = lane._protocol
+    assert protocol is not None and protocol.transport is not None
+    transport = protocol.transport
+    writes: list[bytes] = []
+
+    class Counting:
+        def write(self, data: bytes) -> None:
+            writes.append(data)
+            transport.write(data)
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(transport, name)
+
+    protocol.transport = Counting()  # type: ignore[assignment]
+    replies = await asyncio.gather(*(ECHO.run(lane, [f"h:{{p}}:{n}"], [str(n), n, "y"])
+                                     for n in range(20)))
+    assert [reply[1] for reply in replies] == list(range(20))
+    assert len(writes) == 1 and writes[0].count(b"EVALSHA") == 20
