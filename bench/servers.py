@@ -25,9 +25,10 @@ import textwrap
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from bench import webhooks as bench
+from bench import webhooks as bench  # noqa: E402  (after the path is set)
 
 FLOOR_APP = textwrap.dedent('''
     BODY = b"CON Aide Migrants\\n1 Infos protection\\n2 Demande de retour"
@@ -80,18 +81,33 @@ def tree_cpu(pid: int) -> float:
     return sum(bench.cpu_seconds(one) for one in process_tree(pid))
 
 
-def servers(port: int) -> dict[str, list[str]]:
+HELD_WRITES = textwrap.dedent('''
+    import sys, uvicorn
+    from bot.http_protocol import HeldWritesProtocol
+    uvicorn.run("floor:app", port=int(sys.argv[1]), loop="uvloop", http=HeldWritesProtocol,
+                access_log=False, log_level="warning", server_header=False)
+''')
+
+
+def servers(port: int, peer: Path | None) -> dict[str, tuple[list[str], str]]:
+    """name: (command, path to POST to)."""
     uvicorn = [sys.executable, "-m", "uvicorn", "floor:app", "--port", str(port),
                "--no-access-log", "--log-level", "warning", "--no-server-header"]
     found = {
-        "uvicorn + httptools + uvloop": [*uvicorn, "--http", "httptools", "--loop", "uvloop"],
-        "uvicorn + h11 + asyncio": [*uvicorn, "--http", "h11", "--loop", "asyncio"],
+        "uvicorn + httptools + uvloop": ([*uvicorn, "--http", "httptools", "--loop", "uvloop"],
+                                         "/"),
+        "the same, held writes (serve)": ([sys.executable, "-c", HELD_WRITES, str(port)], "/"),
+        "uvicorn + h11 + asyncio": ([*uvicorn, "--http", "h11", "--loop", "asyncio"], "/"),
     }
     if shutil.which("granian"):
-        found["granian (ASGI, uvloop, st)"] = [
+        found["granian (ASGI, uvloop, st)"] = ([
             "granian", "--interface", "asgi", "--workers", "1", "--port", str(port),
             "--loop", "uvloop", "--runtime-mode", "st", "--http", "1",
-            "--log-level", "warning", "--no-access-log", "floor:app"]
+            "--log-level", "warning", "--no-access-log", "floor:app"], "/")
+    if peer is not None:  # the Node peer's own floor: express, no ussd-menu-builder
+        found["express (Node peer's floor)"] = (
+            ["env", f"PORT={port}", "SESSIONS=memory", "NODE_ENV=production", "node",
+             str(peer / "menu_builder_server.js")], "/floor/express")
     return found
 
 
@@ -100,7 +116,10 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--users", type=int, default=16)
+    parser.add_argument("--peer-dir", type=Path, default=bench.DEFAULT_PEER_DIR)
+    parser.add_argument("--no-peer", action="store_true")
     args = parser.parse_args()
+    peer = None if args.no_peer else bench.peer_install(args.peer_dir)
     server_core, load_core = bench.cores()
     work = Path(tempfile.mkdtemp(prefix="bench-servers-"))
     (work / "floor.py").write_text(FLOOR_APP)
@@ -109,10 +128,11 @@ def main() -> int:
     load_before = bench.load_average()
     for round_no in range(args.rounds + 1):  # round 0 warms up
         port = bench.free_port()
-        for name, command in servers(port).items():
+        for name, (command, path) in servers(port, peer).items():
             process = subprocess.Popen(bench.pinned(server_core, command), cwd=work,
                                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                       env={**os.environ, "PYTHONPATH": str(work)})
+                                       env={**os.environ,
+                                            "PYTHONPATH": f"{work}{os.pathsep}{ROOT}"})
             try:
                 bench.wait_for(process, f"http://127.0.0.1:{port}/")  # type: ignore[arg-type]
                 cpu = tree_cpu(process.pid)
@@ -120,7 +140,7 @@ def main() -> int:
                     bench.pinned(load_core, ["wrk", f"-t{args.users}", f"-c{args.users}",
                                              f"-d{args.seconds}s", "--latency",
                                              "-s", str(work / "post.lua"),
-                                             f"http://127.0.0.1:{port}/"]),
+                                             f"http://127.0.0.1:{port}{path}"]),
                     capture_output=True, text=True, check=True).stdout
                 cpu = tree_cpu(process.pid) - cpu
             finally:
