@@ -44,8 +44,11 @@ TEXT_TYPE = b"text/plain; charset=utf-8"
 FLUSH_SECONDS = 0.2
 FLUSH_LINES = 256
 KNOWN_PATHS = 256
-"""Method, path and query triples whose logged JSON is kept (the webhook paths)."""
+"""Method, path, query and status whose logged JSON is kept (the webhook paths)."""
 KNOWN_HEADERS = 4096
+_MILLIS = [f'.{milli:03d}+00:00", ' for milli in range(1000)]
+"""A line's time after the second (`JsonFormatter`'s ISO form, to the millisecond)."""
+_CENTS = [f".{cents:02d}" for cents in range(100)]
 CLIENT_GONE = 499
 """The access log's status of a request whose client left before it was answered."""
 
@@ -66,14 +69,15 @@ class Answer(NamedTuple):
     content_type: bytes | None = TEXT_TYPE
     extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 
-    def headers(self) -> list[tuple[bytes, bytes]]:
+    def headers(self) -> tuple[tuple[bytes, bytes], ...]:
+        """The response's headers (an ASGI server copies them: one tuple serves them all)."""
         key = (self.status, len(self.body), self.content_type, self.extra_headers)
         known = _HEADERS.get(key)
         if known is None:
             known = _headers(*key)
             if len(_HEADERS) < KNOWN_HEADERS:
                 _HEADERS[key] = known
-        return list(known)
+        return known
 
 
 def _headers(status: int, length: int, content_type: bytes | None,
@@ -205,31 +209,36 @@ class AccessLines:
         self._flush_at: asyncio.TimerHandle | None = None
         self._second = -1
         self._stamp = ""
-        self._fields: dict[tuple[str, str, bytes], str] = {}
+        self._fields: dict[tuple[str, str, bytes, int], str] = {}
 
     def request(self, scope: Scope, status: int, started: float) -> None:
         """The line of the request of `scope`, answered `status` (its handling began at
         `started`, `time.perf_counter()`)."""
         if not self.log.isEnabledFor(logging.INFO):
             return
-        duration_ms = round((time.perf_counter() - started) * 1000, 2)
+        hundredths = int((time.perf_counter() - started) * 100_000)  # of a millisecond
         method: str = scope["method"]
         path: str = scope["path"]
         query: bytes = scope.get("query_string", b"")
         if self._json_handler() is None:
             self.log.info("request", extra={"method": method, "path": logged_path(path, query),
-                                            "status": status, "duration_ms": duration_ms})
+                                            "status": status, "duration_ms": hundredths / 100})
             return
-        fields = self._fields.get((method, path, query))
+        fields = self._fields.get((method, path, query, status))
         if fields is None:
-            fields = (f'"method": {json.dumps(method)}, '
-                      f'"path": {json.dumps(logged_path(path, query), ensure_ascii=False)}, ')
+            fields = (f'"level": "info", "logger": "{ACCESS_LOGGER}", "message": "request", '
+                      f'"status": {status}, "method": {json.dumps(method)}, '
+                      f'"path": {json.dumps(logged_path(path, query), ensure_ascii=False)}, '
+                      '"duration_ms": ')
             if len(self._fields) < KNOWN_PATHS:
-                self._fields[method, path, query] = fields
-        self.lines.append(
-            f'{{"time": "{self._time()}", "level": "info", "logger": "{ACCESS_LOGGER}", '
-            f'"message": "request", "status": {status}, {fields}"duration_ms": {duration_ms}}}'
-        )
+                self._fields[method, path, query, status] = fields
+        second, milli = divmod(int(time.time() * 1000), 1000)
+        if second != self._second:
+            self._second = second
+            self._stamp = ('{"time": "'
+                           + datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S"))
+        self.lines.append(f"{self._stamp}{_MILLIS[milli]}{fields}"
+                          f"{hundredths // 100}{_CENTS[hundredths % 100]}}}")
         if len(self.lines) >= FLUSH_LINES:
             self.flush()
         elif self._flush_at is None:
@@ -269,14 +278,6 @@ class AccessLines:
                 or handler.level > logging.INFO):
             return None
         return handler
-
-    def _time(self) -> str:
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._stamp = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-        return f"{self._stamp}.{int((now - second) * 1000):03d}+00:00"
 
 
 def logged_path(path: str, query: bytes) -> str:

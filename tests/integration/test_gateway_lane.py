@@ -14,6 +14,7 @@ import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -132,6 +133,8 @@ async def test_the_access_log_is_json_lines_without_key_or_number(gateway: Gatew
                              "duration_ms"}
         assert line["path"] == routes.USSD_PATH + "?key=[redacted]"
         assert line["level"] == "info" and line["message"] == "request"
+        assert isinstance(line["duration_ms"], float) and 0 <= line["duration_ms"] < 10_000
+        assert abs(datetime.fromisoformat(line["time"]) - datetime.now(UTC)) < timedelta(minutes=1)
     logged = json_stream_text
     assert USSD_SECRET not in logged and "wrong-key" not in logged
     assert "22376000001" not in logged
