@@ -138,10 +138,10 @@ async def run(redis_url: str, data_dir: Path, walks: int, rounds: int, profile: 
     print(f"{Path(sys.path[0]).name}: load average {os.getloadavg()[0]:.2f} "
           f"{os.getloadavg()[1]:.2f}; {rounds} rounds of {walks} walks "
           f"({walks * (len(WALK) + 1)} hops)")
-    print(f"turn alone (plan, digest, STEP's arguments):  {statistics.median(alone):6.1f} µs a hop"
-          f"  (rounds: {', '.join(f'{v:.1f}' for v in alone)})")
-    print(f"conversation (process, real Redis):          {statistics.median(whole):6.1f} µs a hop"
-          f"  (rounds: {', '.join(f'{v:.1f}' for v in whole)})")
+    for label, values in (("turn alone (plan, digest, STEP's arguments)", alone),
+                          ("conversation (process, real Redis)", whole)):
+        print(f"{label:45}{statistics.median(values):6.1f} µs a hop (min {min(values):.1f}; "
+              f"rounds: {', '.join(f'{v:.1f}' for v in values)})")
     if profile:
         profiler = cProfile.Profile()
         profiler.enable()
@@ -165,7 +165,7 @@ def spied(conversation: Any, seconds: int) -> None:
     from collections import Counter
 
     raw = Path(tempfile.mkdtemp(prefix="turn-spy-")) / "stacks.txt"
-    spy = subprocess.Popen(["py-spy", "record", "--rate", "200", "--format", "raw",
+    spy = subprocess.Popen(["py-spy", "record", "--nonblocking", "--rate", "250", "--format", "raw",
                             "--duration", str(seconds), "--pid", str(os.getpid()),
                             "-o", str(raw)], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)

@@ -177,7 +177,7 @@ class Conversation:
         self._replicas = durability.Replicas()
         self._cluster = is_cluster(redis)
         self._phone_keys = _Bounded(KNOWN_STATES)
-        self._pseudonyms: dict[str, str] = {}
+        self._pseudonyms: OrderedDict[str, str] = OrderedDict()
         self._limits = {channel: Limits(channel, settings.ussd_max_chars) for channel in Channel}
         self._ttls = {channel: Ttls(session=self.session_ttl(channel),
                                     profile=settings.retention_days * DAY_SECONDS,
@@ -216,7 +216,7 @@ class Conversation:
         if known is None:
             known = self._pseudonyms[phone] = privacy.pseudonym(phone, self.pii_key)
             if len(self._pseudonyms) > KNOWN_STATES:
-                del self._pseudonyms[next(iter(self._pseudonyms))]
+                self._pseudonyms.popitem(last=False)  # O(1), unlike a dict's first key
         return known
 
     def language_hint(self, pseudonym: str) -> str:

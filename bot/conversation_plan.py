@@ -8,6 +8,7 @@ when the assumption holds) or from the state BEGIN loaded under the lease.
 from __future__ import annotations
 
 import secrets
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -49,11 +50,13 @@ T = TypeVar("T")
 
 class _Decoded(Generic[T]):
     """Immutable values by the JSON they are stored as: a value this process wrote (or read)
-    is not parsed again at the next message. Oldest first out past `KNOWN_VALUES`."""
+    is not parsed again at the next message. Oldest first out past `KNOWN_VALUES`
+    (an OrderedDict: a plain dict's first key is found by skipping every slot deleted
+    before it, thousands once it is full)."""
 
     def __init__(self, decode: Callable[[str], T]) -> None:
         self._decode = decode
-        self._known: dict[str, T] = {}
+        self._known: OrderedDict[str, T] = OrderedDict()
 
     def __call__(self, raw: str) -> T:
         value = self._known.get(raw)
@@ -65,7 +68,7 @@ class _Decoded(Generic[T]):
     def remember(self, raw: str, value: T) -> None:
         self._known[raw] = value
         if len(self._known) > KNOWN_VALUES:
-            del self._known[next(iter(self._known))]
+            self._known.popitem(last=False)
 
 
 _profiles = _Decoded(Profile.from_json)
@@ -246,7 +249,7 @@ def bare(session: Session) -> Session:
                    page=session.page, hint=session.hint)
 
 
-_BARE_JSON: dict[tuple[Any, ...], str] = {}
+_BARE_JSON: OrderedDict[tuple[Any, ...], str] = OrderedDict()
 
 
 def _bare_json(session: Session) -> str:
@@ -257,11 +260,11 @@ def _bare_json(session: Session) -> str:
     if known is None:
         known = _BARE_JSON[key] = bare(session).to_json()
         if len(_BARE_JSON) > KNOWN_VALUES:
-            del _BARE_JSON[next(iter(_BARE_JSON))]
+            _BARE_JSON.popitem(last=False)
     return known
 
 
-_BARE_SCREENS: dict[tuple[Any, ...], tuple[CompiledFlow, Reply | None]] = {}
+_BARE_SCREENS: OrderedDict[tuple[Any, ...], tuple[CompiledFlow, Reply | None]] = OrderedDict()
 
 
 def _bare_screen(compiled: CompiledFlow, session: Session, limits: Limits) -> Reply | None:
@@ -278,7 +281,7 @@ def _bare_screen(compiled: CompiledFlow, session: Session, limits: Limits) -> Re
         screen = None
     _BARE_SCREENS[key] = (compiled, screen)
     if len(_BARE_SCREENS) > KNOWN_VALUES:
-        del _BARE_SCREENS[next(iter(_BARE_SCREENS))]
+        _BARE_SCREENS.popitem(last=False)
     return screen
 
 

@@ -3,11 +3,31 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+import json.encoder
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.types import Channel
+
+
+def _compact_encoder() -> Callable[[Any], str]:
+    """`json.dumps(value, ensure_ascii=False, separators=(",", ":"))`, its C encoder made
+    once (`dumps` makes an encoder a call; a session is written every hop)."""
+    make = getattr(json.encoder, "c_make_encoder", None)
+    if make is None:  # no C accelerator: the plain way
+        return lambda value: json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+    def refuse(value: Any) -> Any:
+        raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+    # markers None: no circular check (a session is flat; an error leaves no stale mark)
+    encode = make(None, refuse, json.encoder.encode_basestring, None, ":", ",", False, False,
+                  True)
+    return lambda value: "".join(encode(value, 0))
+
+
+compact_json = _compact_encoder()
 
 
 @dataclass
@@ -44,7 +64,7 @@ class Session:
         end = len(values)
         while end > 2 and values[end - 1] == _POSITIONAL_DEFAULTS[end - 1]:
             end -= 1
-        return json.dumps(values[:end], ensure_ascii=False, separators=(",", ":"))
+        return compact_json(values[:end])
 
     @classmethod
     def from_json(cls, raw: str) -> Session:
@@ -78,7 +98,7 @@ class Draft:
 
     def to_json(self) -> str:
         data = {**vars(self), "answers": dict(self.answers), "history": list(self.history)}
-        return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+        return compact_json(data)
 
     def copy(self) -> Draft:
         """With answers of its own (`of` shares the session's)."""

@@ -32,3 +32,22 @@ def test_extension_characters_count_twice() -> None:
 @given(st.text(max_size=600))
 def test_segments_grow_with_length(text: str) -> None:
     assert sms.segments(text + "a") >= sms.segments(text) >= 1
+
+
+def _codec_septets(text: str) -> int | None:
+    try:
+        return len(text.encode("gsm03.38"))
+    except UnicodeEncodeError:
+        return None
+
+
+def test_septets_are_the_codecs_for_every_character() -> None:
+    # The codec encodes character by character: agreeing on each one is agreeing on all.
+    for code in [*range(0xD800), *range(0xE000, 0x10000), 0x1F642, 0x10FFFF]:
+        character = chr(code)
+        assert sms._septets(character) == _codec_septets(character), hex(code)
+
+
+@given(st.text(alphabet=st.sampled_from("aé€[]{}^\\|~ɛ’\n\x1b🙂 Ü"), max_size=300))
+def test_septets_are_the_codecs_for_mixed_texts(text: str) -> None:
+    assert sms._septets(text) == _codec_septets(text)
