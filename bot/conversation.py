@@ -268,7 +268,7 @@ class Conversation:
         rate_limit = self.rate_limit(message)
         reference = typed_reference(latest_input(message))
         now = self.clock()
-        reads = _Reads()
+        reads = _NO_READS
         try:
             tried: Loaded | None = None
             wants_open_request = False
@@ -341,7 +341,7 @@ class Conversation:
         STEP); one that creates a case creates it in STEP's script (STEP_CREATE).
         """
         assumed = self._states.get(phone_keys.pseudonym, _NOTHING_STORED)
-        reads = _Reads()
+        reads = _NO_READS
         planned = self._plan(message, assumed, reads, digest, token, now)
         if planned.open_request_needed and planned.commit is not None:
             reads = await self._open_request(reads, phone_keys.pseudonym)
@@ -661,6 +661,7 @@ class Conversation:
                 # Another case took the first candidate meanwhile (odds ~ cases/10^7), or
                 # this draft was submitted before: show the real reference.
                 log.warning("reference candidate not used")
+                session = session.copy()  # the planned one may be remembered: left as is
                 session.vars["reference"] = chosen
                 reply = render(self.compiled.flow, session, self.limits(channel))
         if planned.withdrawals and not migrant_cases.withdraw_result(effect_results[index]):
@@ -711,6 +712,9 @@ class _Reads:
     open_request: CaseView | None = None
     open_known: bool = False
     """`open_request` was read (None then means: no return request open)."""
+
+
+_NO_READS = _Reads()
 
 
 class _OpenRequestWanted:

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import secrets
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from enum import StrEnum
+from functools import lru_cache
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from bot.cases.references import parse_reference
@@ -73,7 +75,7 @@ class _Decoded(Generic[T]):
 
 _profiles = _Decoded(Profile.from_json)
 _sessions = _Decoded(Session.from_json)
-"""Sessions as decoded: a turn changes its session, so it is given a copy."""
+"""Sessions as decoded, shared: never changed (the step changes a copy of its own)."""
 _drafts = _Decoded(Draft.from_json)
 _receipts = _Decoded(Receipts.from_json)
 
@@ -151,6 +153,8 @@ class Plan:
 
 def typed_reference(text: str) -> str | None:
     """The reference a message carries, if it is one: it is looked up with the session."""
+    if len(text) < REFERENCE_DIGITS:
+        return None  # most inputs: a menu key
     digits = "".join(ch for ch in text if ch.isdigit())
     if len(digits) != REFERENCE_DIGITS:
         return None
@@ -174,13 +178,13 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
     """`case_shard`: the case shard where this phone's new cases go (random when None).
     `open_request`: this phone's open return request, once read (`open_request_known`)."""
     profile = _profiles(state.profile) if state.profile else None
-    session = _sessions(state.session).copy() if state.session else None
+    session = _sessions(state.session) if state.session else None
     draft = _draft_of(state, session)
-    stored = receipts = _receipts(state.receipts) if state.receipts else Receipts()
+    receipts = _receipts(state.receipts) if state.receipts else _NO_RECEIPTS
     text, restart = message.text, message.restart
     lookup_needed = None
     if message.ussd_session:
-        session_digest = ussd_session_digest(message.ussd_session)
+        session_digest = _ussd_session_digest(message.ussd_session)
         history = stored_history(message.text)
         hop = new_input(seen_session=receipts.ussd_session, applied=receipts.ussd_applied,
                         session_id=session_digest, history=history)
@@ -205,7 +209,7 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
         profile=profile,
         draft=draft,
         receipts=receipts,
-        lookups={lookup.reference: lookup} if lookup else {},
+        lookups={lookup.reference: lookup} if lookup else _NO_LOOKUPS,
         new_id=token,
         restart=restart,
         open_request=open_request,
@@ -214,13 +218,11 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
     if decided.erase:
         receipts = Receipts(ussd_session=receipts.ussd_session, ussd_applied=receipts.ussd_applied)
     shard = secrets.randbelow(CASE_SHARDS) if case_shard is None else case_shard
-    written = _written(compiled, decided, profile, receipts, stored, digest, limits, ttls,
-                       lookup_needed, shard, was_screen)
+    written = _written(compiled, decided, profile, receipts, state.receipts, digest, limits,
+                       ttls, lookup_needed, shard, was_screen)
     if state.unseen and written.commit is not None and not decided.silent:
         written.unseen = sorted(set(state.unseen.split()))
         written.commit = replace(written.commit, unseen=DELETE)
-    written.open_request_needed = any(isinstance(effect, NeedOpenRequest)
-                                      for effect in decided.effects)
     return written
 
 
@@ -230,16 +232,29 @@ def _draft_of(state: PhoneState, session: Session | None) -> Draft | None:
     if not state.draft:
         return None
     if state.draft == state.session and session is not None:
-        draft = Draft.of(session)
+        draft = Draft.of(session)  # shares the session's answers: neither is changed
         if draft is not None:
-            return draft.copy()
+            return draft
     return _drafts(state.draft)
 
 
-def _encoded(receipts: Receipts) -> str:
-    raw = receipts.to_json()
-    _receipts.remember(raw, receipts)
-    return raw
+_NO_RECEIPTS = Receipts()
+_NO_RECEIPTS_JSON = _NO_RECEIPTS.to_json()
+_NO_LOOKUPS: Mapping[str, CaseView] = MappingProxyType({})
+
+
+@lru_cache(maxsize=4096)
+def _ussd_session_digest(session_id: str) -> str:
+    """`ussd_session_digest`, remembered: every hop of a USSD session asks again."""
+    return ussd_session_digest(session_id)
+
+
+def _is_draft_of(session: Session, draft: Draft) -> bool:
+    """`Draft.of(session) == draft`, without making the draft."""
+    return (session.draft_id is not None and draft.draft_id == session.draft_id
+            and draft.state == session.state and draft.language == session.language
+            and draft.consent_at == session.consent_at
+            and draft.history == tuple(session.history) and draft.answers == session.answers)
 
 
 def bare(session: Session) -> Session:
@@ -297,69 +312,85 @@ def shown_again(compiled: CompiledFlow, text: str, stored_session: str | None,
     return screen.text if screen is not None else ""
 
 
-def _screen_for_retries(compiled: CompiledFlow, session: Session, session_json: str,
-                        reply: Reply, limits: Limits, answered: Receipts) -> Receipts:
-    """The last answer as the screen it is (Redis memory): rendered again for a retry.
-
-    Only when the session's state, language and variables alone render the very reply:
-    SCREEN alone when that session is the one stored, else SCREEN and its bare JSON.
-    """
+def _retry_text(compiled: CompiledFlow, session: Session, session_json: str, reply: Reply,
+                limits: Limits) -> str:
+    """The last answer as kept for a retry: the screen it is (Redis memory), rendered
+    again for the retry, when the session's state, language and variables alone render
+    the very reply (SCREEN alone when that session is the one stored, else SCREEN and its
+    bare JSON); else the reply's text."""
     if _bare_screen(compiled, session, limits) != reply:
-        return answered
+        return reply.text
     if session_json in (KEEP, DELETE):
-        return answered.with_last_text(SCREEN + _bare_json(session))
-    return answered.with_last_text(SCREEN)
+        return SCREEN + _bare_json(session)
+    return SCREEN
 
 
 def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
-             receipts: Receipts, stored: Receipts, digest: str, limits: Limits, ttls: Ttls,
+             receipts: Receipts, stored: str | None, digest: str, limits: Limits, ttls: Ttls,
              lookup_needed: str | None, case_shard: int, was_screen: str | None) -> Plan:
-    """The turn as values to write: session, profile, draft and receipts."""
+    """The turn as values to write: session, profile, draft and receipts (`stored`: the
+    receipts' JSON as stored)."""
     session = decided.session
     reply = decided.reply
     new_profile = decided.profile or profile
     draft_json = KEEP
     saved_draft: Draft | None = None
-    for effect in decided.effects:
+    creations: list[tuple[CreateCase, list[str]]] = []
+    withdrawals: list[WithdrawCase] = []
+    # A profile is kept long only for what the migrant chose (a language, an opt-out);
+    # a phone that chose nothing has one no longer than its session.
+    chose = decided.profile is not None
+    open_request_needed = False
+    for effect in decided.effects:  # one pass, in order (a hop has one or two)
         match effect:
-            case SetLanguage(language=language):
-                new_profile = replace(new_profile or Profile(), language=language)
             case SaveDraft(draft=saved):
                 saved_draft = saved
+            case SetLanguage(language=language):
+                new_profile = replace(new_profile or Profile(), language=language)
+                chose = True
             case DiscardDraft():
                 draft_json, saved_draft = DELETE, None
-    creations = [(effect, draw_candidates(case_shard, CANDIDATE_REFERENCES))
-                 for effect in decided.effects if isinstance(effect, CreateCase)]
+            case CreateCase():
+                creations.append((effect, draw_candidates(case_shard, CANDIDATE_REFERENCES)))
+            case WithdrawCase():
+                withdrawals.append(effect)
+            case NeedOpenRequest():
+                open_request_needed = True
     if session is not None and creations:
         session.vars["reference"] = creations[0][1][0]
         reply = render(compiled.flow, session, limits)
-    # A profile is kept long only for what the migrant chose (a language, an opt-out);
-    # a phone that chose nothing has one no longer than its session.
-    chose = decided.profile is not None or any(
-        isinstance(effect, SetLanguage) for effect in decided.effects)
     if new_profile is None and session is not None and not decided.erase:
         new_profile = Profile(language=session.language)
     if was_screen is not None and (not decided.keep_session or decided.erase):
         receipts = receipts.with_last_text(was_screen)
     receipts = receipts.with_pending(decided.pending)
-    answered = receipts.answered(digest, reply.text, reply.end) if digest else receipts
     if decided.keep_session:
         session_json = KEEP
     elif session is None or reply.end:
         session_json = DELETE
     else:
         session_json = session.to_json()
-        _sessions.remember(session_json, session.copy())  # the next hop starts from it
+        # The next hop starts from it: shared from now on, never changed again.
+        _sessions.remember(session_json, session)
     if saved_draft is not None:
         if session_json not in (KEEP, DELETE) and session is not None \
-                and Draft.of(session) == saved_draft:
+                and _is_draft_of(session, saved_draft):
             draft_json = SAME_AS_SESSION  # stored once: the session's payload is the draft
         else:
             draft_json = saved_draft.to_json()
             _drafts.remember(draft_json, saved_draft)
-    if digest and session is not None and reply.text and limits.channel is not Channel.VOICE:
-        answered = _screen_for_retries(compiled, session, session_json, reply, limits,
-                                       answered)
+    if digest:
+        kept_text = reply.text
+        if session is not None and kept_text and limits.channel is not Channel.VOICE:
+            kept_text = _retry_text(compiled, session, session_json, reply, limits)
+        answered = receipts.answered(digest, kept_text, reply.end)
+    else:
+        answered = receipts
+    receipts_json = answered.to_json()
+    if receipts_json == (stored or _NO_RECEIPTS_JSON):
+        receipts_json = KEEP
+    else:
+        _receipts.remember(receipts_json, answered)
     profile_json, profile_ttl = KEEP, ttls.profile
     if new_profile is not None and new_profile != profile and not decided.erase:
         profile_json = new_profile.to_json()
@@ -378,7 +409,7 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
         profile_ttl=profile_ttl,
         draft_json=KEEP if decided.erase else draft_json,
         draft_ttl=ttls.draft,
-        receipts_json=KEEP if answered == stored else _encoded(answered),
+        receipts_json=receipts_json,
         receipts_ttl=ttls.session,
     )
     return Plan(
@@ -387,9 +418,10 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
         commit=commit,
         session=session,
         creations=creations,
-        withdrawals=[effect for effect in decided.effects if isinstance(effect, WithdrawCase)],
+        withdrawals=withdrawals,
         erase=decided.erase,
         receipts=receipts,
         lookup_needed=lookup_needed,
         language=session.language if session else None,
+        open_request_needed=open_request_needed,
     )

@@ -156,7 +156,7 @@ def render(flow: Flow, session: Session, limits: Limits) -> Reply:
         state = flow.states[session.state]
         end = state.kind is StateKind.END
         if _is_static(flow, state.name):
-            pages = _static_pages(flow, state.name, language, session.hint, limits)
+            return _static_reply(flow, state.name, language, session.hint, limits, session.page)
         else:
             body, tail = screen_parts(flow, state, language, session.vars, session.answers,
                                       session.hint)
@@ -186,6 +186,17 @@ def _is_static(flow: Flow, state_name: str) -> bool:
         match.group(1).partition(".")[0] != "contacts"
         for text in texts for match in PLACEHOLDER.finditer(text)
     )
+
+
+@lru_cache(maxsize=8192)
+def _static_reply(flow: Flow, state_name: str, language: str, hint: str | None, limits: Limits,
+                  page: int) -> Reply:
+    """A page of a screen whose words depend on nothing but its language: the same
+    (immutable) reply every time."""
+    pages = _static_pages(flow, state_name, language, hint, limits)
+    shown = min(page, len(pages) - 1)
+    return Reply(text=pages[shown], end=flow.states[state_name].kind is StateKind.END,
+                 page=shown, pages=len(pages))
 
 
 @lru_cache(maxsize=8192)

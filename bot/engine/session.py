@@ -160,7 +160,7 @@ class CaseView:
     can_withdraw: bool
 
 
-@dataclass(frozen=True)
+@dataclass
 class StepContext:
     """Everything a step needs besides the session and the input; filled by the shell."""
 

@@ -105,11 +105,7 @@ def step(compiled: CompiledFlow, session: Session | None, text: str, now: dateti
 
 def _copy(session: Session) -> Session:
     """A copy the step may change: the caller's session stays as it was."""
-    copied = Session(**vars(session))
-    copied.answers = dict(session.answers)
-    copied.vars = dict(session.vars)
-    copied.history = list(session.history)
-    return copied
+    return session.copy()
 
 
 def _answer(compiled: CompiledFlow, session: Session, text: str, now: datetime,

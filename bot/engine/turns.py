@@ -29,7 +29,7 @@ CANCEL = "2"
 SILENCE = Reply(text="")
 
 
-@dataclass(frozen=True)
+@dataclass
 class Turn:
     reply: Reply
     session: Session | None = None
@@ -47,7 +47,7 @@ class Turn:
     """Nothing is said (an opted-out phone)."""
 
 
-@dataclass(frozen=True)
+@dataclass
 class Inbound:
     """What the shell loaded for one message."""
 

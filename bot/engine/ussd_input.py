@@ -16,7 +16,7 @@ from dataclasses import dataclass
 SEPARATOR = "*"
 
 
-@dataclass(frozen=True)
+@dataclass
 class HopInput:
     restart: bool = False
     """The first hop of a gateway session: start a conversation."""

@@ -29,7 +29,9 @@ class Checked:
 
 def clean(raw: str) -> str:
     """Printable text only, spaces collapsed."""
-    printable = "".join(ch for ch in raw if unicodedata.category(ch)[0] != "C")
+    # isprintable: no character of category C (nor Z but the space): nothing to drop
+    printable = raw if raw.isprintable() else "".join(
+        ch for ch in raw if unicodedata.category(ch)[0] != "C")
     return " ".join(printable.split())
 
 

@@ -346,18 +346,18 @@ class PhoneState:
 
     def after(self, commit: Commit) -> PhoneState:
         """The state once `commit` is written."""
-
-        def written(before: str | None, value: str) -> str | None:
-            return before if value == KEEP else None if value == DELETE else value
-
         return PhoneState(
-            session=written(self.session, commit.session_json),
-            profile=written(self.profile, commit.profile_json),
-            draft=commit.session_json if commit.draft_json == phone_state.SAME_AS_SESSION
-            else written(self.draft, commit.draft_json),
-            receipts=written(self.receipts, commit.receipts_json),
-            unseen=written(self.unseen, commit.unseen),
+            _written(self.session, commit.session_json),
+            _written(self.profile, commit.profile_json),
+            commit.session_json if commit.draft_json == phone_state.SAME_AS_SESSION
+            else _written(self.draft, commit.draft_json),
+            _written(self.receipts, commit.receipts_json),
+            _written(self.unseen, commit.unseen),
         )
+
+
+def _written(before: str | None, value: str) -> str | None:
+    return before if value == KEEP else None if value == DELETE else value
 
 
 @dataclass(frozen=True)
@@ -431,20 +431,26 @@ def _text(value: Any) -> str | None:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+_WRITTEN = Loaded(Begun.WRITTEN)
+_BUSY = Loaded(Begun.BUSY)
+
+
 def begin_result(raw: list[Any]) -> Loaded:
     outcome = Begun(int(raw[0]))
+    if outcome is Begun.WRITTEN:
+        return _WRITTEN  # most hops: one value, not one a hop
     if outcome is Begun.ANSWERED:
         return Loaded(outcome, receipts=_text(raw[1]), session=_text(raw[2]))
     if outcome is Begun.RATE_LIMITED:
         return Loaded(outcome, newly_limited=int(raw[1]) == 1)
-    if outcome in (Begun.BUSY, Begun.WRITTEN):
-        return Loaded(outcome)
+    if outcome is Begun.BUSY:
+        return _BUSY
     session, profile, draft, receipts, unseen = (_text(value) for value in raw[1:6])
     return Loaded(outcome, session=session, profile=profile, draft=draft, receipts=receipts,
                   unseen=unseen)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Commit:
     session_json: str = KEEP
     session_ttl: int = 1
