@@ -10,7 +10,10 @@ before (`ScriptLane` hands every other attribute to it).
 
 Only for one server reached by `redis://` or `unix://` (the embedded default
 included): Sentinel, Cluster and TLS clients are used as they are
-(`script_lane` returns them). Errors are redis-py's: a reply error is parsed
+(`script_lane` returns them). `send_many` sends a `Batch` of scripts the same
+way (`bot.store.scripts`: one write, one round trip), unless the batch waits
+for replicas (`WAIT` blocks its connection, and this one is every hop's) or
+holds other commands (redis-py shapes their replies). Errors are redis-py's: a reply error is parsed
 as redis-py parses it (NOSCRIPT is `NoScriptError`), a lost or unreachable
 connection is `ConnectionError`, and a reply slower than the client's socket
 timeout fails every pending call with `TimeoutError` and drops the connection,
@@ -21,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 from typing import Any
 
 import hiredis
@@ -110,6 +114,34 @@ class ScriptLane:
 
     async def eval(self, script: str, numkeys: int, *keys_and_args: Any) -> Any:
         return await self._call(("EVAL", script, numkeys, *keys_and_args))
+
+    async def send_many(self, commands: Sequence[tuple[Any, ...]]) -> list[Any]:
+        """Commands in one write, their replies in order, as a redis-py pipeline's
+        `execute(raise_on_error=False)` gives them: a reply error is returned as
+        redis-py's exception (NOSCRIPT is `NoScriptError`); a lost connection raises.
+
+        Not for a command that blocks its connection (`WAIT`, `BLPOP`...): every hop
+        shares this one.
+        """
+        protocol = self._protocol
+        if protocol is None or protocol.transport is None or protocol.transport.is_closing():
+            protocol = await self._connect()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        futures: list[asyncio.Future[Any]] = []
+        for _ in commands:
+            future: asyncio.Future[Any] = loop.create_future()
+            futures.append(future)
+            protocol.waiting.append((future, now))
+        protocol.send(b"".join([hiredis.pack_command(command) for command in commands]), loop)
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self._timeout, self._check)
+        replies = []
+        for future in futures:
+            reply = await future
+            replies.append(BaseParser.parse_error(str(reply))  # type: ignore[no-untyped-call]
+                           if isinstance(reply, hiredis.ReplyError) else reply)
+        return replies
 
     async def _call(self, command: tuple[Any, ...]) -> Any:
         protocol = self._protocol

@@ -22,6 +22,7 @@ from redis.asyncio import RedisCluster
 from redis.exceptions import NoScriptError
 
 _SOURCES: dict[str, str] = {}
+_SCRIPT_CALLS = frozenset({"EVALSHA", "EVAL"})
 
 
 @dataclass(frozen=True)
@@ -133,23 +134,23 @@ class Batch:
         return results
 
     async def _on_server(self) -> list[Any]:
-        async with self.redis.pipeline(transaction=False) as pipe:
-            for call in self._calls:
-                pipe.execute_command(*call.args)
-                if call.wait_after is not None:
-                    pipe.execute_command("WAIT", *call.wait_after)
-            results = list(await pipe.execute(raise_on_error=False))
+        commands: list[tuple[Any, ...]] = []
+        for call in self._calls:
+            commands.append(call.args)
+            if call.wait_after is not None:
+                commands.append(("WAIT", *call.wait_after))
+        results = await self._send(commands)
         rescue = [index for index, result in enumerate(results) if unknown_script(result)]
         if rescue:
             # The server lost its scripts: send those bodies (and their WAITs) again.
             plan = self._positions()
-            async with self.redis.pipeline(transaction=False) as pipe:
-                for index in rescue:
-                    call = plan[index]
-                    pipe.execute_command("EVAL", _SOURCES[call.args[1]], *call.args[2:])
-                    if call.wait_after is not None:
-                        pipe.execute_command("WAIT", *call.wait_after)
-                again = list(await pipe.execute(raise_on_error=False))
+            commands = []
+            for index in rescue:
+                call = plan[index]
+                commands.append(("EVAL", _SOURCES[call.args[1]], *call.args[2:]))
+                if call.wait_after is not None:
+                    commands.append(("WAIT", *call.wait_after))
+            again = await self._send(commands)
             position = 0
             for index in rescue:
                 results[index] = again[position]
@@ -158,6 +159,18 @@ class Batch:
                     results[index + 1] = again[position]
                     position += 1
         return results
+
+    async def _send(self, commands: list[tuple[Any, ...]]) -> list[Any]:
+        """One round trip: on the gateway's script lane when the client has one and the
+        batch is scripts only (no WAIT to block the lane, no reply for redis-py to
+        shape), else a redis-py pipeline."""
+        send_many = getattr(self.redis, "send_many", None)
+        if send_many is not None and all(command[0] in _SCRIPT_CALLS for command in commands):
+            return list(await send_many(commands))
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for command in commands:
+                pipe.execute_command(*command)
+            return list(await pipe.execute(raise_on_error=False))
 
     def _positions(self) -> dict[int, _Call]:
         found: dict[int, _Call] = {}

@@ -20,6 +20,7 @@ from bot.channels.redis_lane import ScriptLane, script_lane
 from bot.settings import Settings
 from bot.store.connection import open_store
 from bot.store.evalsha import ShaScript
+from bot.store.scripts import batch
 from tests.redis_server import RedisServer
 
 ECHO = ShaScript("echo", """
@@ -105,3 +106,65 @@ async def test_calls_made_in_one_turn_of_the_loop_share_one_write(lane: ScriptLa
                                      for n in range(20)))
     assert [reply[1] for reply in replies] == list(range(20))
     assert len(writes) == 1 and writes[0].count(b"EVALSHA") == 20
+
+
+class CountedWrites:
+    """The lane's transport, its writes counted."""
+
+    def __init__(self, lane: ScriptLane) -> None:
+        protocol = lane._protocol
+        assert protocol is not None and protocol.transport is not None
+        self.transport = protocol.transport
+        self.writes: list[bytes] = []
+        protocol.transport = self  # type: ignore[assignment]
+
+    def write(self, data: bytes) -> None:
+        self.writes.append(data)
+        self.transport.write(data)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.transport, name)
+
+
+async def test_a_batch_of_scripts_is_one_write_with_redis_pys_replies(lane: ScriptLane) -> None:
+    await ECHO.run(lane, ["h:{p}:0"], ["0", 0, "z"])
+    counted = CountedWrites(lane)
+    async with batch(lane) as pipe:
+        ECHO.queue(pipe, ["h:{p}:1"], ["one", 1, "a"])
+        pipe.eval("return redis.call('NOPE')", 0)
+        ECHO.queue(pipe, ["h:{p}:2"], ["two", 2, "b"])
+        results = await pipe.execute(raise_on_error=False)
+    assert results[0] == ["one", 1, None, ["a"]] and results[2] == ["two", 2, None, ["b"]]
+    assert isinstance(results[1], ResponseError)
+    assert len(counted.writes) == 1 and counted.writes[0].count(b"EVAL") == 3
+
+    async with batch(lane.redis) as pipe:  # what redis-py's pipeline answers
+        ECHO.queue(pipe, ["h:{p}:1"], ["one", 1, "a"])
+        pipe.eval("return redis.call('NOPE')", 0)
+        assert (await pipe.execute(raise_on_error=False))[0] == results[0]
+
+    unknown, = await lane.send_many([("EVALSHA", "0" * 40, 0)])
+    assert isinstance(unknown, NoScriptError)
+
+
+async def test_a_script_lost_by_the_server_is_sent_again_with_its_body(
+        lane: ScriptLane) -> None:
+    await ECHO.run(lane, ["h:{p}:0"], ["0", 0, "z"])
+    await lane.redis.script_flush()
+    async with batch(lane) as pipe:
+        ECHO.queue(pipe, ["h:{p}:1"], ["again", 7, "c"])
+        results = await pipe.execute()
+    assert results == [["again", 7, None, ["c"]]]
+
+
+async def test_a_batch_that_waits_for_replicas_keeps_off_the_shared_lane(
+        lane: ScriptLane) -> None:
+    await ECHO.run(lane, ["h:{p}:0"], ["0", 0, "z"])
+    counted = CountedWrites(lane)
+    async with batch(lane) as pipe:
+        ECHO.queue(pipe, ["h:{p}:1"], ["one", 1, "a"])
+        pipe.wait_for_replicas(1, 10)  # WAIT blocks its connection: not every hop's
+        results = await pipe.execute()
+        acks = pipe.acks
+    assert results == [["one", 1, None, ["a"]]] and acks == [0]
+    assert counted.writes == []
