@@ -230,8 +230,9 @@ class AccessLines:
                       f'"status": {status}, "method": {json.dumps(method)}, '
                       f'"path": {json.dumps(logged_path(path, query), ensure_ascii=False)}, '
                       '"duration_ms": ')
-            if len(self._fields) < KNOWN_PATHS:
-                self._fields[method, path, query, status] = fields
+            if len(self._fields) >= KNOWN_PATHS:
+                self._fields.clear()  # odd queries (403s, probes) do not keep the paths out
+            self._fields[method, path, query, status] = fields
         second, milli = divmod(int(time.time() * 1000), 1000)
         if second != self._second:
             self._second = second
