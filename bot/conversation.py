@@ -18,7 +18,7 @@ import asyncio
 import hashlib
 import logging
 import secrets
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -98,49 +98,48 @@ class _PhoneLocks:
     """
 
     def __init__(self) -> None:
-        self._locks: dict[str, _Held] = {}
+        self._held: dict[str, deque[asyncio.Future[None]]] = {}
+        """Phones held, each with the messages waiting for it, first come first."""
 
     def hold(self, phone_key: str) -> _Hold:
-        return _Hold(self._locks, phone_key)
-
-
-class _Held:
-    __slots__ = ("lock", "users")
-
-    def __init__(self) -> None:
-        self.lock = asyncio.Lock()
-        self.users = 0
+        return _Hold(self._held, phone_key)
 
 
 class _Hold:
-    """`async with` one phone's lock (a class, not a generator: it runs every message)."""
+    """`async with` one phone's lock: taken at once when free (no lock object, no await);
+    else a future in the phone's queue, given the lock by the message before it."""
 
-    __slots__ = ("held", "locks", "phone_key")
+    __slots__ = ("held", "phone_key")
 
-    def __init__(self, locks: dict[str, _Held], phone_key: str) -> None:
-        self.locks = locks
-        self.phone_key = phone_key
-        held = locks.get(phone_key)
-        if held is None:
-            held = locks[phone_key] = _Held()
-        held.users += 1
+    def __init__(self, held: dict[str, deque[asyncio.Future[None]]], phone_key: str) -> None:
         self.held = held
+        self.phone_key = phone_key
 
     async def __aenter__(self) -> None:
+        waiting = self.held.get(self.phone_key)
+        if waiting is None:
+            self.held[self.phone_key] = deque()
+            return
+        turn = asyncio.get_running_loop().create_future()
+        waiting.append(turn)
         try:
-            await self.held.lock.acquire()
+            await turn
         except BaseException:
-            self._leave()
+            if turn.done() and not turn.cancelled():
+                self._pass_on()  # given the lock as it was cancelled: the next one's now
             raise
 
     async def __aexit__(self, *_: object) -> None:
-        self.held.lock.release()
-        self._leave()
+        self._pass_on()
 
-    def _leave(self) -> None:
-        self.held.users -= 1
-        if self.held.users <= 0:
-            del self.locks[self.phone_key]
+    def _pass_on(self) -> None:
+        waiting = self.held[self.phone_key]
+        while waiting:
+            turn = waiting.popleft()
+            if not turn.done():  # a waiter cancelled meanwhile is skipped
+                turn.set_result(None)
+                return
+        del self.held[self.phone_key]
 
 
 class _Bounded(OrderedDict[Any, Any]):
