@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from enum import StrEnum
 from functools import lru_cache
@@ -36,6 +37,8 @@ def _widths() -> tuple[dict[int, None], dict[int, None]]:
 
 
 _ONE_SEPTET, _TWO_SEPTETS = _widths()
+_BEYOND_ONE_SEPTET = re.compile("[^" + "".join(re.escape(chr(code)) for code in _ONE_SEPTET)
+                                + "]")
 
 
 @lru_cache(maxsize=8192)
@@ -46,9 +49,9 @@ def _septets(text: str) -> int | None:
     with two `str.translate` in C: the codec's Python loop costs ~40 µs a screen, and a
     screen filled with a migrant's answers is new every time.
     """
-    rest = text.translate(_ONE_SEPTET)
-    if not rest:
+    if _BEYOND_ONE_SEPTET.search(text) is None:  # most screens: a scan in C
         return len(text)
+    rest = text.translate(_ONE_SEPTET)
     if rest.translate(_TWO_SEPTETS):
         return None
     return len(text) + len(rest)
