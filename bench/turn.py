@@ -10,7 +10,9 @@ USSD session every walk, Africa's Talking's `text` = every input so far):
    (`plan`, the digest STEP compares, STEP's arguments, the state remembered),
    no Redis;
 2. conversation: `Conversation.process` against a real redis-server (uvloop,
-   the scripts' lean connection as `helpline serve` has it), a hop at a time.
+   the scripts' lean connection as `helpline serve` has it), a hop at a time;
+3. ASGI app: the same walk posted straight into the app (`bench/hop_profile.py`'s
+   in-process loop: gateway lane, form, access log, metrics; no sockets, no HTTP).
 
 Prints process CPU µs a hop (`time.process_time`, medians of the rounds) and the
 load average; `--profile` adds cProfile's top functions, `--spy N` py-spy's shares
@@ -113,6 +115,41 @@ async def conversation_loop(conversation: Any, walks: int, first: int) -> float:
     return (time.process_time() - started) / count * 1e6
 
 
+async def app_loop(app: Any, walks: int, first: int) -> float:
+    """The walk through the ASGI app (gateway lane, form, log, metrics), no sockets."""
+    path = "/webhooks/ussd/africastalking"
+    requests = []
+    for walk in (hops(first + n) for n in range(walks)):
+        for message in walk:
+            body = (f"sessionId={message.ussd_session}&serviceCode=%2A384%2A55%23&phoneNumber="
+                    f"%2B{message.phone[1:]}&networkCode=61001&text="
+                    + message.text.replace(" ", "+")).encode()
+            requests.append((body, {
+                "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+                "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
+                "query_string": f"key={bench.SECRET}".encode(), "root_path": "",
+                "headers": [(b"host", b"bench"),
+                            (b"content-type", b"application/x-www-form-urlencoded"),
+                            (b"content-length", str(len(body)).encode())],
+                "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80), "state": {}}))
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    started = time.process_time()
+    for body, scope in requests:
+
+        async def receive(body: bytes = body) -> dict[str, Any]:
+            return {"type": "http.request", "body": body, "more_body": False}
+
+        sent.clear()
+        await app(scope, receive, send)
+        if sent[0]["status"] != 200:
+            raise RuntimeError(f"hop answered {sent[0]['status']}")
+    return (time.process_time() - started) / len(requests) * 1e6
+
+
 async def run(redis_url: str, data_dir: Path, walks: int, rounds: int, profile: bool,
               spy: int) -> None:
     global _NO_READS, _OPEN_NONE
@@ -128,18 +165,26 @@ async def run(redis_url: str, data_dir: Path, walks: int, rounds: int, profile: 
     compiled = load_checked(config.flow, config.ussd_max_chars)
     conversation = Conversation(redis=script_lane(redis), compiled=compiled, settings=config,
                                 sms_rate_limit=config.rate_limit)
+    from bot.app import create_app
+
+    app = create_app(config)
     alone: list[float] = []
     whole: list[float] = []
-    await conversation_loop(conversation, 20, 1_000_000)
-    turn_alone(conversation, 20, 2_000_000)
-    for round_no in range(rounds):
-        alone.append(turn_alone(conversation, walks, 3_000_000 + round_no * walks))
-        whole.append(await conversation_loop(conversation, walks, round_no * walks))
+    served: list[float] = []
+    async with app.router.lifespan_context(app):
+        await conversation_loop(conversation, 20, 1_000_000)
+        turn_alone(conversation, 20, 2_000_000)
+        await app_loop(app, 20, 4_000_000)
+        for round_no in range(rounds):
+            alone.append(turn_alone(conversation, walks, 3_000_000 + round_no * walks))
+            whole.append(await conversation_loop(conversation, walks, round_no * walks))
+            served.append(await app_loop(app, walks, 5_000_000 + round_no * walks))
     print(f"{Path(sys.path[0]).name}: load average {os.getloadavg()[0]:.2f} "
           f"{os.getloadavg()[1]:.2f}; {rounds} rounds of {walks} walks "
           f"({walks * (len(WALK) + 1)} hops)")
     for label, values in (("turn alone (plan, digest, STEP's arguments)", alone),
-                          ("conversation (process, real Redis)", whole)):
+                          ("conversation (process, real Redis)", whole),
+                          ("ASGI app (gateway lane, real Redis)", served)):
         print(f"{label:45}{statistics.median(values):6.1f} µs a hop (min {min(values):.1f}; "
               f"rounds: {', '.join(f'{v:.1f}' for v in values)})")
     if profile:
