@@ -210,7 +210,7 @@ def spied(conversation: Any, seconds: int) -> None:
     from collections import Counter
 
     raw = Path(tempfile.mkdtemp(prefix="turn-spy-")) / "stacks.txt"
-    spy = subprocess.Popen(["py-spy", "record", "--nonblocking", "--rate", "250", "--format", "raw",
+    spy = subprocess.Popen(["py-spy", "record", "--rate", "400", "--format", "raw",
                             "--duration", str(seconds), "--pid", str(os.getpid()),
                             "-o", str(raw)], stdout=subprocess.DEVNULL,
                            stderr=subprocess.DEVNULL)

@@ -52,25 +52,29 @@ T = TypeVar("T")
 
 class _Decoded(Generic[T]):
     """Immutable values by the JSON they are stored as: a value this process wrote (or read)
-    is not parsed again at the next message. Oldest first out past `KNOWN_VALUES`
-    (an OrderedDict: a plain dict's first key is found by skipping every slot deleted
-    before it, thousands once it is full)."""
+    is not parsed again at the next message. The last `KNOWN_VALUES` / 2 to `KNOWN_VALUES`
+    values are kept, in two generations: the newer fills up, then replaces the older
+    (no per-value eviction: a plain dict's first key is found by skipping every slot
+    deleted before it, and an OrderedDict's bookkeeping costs more than the look-up)."""
 
     def __init__(self, decode: Callable[[str], T]) -> None:
         self._decode = decode
-        self._known: OrderedDict[str, T] = OrderedDict()
+        self._newer: dict[str, T] = {}
+        self._older: dict[str, T] = {}
 
     def __call__(self, raw: str) -> T:
-        value = self._known.get(raw)
+        value = self._newer.get(raw)
         if value is None:
-            value = self._decode(raw)
+            value = self._older.get(raw)
+            if value is None:
+                value = self._decode(raw)
             self.remember(raw, value)
         return value
 
     def remember(self, raw: str, value: T) -> None:
-        self._known[raw] = value
-        if len(self._known) > KNOWN_VALUES:
-            self._known.popitem(last=False)
+        self._newer[raw] = value
+        if len(self._newer) >= KNOWN_VALUES // 2:
+            self._older, self._newer = self._newer, {}
 
 
 _profiles = _Decoded(Profile.from_json)
@@ -318,7 +322,8 @@ def _retry_text(compiled: CompiledFlow, session: Session, session_json: str, rep
     again for the retry, when the session's state, language and variables alone render
     the very reply (SCREEN alone when that session is the one stored, else SCREEN and its
     bare JSON); else the reply's text."""
-    if _bare_screen(compiled, session, limits) != reply:
+    screen = _bare_screen(compiled, session, limits)
+    if screen is not reply and screen != reply:  # a static screen's reply is one object
         return reply.text
     if session_json in (KEEP, DELETE):
         return SCREEN + _bare_json(session)

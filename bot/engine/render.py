@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 from bot.engine import recordings, sms
@@ -32,6 +32,14 @@ PLACEHOLDER = re.compile(r"\{([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)\}")
 class Limits:
     channel: Channel
     ussd_max_chars: int = 182
+    _hash: int = field(init=False, repr=False, compare=False)
+    """Computed once: limits key the screen caches, asked several times a hop."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_hash", hash((self.channel, self.ussd_max_chars)))
+
+    def __hash__(self) -> int:
+        return self._hash
 
     def screen_limit(self, screen: str) -> int:
         """USSD: the characters a screen of this text may hold, by its encoding."""

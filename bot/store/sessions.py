@@ -340,8 +340,8 @@ class PhoneState:
 
     def digest(self) -> str:
         """What STEP compares: SHA-1 of the five values ('' where absent) joined by NUL."""
-        joined = "\0".join(value or "" for value in
-                           (self.session, self.profile, self.draft, self.receipts, self.unseen))
+        joined = (f"{self.session or ''}\0{self.profile or ''}\0{self.draft or ''}\0"
+                  f"{self.receipts or ''}\0{self.unseen or ''}")
         return hashlib.sha1(joined.encode()).hexdigest()  # noqa: S324 (a checksum, not security)
 
     def after(self, commit: Commit) -> PhoneState:
