@@ -36,6 +36,7 @@ import bisect
 import hashlib
 import json
 import os
+import resource
 import shutil
 import signal
 import socket
@@ -239,7 +240,7 @@ def normalised(answer: str) -> str:
 
 
 def run_wrk(target: Target, *, seconds: int, users: int, first_walk: int, core: int | None,
-            script_dir: Path, label: str) -> dict[str, Any]:
+            script_dir: Path, label: str, redis_pid: int | None = None) -> dict[str, Any]:
     script = script_dir / f"{label}.lua"
     script.write_text(WRK_SCRIPT % {
         "walk": ", ".join(lua_quote(step) for step in target.walk),
@@ -249,6 +250,9 @@ def run_wrk(target: Target, *, seconds: int, users: int, first_walk: int, core: 
         "phone_prefix": target.phone_prefix,
     })
     user_before, system_before = cpu_split(target.pid)
+    redis_before = cpu_seconds(redis_pid) if redis_pid else float("nan")
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wrk_before = children.ru_utime + children.ru_stime
     out = subprocess.run(
         pinned(core, ["wrk", f"-t{users}", f"-c{users}", f"-d{seconds}s", "--latency",
                       "-s", str(script), target.base]),
@@ -259,6 +263,10 @@ def run_wrk(target: Target, *, seconds: int, users: int, first_walk: int, core: 
     result["per_second"] = result["requests"] / result["seconds"]
     user_after, system_after = cpu_split(target.pid)
     hops = max(result["requests"], 1)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result["wrk_us_per_hop"] = (children.ru_utime + children.ru_stime - wrk_before) * 1e6 / hops
+    result["redis_us_per_hop"] = ((cpu_seconds(redis_pid) if redis_pid else float("nan"))
+                                  - redis_before) * 1e6 / hops
     result["cpu_us_per_hop"] = (user_after - user_before
                                 + system_after - system_before) * 1e6 / hops
     result["system_us_per_hop"] = (system_after - system_before) * 1e6 / hops
@@ -510,6 +518,7 @@ def main() -> int:
                     target, seconds=args.seconds, users=args.users,
                     first_walk=(round_no + 1) * (RUN_WALKS // (args.rounds + 2)),
                     core=load_core, script_dir=work, label=f"{target.phone_prefix}-{round_no}",
+                    redis_pid=redis.pid,
                 ))
         # A baseline checkout may lay its cases out otherwise: the product's are counted.
         walks_ended = sum(run["walks"] for run in product.runs)
@@ -542,6 +551,15 @@ def main() -> int:
               f"{median(target.runs, 'cpu_us_per_hop'):>12.0f}"
               f"{median(target.runs, 'system_us_per_hop'):>11.0f}"
               f"{1e6 / median(target.runs, 'cpu_us_per_hop'):>12.0f}")
+    for target in targets:
+        hops_per_second = median(target.runs, "per_second")
+        redis_us = median(target.runs, "redis_us_per_hop")
+        wrk_us = median(target.runs, "wrk_us_per_hop")
+        server_busy = hops_per_second * median(target.runs, "cpu_us_per_hop") / 1e4
+        load_busy = hops_per_second * (redis_us + wrk_us) / 1e4
+        print(f"{target.label}: the load core's CPU a hop: Redis {redis_us:.0f} µs + wrk "
+              f"{wrk_us:.0f} µs; busy: server core {server_busy:.0f}%, load core "
+              f"{load_busy:.0f}% (hops/s x CPU a hop)")
     for other in targets[1:]:
         speed = median(product.runs, "per_second") / median(other.runs, "per_second")
         cpu = median(product.runs, "cpu_us_per_hop") / median(other.runs, "cpu_us_per_hop")
