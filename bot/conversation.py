@@ -104,6 +104,17 @@ class _PhoneLocks:
     def hold(self, phone_key: str) -> _Hold:
         return _Hold(self._held, phone_key)
 
+    def take(self, phone_key: str) -> bool:
+        """Take a free phone's lock at once (no coroutine): False when it is held."""
+        if phone_key in self._held:
+            return False
+        self._held[phone_key] = deque()
+        return True
+
+    def give_back(self, phone_key: str) -> None:
+        """Release a lock `take` or `hold` gave: to the next message waiting, if any."""
+        _Hold(self._held, phone_key)._pass_on()
+
 
 class _Hold:
     """`async with` one phone's lock: taken at once when free (no lock object, no await);
@@ -249,12 +260,20 @@ class Conversation:
         if primed is not None:
             self._background.add(primed)
             primed.add_done_callback(self._background.discard)
-        async with self._locks.hold(pseudonym):
-            for _ in range(LOST_LEASE_RETRIES):
-                handled = await self._apply(message, phone_keys)
-                if handled is not None:
-                    return handled
-            raise PhoneBusy("lost the phone's lease three times in a row")
+        if not self._locks.take(pseudonym):  # most messages: the phone is free
+            async with self._locks.hold(pseudonym):
+                return await self._under_lock(message, phone_keys)
+        try:
+            return await self._under_lock(message, phone_keys)
+        finally:
+            self._locks.give_back(pseudonym)
+
+    async def _under_lock(self, message: InboundMessage, phone_keys: PhoneKeys) -> Handled:
+        for _ in range(LOST_LEASE_RETRIES):
+            handled = await self._apply(message, phone_keys)
+            if handled is not None:
+                return handled
+        raise PhoneBusy("lost the phone's lease three times in a row")
 
     async def aclose(self) -> None:
         """Wait for the background lease releases still running."""

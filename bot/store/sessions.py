@@ -21,6 +21,8 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
+from redis.exceptions import NoScriptError
+
 from bot.store import keys, phone_state
 from bot.store.evalsha import ShaScript
 from bot.types import Channel
@@ -291,6 +293,8 @@ class PhoneKeys:
     on a Cluster, the state's key three times, and not read)."""
     upgrade: bool = True
     """Read the old layout (one server, Sentinel); on a Cluster it is in another slot."""
+    abandoned: str = ""
+    """The abandoned mark of a lease token, but the token (`keys.abandoned_lease`)."""
 
     @classmethod
     def of(cls, pseudonym: str, channel: str, *, cluster: bool = False) -> PhoneKeys:
@@ -303,6 +307,7 @@ class PhoneKeys:
             old=(state, state, state) if cluster else (
                 keys.profile(pseudonym), keys.draft(pseudonym), keys.unseen(pseudonym)),
             upgrade=not cluster,
+            abandoned=keys.abandoned_lease(pseudonym, ""),
         )
 
     def old_layout(self) -> list[str]:
@@ -401,8 +406,7 @@ NO_RATE_LIMIT = RateLimit()
 def _begin_call(phone_keys: PhoneKeys, token: str, digest: str,
                 rate: RateLimit) -> tuple[list[str], list[str | int]]:
     return (
-        [phone_keys.state, phone_keys.lease, keys.abandoned_lease(phone_keys.pseudonym, token),
-         *phone_keys.old],
+        [phone_keys.state, phone_keys.lease, phone_keys.abandoned + token, *phone_keys.old],
         [token, LEASE_MS, digest, rate.limit, RATE_WINDOW_SECONDS, rate.repeat_limit,
          rate.body_digest, phone_keys.channel + ("+" if phone_keys.upgrade else "")],
     )
@@ -509,8 +513,12 @@ def commit_call(phone_keys: PhoneKeys, token: str,
 async def step(redis: Any, phone_keys: PhoneKeys, token: str, *, expected: str,
                digest: str, rate: RateLimit, values: Commit) -> Loaded:
     """STEP: write `values` in one round trip if the state is still the `expected` one."""
-    raw = await STEP.run(redis, *step_call(phone_keys, token, expected=expected,
-                                           digest=digest, rate=rate, values=values))
+    script_keys, args = step_call(phone_keys, token, expected=expected, digest=digest,
+                                  rate=rate, values=values)
+    try:  # STEP.run's own two lines: one coroutine fewer on every hop
+        raw = await redis.evalsha(STEP.sha, len(script_keys), *script_keys, *args)
+    except NoScriptError:
+        raw = await redis.eval(STEP.source, len(script_keys), *script_keys, *args)
     return begin_result(raw)
 
 

@@ -160,3 +160,12 @@ async def test_the_embedded_default_is_a_real_redis_with_append_only_file(
     finally:
         await store.close()
     assert any((tmp_path / "var").rglob("*.aof*")) or any((tmp_path / "var").rglob("*appendonly*"))
+
+
+async def test_a_step_after_the_server_lost_its_scripts_sends_the_body(
+        conversation: Conversation, redis: Redis) -> None:
+    await dial(conversation)
+    before = await send(conversation, ["1", "2"])
+    await redis.script_flush()  # as after a restart: STEP's EVALSHA is answered NOSCRIPT
+    after = await send(conversation, ["0"])  # back: one STEP, sent again as EVAL
+    assert after != before and "1" in after  # NoScriptError would have failed the hop
