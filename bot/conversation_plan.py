@@ -183,7 +183,6 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
     `open_request`: this phone's open return request, once read (`open_request_known`)."""
     profile = _profiles(state.profile) if state.profile else None
     session = _sessions(state.session) if state.session else None
-    draft = _draft_of(state, session)
     receipts = _receipts(state.receipts) if state.receipts else _NO_RECEIPTS
     text, restart = message.text, message.restart
     lookup_needed = None
@@ -201,6 +200,11 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
         typed = typed_reference(text)
         if typed and (lookup is None or lookup.reference != typed):
             lookup_needed = typed
+    # The stored draft matters to a step that starts a conversation or offers to resume
+    # one (an SMS keyword may restart it): not to one inside a conversation.
+    needs_draft = session is None or restart or session.resuming \
+        or message.channel is Channel.SMS
+    draft = _draft_of(state, session) if needs_draft else None
     # The last answer is the stored session's screen (SCREEN alone): once that session
     # changes, the answer names the screen it was (taken before the turn changes it).
     last = receipts.last

@@ -56,6 +56,8 @@ class Inbound:
     session: Session | None
     profile: Profile | None
     draft: Draft | None
+    """The stored draft; the shell may leave it out (None) for a step inside a session on
+    USSD or voice (no keyword, no restart, not resuming): the step does not read it."""
     receipts: Receipts
     lookups: Mapping[str, CaseView]
     new_id: str
