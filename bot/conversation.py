@@ -111,6 +111,10 @@ class _PhoneLocks:
         self._held[phone_key] = deque()
         return True
 
+    async def wait(self, phone_key: str) -> None:
+        """Wait until the phone's lock is handed over (after `take` said False)."""
+        await _Hold(self._held, phone_key).__aenter__()
+
     def give_back(self, phone_key: str) -> None:
         """Release a lock `take` or `hold` gave: to the next message waiting, if any."""
         _Hold(self._held, phone_key)._pass_on()
@@ -260,20 +264,16 @@ class Conversation:
         if primed is not None:
             self._background.add(primed)
             primed.add_done_callback(self._background.discard)
-        if not self._locks.take(pseudonym):  # most messages: the phone is free
-            async with self._locks.hold(pseudonym):
-                return await self._under_lock(message, phone_keys)
+        if not self._locks.take(pseudonym):  # most messages: the phone is free, no wait
+            await self._locks.wait(pseudonym)
         try:
-            return await self._under_lock(message, phone_keys)
+            for _ in range(LOST_LEASE_RETRIES):
+                handled = await self._apply(message, phone_keys)
+                if handled is not None:
+                    return handled
+            raise PhoneBusy("lost the phone's lease three times in a row")
         finally:
             self._locks.give_back(pseudonym)
-
-    async def _under_lock(self, message: InboundMessage, phone_keys: PhoneKeys) -> Handled:
-        for _ in range(LOST_LEASE_RETRIES):
-            handled = await self._apply(message, phone_keys)
-            if handled is not None:
-                return handled
-        raise PhoneBusy("lost the phone's lease three times in a row")
 
     async def aclose(self) -> None:
         """Wait for the background lease releases still running."""

@@ -79,3 +79,24 @@ async def test_a_waiter_cancelled_once_given_the_lock_hands_it_on() -> None:
     with pytest.raises(asyncio.CancelledError):
         second.result()
     assert locks._held == {}
+
+
+async def test_take_wait_give_back_keep_arrival_order_and_survive_cancellation() -> None:
+    locks = _PhoneLocks()
+    order: list[int] = []
+
+    async def message(number: int) -> None:
+        if not locks.take("phone"):
+            await locks.wait("phone")
+        try:
+            await asyncio.sleep(0)
+            order.append(number)
+        finally:
+            locks.give_back("phone")
+
+    tasks = [asyncio.create_task(message(number)) for number in range(20)]
+    await asyncio.sleep(0)
+    tasks[5].cancel()  # waiting: skipped, the others keep their order
+    await asyncio.gather(*tasks, return_exceptions=True)
+    assert order == [number for number in range(20) if number != 5]
+    assert locks._held == {}
