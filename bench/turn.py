@@ -98,7 +98,9 @@ def turn_alone(conversation: Any, walks: int, first: int) -> float:
             assert planned.commit is not None
             sessions.step_call(phone_keys, token, expected=state.digest(), digest=digest,
                                rate=rate, values=planned.commit)
-            state = state.after(planned.commit)
+            decoded = getattr(planned, "decoded", None)  # what the conversation keeps
+            state = (state.after(planned.commit, decoded) if decoded is not None
+                     else state.after(planned.commit))
             conversation._written(pseudonym, state, planned)
             count += 1
     return (time.process_time() - started) / count * 1e6

@@ -377,7 +377,8 @@ class Conversation:
                                      digest=digest, rate=rate_limit,
                                      values=planned.commit)
         if loaded.outcome is Begun.WRITTEN:
-            self._written(phone_keys.pseudonym, assumed.after(planned.commit), planned)
+            self._written(phone_keys.pseudonym, assumed.after(planned.commit, planned.decoded),
+                          planned)
             return Handled(planned.reply, planned.outcome), reads
         if loaded.outcome is Begun.BUSY:
             return None, reads
@@ -468,7 +469,7 @@ class Conversation:
                 await sessions.save_receipts(self.redis, phone_keys, corrected.to_json(),
                                              self.session_ttl(channel))
         else:
-            self._written(phone_keys.pseudonym, state.after(commit), planned)
+            self._written(phone_keys.pseudonym, state.after(commit, planned.decoded), planned)
 
     async def _begin(self, phone_keys: PhoneKeys, token: str, phone: str, reference: str | None,
                      digest: str, rate_limit: RateLimit,

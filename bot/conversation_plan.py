@@ -134,6 +134,9 @@ class Plan:
     """The turn asks whether this phone has a return request open: read it, plan again."""
     unseen: list[str] = field(default_factory=list)
     """Idempotency keys of cases this phone was never told about: shown with this reply."""
+    decoded: tuple[Session | None, Receipts] | None = None
+    """The session and receipts once `commit` is written, as objects (`PhoneState.decoded`):
+    the phone's next message starts from them, not from their JSON."""
 
     @property
     def in_one_trip(self) -> bool:
@@ -182,8 +185,13 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
     """`case_shard`: the case shard where this phone's new cases go (random when None).
     `open_request`: this phone's open return request, once read (`open_request_known`)."""
     profile = _profiles(state.profile) if state.profile else None
-    session = _sessions(state.session) if state.session else None
-    receipts = _receipts(state.receipts) if state.receipts else _NO_RECEIPTS
+    known: tuple[Session | None, Receipts] | None = state.decoded
+    if known is not None:  # what this process wrote: nothing to decode, not even looked up
+        session, receipts = known
+    else:
+        session = _sessions(state.session) if state.session else None
+        receipts = _receipts(state.receipts) if state.receipts else _NO_RECEIPTS
+    stored_session = session
     text, restart = message.text, message.restart
     lookup_needed = None
     if message.ussd_session:
@@ -231,6 +239,9 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
     if state.unseen and written.commit is not None and not decided.silent:
         written.unseen = sorted(set(state.unseen.split()))
         written.commit = replace(written.commit, unseen=DELETE)
+    if written.commit is not None and written.decoded is not None \
+            and written.commit.session_json == KEEP:
+        written.decoded = (stored_session, written.decoded[1])
     return written
 
 
@@ -378,9 +389,7 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
     elif session is None or reply.end:
         session_json = DELETE
     else:
-        session_json = session.to_json()
-        # The next hop starts from it: shared from now on, never changed again.
-        _sessions.remember(session_json, session)
+        session_json = session.to_json()  # shared from now on (`decoded`), never changed
     if saved_draft is not None:
         if session_json not in (KEEP, DELETE) and session is not None \
                 and _is_draft_of(session, saved_draft):
@@ -398,8 +407,6 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
     receipts_json = answered.to_json()
     if receipts_json == (stored or _NO_RECEIPTS_JSON):
         receipts_json = KEEP
-    else:
-        _receipts.remember(receipts_json, answered)
     profile_json, profile_ttl = KEEP, ttls.profile
     if new_profile is not None and new_profile != profile and not decided.erase:
         profile_json = new_profile.to_json()
@@ -433,4 +440,5 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
         lookup_needed=lookup_needed,
         language=session.language if session else None,
         open_request_needed=open_request_needed,
+        decoded=(None if session_json in (KEEP, DELETE) else session, answered),
     )

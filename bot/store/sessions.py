@@ -17,7 +17,7 @@ it shares no slot problem (not on a Cluster).
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
@@ -342,6 +342,9 @@ class PhoneState:
     receipts: str | None = None
     unseen: str | None = None
     """What the phone was never told (see `mark_unseen`)."""
+    decoded: Any = field(default=None, compare=False, repr=False)
+    """What the conversation made of `session` and `receipts` when it wrote them (its own
+    objects, opaque here): not decoded again. Not part of the state nor of its digest."""
 
     def digest(self) -> str:
         """What STEP compares: SHA-1 of the five values ('' where absent) joined by NUL."""
@@ -349,8 +352,9 @@ class PhoneState:
                   f"{self.receipts or ''}\0{self.unseen or ''}")
         return hashlib.sha1(joined.encode()).hexdigest()  # noqa: S324 (a checksum, not security)
 
-    def after(self, commit: Commit) -> PhoneState:
-        """The state once `commit` is written."""
+    def after(self, commit: Commit, decoded: Any = None) -> PhoneState:
+        """The state once `commit` is written (`decoded`: its session and receipts as the
+        writer has them)."""
         return PhoneState(
             _written(self.session, commit.session_json),
             _written(self.profile, commit.profile_json),
@@ -358,6 +362,7 @@ class PhoneState:
             else _written(self.draft, commit.draft_json),
             _written(self.receipts, commit.receipts_json),
             _written(self.unseen, commit.unseen),
+            decoded,
         )
 
 
