@@ -34,6 +34,8 @@ from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError, TimeoutError
 
 DEFAULT_TIMEOUT_SECONDS = 1.0
+BURST = 4
+"""Calls gathered before they are written without waiting for the loop turn's end."""
 
 
 class _Protocol(asyncio.Protocol):
@@ -46,11 +48,23 @@ class _Protocol(asyncio.Protocol):
         self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self.outgoing: list[bytes] = []
 
-    def send(self, packed: bytes, loop: asyncio.AbstractEventLoop) -> None:
-        """Queue a packed call; the calls queued in one turn of the loop go in one write."""
+    def send(self, packed: bytes, loop: asyncio.AbstractEventLoop, calls: int = 1) -> None:
+        """Write `packed` (`calls` commands, already waiting for their replies).
+
+        When Redis has nothing else of ours to answer, at once: a lone hop waits for
+        nothing. Else it joins the calls made in this turn of the loop, written together
+        at its end (one system call for many hops), or as soon as `BURST` have gathered,
+        so that Redis works on the first while the server prepares the next ones.
+        """
+        if len(self.waiting) == calls and not self.outgoing:
+            assert self.transport is not None
+            self.transport.write(packed)
+            return
         if not self.outgoing:
             loop.call_soon(self.flush)
         self.outgoing.append(packed)
+        if len(self.outgoing) >= BURST:
+            self.flush()
 
     def flush(self) -> None:
         outgoing, self.outgoing = self.outgoing, []
@@ -133,7 +147,8 @@ class ScriptLane:
             future: asyncio.Future[Any] = loop.create_future()
             futures.append(future)
             protocol.waiting.append((future, now))
-        protocol.send(b"".join([hiredis.pack_command(command) for command in commands]), loop)
+        protocol.send(b"".join([hiredis.pack_command(command) for command in commands]), loop,
+                      len(commands))
         if self._watchdog is None:
             self._watchdog = loop.call_later(self._timeout, self._check)
         replies = []
