@@ -34,7 +34,7 @@ from redis.asyncio.connection import Connection, UnixDomainSocketConnection
 from redis.exceptions import ConnectionError, TimeoutError
 
 DEFAULT_TIMEOUT_SECONDS = 1.0
-BURST = 4
+BURST = 8
 """Calls gathered before they are written without waiting for the loop turn's end."""
 
 

@@ -94,8 +94,8 @@ async def test_a_lone_call_goes_at_once_and_a_crowd_in_bursts(lane: ScriptLane) 
     assert [reply[1] for reply in replies] == list(range(20))
     # The first finds Redis idle: written at once. The others gather while Redis works,
     # BURST at a time, the rest at the end of the loop's turn.
-    assert BURST == 4
-    assert [write.count(b"EVALSHA") for write in counted.writes] == [1, 4, 4, 4, 4, 3]
+    assert BURST == 8
+    assert [write.count(b"EVALSHA") for write in counted.writes] == [1, 8, 8, 3]
 
 
 class CountedWrites:
