@@ -74,11 +74,7 @@ def py_spy(seconds: int, users: int, detail: int) -> None:
     server_core, load_core = bench.cores()
     work = Path(tempfile.mkdtemp(prefix="hop-profile-"))
     redis_port = bench.free_port()
-    redis = subprocess.Popen(
-        bench.pinned(load_core, ["redis-server", "--port", str(redis_port), "--bind",
-                                 "127.0.0.1", "--save", "", "--appendonly", "no",
-                                 "--dir", str(work)]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    redis = bench.scratch_redis(work, redis_port, load_core)
     log = (work / "server.log").open("wb")
     target = None
     try:
@@ -188,10 +184,7 @@ async def in_process(redis_url: str, data_dir: Path, hops: int) -> None:
 def cprofile(hops: int) -> None:
     work = Path(tempfile.mkdtemp(prefix="hop-cprofile-"))
     redis_port = bench.free_port()
-    redis = subprocess.Popen(
-        ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1", "--save", "",
-         "--appendonly", "no", "--dir", str(work)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    redis = bench.scratch_redis(work, redis_port)
     try:
         time.sleep(0.3)
         asyncio.run(in_process(f"redis://127.0.0.1:{redis_port}/0", work / "var", hops))

@@ -175,6 +175,14 @@ def cpu_split(pid: int) -> tuple[float, float]:
     return int(fields[11]) / tick, int(fields[12]) / tick
 
 
+def scratch_redis(work: Path, port: int, core: int | None = None) -> subprocess.Popen[bytes]:
+    """A `redis-server` without persistence on `port` (pinned to `core`), for one run."""
+    return subprocess.Popen(
+        pinned(core, ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                      "--appendonly", "no", "--dir", str(work)]),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 def load_average() -> str:
     one, five, _ = os.getloadavg()
     return f"{one:.2f} (1 min), {five:.2f} (5 min)"
@@ -485,11 +493,7 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-webhooks-"))
     redis_port = free_port()
     redis_url = f"redis://127.0.0.1:{redis_port}/0"
-    redis = subprocess.Popen(
-        pinned(load_core, ["redis-server", "--port", str(redis_port), "--bind", "127.0.0.1",
-                           "--save", "", "--appendonly", "no", "--dir", str(work)]),
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
+    redis = scratch_redis(work, redis_port, load_core)
     log = (work / "servers.log").open("wb")
     targets: list[Target] = []
     load_before = load_average()
