@@ -123,7 +123,6 @@ def py_spy(seconds: int, users: int, detail: int) -> None:
 async def drive(app: Any, hops: int) -> float:
     """The walk straight into the ASGI app: returns seconds spent."""
     walk = bench.PRODUCT_WALK
-    path = "/webhooks/ussd/africastalking"
     started = time.perf_counter()
     done = 0
     walk_no = 0
@@ -133,16 +132,7 @@ async def drive(app: Any, hops: int) -> float:
             body = ("sessionId=cp-" + str(walk_no) + "&serviceCode=%2A384%2A55%23&phoneNumber="
                     + f"%2B2237{walk_no % 10_000_000:07d}" + "&networkCode=61001&text="
                     + "*".join(walk[:hop]).replace(" ", "+")).encode()
-            scope = {
-                "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
-                "query_string": f"key={bench.SECRET}".encode(), "root_path": "",
-                "headers": [(b"host", b"bench"),
-                            (b"content-type", b"application/x-www-form-urlencoded"),
-                            (b"content-length", str(len(body)).encode())],
-                "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80),
-                "state": {},
-            }
+            scope = bench.ussd_scope(body)
             sent: list[dict[str, Any]] = []
 
             async def receive(body: bytes = body) -> dict[str, Any]:

@@ -119,21 +119,13 @@ async def conversation_loop(conversation: Any, walks: int, first: int) -> float:
 
 async def app_loop(app: Any, walks: int, first: int) -> float:
     """The walk through the ASGI app (gateway lane, form, log, metrics), no sockets."""
-    path = "/webhooks/ussd/africastalking"
     requests = []
     for walk in (hops(first + n) for n in range(walks)):
         for message in walk:
             body = (f"sessionId={message.ussd_session}&serviceCode=%2A384%2A55%23&phoneNumber="
                     f"%2B{message.phone[1:]}&networkCode=61001&text="
                     + message.text.replace(" ", "+")).encode()
-            requests.append((body, {
-                "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
-                "method": "POST", "scheme": "http", "path": path, "raw_path": path.encode(),
-                "query_string": f"key={bench.SECRET}".encode(), "root_path": "",
-                "headers": [(b"host", b"bench"),
-                            (b"content-type", b"application/x-www-form-urlencoded"),
-                            (b"content-length", str(len(body)).encode())],
-                "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80), "state": {}}))
+            requests.append((body, bench.ussd_scope(body)))
     sent: list[dict[str, Any]] = []
 
     async def send(message: dict[str, Any]) -> None:

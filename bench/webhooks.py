@@ -183,6 +183,23 @@ def scratch_redis(work: Path, port: int, core: int | None = None) -> subprocess.
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
+USSD_PATH = "/webhooks/ussd/africastalking"
+
+
+def ussd_scope(body: bytes) -> dict[str, Any]:
+    """The ASGI scope of one USSD hop POSTed with `body`, for loops that drive the app
+    directly (no sockets): bench/hop_profile.py, bench/turn.py."""
+    return {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+        "method": "POST", "scheme": "http", "path": USSD_PATH, "raw_path": USSD_PATH.encode(),
+        "query_string": f"key={SECRET}".encode(), "root_path": "",
+        "headers": [(b"host", b"bench"),
+                    (b"content-type", b"application/x-www-form-urlencoded"),
+                    (b"content-length", str(len(body)).encode())],
+        "client": ("127.0.0.1", 5000), "server": ("127.0.0.1", 80), "state": {},
+    }
+
+
 def load_average() -> str:
     one, five, _ = os.getloadavg()
     return f"{one:.2f} (1 min), {five:.2f} (5 min)"

@@ -133,7 +133,7 @@ async def test_the_access_log_is_json_lines_without_key_or_number(gateway: Gatew
                              "duration_ms"}
         assert line["path"] == routes.USSD_PATH + "?key=[redacted]"
         assert line["level"] == "info" and line["message"] == "request"
-        assert isinstance(line["duration_ms"], float) and 0 <= line["duration_ms"] < 10_000
+        assert isinstance(line["duration_ms"], float) and line["duration_ms"] >= 0
         assert abs(datetime.fromisoformat(line["time"]) - datetime.now(UTC)) < timedelta(minutes=1)
     logged = json_stream_text
     assert USSD_SECRET not in logged and "wrong-key" not in logged
