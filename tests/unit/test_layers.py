@@ -1,5 +1,6 @@
-"""Where rules live (README, "How this differs"): the store knows no case or operator rule, and
-gateways reach storage only through the conversation loop or the case service."""
+"""Where rules live (docs/architecture.md, "How this differs"): the store knows no case or
+operator rule, and gateways reach storage only through the conversation loop or the case
+service."""
 
 from __future__ import annotations
 
