@@ -1,7 +1,7 @@
-"""Redis memory per mid-form session and per whole return request (SPEC §9), from INFO memory.
+"""Redis memory per mid-form session and per whole return request (docs/spec.md §9).
 
 Drives the real conversation loop (USSD, in-process) against a fresh
-redis-server, and reads `used_memory` before and after:
+redis-server, and reads `used_memory` (INFO memory) before and after:
 
 - mid-form: N phones each stopped half-way through a return request (language,
   menu, consent, name, nationality): session, draft, receipts, lease-free;
@@ -12,7 +12,7 @@ redis-server, and reads `used_memory` before and after:
 Before measuring, one request in each case shard makes the shards' structures
 (printed apart: a cost of the deployment, ~150 KB, not of each request).
 
-Prints bytes per item and the SPEC's bounds (512 B, 3,000 B). Figures, not
+Prints bytes per item and docs/spec.md §9's bounds (512 B, 3,000 B). Figures, not
 assertions (see BENCHMARKS.md). Usage: python bench/memory.py [--phones N]
 """
 

@@ -187,10 +187,10 @@ def report(results: dict[str, Any]) -> str:
         f"| case creation / CSV export | {case['created_per_s']:,.0f} cases/s / "
         f"{case['export_rows_per_s']:,.0f} rows/s | `bench/cases.py` |",
         f"| Redis memory, mid-form session, USSD / SMS | {ussd['session_b']:,.0f} B / "
-        f"{sms['session_b']:,.0f} B (SPEC bound 512 B) | `bench/memory.py` |",
+        f"{sms['session_b']:,.0f} B (bound 512 B, docs/spec.md §9) | `bench/memory.py` |",
         f"| Redis memory, whole return request (case, indexes, audit), USSD / SMS | "
         f"{ussd['request_b']:,.0f} B / {sms['request_b']:,.0f} B at {ussd['phones']:,} / "
-        f"{sms['phones']:,} requests (SPEC bound 3,000 B) | `bench/memory.py` |",
+        f"{sms['phones']:,} requests (bound 3,000 B, docs/spec.md §9) | `bench/memory.py` |",
         "",
         *sizing(results),
         END,

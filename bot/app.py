@@ -33,7 +33,7 @@ log = logging.getLogger(__name__)
 
 
 def require_prod_settings(settings: Settings) -> None:
-    """SPEC §3: in prod, refuse to start without every required setting."""
+    """docs/spec.md §3: in prod, refuse to start without every required setting."""
     missing = settings.missing_for_prod() if settings.env is Env.PROD else []
     if missing:
         raise ProdSettingsMissing(missing)

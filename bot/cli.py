@@ -1,4 +1,4 @@
-"""`helpline`: the command line of SPEC §3.
+"""`helpline`: the command line of docs/spec.md §3.
 
 Each area registers its own sub-commands (`register(subparsers)`), so this
 module only wires them together.

@@ -547,7 +547,7 @@ class Conversation:
             self._states.keep(phone_keys.pseudonym, state)
             return Handled(planned.reply, planned.outcome)
         if planned.erase:
-            # SPEC §5: the phone's open cases are closed (reason `erased`), out of the queue.
+            # docs/spec.md §5: the phone's open cases are closed (reason `erased`), out of queue.
             await migrant_cases.erase_phone(self.redis, phone=message.phone, now=now,
                                             pii_key=self.pii_key)
         try:
@@ -556,7 +556,7 @@ class Conversation:
         except BaseException:
             # Cut off (the hop's deadline) or failed once the cases were sent: the gateway
             # answers the fallback, yet a slow Redis may still create them. The phone's
-            # next contact resolves this mark and shows the references (SPEC §5).
+            # next contact resolves this mark and shows the references (docs/spec.md §5).
             if planned.creations:
                 self._mark_unseen_later(phone_keys, [creation.idempotency_key
                                                      for creation, _ in planned.creations])

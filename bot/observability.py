@@ -1,4 +1,4 @@
-"""Structured logs without phone numbers or secrets, and the metrics of SPEC §9.
+"""Structured logs without phone numbers or secrets, and the metrics of docs/spec.md §9.
 
 Logs are JSON lines. A phone appears only as its HMAC pseudonym, passed as
 `extra={"phone": pseudonym}`; message bodies are never logged at INFO. As a

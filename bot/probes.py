@@ -1,4 +1,4 @@
-"""Operations endpoints of SPEC §9: `/healthz`, `/readyz` and `/metrics`."""
+"""Operations endpoints of docs/spec.md §9: `/healthz`, `/readyz` and `/metrics`."""
 
 from __future__ import annotations
 

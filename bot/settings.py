@@ -34,7 +34,7 @@ def _alias(name: str) -> AliasChoices:
 
 
 class Settings(BaseSettings):
-    """Settings; names are the environment variables of SPEC §3."""
+    """Settings; names are the environment variables of docs/spec.md §3."""
 
     model_config = SettingsConfigDict(
         env_prefix="HELPLINE_", extra="ignore", frozen=True, populate_by_name=True

@@ -1,4 +1,4 @@
-"""Routes of the admin API (SPEC §7), a thin layer over the case store services."""
+"""Routes of the admin API (docs/spec.md §7), a thin layer over the case store services."""
 
 from __future__ import annotations
 
@@ -360,7 +360,7 @@ def _json(code: int, body: dict[str, object]) -> JSONResponse:
 
 
 def add_error_handlers(app: FastAPI) -> None:
-    """Domain errors → the statuses of SPEC §7 (never a traceback to an operator)."""
+    """Domain errors → the statuses of docs/spec.md §7 (never a traceback to an operator)."""
 
     async def not_found(_: Request, exc: Exception) -> JSONResponse:
         what = "operator" if isinstance(exc, OperatorNotFound) else "case"

@@ -1,5 +1,5 @@
 """Reads the operators' console needs: who am I, the assignee picker, search,
-live changes, canned replies and the flow's labels for answers (SPEC §7).
+live changes, canned replies and the flow's labels for answers (docs/spec.md §7).
 
 Every route is role-checked like the rest of the admin API; a search is audited
 (it can tell whether a phone has cases) and answers `Cache-Control: no-store`.

@@ -2,7 +2,7 @@
 
 FastAPI parses a JSON body before it runs dependencies, so without this a
 caller with no token and a malformed body would learn of a 422 instead of
-getting the 401 (or 403) that SPEC §7 puts first.
+getting the 401 (or 403) that docs/spec.md §7 puts first.
 """
 
 from __future__ import annotations
@@ -61,7 +61,7 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 class AuthorisedRoute(APIRoute):
     def __init__(self, path: str, endpoint: Callable[..., Any], **options: Any) -> None:
-        # Every admin route documents the answers any request may get (OpenAPI, SPEC §7).
+        # Every admin route documents the answers any request may get (OpenAPI, docs/spec.md §7).
         common = dict(ANY_REQUEST)
         if BODY_METHODS & set(options.get("methods") or ()):
             common |= WITH_BODY

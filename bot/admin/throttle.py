@@ -1,4 +1,4 @@
-"""Wrong tokens are throttled per client (SPEC §7): 429 with `Retry-After`.
+"""Wrong tokens are throttled per client (docs/spec.md §7): 429 with `Retry-After`.
 
 A client (its address, as uvicorn sees it: behind a proxy, uvicorn trusts
 `X-Forwarded-For` from the addresses in `FORWARDED_ALLOW_IPS`) may present at

@@ -1,7 +1,7 @@
 """The case service, the migrant's side: what a migrant may do to their own cases.
 
 Following a request, withdrawing it (a return request, before departure:
-return is voluntary until then, SPEC §5), finding the phone's open request
+return is voluntary until then, docs/spec.md §5), finding the phone's open request
 before a second one is started, and erasing everything of the phone
 (`EFFACER`). The conversation loop queues these on its own pipeline, so they
 come as `queue_*` / `*_result` pairs; the checks that must hold atomically run

@@ -50,7 +50,7 @@ MAX_ESCALATION_LEVEL = 2
 
 
 def derive_priority(kind: CaseKind, answers: Mapping[str, str]) -> Priority:
-    """SPEC §6: urgent for an emergency, a minor, a medical need, trafficking or
+    """docs/spec.md §6: urgent for an emergency, a minor, a medical need, trafficking or
     violence (a call-back's topic counts); high for pregnancy or disability; else normal."""
     if kind is CaseKind.EMERGENCY or any(answers.get(k) == YES for k in URGENT_ANSWERS):
         return Priority.URGENT

@@ -1,4 +1,4 @@
-"""The case service: the rules of cases, beside the domain (SPEC §6).
+"""The case service: the rules of cases, beside the domain (docs/spec.md §6).
 
 Lifecycle checks, what each change audits, when a message may go, which cases
 an erasure closes and which fields it erases, what a migrant may withdraw,
@@ -43,7 +43,7 @@ OPTED_OUT_CODE = "21610"  # as bot.jobs.twilio_rest.OPTED_OUT_CODE
 
 UNCHANGED: Any = object()
 
-# Audit actions of the changes this service makes (SPEC §6: every change, erasure, read).
+# Audit actions of the changes this service makes (docs/spec.md §6: every change, erasure, read).
 STATUS_CHANGED = "status_changed"
 READ = "read"
 ERASED_ACTION = "erased"

@@ -1,4 +1,4 @@
-"""The gateway webhooks of SPEC §4, served by the gateway lane (bot.channels.gateway).
+"""The gateway webhooks of docs/spec.md §4, served by the gateway lane (bot.channels.gateway).
 
 Every answer to a gateway is a 2xx unless the request itself is at fault
 (403 unauthenticated, 4xx malformed): when the store is down, slow or busy,

@@ -1,4 +1,4 @@
-"""The voice webhooks (SPEC §4): a call, spoken from the same conversation as SMS and USSD.
+"""The voice webhooks (docs/spec.md §4): a call, spoken from the conversation of SMS and USSD.
 
 Like the other webhooks: unauthenticated ⇒ 403 with no side effect, malformed
 ⇒ 400, and never a 5xx: when the store is down the caller hears the fallback

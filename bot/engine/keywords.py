@@ -1,4 +1,4 @@
-"""SMS keywords (SPEC §5), recognised whatever the case and accents.
+"""SMS keywords (docs/spec.md §5), recognised whatever the case and accents.
 
 A keyword is a whole message: `stop`, `Arrêt.` and ` DEBUT ` are keywords,
 "stop the bus" is not. `SUIVI` alone asks for a reference; `SUIVI 1234-5678`

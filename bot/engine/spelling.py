@@ -1,4 +1,4 @@
-"""How a flow's texts are spelled on a channel (SPEC §5): a rendering step, after filling.
+"""How a flow's texts are spelled on a channel (docs/spec.md §5): a rendering step, after filling.
 
 The flow keeps the modern Bambara letters ɛ ɔ ɲ ŋ; none of them is in GSM-7, so
 one of them makes an SMS cost 2-3 times more and a USSD screen hold 80

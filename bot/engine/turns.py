@@ -2,7 +2,7 @@
 
 Pure, like `step`: the shell loads what a turn needs and carries out what it
 decides (save or delete the session, change the profile, erase the phone's
-data, apply the step's effects). Keywords apply to SMS (SPEC §5); every text
+data, apply the step's effects). Keywords apply to SMS (docs/spec.md §5); every text
 said comes from the flow.
 """
 

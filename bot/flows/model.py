@@ -59,7 +59,7 @@ class Spelling(StrEnum):
 
 
 DEFAULT_SPELLING = {"bm": Spelling.GSM7}
-"""SPEC §5: Bambara is written in GSM-7 on SMS and USSD unless a flow says otherwise."""
+"""docs/spec.md §5: Bambara is written in GSM-7 on SMS and USSD unless a flow says otherwise."""
 GSM7_SPELLING: Mapping[str, str] = {
     "ɛ": "è", "Ɛ": "E", "ɔ": "ò", "Ɔ": "O", "ɲ": "ny", "Ɲ": "Ny", "ŋ": "ng", "Ŋ": "Ng",
     "’": "'", "‘": "'", "«": '"', "»": '"', "…": "...", "ç": "c",

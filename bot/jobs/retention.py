@@ -1,4 +1,4 @@
-"""The retention purge (SPEC §8): personal fields of cases that ended long enough ago.
+"""The retention purge (docs/spec.md §8): personal fields of cases that ended long enough ago.
 
 A case's retention starts when it ends (closed or withdrawn), as the consent
 screen says ("erased 180 days after the case closes"). Erasure goes through the

@@ -1,4 +1,4 @@
-"""Triage pages and exports over the case shards, in the SPEC's order.
+"""Triage pages and exports over the case shards, in the triage order of docs/spec.md §7.
 
 A page is one Lua call per case shard, all sent in one round trip (one
 pipeline on one server; one per master, at once, on a Cluster). Each call

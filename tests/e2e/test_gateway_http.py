@@ -1,7 +1,7 @@
 """The gateways over real HTTP (uvicorn in a thread), against a Redis server that fails.
 
 Each test here owns its Redis server, so stopping it leaves the other tests'
-server alone. The HTTP client's 2-second timeout is the SPEC's deadline: an
+server alone. The HTTP client's 2-second timeout is docs/spec.md §4's deadline: an
 answer that came later would fail the test.
 """
 

@@ -1,4 +1,4 @@
-"""A stolen or guessed operator token, and an admin locking everyone out (SPEC §7)."""
+"""A stolen or guessed operator token, and an admin locking everyone out (docs/spec.md §7)."""
 
 from __future__ import annotations
 

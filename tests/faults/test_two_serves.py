@@ -1,6 +1,6 @@
 """Two `helpline serve` processes on one Redis, one phone hammering both (issue 9, faults).
 
-Web processes are stateless (SPEC §9): whichever process a gateway reaches,
+Web processes are stateless (docs/spec.md §9): whichever process a gateway reaches,
 messages from one phone are applied one at a time, none is lost, a retried
 message is applied once, and a request hopping between processes makes one
 case with every answer. Each test asserts on what Redis holds, not only on

@@ -1,4 +1,4 @@
-"""Every route × every kind of caller gets exactly the status SPEC §7 implies."""
+"""Every route × every kind of caller gets exactly the status docs/spec.md §7 implies."""
 
 from __future__ import annotations
 

@@ -75,7 +75,7 @@ async def test_a_plain_profile_expires_with_retention(redis: Redis) -> None:
 
 async def test_a_phone_that_chose_nothing_keeps_no_long_profile(
         redis: Redis, settings: Settings) -> None:
-    """SPEC §9 memory: a profile outlives the session only for what the migrant chose."""
+    """docs/spec.md §9 memory: a profile outlives the session only for what the migrant chose."""
     conversation = Conversation(redis=redis, compiled=default_flow(), settings=settings)
     phone = "+22376100001"
     tag = pseudonym(phone, privacy.pii_key(settings))

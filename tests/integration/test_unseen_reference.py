@@ -1,4 +1,4 @@
-"""A reference the migrant never saw is shown at the phone's next contact (SPEC §5, issue 9.4).
+"""A reference the migrant never saw is shown at the next contact (docs/spec.md §5, issue 9.4).
 
 Redis is frozen (SIGSTOP) while the confirm hop's case creation is in flight:
 the gateway answers the fallback within its deadline, yet Redis runs the

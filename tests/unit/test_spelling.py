@@ -1,4 +1,4 @@
-"""Spelling per channel (SPEC §5): Bambara in GSM-7 on SMS and USSD, as written on a call."""
+"""Spelling per channel (docs/spec.md §5): Bambara in GSM-7 on SMS and USSD, as written on calls."""
 
 from __future__ import annotations
 
