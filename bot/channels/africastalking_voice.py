@@ -18,6 +18,7 @@ from collections.abc import Callable
 from starlette.datastructures import FormData
 
 from bot.channels.calls import CallInput, call_input
+from bot.engine import recordings
 from bot.engine.speech import Expect, Part, Script
 from bot.errors import MalformedRequest
 
@@ -41,6 +42,7 @@ def read_call(form: FormData, screen: str | None, default_region: str) -> CallIn
         call_id=values["sessionId"], sender=values["callerNumber"], screen=screen,
         default_region=default_region, digits=values["dtmfDigits"],
         recording=(recording_id(url), url) if url else None,
+        recording_hosts=recordings.AFRICASTALKING_HOSTS,
         ended=values["isActive"] == "0",
     )
 
@@ -74,7 +76,7 @@ def xml(script: Script, *, callback: str, audio_url: Callable[[str], str]) -> st
         for _ in range(2):
             attributes = {"timeout": str(GET_DIGITS_TIMEOUT_SECONDS), "finishOnKey": "#",
                           "callbackUrl": callback}
-            if script.expect is Expect.KEY:
+            if script.digits:
                 attributes["numDigits"] = str(script.digits)
             _add(ET.SubElement(response, "GetDigits", attributes), script.parts, audio_url)
         _add(response, script.timeout, audio_url)

@@ -10,6 +10,7 @@ receipts answer it, nothing advances).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from bot.channels.forms import sender_phone
@@ -17,12 +18,18 @@ from bot.engine import recordings
 from bot.engine.validators import SKIP
 from bot.errors import MalformedRequest
 
+log = logging.getLogger(__name__)
+
 SCREEN_PARAMETER = "n"
 REPEAT = "*"
 KEYPAD = frozenset("0123456789*#")
 MAX_SCREENS = 10_000
 MAX_CALL_ID = 128
 MAX_DIGITS = 32
+"""Longer than any entry a prompt takes (a reference is 8 digits, a menu key 1 or 2)."""
+WRONG_ENTRY = ""
+"""What a keypad entry over `MAX_DIGITS` brings: no screen takes an empty answer (a menu,
+a reference, a recorded question alike), so the screen comes again with its hint."""
 
 
 @dataclass(frozen=True)
@@ -51,8 +58,10 @@ class CallInput:
 
 def call_input(*, call_id: str, sender: str, screen: str | None, default_region: str,
                digits: str = "", recording: tuple[str, str] | None = None,
+               recording_hosts: tuple[str, ...] = recordings.GATEWAY_HOSTS,
                ended: bool = False) -> CallInput:
-    """The input of one request; MalformedRequest when a field is not what a gateway sends."""
+    """The input of one request; MalformedRequest when a field is not what a gateway sends.
+    `recording` (id, URL) is kept only from one of `recording_hosts`, the gateway's own."""
     if not call_id or len(call_id) > MAX_CALL_ID:
         raise MalformedRequest("the call id is required")
     number: int | None = None
@@ -63,15 +72,19 @@ def call_input(*, call_id: str, sender: str, screen: str | None, default_region:
     phone = sender_phone(sender, default_region) if sender else None
     if ended:
         return CallInput(call_id, phone, number, ended=True)
-    if len(digits) > MAX_DIGITS:
-        raise MalformedRequest("the digits are not a keypad entry")
     if recording is not None:
-        found = recordings.recording(*recording)
-        if found is None:
-            raise MalformedRequest("the recording's id and URL are not a recording")
-        return CallInput(call_id, phone, number, text=found.as_answer())
+        found = recordings.recording(*recording, recording_hosts)
+        if found is not None:
+            return CallInput(call_id, phone, number, text=found.as_answer())
+        # Not the gateway's own recording: not kept, heard as silence (a skip). The host
+        # only is logged, never the URL.
+        log.warning("recording not kept: not from the gateway's recording hosts",
+                    extra={"host": recordings.host_of(recording[1])[:100]})
+        return CallInput(call_id, phone, number, text=SKIP)
     if number is None:
         return CallInput(call_id, phone, None)
+    if len(digits) > MAX_DIGITS:
+        return CallInput(call_id, phone, number, text=WRONG_ENTRY)
     if digits and set(digits) == {REPEAT}:
         return CallInput(call_id, phone, number, repeat=True)
     # Only keys count: Twilio reports a hang-up during a recording as Digits=hangup.

@@ -15,6 +15,7 @@ from starlette.datastructures import FormData
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot.channels.calls import CallInput, call_input
+from bot.engine import recordings
 from bot.engine.speech import Expect, Part, Script
 from bot.errors import MalformedRequest
 
@@ -40,6 +41,7 @@ def read_call(form: FormData, screen: str | None, default_region: str) -> CallIn
     return call_input(
         call_id=call_sid, sender=sender, screen=screen, default_region=default_region,
         digits=digits, recording=(recording_sid, url) if url else None,
+        recording_hosts=recordings.TWILIO_HOSTS,
         ended=str(form.get("CallStatus", "")).lower() in ENDED_STATUSES,
     )
 
@@ -75,7 +77,8 @@ class Speaker:
 def twiml(script: Script, *, action: str, speaker: Speaker) -> str:
     """The TwiML of one screen.
 
-    Keypad: a DTMF `<Gather>` around the screen, the screen once more if nothing
+    Keypad: a DTMF `<Gather>` around the screen (`numDigits`: a menu's key length, a
+    reference's 8 digits; `#` ends a shorter entry), the screen once more if nothing
     was pressed, then the emergency numbers and `<Hangup/>` (Twilio goes on to
     the next verb when a `<Gather>` times out). Speech: the screen, `<Record>`,
     and a `<Redirect>` for when nothing was said. End: the screen, `<Hangup/>`.
@@ -95,7 +98,7 @@ def twiml(script: Script, *, action: str, speaker: Speaker) -> str:
             gather = response.gather(
                 input="dtmf", action=action, method="POST", timeout=GATHER_TIMEOUT_SECONDS,
                 finish_on_key="#", action_on_empty_result=False,
-                num_digits=script.digits if script.expect is Expect.KEY else None,
+                num_digits=script.digits or None,
             )
             speaker.add(gather, script.parts)
         speaker.add(response, script.timeout)

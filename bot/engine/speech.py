@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from bot.cases.references import REFERENCE_DIGITS
 from bot.engine.render import PLACEHOLDER, Reply, fill
 from bot.engine.session import Session
 from bot.flows.model import NAV_BACK, Action, Flow, Option, State, StateKind
@@ -32,8 +33,9 @@ WORDS_PER_SECOND = 2.3
 """Slow, clear speech (about 140 words a minute), digits counted as words."""
 PAUSE_SECONDS = 0.4
 """Between two chunks."""
-KEYPAD_VALIDATORS = frozenset({"reference"})
-"""Questions answered on the keypad; every other free-text question is recorded."""
+KEYPAD_VALIDATORS = {"reference": REFERENCE_DIGITS}
+"""Questions answered on the keypad, with the digits their answer has (the keypad stops
+there: a longer entry never reaches us); every other free-text question is recorded."""
 _OPTION_LINE = re.compile(r"^(\d{1,2}) (.+)$")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 _DIGITS = re.compile(r"\d+")
@@ -47,7 +49,7 @@ class Expect(StrEnum):
     KEY = "key"
     """One choice on the keypad (`digits` keys long)."""
     DIGITS = "digits"
-    """Digits ended by `#` (a reference)."""
+    """Digits ended by `#`, at most `digits` of them (a reference)."""
     RECORD = "record"
     """Speech, recorded after a beep and ended by `#`."""
     NOTHING = "nothing"
@@ -214,10 +216,11 @@ def screen_script(flow: Flow, state: State, language: str, values: Mapping[str, 
     else:
         navigation.append(said(flow.text("voice_repeat", language)))
     if state.kind is StateKind.QUESTION:
-        if (state.validate or "text") in KEYPAD_VALIDATORS:
+        length = KEYPAD_VALIDATORS.get(state.validate or "text")
+        if length is not None:
             keypad = said(flow.text("voice_digits", language))
             return Script(language, tts, _parts([*body, keypad, *navigation], audio),
-                          Expect.DIGITS, digits=0, timeout=timeout)
+                          Expect.DIGITS, digits=length, timeout=timeout)
         # What the recording is for and who hears it is said first, then the question.
         parts = _parts([*lines, said(flow.text("voice_record", language)),
                         said(state.text.get(language, "")),

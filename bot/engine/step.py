@@ -36,6 +36,7 @@ from bot.flows.model import (
     State,
     StateKind,
 )
+from bot.types import Channel
 
 MAX_STRIKES = 3
 MAX_HISTORY = 30
@@ -120,7 +121,8 @@ def _answer(compiled: CompiledFlow, session: Session, text: str, now: datetime,
             session.answers[state.save] = option.value
         _advance(compiled, session, option.key, now, context, effects)
     elif state.kind is StateKind.QUESTION:
-        check = validators.VALIDATORS[state.validate or "text"](text)
+        check = validators.check(state.validate or "text", text,
+                                 on_a_call=context.channel is Channel.VOICE)
         if not check.ok:
             _strike(compiled, session, check.hint)
             return

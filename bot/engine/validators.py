@@ -70,7 +70,7 @@ def reference(raw: str) -> Checked:
 
 
 def _or_recording(check: Callable[[str], Checked]) -> Callable[[str], Checked]:
-    """A free-text answer may also be a recording (voice: said after a beep)."""
+    """On a call, a free-text answer may also be a recording (said after a beep)."""
 
     def checked(raw: str) -> Checked:
         found = recordings.parse(raw)
@@ -79,10 +79,39 @@ def _or_recording(check: Callable[[str], Checked]) -> Callable[[str], Checked]:
     return checked
 
 
+def _typed(check: Callable[[str], Checked], hint: str) -> Callable[[str], Checked]:
+    """Typed (SMS, USSD), an answer is words: one that would read as a recording is refused
+    with the question's `hint`, so that no typed answer is ever shown or kept as one."""
+
+    def checked(raw: str) -> Checked:
+        result = check(raw)
+        if result.ok and result.value is not None and recordings.parse(result.value):
+            return Checked(False, hint=hint)
+        return result
+
+    return checked
+
+
 VALIDATORS: dict[str, Callable[[str], Checked]] = {
+    "name": _typed(name, "hint_name"),
+    "place": _typed(place, "hint_place"),
+    "text": _typed(text, "hint_text"),
+    "optional": _typed(optional, "hint_text"),
+    "reference": reference,
+}
+"""The checks of typed answers, by the name a flow's `validate:` gives."""
+ON_A_CALL: dict[str, Callable[[str], Checked]] = {
     "name": _or_recording(name),
     "place": _or_recording(place),
     "text": _or_recording(text),
     "optional": _or_recording(optional),
     "reference": reference,
 }
+"""The same checks on a call: a free-text question also takes the recording a voice
+gateway brought (bot/channels/calls.py: only from its own hosts)."""
+
+
+def check(validate: str, raw: str, *, on_a_call: bool) -> Checked:
+    """The answer `raw` to a question whose flow says `validate:`; a recording counts only
+    `on_a_call` (the voice channel)."""
+    return (ON_A_CALL if on_a_call else VALIDATORS)[validate](raw)

@@ -21,7 +21,7 @@ from tests.integration.webhooks_support import (
 from tests.redis_server import RedisServer, snapshot
 
 CALLBACK = f"{PUBLIC_URL}{VOICE_PATH}?key={USSD_SECRET}"
-AT_RECORDING = "https://voice.africastalking.example/recordings/9f2c-77ab.mp3"
+AT_RECORDING = "https://voice.africastalking.com/recordings/9f2c-77ab.mp3"
 
 
 @pytest.fixture

@@ -143,14 +143,15 @@ class Caller:
         self.heard = Heard.of(await self.post(gather.attributes["action"], {"Digits": digits}))
         return self.heard
 
-    async def speak(self) -> Heard:
-        """Say something after the beep, then `#`: Twilio posts the recording's reference."""
+    async def speak(self, url: str | None = None) -> Heard:
+        """Say something after the beep, then `#`: Twilio posts the recording's reference
+        (`url`: a RecordingUrl other than Twilio's own)."""
         assert self.heard is not None
         record = self.heard.first("Record")
         sid = recording_sid()
         self.recordings.append(sid)
         self.heard = Heard.of(await self.post(record.attributes["action"], {
-            "RecordingSid": sid, "RecordingUrl": recording_url(sid),
+            "RecordingSid": sid, "RecordingUrl": url or recording_url(sid),
             "RecordingDuration": "3", "Digits": "#",
         }))
         return self.heard

@@ -10,10 +10,10 @@ from hypothesis import strategies as st
 from starlette.datastructures import FormData
 
 from bot.channels import twilio_voice as voice
-from bot.engine import recordings, speech
+from bot.channels.calls import WRONG_ENTRY
+from bot.engine import recordings, speech, validators
 from bot.engine.render import Limits, Reply, render
 from bot.engine.session import Session
-from bot.engine.validators import VALIDATORS
 from bot.errors import MalformedRequest
 from bot.types import Channel
 from tests.factories import default_flow
@@ -68,6 +68,7 @@ def test_a_name_is_recorded_after_saying_what_the_recording_is_for() -> None:
 def test_a_reference_is_typed_on_the_keypad_and_ended_by_hash() -> None:
     script = spoken("track_ask")
     assert script.expect is speech.Expect.DIGITS and "puis dièse" in words(script)
+    assert script.digits == 8  # the keypad stops at a reference's length
 
 
 def test_bambara_is_said_with_the_french_voice_in_letters_it_can_read() -> None:
@@ -83,14 +84,40 @@ def test_chunks_keep_every_word_and_stay_short(text: str) -> None:
     assert all(len(piece) <= 40 or " " not in piece for piece in pieces)
 
 
-def test_a_recording_reference_is_accepted_as_a_free_text_answer_only() -> None:
+def test_a_recording_reference_is_a_free_text_answer_on_a_call_only() -> None:
     answer = f"recording RE1 {TWILIO_URL}"
     assert recordings.parse(answer) == recordings.Recording("RE1", TWILIO_URL)
-    for name in ("name", "place", "text", "optional"):
-        assert VALIDATORS[name](answer).value == answer
-    assert not VALIDATORS["reference"](answer).ok
+    for name, hint in (("name", "hint_name"), ("place", "hint_place"), ("text", "hint_text"),
+                       ("optional", "hint_text")):
+        assert validators.check(name, answer, on_a_call=True).value == answer
+        typed = validators.check(name, answer, on_a_call=False)
+        assert not typed.ok and typed.hint == hint
+    assert not validators.check("reference", answer, on_a_call=True).ok
+    # Typed words that only look like one (another host) are words.
+    assert validators.check("text", "recording RE1 https://a/x", on_a_call=False).value == (
+        "recording RE1 https://a/x")
     assert recordings.recording("RE1", "http://insecure.example/x") is None
     assert recordings.recording("RE 1", TWILIO_URL) is None
+
+
+@pytest.mark.parametrize("url", [
+    "https://evil.example/x", "https://127.0.0.1:6379/x", "https://api.twilio.com:443/x",
+    "https://u@api.twilio.com/x", "https://api.twilio.com./x", "https://api.twilio.com.evil/x",
+    "https://xapi.twilio.com/x", "http://api.twilio.com/x", "https://[::1]/x",
+    "https://africastalking.com.evil.example/x", "https://evilafricastalking.com/x",
+])
+def test_a_recording_off_the_gateways_hosts_is_none(url: str) -> None:
+    assert recordings.recording("RE1", url) is None
+    assert recordings.parse(f"recording RE1 {url}") is None
+
+
+def test_each_gateway_keeps_only_its_own_recordings() -> None:
+    at_url = "https://voice.africastalking.com/recordings/a1.mp3"
+    assert recordings.recording("a1", at_url, recordings.AFRICASTALKING_HOSTS)
+    assert recordings.recording("a1", "https://africastalking.com/r/a1.mp3",
+                                recordings.AFRICASTALKING_HOSTS)
+    assert recordings.recording("a1", at_url, recordings.TWILIO_HOSTS) is None
+    assert recordings.recording("RE1", TWILIO_URL, recordings.AFRICASTALKING_HOSTS) is None
 
 
 def form(**fields: str) -> FormData:
@@ -114,8 +141,15 @@ def test_a_call_request_names_its_input() -> None:
     assert voice.read_call(form(CallStatus="completed"), None, "ML").ended
 
 
-@pytest.mark.parametrize("bad", [{"n": "x"}, {"RecordingUrl": "ftp://x", "RecordingSid": "RE1"},
-                                 {"Digits": "1" * 40}])
+def test_a_long_entry_is_a_wrong_answer_and_a_foreign_recording_is_silence() -> None:
+    assert voice.read_call(form(Digits="1" * 40), "2", "ML").text == WRONG_ENTRY
+    assert voice.read_call(form(Digits="1" * 32), "2", "ML").text == "1" * 32
+    for url in ("ftp://x", "https://evil.example/r/RE1",
+                "https://voice.africastalking.com/recordings/RE1.mp3"):
+        assert voice.read_call(form(RecordingSid="RE1", RecordingUrl=url), "2", "ML").text == "#"
+
+
+@pytest.mark.parametrize("bad", [{"n": "x"}, {"n": "99999"}, {"CallSid": ""}])
 def test_a_malformed_call_request_is_refused(bad: dict[str, str]) -> None:
     screen = bad.pop("n", "2")
     with pytest.raises(MalformedRequest):
