@@ -34,6 +34,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
+from bot import transport
 from bot.channels.forms import MAX_BODY_BYTES
 from bot.errors import HelplineError
 from bot.observability import ACCESS_LOGGER, REJECTED, JsonFormatter, loggable_query
@@ -69,9 +70,10 @@ class Answer(NamedTuple):
     content_type: bytes | None = TEXT_TYPE
     extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 
-    def headers(self) -> tuple[tuple[bytes, bytes], ...]:
-        """The response's headers (an ASGI server copies them: one tuple serves them all)."""
-        key = (self.status, len(self.body), self.content_type, self.extra_headers)
+    def headers(self, https: bool = False) -> tuple[tuple[bytes, bytes], ...]:
+        """The response's headers (an ASGI server copies them: one tuple serves them all),
+        with bot/transport.py's (HSTS when the request came over `https`)."""
+        key = (self.status, len(self.body), self.content_type, self.extra_headers, https)
         known = _HEADERS.get(key)
         if known is None:
             known = _headers(*key)
@@ -81,15 +83,19 @@ class Answer(NamedTuple):
 
 
 def _headers(status: int, length: int, content_type: bytes | None,
-             extra_headers: tuple[tuple[bytes, bytes], ...]) -> tuple[tuple[bytes, bytes], ...]:
+             extra_headers: tuple[tuple[bytes, bytes], ...],
+             https: bool) -> tuple[tuple[bytes, bytes], ...]:
     headers = [] if status == 204 else [(b"content-length", b"%d" % length)]
     if content_type is not None and status != 204:
         headers.append((b"content-type", content_type))
     headers.extend(extra_headers)
+    headers.append(transport.NOSNIFF)
+    if https:
+        headers.append(transport.HSTS)
     return tuple(headers)
 
 
-_HEADERS: dict[tuple[int, int, bytes | None, tuple[tuple[bytes, bytes], ...]],
+_HEADERS: dict[tuple[int, int, bytes | None, tuple[tuple[bytes, bytes], ...], bool],
                tuple[tuple[bytes, bytes], ...]] = {}
 """Header lists by status, length, type and extras: a screen's answer has a few lengths."""
 
@@ -369,7 +375,7 @@ class Gateway:
                         answer = route.fallback(self.hooks, request)
             status = answer.status
             await send({"type": "http.response.start", "status": status,
-                        "headers": answer.headers()})
+                        "headers": answer.headers(transport.over_https(scope))})
             await send({"type": "http.response.body", "body": answer.body})
         except ClientDisconnected:
             pass

@@ -64,3 +64,44 @@ def test_serve_answers_gateways_and_logs_without_numbers_or_secrets(
     assert any(line["path"].startswith("/webhooks/ussd/africastalking") for line in access)
     assert USSD_SECRET not in logs and "nope" not in logs
     assert "22376123456" not in logs and "Fatoumata" not in logs
+
+
+def test_serve_trusts_forwarded_headers_only_from_forwarded_allow_ips(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """uvicorn takes `X-Forwarded-Proto`/`-For` from the addresses in FORWARDED_ALLOW_IPS
+    only (127.0.0.1 unless set, docs/deployment.md). Trusted: `https` brings HSTS, and each
+    forwarded address is its own client for the wrong-token throttle. Not trusted: both
+    headers are ignored (no HSTS; rotating X-Forwarded-For does not dodge the throttle)."""
+    form = {"sessionId": "ATUid_hsts", "serviceCode": "*384*55#",
+            "phoneNumber": "+22376123457", "networkCode": "61001", "text": ""}
+    for allowed, trusted in ((None, True), ("192.0.2.10", False)):
+        redis_server.flush()
+        command, base = serve_command()
+        env = prod_env(redis_server.url, HELPLINE_AUTH_FAILURE_LIMIT="2",
+                       **({"FORWARDED_ALLOW_IPS": allowed} if allowed else {}))
+        server = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        try:
+            wait_until_answering(server, base)
+            https = {"X-Forwarded-Proto": "https"}
+            answers = [
+                httpx.get(base + "/healthz", headers=https),
+                httpx.post(base + "/webhooks/ussd/africastalking", params={"key": USSD_SECRET},
+                           data=form, headers=https),
+            ]
+            plain = httpx.get(base + "/healthz")
+            guesses = [httpx.get(base + "/admin/api/v1/cases", headers={
+                "Authorization": "Bearer wrong", "X-Forwarded-For": f"203.0.113.{n}"}
+            ).status_code for n in range(1, 5)]
+        finally:
+            server.send_signal(signal.SIGINT)
+            server.communicate(timeout=30)
+        assert [answer.status_code for answer in answers] == [200, 200]
+        for answer in [*answers, plain]:
+            assert answer.headers["x-content-type-options"] == "nosniff"
+        assert "strict-transport-security" not in plain.headers
+        for answer in answers:
+            assert ("strict-transport-security" in answer.headers) is trusted
+            if trusted:
+                assert answer.headers["strict-transport-security"] == "max-age=31536000"
+        assert guesses == ([401] * 4 if trusted else [401, 401, 429, 429])

@@ -134,12 +134,14 @@ def screen(response: httpx.Response) -> str:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings) -> AsyncIterator[Gateway]:
-    """The real app (lifespan included), reached over plain http on 127.0.0.1."""
+async def running_app(settings: Settings,
+                      base_url: str = "http://127.0.0.1:8000") -> AsyncIterator[Gateway]:
+    """The real app (lifespan included), reached over plain http on 127.0.0.1 (or at
+    `base_url`: its scheme is the ASGI scope's, as behind a TLS proxy)."""
     app = create_app(settings, case_jobs=NoJobs())
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000",
+        async with httpx.AsyncClient(transport=transport, base_url=base_url,
                                      timeout=2.0) as client:
             yield Gateway(client)
 
