@@ -37,11 +37,6 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
     export = cases_commands.add_parser("export", help="CSV export (the API export's columns)")
     export.add_argument("--out", type=Path, default=None, help="file to write (default stdout)")
     export.set_defaults(handler=run_cases_export)
-    migrate = cases_commands.add_parser(
-        "migrate", help="move cases from the pre-sharding {cases} keys (one Redis; idempotent)")
-    migrate.add_argument("--max-cases", type=int, default=None,
-                         help="stop after moving this many cases (run again to go on)")
-    migrate.set_defaults(handler=run_cases_migrate)
 
 
 def _with_redis(work: Callable[[Redis], Awaitable[int]]) -> int:
@@ -138,30 +133,6 @@ def run_cases_export(args: argparse.Namespace) -> int:
         else:
             with args.out.open("w", encoding="utf-8", newline="") as out:
                 await write(redis, out)
-        return 0
-
-    return _with_redis(work)
-
-
-def run_cases_migrate(args: argparse.Namespace) -> int:
-    from bot.store import legacy
-
-    async def work(redis: Redis) -> int:
-        try:
-            done = await legacy.migrate(redis, max_cases=args.max_cases)
-        except ValueError as exc:
-            print(str(exc), file=sys.stderr)
-            return 1
-        print(f"moved {done.cases} case(s), {done.idempotency_keys} idempotency key(s), "
-              f"{done.outbox_events} outbox event(s), {done.audit_events} other audit "
-              f"event(s), {done.deliveries} delivery record(s), {done.operators} "
-              f"operator(s); {done.cleaned} old key(s) deleted")
-        if done.conflicts:
-            print("left under the old keys (a case of the same reference exists under the "
-                  f"new ones): {' '.join(done.conflicts)}", file=sys.stderr)
-            return 1
-        if await legacy.legacy_present(redis):
-            print("more to move: run it again")
         return 0
 
     return _with_redis(work)

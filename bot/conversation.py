@@ -49,7 +49,7 @@ from bot.flows.compiler import CompiledFlow
 from bot.flows.model import NAV_HOME
 from bot.settings import Settings
 from bot.store import cases as case_store
-from bot.store import creating_step, durability, keys, profiles, sessions
+from bot.store import creating_step, durability, keys, phone_state, sessions
 from bot.store.scripts import batch, is_cluster, unknown_script
 from bot.store.sessions import Begun, Commit, Loaded, PhoneKeys, PhoneState, RateLimit
 from bot.types import Channel
@@ -244,7 +244,7 @@ class Conversation:
             raise ValueError(f"language must be one of {', '.join(self.compiled.flow.languages)}")
         pseudonym = self.pseudonym(phone)
         self._states.pop(pseudonym, None)
-        await profiles.update_profile(
+        await phone_state.update_profile(
             self.redis,
             pseudonym=pseudonym,
             language=language,

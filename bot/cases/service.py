@@ -31,10 +31,9 @@ from bot.cases.model import (
     Priority,
 )
 from bot.errors import CaseNotFound, EscalationRefused, MessageRefused
-from bot.store import case_queries, deliveries, erasure, keys, profiles, retention, sla
+from bot.store import case_queries, deliveries, erasure, keys, phone_state, retention, sla
 from bot.store.case_updates import Loaded, Write, transact
 from bot.store.cases import references_of_phone, text_of
-from bot.store.replies import reply
 
 NO = "no"
 OPTED_OUT_CODE = "21610"  # as bot.jobs.twilio_rest.OPTED_OUT_CODE
@@ -178,8 +177,8 @@ async def record_message(
     `opted_out(pseudonym)` tells whether that phone opted out (by default: its profile).
     """
     entry = new_entry(JournalKind.MESSAGE, author=actor, at=now, text=text)
-    pseudonym = await reply(redis.hget(keys.case(reference), "phone_pseudonym"))
-    if pseudonym and await (opted_out or partial(profiles.is_opted_out, redis))(
+    pseudonym = await redis.hget(keys.case(reference), "phone_pseudonym")
+    if pseudonym and await (opted_out or partial(phone_state.opted_out, redis))(
             text_of(pseudonym)):
         raise MessageRefused("the migrant opted out of SMS")
 

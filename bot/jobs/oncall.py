@@ -39,7 +39,6 @@ from bot.settings import Settings
 from bot.store import keys
 from bot.store.cases import text_of
 from bot.store.deliveries import Purpose
-from bot.store.replies import reply
 
 log = logging.getLogger(__name__)
 
@@ -106,9 +105,9 @@ class Notice:
 
 
 async def _notice(deps: Deps, reference: str, event: str) -> Notice | None:
-    kind, priority, level, created_at = await reply(deps.redis.hmget(
+    kind, priority, level, created_at = await deps.redis.hmget(
         keys.case(reference), ["kind", "priority", "escalation_level", "created_at"]
-    ))
+    )
     if kind is None:
         return None
     created = datetime.fromisoformat(text_of(created_at)) if created_at else deps.clock()

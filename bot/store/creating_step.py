@@ -19,7 +19,7 @@ from bot.store.scripts import Script
 from bot.store.sessions import Commit, Loaded, PhoneKeys, RateLimit
 
 STEP_ARGS = 18
-"""STEP's arguments; the creation's follow (and its keys follow STEP's six)."""
+"""STEP's arguments; the creation's follow (and its keys follow STEP's three)."""
 COMMIT_ARGS = 11
 
 _CREATE_FUNCTION = (
@@ -33,10 +33,10 @@ _CREATE_FUNCTION = (
 STEP_CREATE = Script(
     "step_and_create",
     phone_state.LUA_PARTS + _CREATE_FUNCTION + sessions.BEGIN_DOC + sessions.STEP_DOC + """
--- KEYS[7..] and ARGV[19..]: CREATE_CASE's, run once the checks pass, before the write.
+-- KEYS[4..] and ARGV[19..]: CREATE_CASE's, run once the checks pass, before the write.
 -- Returns {4, CREATE_CASE's reply} once written; else as STEP.
 """ + sessions.STEP_CHECKS + """
-local created = create_case({unpack(KEYS, 7)}, {unpack(ARGV, 19)})
+local created = create_case({unpack(KEYS, 4)}, {unpack(ARGV, 19)})
 write_values(10)
 return {4, created}
 """,

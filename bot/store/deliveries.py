@@ -28,7 +28,6 @@ from bot.cases.references import REFERENCE_DIGITS
 from bot.store import keys, phone_state
 from bot.store.case_scripts import AUDIT_FUNCTION
 from bot.store.cases import iso, text_of
-from bot.store.replies import reply
 from bot.store.scripts import Script
 
 WORKER = "worker"
@@ -252,7 +251,7 @@ def reference_of(delivery_id: str) -> str:
 async def state_of(redis: Redis, delivery_id: str) -> dict[str, str]:
     """The stored record of a delivery (tests and diagnostics)."""
     key = keys.delivery(delivery_id, reference_of(delivery_id))
-    raw = await reply(redis.hgetall(key))
+    raw = await redis.hgetall(key)
     return {text_of(k): text_of(v) for k, v in raw.items()}
 
 
@@ -342,7 +341,7 @@ async def recipient(redis: Redis, reference: str) -> Recipient | None:
 
 async def journal_entry(redis: Redis, reference: str, entry_id: str) -> JournalEntry | None:
     """One entry of a case's journal (None once erased)."""
-    for raw in await reply(redis.lrange(keys.case_notes(reference), 0, -1)):
+    for raw in await redis.lrange(keys.case_notes(reference), 0, -1):
         entry = JournalEntry.model_validate_json(text_of(raw))
         if entry.id == entry_id:
             return entry

@@ -8,8 +8,7 @@ retried message gets the same answer; a request's summary screen repeats the
 name, nationality and city. When a case is erased those texts go too: each
 kept answer is blanked (a retry then gets an empty answer, not a second turn),
 and the USSD session and input history are dropped (the typed answers are in
-it; the next hop starts afresh). Old-layout receipts (before the state value)
-are deleted.
+it; the next hop starts afresh).
 """
 
 from __future__ import annotations
@@ -26,9 +25,7 @@ from bot.settings import get_settings
 from bot.store import keys, phone_state
 from bot.store.case_scripts import ERASE_CASE
 from bot.store.cases import iso, references_of_phone, text_of
-from bot.store.replies import reply
 from bot.store.scripts import batch
-from bot.types import Channel
 
 # What an erasure may name beside record fields: the values kept in keys of their own.
 ANSWERS = "answers"
@@ -37,7 +34,6 @@ JOURNAL = "journal"
 async def forget_answers(redis: Any, *, pseudonym: str) -> None:
     """Blank what the phone's receipts repeat of its answers, on every channel."""
     await phone_state.forget_answers(redis, pseudonym=pseudonym)
-    await redis.delete(*(keys.receipts(pseudonym, channel) for channel in Channel))
 
 
 def _queue_erase(pipe: Any, *, reference: str, pseudonym: str, actor: str, now: datetime,
@@ -83,7 +79,7 @@ async def erase_case(redis: Redis, *, reference: str, actor: str, now: datetime,
 
     Returns False when it was erased already; CaseNotFound when it does not exist.
     """
-    pseudonym = await reply(redis.hget(keys.case(reference), "phone_pseudonym"))
+    pseudonym = await redis.hget(keys.case(reference), "phone_pseudonym")
     if pseudonym is None and not await redis.exists(keys.case(reference)):
         raise CaseNotFound(reference)
     async with batch(redis) as pipe:

@@ -8,8 +8,7 @@ sit in one Redis Cluster slot, by design:
   outbox stream, sequence and idempotency keys; and the state and lease of
   every phone whose new cases go to the shard (`shard_of_phone`), so that a
   step that creates a case is one script. The pseudonym is an HMAC of the
-  phone number, so no number appears in a key name. (Before, a phone's keys
-  had their own tag, `{ph:<pseudonym>}`: those names stay for the upgrade.)
+  phone number, so no number appears in a key name.
   A case lives in the shard its reference names (`shard_of`), so one script
   writes a case, its indexes and its audit atomically, while the shards
   spread the cases over the masters of a Cluster. The shard tags are chosen
@@ -34,10 +33,6 @@ SHARD_TAGS = (
 SHARDS = range(CASE_SHARDS)
 
 
-def _phone(pseudonym: str) -> str:
-    return f"{PREFIX}:{{ph:{pseudonym}}}"
-
-
 def phone_state(pseudonym: str) -> str:
     """A phone's whole conversation state: one compact value (`bot.store.phone_state`).
 
@@ -45,19 +40,6 @@ def phone_state(pseudonym: str) -> str:
     go: a step that creates a case writes both in one script, on a Cluster too.
     """
     return f"{_shard(shard_of_phone(pseudonym))}:ph:{pseudonym}"
-
-
-def session(pseudonym: str, channel: str) -> str:
-    """Old layout (read once at the upgrade, see `bot.store.phone_state`)."""
-    return f"{_phone(pseudonym)}:session:{channel}"
-
-
-def profile(pseudonym: str) -> str:
-    return f"{_phone(pseudonym)}:profile"
-
-
-def draft(pseudonym: str) -> str:
-    return f"{_phone(pseudonym)}:draft"
 
 
 def lease(pseudonym: str) -> str:
@@ -68,31 +50,6 @@ def lease(pseudonym: str) -> str:
 def abandoned_lease(pseudonym: str, token: str) -> str:
     """Marks a lease token given up on: its BEGIN, if Redis runs it late, takes nothing."""
     return f"{phone_state(pseudonym)}:lease:abandoned:{token}"
-
-
-def receipts(pseudonym: str, channel: str) -> str:
-    """The phone's last answers on one channel (idempotency) and its USSD input history."""
-    return f"{_phone(pseudonym)}:receipts:{channel}"
-
-
-def rate(pseudonym: str) -> str:
-    """Counter of the phone's inbound SMS in the current rate-limit window."""
-    return f"{_phone(pseudonym)}:rate"
-
-
-def rate_repeats(pseudonym: str) -> str:
-    """Digest of the phone's last free-text body and how often it came in a row (loops)."""
-    return f"{_phone(pseudonym)}:repeats"
-
-
-def unseen(pseudonym: str) -> str:
-    """What the phone was never told (a case made while it got the fallback), for next contact."""
-    return f"{_phone(pseudonym)}:unseen"
-
-
-def phone_keys(pseudonym: str) -> str:
-    """Pattern of every per-phone key (erasure and tests only, never on a hot path)."""
-    return f"{_phone(pseudonym)}:*"
 
 
 # --- case shards ---------------------------------------------------------------

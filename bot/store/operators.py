@@ -12,7 +12,6 @@ from redis.asyncio import Redis
 
 from bot.store import keys
 from bot.store.cases import text_of
-from bot.store.replies import reply
 from bot.store.scripts import Script
 
 
@@ -73,12 +72,12 @@ async def add(redis: Redis, *, name: str, token_hash: str, record: str) -> bool:
 
 
 async def all_records(redis: Redis) -> list[str]:
-    records = await reply(redis.hgetall(keys.operators()))
+    records = await redis.hgetall(keys.operators())
     return [text_of(raw) for raw in records.values()]
 
 
 async def record(redis: Redis, name: str) -> str | None:
-    raw = await reply(redis.hget(keys.operators(), name))
+    raw = await redis.hget(keys.operators(), name)
     return None if raw is None else text_of(raw)
 
 

@@ -1,11 +1,11 @@
 """A phone's stored state: one compact string value under the phone's hash tag.
 
-What used to be seven keys per phone (session and receipts per channel, draft,
-profile, rate counter, the repeat mark and the unseen mark) is one value of
-parts, each with its own logical expiry, checked by the Lua code below that
-every script touching a phone's state shares (the key's TTL is the latest
-part's). A part is `name US expiry US payload` (expiry: epoch second in base
-36, empty for none), parts joined by RS. Names:
+Session and receipts per channel, draft, profile, rate counter, the repeat
+mark and the unseen mark are one value of parts, each with its own logical
+expiry, checked by the Lua code below that every script touching a phone's
+state shares (the key's TTL is the latest part's). A part is
+`name US expiry US payload` (expiry: epoch second in base 36, empty for
+none), parts joined by RS. Names:
 
 - `p` profile, `d` draft, `x` what the phone was never told (unseen cases),
   `n` rate counter, `b` the last free-text body's digest and its repeats;
@@ -18,13 +18,6 @@ takes the session's last payload (Lua: `set_part`, `load_parts`).
 The lease and its abandoned marks stay keys of their own (they live seconds).
 The value and the lease are under the tag of the phone's case shard
 (`keys.phone_state`).
-
-Old layout (before this value existed, `{ph:<pseudonym>}` keys): a phone with
-no value yet has its old profile, draft and unseen mark read once and moved
-into the value (an opt-out and a draft survive the upgrade); its old sessions
-and receipts are left to expire (at most a day): the next message starts a
-fresh screen (or the draft's "continue?" screen). On a Cluster the old keys
-are in another slot: the conversation's scripts do not read them there.
 """
 
 from __future__ import annotations
@@ -32,9 +25,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bot.engine.session import Profile
 from bot.store import keys
-from bot.store.scripts import Script, is_cluster
+from bot.store.scripts import Script
 from bot.types import Channel
 
 RS = "\x1e"
@@ -135,22 +127,11 @@ end
 UPDATE_PROFILE = Script(
     "update_profile_part",
     LUA_PARTS + LUA_PROFILE + r"""
--- KEYS[1] the phone's state  KEYS[2] its old-layout profile (JSON; moved in, deleted)
+-- KEYS[1] the phone's state
 -- ARGV[1] language ('' keeps it)  ARGV[2] TTL (s)  ARGV[3] '1' to opt out
--- ARGV[4] '1' to read KEYS[2] (not on a Cluster: another slot; KEYS[2] is KEYS[1] then)
 -- An opted-out profile never expires: the opt-out holds until START.
 local parts = load_parts(KEYS[1])
-local old = payload_of(parts, 'p')
-if not old and ARGV[4] == '1' then
-  local raw = redis.call('GET', KEYS[2])
-  local ok, data = pcall(cjson.decode, raw or '')
-  if ok and type(data) == 'table' then
-    old = (type(data['language']) == 'string' and data['language'] or '')
-      .. (data['opted_out'] and '!' or '')
-  end
-  if raw then redis.call('DEL', KEYS[2]) end
-end
-old = string.gsub(old or '', '%?', '')
+local old = string.gsub(payload_of(parts, 'p') or '', '%?', '')
 local out = string.sub(old, -1) == '!'
 local language = out and string.sub(old, 1, -2) or old
 if ARGV[1] ~= '' then language = ARGV[1] end
@@ -255,34 +236,17 @@ async def read_parts(redis: Any, pseudonym: str) -> dict[str, str]:
 
 
 async def opted_out(redis: Any, pseudonym: str) -> bool:
-    """Whether the phone opted out (STOP), in its state or in an old-layout profile."""
-    async with redis.pipeline(transaction=False) as pipe:
-        pipe.get(keys.phone_state(pseudonym))
-        pipe.get(keys.profile(pseudonym))
-        raw, old = await pipe.execute()
-    profile = parse(raw).get("p")
-    if profile is None and old is not None:
-        profile = Profile.from_json(old.decode() if isinstance(old, bytes) else old).to_json()
+    """Whether the phone opted out (STOP)."""
+    profile = parse(await redis.get(keys.phone_state(pseudonym))).get("p")
     return profile is not None and profile.endswith("!")
 
 
 async def update_profile(redis: Any, *, pseudonym: str, language: str = "", ttl: int,
                          opt_out: bool = False) -> None:
-    state, old = keys.phone_state(pseudonym), keys.profile(pseudonym)
-    if is_cluster(redis):
-        # The old-layout profile is in another slot: read apart, moved in, deleted.
-        raw = await redis.get(old)
-        if raw is not None:
-            text = raw.decode() if isinstance(raw, bytes) else raw
-            opt_out = opt_out or Profile.from_json(text).opted_out
-            language = language or Profile.from_json(text).language or ""
-        await UPDATE_PROFILE.run(redis, [state, state],
-                                 [language, max(ttl, 1), "1" if opt_out else "0", "0"])
-        if raw is not None:
-            await redis.delete(old)
-        return
-    await UPDATE_PROFILE.run(redis, [state, old],
-                             [language, max(ttl, 1), "1" if opt_out else "0", "1"])
+    """Set the phone's language ('' keeps it) or opt it out; an opt-out stays, without
+    expiry."""
+    await UPDATE_PROFILE.run(redis, [keys.phone_state(pseudonym)],
+                             [language, max(ttl, 1), "1" if opt_out else "0"])
 
 
 async def forget_answers(redis: Any, *, pseudonym: str) -> None:

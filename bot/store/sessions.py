@@ -10,8 +10,7 @@ them back only while the lease is still held (a writer whose lease expired
 cannot overwrite a newer step) and releases it. Together they make each
 read-modify-write atomic in two round trips; STEP does it in one when this
 process knows the state. Every key a script touches is the phone's (the tag
-of its case shard: one Cluster slot), but the old layout's, read once where
-it shares no slot problem (not on a Cluster).
+of its case shard: one Cluster slot).
 """
 
 from __future__ import annotations
@@ -24,7 +23,7 @@ from typing import Any
 from redis.exceptions import NoScriptError
 
 from bot.store import keys, phone_state
-from bot.store.evalsha import ShaScript
+from bot.store.scripts import Script
 from bot.types import Channel
 
 LEASE_MS = 3000
@@ -68,42 +67,11 @@ body (ARGV[7]) that repeats the phone's previous one also counts against ARGV[6]
 `b` holds that body's digest and count)."""
 
 LOAD = r"""
-local parts, existed, stale = load_parts(KEYS[1])
-local moved = false
-local channel = string.sub(ARGV[8], 1, 1)
-if not existed and string.sub(ARGV[8], 2) == '+' then
-  -- Old layout, read once: profile (an opt-out), draft and unseen mark move in.
-  local old = redis.call('MGET', KEYS[4], KEYS[5], KEYS[6])
-  local function ttl_of(key)
-    local ttl = redis.call('TTL', key)
-    if ttl > 0 then return ttl end
-    return 0
-  end
-  if old[1] then
-    local ok, data = pcall(cjson.decode, old[1])
-    if ok and type(data) == 'table' then
-      local language = type(data['language']) == 'string' and data['language'] or ''
-      if data['opted_out'] then
-        set_part(parts, 'p', language .. '!', 0)
-      else
-        set_part(parts, 'p', language, math.max(ttl_of(KEYS[4]), 1))
-      end
-    end
-    moved = true
-  end
-  if old[2] then
-    set_part(parts, 'd', old[2], math.max(ttl_of(KEYS[5]), 1))
-    moved = true
-  end
-  if old[3] then
-    set_part(parts, 'x', old[3], math.max(ttl_of(KEYS[6]), 1))
-    moved = true
-  end
-  if moved then redis.call('DEL', KEYS[4], KEYS[5], KEYS[6]) end
-end
+local parts = load_parts(KEYS[1])
+local channel = ARGV[8]
 local receipts = payload_of(parts, 'r' .. channel)
 """
-"""Reads the phone's state (KEYS[1]), moving an old-layout phone's keys in (KEYS[4..6])."""
+"""Reads the phone's state (KEYS[1])."""
 
 ANSWERED_CHECK = r"""
 if ARGV[3] ~= '' and receipts and string.find(receipts, '\28' .. ARGV[3], 1, true) then
@@ -142,17 +110,14 @@ unseen mark when ARGV[first+8] is '-'."""
 
 BEGIN_DOC = """
 -- KEYS[1] the phone's state  KEYS[2] lease  KEYS[3] abandoned mark of this lease token
--- KEYS[4..6] old layout: profile, draft, unseen mark (read once, then deleted; another
---           slot: on a Cluster, KEYS[1] three times and no '+' in ARGV[8])
 -- ARGV[1] lease token  ARGV[2] lease duration (ms)  ARGV[3] message digest ('' for none)
 -- ARGV[4] rate limit (0: none)  ARGV[5] rate window (s)
 -- ARGV[6] limit of one free-text body sent again and again in a row
 -- ARGV[7] digest of this message's body ('' when it is menu keys: not a loop's sign)
--- ARGV[8] the channel's code (session part 's' .. code, receipts 'r' .. code), then '+'
---         to read the old layout when the phone has no state yet
+-- ARGV[8] the channel's code (session part 's' .. code, receipts 'r' .. code)
 """
 
-BEGIN = ShaScript(
+BEGIN = Script(
     "begin_step",
     phone_state.LUA_PARTS + BEGIN_DOC + """
 -- Returns {3, receipts, session} when the receipts already answer this message (no lease
@@ -168,7 +133,7 @@ if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {0}
 end
 """ + RATE_CHECK + STATE + """
-if counted or moved then save_parts(KEYS[1], parts) end
+if counted then save_parts(KEYS[1], parts) end
 if limited then
   redis.call('DEL', KEYS[2])
   return {2, newly}
@@ -187,7 +152,7 @@ local channel = ARGV[2]
 """ + WRITE_VALUES
 """COMMIT up to its write: the lease check (0 when lost), the state read."""
 
-COMMIT = ShaScript(
+COMMIT = Script(
     "commit_step",
     phone_state.LUA_PARTS + """
 -- KEYS[1] the phone's state  KEYS[2] lease
@@ -229,14 +194,14 @@ local v = state_values()
 local state = (v[1] or '') .. '\\0' .. (v[2] or '') .. '\\0' .. (v[3] or '') .. '\\0'
   .. (v[4] or '') .. '\\0' .. (v[5] or '')
 if redis.sha1hex(state) ~= ARGV[9] then
-  if counted or moved then save_parts(KEYS[1], parts) end
+  if counted then save_parts(KEYS[1], parts) end
   redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
   return {1, v[1], v[2], v[3], v[4], v[5]}
 end
 """
 """STEP up to its write: every check, and the fresh state when it is not the expected one."""
 
-STEP = ShaScript(
+STEP = Script(
     "step_in_one",
     phone_state.LUA_PARTS + BEGIN_DOC + STEP_DOC + STEP_CHECKS + """
 write_values(10)
@@ -245,7 +210,7 @@ return {4}
 )
 
 
-RELEASE = ShaScript(
+RELEASE = Script(
     "release_lease",
     """
 -- KEYS[1] lease  KEYS[2] abandoned mark of the token
@@ -260,13 +225,13 @@ return 0
 """,
 )
 
-ERASE_PHONE = ShaScript(
+ERASE_PHONE = Script(
     "erase_phone",
     phone_state.LUA_PARTS + """
--- KEYS[1] the phone's state  KEYS[2] lease  KEYS[3..] the phone's old-layout keys
+-- KEYS[1] the phone's state  KEYS[2] lease
 -- ARGV[1] lease token
--- Drops every part of the state but the rate counter, and the old-layout keys, while
--- the lease is ours; returns 1, or -1 (lease lost).
+-- Drops every part of the state but the rate counter while the lease is ours; returns 1,
+-- or -1 (lease lost).
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then
   return -1
 end
@@ -275,7 +240,6 @@ for name in pairs(parts) do
   if name ~= 'n' then parts[name] = nil end
 end
 save_parts(KEYS[1], parts)
-if #KEYS > 2 then redis.call('DEL', unpack(KEYS, 3)) end
 return 1
 """,
 )
@@ -288,39 +252,19 @@ class PhoneKeys:
     """The channel's code in the state value (`phone_state.CHANNEL_CODES`)."""
     state: str
     lease: str
-    old: tuple[str, str, str]
-    """Old layout, read once at the upgrade: profile, draft, unseen mark (their own slot:
-    on a Cluster, the state's key three times, and not read)."""
-    upgrade: bool = True
-    """Read the old layout (one server, Sentinel); on a Cluster it is in another slot."""
     abandoned: str = ""
     """The abandoned mark of a lease token, but the token (`keys.abandoned_lease`)."""
 
     @classmethod
     def of(cls, pseudonym: str, channel: str, *, cluster: bool = False) -> PhoneKeys:
-        state = keys.phone_state(pseudonym)
+        """`cluster` is not used (the keys are the same on every deployment)."""
         return cls(
             pseudonym=pseudonym,
             channel=phone_state.CHANNEL_CODES[Channel(channel)],
-            state=state,
+            state=keys.phone_state(pseudonym),
             lease=keys.lease(pseudonym),
-            old=(state, state, state) if cluster else (
-                keys.profile(pseudonym), keys.draft(pseudonym), keys.unseen(pseudonym)),
-            upgrade=not cluster,
             abandoned=keys.abandoned_lease(pseudonym, ""),
         )
-
-    def old_layout(self) -> list[str]:
-        """Every old-layout key of the phone, on every channel (erasure)."""
-        per_channel = [
-            key
-            for channel in Channel
-            for key in (keys.session(self.pseudonym, channel),
-                        keys.receipts(self.pseudonym, channel))
-        ]
-        if not self.upgrade:
-            return []
-        return [*per_channel, *self.old, keys.rate_repeats(self.pseudonym)]
 
 
 class Begun(IntEnum):
@@ -411,9 +355,9 @@ NO_RATE_LIMIT = RateLimit()
 def _begin_call(phone_keys: PhoneKeys, token: str, digest: str,
                 rate: RateLimit) -> tuple[list[str], list[str | int]]:
     return (
-        [phone_keys.state, phone_keys.lease, phone_keys.abandoned + token, *phone_keys.old],
+        [phone_keys.state, phone_keys.lease, phone_keys.abandoned + token],
         [token, LEASE_MS, digest, rate.limit, RATE_WINDOW_SECONDS, rate.repeat_limit,
-         rate.body_digest, phone_keys.channel + ("+" if phone_keys.upgrade else "")],
+         rate.body_digest, phone_keys.channel],
     )
 
 
@@ -529,11 +473,10 @@ async def step(redis: Any, phone_keys: PhoneKeys, token: str, *, expected: str,
 
 def queue_erase_phone(pipe: Any, phone_keys: PhoneKeys, token: str) -> None:
     """Queue the erasure of the phone's state (the migrant's erasure), lease kept."""
-    ERASE_PHONE.queue_body(pipe, [phone_keys.state, phone_keys.lease, *phone_keys.old_layout()],
-                           [token])
+    ERASE_PHONE.queue(pipe, [phone_keys.state, phone_keys.lease], [token])
 
 
-SAVE_RECEIPTS = ShaScript(
+SAVE_RECEIPTS = Script(
     "save_receipts_part",
     phone_state.LUA_PARTS + """
 -- KEYS[1] the phone's state  ARGV[1] receipts part name  ARGV[2] receipts  ARGV[3] TTL (s)

@@ -15,7 +15,6 @@ from redis.asyncio import Redis
 from bot.cases.model import CaseKind, CaseStatus, Priority
 from bot.store import keys
 from bot.store.cases import text_of
-from bot.store.replies import reply
 
 
 @dataclass(frozen=True)
@@ -61,7 +60,7 @@ async def cases_with(redis: Redis, *, status: CaseStatus, priority: Priority) ->
 
 async def status_and_assignee(redis: Redis, reference: str) -> tuple[str, str] | None:
     """The case's status and assignee ('' for none), or None when there is no such case."""
-    status, assignee = await reply(redis.hmget(keys.case(reference), ["status", "assignee"]))
+    status, assignee = await redis.hmget(keys.case(reference), ["status", "assignee"])
     if status is None:
         return None
     return text_of(status), text_of(assignee or "")

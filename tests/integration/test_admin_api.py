@@ -15,10 +15,10 @@ from bot.cases import jobs
 from bot.cases import migrant as migrant_cases
 from bot.cases.model import CaseKind
 from bot.cases.references import check_digit
-from bot.engine.session import Profile
 from bot.privacy import DEV_PII_KEY, pseudonym
 from bot.settings import Settings
 from bot.store import audit, keys
+from bot.store.deliveries import mark_opted_out
 from tests.integration.admin_support import (
     API,
     PHONE,
@@ -188,10 +188,7 @@ async def test_messages_are_queued_or_refused(
     assert recorded.queued == [(jobs.SEND_CASE_MESSAGE, (safe, entry_id))]
     response = await sup.post(f"{API}/cases/{unsafe}/messages", json={"text": "hello"})
     assert response.status_code == 409
-    await redis.set(
-        keys.profile(pseudonym(PHONE, DEV_PII_KEY)),
-        Profile(language="fr", opted_out=True).to_json(),
-    )
+    await mark_opted_out(redis, pseudonym(PHONE, DEV_PII_KEY))
     response = await sup.post(f"{API}/cases/{safe}/messages", json={"text": "hello"})
     assert response.status_code == 409
     assert len(recorded.queued) == 1

@@ -19,11 +19,10 @@ from redis.exceptions import ConnectionError, NoScriptError, ResponseError, Time
 from bot.channels.redis_lane import BURST, ScriptLane, script_lane
 from bot.settings import Settings
 from bot.store.connection import open_store
-from bot.store.evalsha import ShaScript
-from bot.store.scripts import batch
+from bot.store.scripts import Script, batch
 from tests.redis_server import RedisServer
 
-ECHO = ShaScript("echo", """
+ECHO = Script("echo", """
 redis.call('SET', KEYS[1], ARGV[1])
 return {redis.call('GET', KEYS[1]), tonumber(ARGV[2]), false, {ARGV[3]}}
 """)

@@ -238,7 +238,7 @@ async def test_effacer_confirmed_erases_the_phones_data_and_cases(
     case = await read_case(redis, reference)
     assert case.phone is None and case.answers == {} and case.kind == "return_request"
     tag = pseudonym(gateway.phone)
-    assert [key async for key in redis.scan_iter(keys.phone_keys(tag))] == []
+    assert [key async for key in redis.scan_iter(f"{keys.phone_state(tag)}:*")] == []
     assert sorted(await stored.parts(redis, tag)) == ["n", "rm"]
     assert "Francais" in await gateway.text("bonjour")  # a first contact again
 

@@ -34,10 +34,6 @@ def test_a_phone_keys_share_one_slot_and_phones_spread_over_shards() -> None:
         keys.case_idempotency(shard, "draft"), keys.cases_by_phone(shard, "abc"),
         keys.case(draw_reference(residue=shard, modulus=keys.CASE_SHARDS)))}
     assert len(slots) == 1  # the phone's state and its new cases: one script can do both
-    old_layout = {key_slot(key.encode()) for key in (
-        keys.session("abc", "sms"), keys.profile("abc"), keys.draft("abc"),
-        keys.receipts("abc", "ussd"), keys.rate("abc"), keys.unseen("abc"))}
-    assert len(old_layout) == 1
     assert len({keys.shard_of_phone(f"phone{n}") for n in range(200)}) == keys.CASE_SHARDS
 
 
