@@ -47,6 +47,7 @@ from taskiq_redis import (
 
 from bot.store import keys
 from bot.store.connection import close_client
+from bot.store.scripts import Script
 
 log = logging.getLogger(__name__)
 
@@ -63,37 +64,8 @@ COMMAND_RETRIES = 2
 # A blocked read waits this much longer than its block time before giving up on Redis.
 READ_TIMEOUT_MARGIN_SECONDS = 5.0
 
-PUSH = """
--- KEYS[1] stream  KEYS[2] delayed set  KEYS[3] once-only mark (KEYS[1] when none)
--- ARGV[1] message  ARGV[2] delay (ms)  ARGV[3] once-only window (ms, 0: none)
--- Returns 1 when queued, 0 when a job of that id was queued within the window.
-if ARGV[3] ~= '0' and not redis.call('SET', KEYS[3], '1', 'NX', 'PX', ARGV[3]) then
-  return 0
-end
-if tonumber(ARGV[2]) > 0 then
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  redis.call('ZADD', KEYS[2], now + tonumber(ARGV[2]), ARGV[1])
-else
-  redis.call('XADD', KEYS[1], '*', 'data', ARGV[1])
-end
-return 1
-"""
-
-PROMOTE = """
--- KEYS[1] stream  KEYS[2] delayed set  ARGV[1] most jobs to move
--- Moves the due jobs into the stream; returns {moved, ms until the next is due or -1}.
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, tonumber(ARGV[1]))
-for _, message in ipairs(due) do
-  redis.call('XADD', KEYS[1], '*', 'data', message)
-  redis.call('ZREM', KEYS[2], message)
-end
-local first = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-if first[2] then return {#due, math.max(0, tonumber(first[2]) - now)} end
-return {#due, -1}
-"""
+PUSH = Script.load("push_job")
+PROMOTE = Script.load("promote_jobs")
 
 
 def _text(value: bytes | str) -> str:
@@ -126,10 +98,8 @@ class ReliableStream(AsyncBroker):
         delay_ms = max(0, round(float(message.labels.get(DELAY) or 0) * 1000))
         once_ms = max(0, int(message.labels.get(ONCE) or 0))
         mark = keys.job_once(message.task_id) if once_ms else keys.jobs_stream()
-        queued = await self._client().eval(
-            PUSH, 3, keys.jobs_stream(), keys.jobs_delayed(), mark,
-            message.message, delay_ms, once_ms,
-        )
+        queued = await PUSH.run(self._client(), [keys.jobs_stream(), keys.jobs_delayed(), mark],
+                                [message.message, delay_ms, once_ms])
         return bool(queued)
 
     async def kick(self, message: BrokerMessage) -> None:
@@ -138,9 +108,9 @@ class ReliableStream(AsyncBroker):
     async def promote(self) -> float | None:
         """Move due delayed jobs into the stream; seconds until the next job is ready
         (0 when some were moved now), None when none waits."""
-        moved, next_ms = await self._client().eval(
-            PROMOTE, 2, keys.jobs_stream(), keys.jobs_delayed(), PROMOTE_COUNT
-        )
+        moved, next_ms = await PROMOTE.run(self._client(),
+                                           [keys.jobs_stream(), keys.jobs_delayed()],
+                                           [PROMOTE_COUNT])
         if int(moved) > 0:
             return 0.0
         return None if int(next_ms) < 0 else int(next_ms) / 1000

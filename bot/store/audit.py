@@ -19,8 +19,11 @@ from redis.asyncio import Redis
 from bot.cases.model import AuditEvent
 from bot.errors import CaseNotFound
 from bot.store import keys
-from bot.store.case_scripts import APPEND_AUDIT, CASE_EVENTS
 from bot.store.cases import iso, text_of
+from bot.store.scripts import Script
+
+APPEND_AUDIT = Script.load("append_audit")
+CASE_EVENTS = Script.load("case_events")
 
 # References of events about no single case (an export, for instance).
 NO_CASE = ""

@@ -14,8 +14,8 @@ from redis.asyncio import Redis
 from bot.cases.model import Case, CaseKind, CaseStatus, JournalEntry, Priority
 from bot.errors import CaseNotFound
 from bot.store import keys
-from bot.store.case_scripts import READ_CASE
 from bot.store.cases import case_from_record, iso, text_of
+from bot.store.scripts import Script
 from bot.store.triage import (
     EXAMINE_BUDGET,
     EXPORT_CHUNK,
@@ -28,6 +28,8 @@ from bot.store.triage import (
     rows_of_cases,
     walk_cases,
 )
+
+READ_CASE = Script.load("read_case")
 
 __all__ = [
     "EXAMINE_BUDGET",

@@ -25,14 +25,15 @@ from bot.cases.model import (
 )
 from bot.errors import CaseNotFound
 from bot.store import keys
-from bot.store.case_scripts import UPDATE_CASE
 from bot.store.cases import (
     case_from_record,
     iso,
     text_of,
     triage_score,
 )
+from bot.store.scripts import Script
 
+UPDATE_CASE = Script.load("update_case")
 NO = "no"
 MAX_ATTEMPTS = 50
 

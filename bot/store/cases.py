@@ -32,13 +32,8 @@ from bot.cases.references import draw_reference
 from bot.errors import CaseNotFound, ReferenceTaken
 from bot.settings import get_settings
 from bot.store import keys
-from bot.store.case_scripts import (
-    CREATE_CASE,
-    LOOKUP_CASE,
-    NEWEST_CASE_OF_PHONE,
-    OWN_CASE_STATUS,
-)
-from bot.store.scripts import batch
+from bot.store.phone_state import PHONE
+from bot.store.scripts import Script, batch
 
 __all__ = [
     "CaseLookup",
@@ -58,6 +53,10 @@ __all__ = [
 
 CANDIDATES_PER_CREATION = 4
 IDEMPOTENCY_TTL_SECONDS = 7 * 24 * 3600
+
+LOOKUP_CASE = Script.load("lookup_case")
+NEWEST_CASE_OF_PHONE = Script.load("newest_case_of_phone")
+OWN_CASE_STATUS = Script.load("own_case_status")
 
 
 def iso(moment: datetime) -> str:
@@ -108,9 +107,9 @@ def queue_create_case(
     Every candidate must be in one shard. A used `idempotency_key` yields the
     reference it created before, and nothing new.
     """
-    CREATE_CASE.queue(pipe, *create_case_call(new_case=new_case, candidates=candidates,
-                                              idempotency_key=idempotency_key,
-                                              pii_key=pii_key))
+    script_keys, args = create_case_call(new_case=new_case, candidates=candidates,
+                                         idempotency_key=idempotency_key, pii_key=pii_key)
+    PHONE.queue(pipe, script_keys, ["create", *args])
 
 
 def create_case_call(
@@ -120,8 +119,9 @@ def create_case_call(
     idempotency_key: str | None,
     pii_key: bytes | None = None,
 ) -> tuple[list[str], list[str | int]]:
-    """CREATE_CASE's keys and arguments (`queue_create_case`; the conversation's step
-    runs the same creation inside its own script)."""
+    """The creation's keys and arguments (CASE in `phone.lua`'s header): its 'create'
+    operation's, and what the conversation's step appends to its own to create the case
+    in the same call (`bot.store.creating_step`)."""
     if not candidates:
         raise ValueError("at least one candidate reference is needed")
     shard = keys.shard_of(candidates[0])

@@ -26,7 +26,6 @@ from redis.asyncio import Redis
 from bot.cases.model import JournalEntry
 from bot.cases.references import REFERENCE_DIGITS
 from bot.store import keys, phone_state
-from bot.store.case_scripts import AUDIT_FUNCTION
 from bot.store.cases import iso, text_of
 from bot.store.scripts import Script
 
@@ -67,38 +66,7 @@ class Claim(StrEnum):
     """Sent, failed for good or skipped already: nothing to do."""
 
 
-CLAIM_DELIVERY = Script(
-    "claim_delivery",
-    """
--- KEYS[1] delivery record
--- ARGV[1] job id   ARGV[2] job try   ARGV[3] now (epoch seconds)   ARGV[4] lease (seconds)
--- ARGV[5] reference   ARGV[6] purpose   ARGV[7] record TTL (seconds)
--- Returns {'done', state} | {'busy', ''} | {'claimed', attempt} | {'uncertain', attempt, since}
--- where `since` is the epoch second the first uncertain attempt started.
-local v = redis.call('HMGET', KEYS[1], 'state', 'job', 'job_try', 'claimed_at', 'attempts',
-  'uncertain_since')
-local state, attempts = v[1], tonumber(v[5] or '0')
-if state == 'sent' or state == 'failed' or state == 'skipped' then return {'done', state} end
-local outcome = 'claimed'
-if state == 'sending' then
-  local earlier_try = v[2] == ARGV[1] and tonumber(v[3]) < tonumber(ARGV[2])
-  local lease_over = tonumber(v[4]) + tonumber(ARGV[4]) <= tonumber(ARGV[3])
-  if not earlier_try and not lease_over then return {'busy', ''} end
-  outcome = 'uncertain'
-elseif state == 'unknown' then
-  outcome = 'uncertain'
-end
-local since = v[6] or ''
-if outcome == 'uncertain' and since == '' then
-  since = v[4]
-  redis.call('HSET', KEYS[1], 'uncertain_since', since)
-end
-redis.call('HSET', KEYS[1], 'state', 'sending', 'job', ARGV[1], 'job_try', ARGV[2],
-  'claimed_at', ARGV[3], 'attempts', attempts + 1, 'reference', ARGV[5], 'purpose', ARGV[6])
-redis.call('EXPIRE', KEYS[1], ARGV[7])
-return {outcome, tostring(attempts + 1), since}
-""",
-)
+CLAIM_DELIVERY = Script.load("claim_delivery")
 
 # Twilio's message statuses, in the order a message goes through them.
 STATUS_RANK = {
@@ -107,54 +75,9 @@ STATUS_RANK = {
     "canceled": 4,
 }  # fmt: skip
 
-RECORD_STATUS = Script(
-    "record_status",
-    AUDIT_FUNCTION + """
--- KEYS[1] delivery record   KEYS[2] shard's audit stream   KEYS[3] case record
--- KEYS[4] case trail
--- ARGV[1] Twilio status   ARGV[2] its rank   ARGV[3] error code ('' if none)
--- ARGV[4] now (ISO 8601)  ARGV[5] audit detail (JSON)   ARGV[6] reference
--- ARGV[7] audit actor   ARGV[8] audit action
--- Returns {1|0 (recorded now or seen before), phone pseudonym or ''}
-if redis.call('EXISTS', KEYS[1]) == 0 then return {0, ''} end
-local v = redis.call('HMGET', KEYS[1], 'statuses', 'status_rank', 'phone_pseudonym')
-local seen = v[1] or ''
-if string.find(',' .. seen .. ',', ',' .. ARGV[1] .. ',', 1, true) then
-  return {0, v[3] or ''}
-end
-if seen == '' then seen = ARGV[1] else seen = seen .. ',' .. ARGV[1] end
-redis.call('HSET', KEYS[1], 'statuses', seen)
-if tonumber(ARGV[2]) >= tonumber(v[2] or '-1') then
-  redis.call('HSET', KEYS[1], 'twilio_status', ARGV[1], 'status_rank', ARGV[2],
-    'error_code', ARGV[3])
-end
-local trail = false
-if redis.call('EXISTS', KEYS[3]) == 1 then trail = KEYS[4] end
-audit(KEYS[2], trail, ARGV[6], ARGV[7], ARGV[8], ARGV[4], ARGV[5])
-return {1, v[3] or ''}
-""",
-)
+RECORD_STATUS = Script.load("record_status")
 
-FINISH_DELIVERY = Script(
-    "finish_delivery",
-    AUDIT_FUNCTION + """
--- KEYS[1] delivery record   KEYS[2] shard's audit stream   KEYS[3] case record
--- KEYS[4] case trail
--- ARGV[1] record fields (JSON object)   ARGV[2] record TTL (s)   ARGV[3] reference
--- ARGV[4] actor   ARGV[5] action   ARGV[6] at (ISO 8601)   ARGV[7] audit detail (JSON)
-local fields = {}
-for field, value in pairs(cjson.decode(ARGV[1])) do
-  fields[#fields + 1] = field
-  fields[#fields + 1] = value
-end
-redis.call('HSET', KEYS[1], unpack(fields))
-redis.call('EXPIRE', KEYS[1], ARGV[2])
-local trail = false
-if redis.call('EXISTS', KEYS[3]) == 1 then trail = KEYS[4] end
-audit(KEYS[2], trail, ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7])
-return 1
-""",
-)
+FINISH_DELIVERY = Script.load("finish_delivery")
 
 @dataclass(frozen=True)
 class Claimed:

@@ -23,9 +23,10 @@ from bot import privacy
 from bot.errors import CaseNotFound
 from bot.settings import get_settings
 from bot.store import keys, phone_state
-from bot.store.case_scripts import ERASE_CASE
 from bot.store.cases import iso, references_of_phone, text_of
-from bot.store.scripts import batch
+from bot.store.scripts import Script, batch
+
+ERASE_CASE = Script.load("erase_case")
 
 # What an erasure may name beside record fields: the values kept in keys of their own.
 ANSWERS = "answers"

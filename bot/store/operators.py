@@ -23,45 +23,9 @@ class Revoked(IntEnum):
     """It is the last active holder of the role that must remain."""
 
 
-ADD_OPERATOR = Script(
-    "add_operator",
-    """
--- KEYS[1] operators hash   KEYS[2] the new token's name key (both under {ops})
--- ARGV[1] name   ARGV[2] operator record (JSON)
--- Returns 1 when added, 0 when an active operator has that name.
-local existing = redis.call('HGET', KEYS[1], ARGV[1])
-if existing and cjson.decode(existing)['revoked_at'] == cjson.null then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-redis.call('SET', KEYS[2], ARGV[1])
-return 1
-""",
-)
+ADD_OPERATOR = Script.load("add_operator")
 
-REVOKE_OPERATOR = Script(
-    "revoke_operator",
-    """
--- KEYS[1] operators hash   KEYS[2] the operator's token key
--- ARGV[1] name   ARGV[2] the record as read (JSON)   ARGV[3] the revoked record (JSON)
--- ARGV[4] a role that must keep an active holder
--- Returns 1 when revoked, 0 when the record changed since it was read, -1 when it is
--- the last active holder of ARGV[4].
-if redis.call('HGET', KEYS[1], ARGV[1]) ~= ARGV[2] then return 0 end
-local target = cjson.decode(ARGV[2])
-if target['role'] == ARGV[4] then
-  local holders = 0
-  for _, raw in ipairs(redis.call('HVALS', KEYS[1])) do
-    local operator = cjson.decode(raw)
-    if operator['role'] == ARGV[4] and operator['revoked_at'] == cjson.null then
-      holders = holders + 1
-    end
-  end
-  if holders <= 1 then return -1 end
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[3])
-redis.call('DEL', KEYS[2])
-return 1
-""",
-)
+REVOKE_OPERATOR = Script.load("revoke_operator")
 
 
 async def add(redis: Redis, *, name: str, token_hash: str, record: str) -> bool:

@@ -1,9 +1,15 @@
 """Lua scripts and how they are sent: one server, Sentinel or Redis Cluster alike.
 
-Every script's keys share one hash tag (one Cluster slot). A script is sent by
-its digest (EVALSHA, 40 bytes a call); a NOSCRIPT answer (the server restarted,
-or a Cluster node never saw it) is rescued by sending the body once with EVAL,
-which loads it for the next calls.
+Each script is a whole file, `bot/store/lua/<name>.lua`, whose header names its
+KEYS and ARGV; the module that calls it loads it once (`Script.load`, a module
+constant), next to the one function that builds its keys and arguments. Every
+script's keys share one hash tag (one Cluster slot).
+
+A script is sent by its digest (EVALSHA, 40 bytes a call); a NOSCRIPT answer
+(the server restarted, or a Cluster node never saw it) is rescued by sending
+the body once with EVAL, which loads it for the next calls. Scripts, unlike
+Redis Functions, are known by their content: two versions of the helpline
+running side by side (a rolling deploy) each run their own.
 
 `Batch` sends several scripts in one round trip: a pipeline on one server; on
 a Cluster, redis-py's cluster pipeline, which sends each master its share on
@@ -15,12 +21,15 @@ and the master that ran it, as WAIT requires.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import RedisCluster
 from redis.exceptions import NoScriptError
 
+LUA = Path(__file__).with_name("lua")
 _SOURCES: dict[str, str] = {}
 _SCRIPT_CALLS = frozenset({"EVALSHA", "EVAL"})
 
@@ -36,14 +45,20 @@ class Script:
         object.__setattr__(self, "sha", sha)
         _SOURCES[sha] = self.source
 
-    def queue(self, pipe: Any, keys: list[str], args: list[str | int]) -> None:
+    @classmethod
+    def load(cls, name: str) -> Script:
+        """The script of `bot/store/lua/<name>.lua`."""
+        return cls(name, (LUA / f"{name}.lua").read_text(encoding="utf-8"))
+
+    def queue(self, pipe: Any, keys: Sequence[str], args: Sequence[str | int | bytes]) -> None:
         """Queue on a pipeline or a Batch, by digest."""
         pipe.evalsha(self.sha, len(keys), *keys, *args)
 
-    def queue_body(self, pipe: Any, keys: list[str], args: list[str | int]) -> None:
+    def queue_body(self, pipe: Any, keys: Sequence[str], args: Sequence[str | int | bytes]) -> None:
         pipe.eval(self.source, len(keys), *keys, *args)
 
-    async def run(self, redis: Any, keys: list[str], args: list[str | int]) -> Any:
+    async def run(self, redis: Any, keys: Sequence[str],
+                  args: Sequence[str | int | bytes]) -> Any:
         try:
             return await redis.evalsha(self.sha, len(keys), *keys, *args)
         except NoScriptError:

@@ -37,8 +37,10 @@ from bot.cases.model import CaseKind, CaseStatus, Priority
 from bot.cases.references import REFERENCE_DIGITS
 from bot.store import keys
 from bot.store.cases import text_of
-from bot.store.query_scripts import HEADS_OF_CASES, ROWS_OF_CASES
-from bot.store.scripts import batch
+from bot.store.scripts import Script, batch
+
+HEADS_OF_CASES = Script.load("heads_of_cases")
+ROWS_OF_CASES = Script.load("rows_of_cases")
 
 MAX_PAGE_SIZE = 100
 # Cases one page call may examine before it answers with what it found so far;
@@ -177,6 +179,19 @@ def short_of(heads: Sequence[ShardHeads], limit: int) -> list[int]:
             if shard.cut and shard.frontier < needed]
 
 
+def heads_call(shard: int, indexes: Sequence[str], *, cursor: str, asked: int, budget: int,
+               fields: Sequence[str], with_fields: int, wanted: str = "{}",
+               reference_prefix: str = "", name_fragment: str = "",
+               ) -> tuple[list[str], list[str | int]]:
+    """HEADS_OF_CASES's keys and arguments: one shard's walk from `cursor`."""
+    return (
+        list(indexes),
+        [keys.case_prefix(shard), cursor, asked, budget, wanted, reference_prefix,
+         name_fragment.lower(), keys.answers_prefix(shard), with_fields,
+         " ".join(fields) if with_fields else ""],
+    )
+
+
 async def _walk_heads(redis: Redis, case_filter: CaseFilter, shards: Sequence[int],
                       cursors: Sequence[str], *, asked: int, budget: int,
                       fields: Sequence[str], with_fields: int,
@@ -184,13 +199,11 @@ async def _walk_heads(redis: Redis, case_filter: CaseFilter, shards: Sequence[in
     wanted = json.dumps(case_filter.record_fields())
     async with batch(redis) as pipe:
         for shard, cursor in zip(shards, cursors, strict=True):
-            HEADS_OF_CASES.queue(
-                pipe,
-                case_filter.indexes(shard),
-                [keys.case_prefix(shard), cursor, asked, budget, wanted,
-                 case_filter.reference_prefix, case_filter.name_fragment.lower(),
-                 keys.answers_prefix(shard), with_fields, " ".join(fields) if with_fields else ""],
-            )
+            HEADS_OF_CASES.queue(pipe, *heads_call(
+                shard, case_filter.indexes(shard), cursor=cursor, asked=asked, budget=budget,
+                fields=fields, with_fields=with_fields, wanted=wanted,
+                reference_prefix=case_filter.reference_prefix,
+                name_fragment=case_filter.name_fragment))
         raw = await pipe.execute()
     return [parse_heads(found, asked=asked, with_fields=with_fields, fields=fields, known=known)
             for found in raw]
@@ -314,12 +327,9 @@ async def _read_ahead(redis: Redis, walks: Sequence[_ShardWalk], fields: Sequenc
                       chunk: int) -> None:
     async with batch(redis) as pipe:
         for walk in walks:
-            HEADS_OF_CASES.queue(
-                pipe,
-                [keys.cases_triage(walk.shard)],
-                [keys.case_prefix(walk.shard), walk.cursor, chunk, chunk, "{}", "", "",
-                 keys.answers_prefix(walk.shard), chunk, " ".join(fields)],
-            )
+            HEADS_OF_CASES.queue(pipe, *heads_call(
+                walk.shard, [keys.cases_triage(walk.shard)], cursor=walk.cursor, asked=chunk,
+                budget=chunk, fields=fields, with_fields=chunk))
         raw = await pipe.execute()
     width = len(fields) + 2
     for walk, found in zip(walks, raw, strict=True):

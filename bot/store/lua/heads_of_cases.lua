@@ -1,21 +1,9 @@
-"""Lua scripts of the operators' case reads: triage heads and the rows of a page.
-
-A triage page is one script per case shard, all in one round trip (one
-pipeline on one server, one per master at once on a Cluster): HEADS_OF_CASES
-walks a shard's index and returns the score and reference of its first
-matches (what the k-way merge needs), the fields of the first few of them
-only. ROWS_OF_CASES reads the fields of cases the merge chose beyond those.
-Reading every shard's whole page of rows and throwing fifteen sixteenths of
-them away is what made a page cost 8-11 ms.
-"""
-
-from __future__ import annotations
-
-from bot.store.scripts import Script
-
-HEADS_OF_CASES = Script(
-    "heads_of_cases",
-    """
+-- heads_of_cases.lua: one shard's first matches of a triage page (bot/store/triage.py).
+--
+-- A page is one call per shard, all in one round trip; the k-way merge needs each
+-- shard's scores and references, and the fields of its first few matches only (the
+-- others it chooses are read by rows_of_cases.lua).
+--
 -- KEYS[1..] indexes of one shard (sorted sets in triage order) that every match belongs
 --           to; the smallest is walked, so a page costs O(log N + examined)
 -- ARGV[1] case record key prefix of the shard: records are <prefix><reference>
@@ -121,37 +109,3 @@ if not exhausted and last then
   if #more > 0 then out[1] = last end
 end
 return out
-""",
-)
-
-ROWS_OF_CASES = Script(
-    "rows_of_cases",
-    """
--- KEYS[1] any key of the shard (its triage index): routes the call to the shard's slot
--- ARGV[1] the shard's case record key prefix   ARGV[2] the shard's answers key prefix
--- ARGV[3] n, the number of fields   ARGV[4..3+n] record fields ('answers': the answers' JSON)
--- ARGV[4+n..] references of the shard (records read by prefix, in the same slot)
--- Returns, per reference, 1 or 0 (the record exists) then its n values ('' when absent).
-local n = tonumber(ARGV[3])
-local fields, wants_answers = {}, false
-for i = 1, n do
-  fields[i] = ARGV[3 + i]
-  if fields[i] == 'answers' then wants_answers = true end
-end
-local out = {}
-for i = 4 + n, #ARGV do
-  local ref = ARGV[i]
-  local key = ARGV[1] .. ref
-  local values = redis.call('HMGET', key, 'reference', unpack(fields))
-  out[#out + 1] = values[1] and 1 or 0
-  local answers = false
-  if wants_answers then answers = redis.call('GET', ARGV[2] .. ref) end
-  for k = 1, n do
-    local value = values[k + 1]
-    if fields[k] == 'answers' then value = answers end
-    out[#out + 1] = value or ''
-  end
-end
-return out
-""",
-)
