@@ -56,15 +56,13 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def run_serve(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
 
-    from bot.settings import get_settings
+    from bot.settings import get_settings, settings_problems
 
     try:
         settings = get_settings()
     except ValidationError as error:
-        for problem in error.errors():  # one line a setting, named as in the environment
-            name = str(problem["loc"][0]) if problem["loc"] else "settings"
-            name = f"HELPLINE_{name.upper()}" if name.islower() else name
-            print(f"{name}: {problem['msg']}", file=sys.stderr)
+        for line in settings_problems(error):  # one line a setting, named as in the environment
+            print(line, file=sys.stderr)
         return EXIT_SETTINGS
     workers = args.workers if args.workers is not None else settings.web_concurrency
     if workers == 1:

@@ -36,11 +36,18 @@ async def _main() -> None:
 
 
 def run_worker_command(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
     from bot.errors import ProdSettingsMissing
     from bot.observability import configure_logging
-    from bot.settings import Env, get_settings
+    from bot.settings import Env, get_settings, settings_problems
 
-    settings = get_settings()
+    try:
+        settings = get_settings()
+    except ValidationError as error:
+        for line in settings_problems(error):
+            print(line, file=sys.stderr)
+        return EXIT_SETTINGS
     missing = settings.missing_for_prod() if settings.env is Env.PROD else []
     if missing:
         print(str(ProdSettingsMissing(missing)), file=sys.stderr)

@@ -53,6 +53,11 @@ class MessageRefused(HelplineError):
     """An SMS to a migrant who opted out, said SMS is not safe, or whose phone is erased."""
 
 
+class ReferralRefused(HelplineError):
+    """A referral that may not be made: its system is not configured, the case is erased,
+    or a referral of the case is pending or sent already."""
+
+
 class EscalationRefused(HelplineError):
     """An escalation to a level lower than the case's current one."""
 

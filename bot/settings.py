@@ -6,7 +6,7 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -22,6 +22,8 @@ DEFAULT_RETENTION_DAYS = 180
 DEFAULT_AUTH_FAILURE_LIMIT = 10
 DEFAULT_CONSOLE_IDLE_MINUTES = 20
 DEFAULT_JOB_REDELIVERY_SECONDS = 60
+DEFAULT_PRIMERO_MODULE = "primeromodule-cp"
+PRIMERO_TOGETHER = ("PRIMERO_URL", "PRIMERO_USER", "PRIMERO_PASSWORD")
 
 
 class Env(StrEnum):
@@ -92,6 +94,43 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = Field(default=None,
                                      validation_alias=_alias("PROMETHEUS_MULTIPROC_DIR"))
 
+    # Referrals to Primero (SPEC §12): the three PRIMERO_ settings come together or not at all.
+    primero_url: str | None = Field(default=None, validation_alias=_alias("PRIMERO_URL"))
+    primero_user: str | None = Field(default=None, validation_alias=_alias("PRIMERO_USER"))
+    primero_password: SecretStr | None = Field(
+        default=None, validation_alias=_alias("PRIMERO_PASSWORD")
+    )
+    primero_module: str = Field(
+        default=DEFAULT_PRIMERO_MODULE, min_length=1, validation_alias=_alias("PRIMERO_MODULE")
+    )
+    org_name: str = ""
+    """The agency Primero names as the case's source (`other_agency_name`)."""
+
+    @model_validator(mode="after")
+    def _primero_all_or_none(self) -> Settings:
+        given = {
+            "PRIMERO_URL": self.primero_url,
+            "PRIMERO_USER": self.primero_user,
+            "PRIMERO_PASSWORD": self.primero_password.get_secret_value()
+            if self.primero_password else None,
+        }
+        missing = [name for name in PRIMERO_TOGETHER if not given[name]]
+        if len(missing) == len(PRIMERO_TOGETHER):
+            return self
+        if missing:
+            raise ValueError(f"{', '.join(PRIMERO_TOGETHER)} go together (all three or none): "
+                             f"{' and '.join(missing)} missing")
+        if not str(self.primero_url).startswith(("https://", "http://")):
+            raise ValueError("PRIMERO_URL must start with https:// (or http:// on a test machine)")
+        if not self.org_name.strip():
+            raise ValueError("HELPLINE_ORG_NAME is required with PRIMERO_URL "
+                             "(the agency Primero names as the case's source)")
+        return self
+
+    @property
+    def primero_configured(self) -> bool:
+        return bool(self.primero_url)
+
     def missing_for_prod(self) -> list[str]:
         """Names of the settings that `HELPLINE_ENV=prod` requires and that are unset."""
         required = {
@@ -107,3 +146,16 @@ class Settings(BaseSettings):
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
     return Settings()
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """One line a wrong setting, named as in the environment (what the commands print)."""
+    lines = []
+    for problem in error.errors():
+        if not problem["loc"]:  # a rule over several settings names them itself
+            lines.append(str(problem["msg"]).removeprefix("Value error, "))
+            continue
+        name = str(problem["loc"][0])
+        name = f"HELPLINE_{name.upper()}" if name.islower() else name
+        lines.append(f"{name}: {problem['msg']}")
+    return lines

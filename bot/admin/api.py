@@ -4,30 +4,31 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, FastAPI, Path, Query, Request, Response, status
+from fastapi import APIRouter, FastAPI, Query, Request, Response, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from bot.admin import operators
-from bot.cases import jobs, lifecycle
+from bot.cases import jobs, lifecycle, referrals
 from bot.cases import service as case_service
 from bot.cases.export import export_csv
 from bot.cases.model import AuditEvent, CaseKind, CaseStatus, JournalEntry, Priority
-from bot.cases.references import parse_reference
 from bot.errors import (
     CaseNotFound,
     EscalationRefused,
     IllegalTransition,
-    InvalidReference,
     LastAdmin,
     MessageRefused,
     OperatorExists,
     OperatorNotFound,
+    ReferralRefused,
 )
 from bot.store import audit, case_queries, keys
 
-from . import console_api
+from . import console_api, referrals_api
 from .deps import Admin, AnyOperator, JobsDep, NowDep, RedisDep, Supervisor, actor
+from .references import ReferencePath
+from .references import path_reference as _reference
 from .routing import AuthorisedRoute
 from .schemas import (
     CaseDetail,
@@ -54,6 +55,7 @@ LIST_FIELDS = (*case_queries.SUMMARY_FIELDS, "answers")
 
 router = APIRouter(tags=["admin"], route_class=AuthorisedRoute)
 router.include_router(console_api.router)
+router.include_router(referrals_api.router)
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -62,30 +64,6 @@ _INVALID: Responses = {422: {"description": "Invalid input; `detail[].loc` names
 _CONFLICT: Responses = {
     409: {"model": Conflict, "description": "Refused in the case's present state"}
 }
-
-
-ReferencePath = Annotated[str, Path(
-    description="A case reference: 8 digits, the last a check digit (Damm algorithm), "
-    "with or without `-` and spaces (`1234-5678`). A wrong check digit is a 422.",
-    pattern=r"^[ -]*(?:[0-9][ -]*){8}$",
-    examples=["1234-5671"],
-)]
-
-
-def _reference(raw: str) -> str:
-    try:
-        return parse_reference(raw)
-    except InvalidReference:
-        raise RequestValidationError(
-            [
-                {
-                    "type": "invalid_reference",
-                    "loc": ("path", "reference"),
-                    "msg": "a reference is 8 digits, the last a check digit",
-                    "input": raw,
-                }
-            ]
-        ) from None
 
 
 def _query_filter(q: str | None) -> tuple[str, str]:
@@ -164,6 +142,7 @@ async def _detail(redis: RedisDep, reference: str, operator_actor: str, now: Now
         journal=journal,
         allowed_next=lifecycle.allowed_next(case.status),
         priority_reasons=reasons_of(case),
+        referrals=await referrals.referrals_of(redis, reference),
     )
 
 
@@ -383,7 +362,8 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(CaseNotFound, not_found)
     app.add_exception_handler(OperatorNotFound, not_found)
     app.add_exception_handler(IllegalTransition, illegal)
-    for refused in (MessageRefused, EscalationRefused, OperatorExists, LastAdmin):
+    for refused in (MessageRefused, EscalationRefused, OperatorExists, LastAdmin,
+                    ReferralRefused):
         app.add_exception_handler(refused, conflict)
 
 

@@ -81,6 +81,7 @@ async def who_am_i(request: Request, operator: AnyOperator) -> Me:
         role=operator.role,
         idle_minutes=settings.console_idle_minutes,
         ack_sla_minutes=settings.ack_sla_minutes,
+        primero=settings.primero_configured,
     )
 
 

@@ -18,6 +18,7 @@ class Me(BaseModel):
     role: Role
     idle_minutes: int = Field(description="Sign-out after this long without activity")
     ack_sla_minutes: int = Field(description="An urgent case untaken this long is overdue")
+    primero: bool = Field(default=False, description="Cases can be referred to Primero")
 
 
 class Assignee(BaseModel):

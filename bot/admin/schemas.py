@@ -20,6 +20,7 @@ from bot.cases.model import (
     Priority,
     derive_priority,
 )
+from bot.cases.referrals import Referral, ReferralConsent, ReferralStatus, ReferralSystem
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,31}$"
 MAX_NOTE_CHARS = 4000
@@ -107,6 +108,8 @@ class CaseDetail(Case):
     priority_reasons: list[str] = Field(
         default_factory=list, description="Why the case has its priority (as in a list)"
     )
+    referrals: list[Referral] = Field(
+        default_factory=list, description="Referrals to partners (Primero), oldest first")
 
 
 def reasons_of(case: Case) -> list[str]:
@@ -161,6 +164,21 @@ class MessageIn(Strict):
 class MessageQueued(BaseModel):
     entry: JournalEntry
     status: Literal["queued"] = "queued"
+
+
+class ReferralIn(Strict):
+    system: ReferralSystem = ReferralSystem.PRIMERO
+    consent: ReferralConsent = Field(
+        description="Who gave the consent to refer: the migrant (in the flow), or the "
+        "operator recording it (on a call); audited with the operator's name")
+    note: str | None = Field(default=None, max_length=MAX_NOTE_CHARS,
+                             description="For the helpline's team (not sent to the partner)")
+
+
+class ReferralQueued(BaseModel):
+    id: str
+    system: ReferralSystem
+    status: ReferralStatus
 
 
 class Conflict(BaseModel):

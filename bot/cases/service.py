@@ -54,9 +54,11 @@ QUIET_ACTIONS = frozenset({READ, "searched", "exported"})
 SHOWN_DETAIL = ("kind", "priority", "channel", "from", "to", "status", "level")
 """Detail fields of an audit event the live feed may pass on (never personal data)."""
 
-PERSONAL_FIELDS = ("phone", "phone_pseudonym", erasure.ANSWERS, erasure.JOURNAL)
+PERSONAL_FIELDS = ("phone", "phone_pseudonym", erasure.ANSWERS, erasure.JOURNAL,
+                   erasure.REFERRAL_NOTES)
 """What identifies the migrant, erased with a case: the record's phone and its
-pseudonym, the answers, and the journal (notes, messages, escalation reasons)."""
+pseudonym, the answers, the journal (notes, messages, escalation reasons) and the
+operators' notes on referrals (a referral's record keeps no personal field)."""
 
 
 async def read_case(redis: Redis, *, reference: str, actor: str,

@@ -11,6 +11,7 @@ import httpx
 from redis.asyncio import Redis
 
 from bot.flows.model import Flow
+from bot.jobs.primero_api import PrimeroClient
 from bot.jobs.queue import JobQueue
 from bot.settings import Settings
 
@@ -69,6 +70,8 @@ class Deps:
     claim_lease_seconds: int = CLAIM_LEASE_SECONDS
     consumer: str = "worker"
     """This worker's name in the outbox consumer group."""
+    primero: PrimeroClient | None = None
+    """None when Primero is not configured: referrals then fail, saying so."""
 
     def console_link(self, reference: str) -> str:
         base = (self.settings.public_url or "").rstrip("/")

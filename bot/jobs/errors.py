@@ -1,4 +1,4 @@
-"""What can go wrong when the worker calls out (Twilio, the escalation webhook)."""
+"""What can go wrong when the worker calls out (Twilio, the escalation webhook, Primero)."""
 
 from __future__ import annotations
 
@@ -22,3 +22,17 @@ class SendFailed(Exception):
         self.failure = failure
         self.reason = reason
         self.code = code
+
+
+class PrimeroFailed(Exception):
+    """A call to Primero failed; `retry` says whether a later try may succeed (Primero
+    recognises a repeat by the case's id, so trying again never makes a second case)."""
+
+    def __init__(self, reason: str, *, retry: bool, status: int | None = None,
+                 retry_after: float | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry = retry
+        self.status = status
+        self.retry_after = retry_after
+        """Seconds Primero asked us to wait (its `Retry-After`), if it did."""

@@ -2,8 +2,9 @@
 
 Each event becomes jobs queued once (deterministic job ids): the
 confirmation SMS of a case made over USSD, and the on-call notice of an urgent
-case. Only then is the event acknowledged, so a worker dying in between leaves
-it to another worker (XAUTOCLAIM), which queues nothing twice.
+case; a referral's event, its hand-off to the partner. Only then is the event
+acknowledged, so a worker dying in between leaves it to another worker
+(XAUTOCLAIM), which queues nothing twice.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from bot.cases.model import Priority
 from bot.jobs.deps import deps_of, queue_of
 from bot.jobs.messages import SEND_CONFIRMATION, confirmation_id
 from bot.jobs.oncall import NOTIFY_ONCALL, URGENT, notice_job_id
+from bot.jobs.referrals import REFER_CASE, referral_job_id
 from bot.store import outbox
 from bot.store.outbox import OutboxEvent
 from bot.types import Channel
@@ -26,6 +28,8 @@ SPOKEN_OR_SHOWN_ONCE = frozenset({Channel.USSD, Channel.VOICE})
 def jobs_for(event: OutboxEvent) -> list[tuple[str, tuple[str, ...], str]]:
     """(function, arguments, job id) of each job an event asks for."""
     jobs: list[tuple[str, tuple[str, ...], str]] = []
+    if event.referral:  # a referral of a case made earlier: only its hand-off
+        return [(REFER_CASE, (event.reference, event.referral), referral_job_id(event.referral))]
     if event.channel in SPOKEN_OR_SHOWN_ONCE:
         jobs.append((SEND_CONFIRMATION, (event.reference,), confirmation_id(event.reference)))
     if event.priority is Priority.URGENT:

@@ -34,7 +34,7 @@ from taskiq.receiver import Receiver
 from bot.cases.jobs import NOTIFY_ESCALATION, SEND_CASE_MESSAGE
 from bot.errors import FlowError
 from bot.flows.checked import load_checked
-from bot.jobs import messages, oncall, outbox, retention
+from bot.jobs import messages, oncall, outbox, referrals, retention
 from bot.jobs.broker import STREAM_ID
 from bot.jobs.deps import (
     DEPS,
@@ -45,6 +45,7 @@ from bot.jobs.deps import (
     SmsGateway,
     utcnow,
 )
+from bot.jobs.primero_api import PrimeroClient
 from bot.jobs.queue import BLOCK_MS, JobQueue, RetryLater
 from bot.jobs.twilio_rest import TwilioSms
 from bot.settings import Settings
@@ -69,6 +70,7 @@ JOBS: dict[str, Job] = {
     oncall.NOTIFY_ONCALL: oncall.notify_oncall,
     oncall.CHECK_ACK_SLA: oncall.check_ack_sla,
     retention.PURGE_EXPIRED: retention.purge_expired,
+    referrals.REFER_CASE: referrals.refer_case,
 }
 
 
@@ -149,14 +151,17 @@ class Opened:
         await self.queue.close()
         if self.deps.sms is not None:
             await self.deps.sms.aclose()
+        if self.deps.primero is not None:
+            await self.deps.primero.aclose()
         await self.deps.http.aclose()
         await self.store.close()
 
 
 def open_deps(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
               sms: SmsGateway | None = None, retry: RetryPolicy | None = None,
-              block_ms: int = BLOCK_MS) -> Opened:
-    """Connect the store and the queue, build what jobs need; `sms` replaces Twilio (tests)."""
+              block_ms: int = BLOCK_MS, primero: PrimeroClient | None = None) -> Opened:
+    """Connect the store and the queue, build what jobs need; `sms` replaces Twilio and
+    `primero` the client built from the settings (tests)."""
     compiled = load_checked(settings.flow, settings.ussd_max_chars)
     if messages.CONFIRMATION_TEXT not in compiled.flow.texts:
         raise FlowError(f"{settings.flow}: missing text '{messages.CONFIRMATION_TEXT}' "
@@ -169,7 +174,8 @@ def open_deps(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
     consumer = consumer_name()
     deps = Deps(settings=settings, redis=store.redis, flow=compiled.flow, sms=gateway,
                 http=httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT), clock=clock,
-                retry=retry or RetryPolicy(), consumer=consumer)
+                retry=retry or RetryPolicy(), consumer=consumer,
+                primero=primero or PrimeroClient.from_settings(settings))
     queue = JobQueue.open(settings, store, consumer=consumer, block_ms=block_ms)
     register_jobs(deps, queue)
     return Opened(store, deps, queue)

@@ -1,8 +1,8 @@
 """Erasure: a case's personal fields, and the copies a phone's receipts keep of its answers.
 
 Which fields are personal is the case service's rule (`bot.cases.service.PERSONAL_FIELDS`,
-passed in): record fields are deleted from the record, `answers` and `journal` name
-the keys beside it. The receipts (a part of the phone's state,
+passed in): record fields are deleted from the record, `answers`, `journal` and
+`referral_notes` name the keys beside it. The receipts (a part of the phone's state,
 `bot.store.phone_state`) hold the last screens the phone was shown, so a
 retried message gets the same answer; a request's summary screen repeats the
 name, nationality and city. When a case is erased those texts go too: each
@@ -31,6 +31,7 @@ ERASE_CASE = Script.load("erase_case")
 # What an erasure may name beside record fields: the values kept in keys of their own.
 ANSWERS = "answers"
 JOURNAL = "journal"
+REFERRAL_NOTES = "referral_notes"
 
 async def forget_answers(redis: Any, *, pseudonym: str) -> None:
     """Blank what the phone's receipts repeat of its answers, on every channel."""
@@ -40,7 +41,8 @@ async def forget_answers(redis: Any, *, pseudonym: str) -> None:
 def _queue_erase(pipe: Any, *, reference: str, pseudonym: str, actor: str, now: datetime,
                  personal: Sequence[str], action: str) -> None:
     shard = keys.shard_of(reference)
-    beside = {ANSWERS: keys.case_answers(reference), JOURNAL: keys.case_notes(reference)}
+    beside = {ANSWERS: keys.case_answers(reference), JOURNAL: keys.case_notes(reference),
+              REFERRAL_NOTES: keys.referral_notes(reference)}
     ERASE_CASE.queue(
         pipe,
         [
@@ -50,7 +52,8 @@ def _queue_erase(pipe: Any, *, reference: str, pseudonym: str, actor: str, now: 
             keys.cases_by_phone(shard, pseudonym),
             *(beside[name] for name in personal if name in beside),
         ],
-        [actor, iso(now), action, *(name for name in personal if name != JOURNAL)],
+        [actor, iso(now), action,
+         *(name for name in personal if name not in (JOURNAL, REFERRAL_NOTES))],
     )
 
 

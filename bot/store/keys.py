@@ -173,6 +173,17 @@ def delivery(delivery_id: str, reference: str) -> str:
     return f"{_shard(shard_of(reference))}:delivery:{delivery_id}"
 
 
+def case_referrals(reference: str) -> str:
+    """Hash: referral id → the referral of one case to a partner's system (JSON, no
+    personal field), beside its case in the shard."""
+    return f"{_shard(shard_of(reference))}:referrals:{reference}"
+
+
+def referral_notes(reference: str) -> str:
+    """Hash: referral id → the operator's note on it (free text: erased with the case)."""
+    return f"{_shard(shard_of(reference))}:referral_notes:{reference}"
+
+
 def cases_ended(shard: int) -> str:
     """Sorted set: reference of each closed or withdrawn case → epoch second it ended."""
     return f"{_shard(shard)}:idx:ended"

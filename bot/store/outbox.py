@@ -1,7 +1,8 @@
 """The outbox of case creation: one Redis stream per case shard, read through a consumer group.
 
 The creation script (`CREATE_CASE`) adds one event per new case to its shard's
-stream in the same atomic step as the case itself. Workers read events with
+stream in the same atomic step as the case itself; a referral's script one per
+referral (the event names it). Workers read events with
 XREADGROUP, take over the events of a worker that died before acknowledging
 them with XAUTOCLAIM, and acknowledge and delete an event (XACK + XDEL) once
 its jobs are queued. Queuing is idempotent (deterministic job ids), so an event
@@ -47,6 +48,8 @@ class OutboxEvent:
     channel: str
     language: str
     created_at: datetime
+    referral: str = ""
+    """Set on the event a referral leaves (`bot.store.referrals`): its id."""
 
 
 def event_from_entry(entry_id: Any, fields: Mapping[Any, Any]) -> OutboxEvent | None:
@@ -61,6 +64,7 @@ def event_from_entry(entry_id: Any, fields: Mapping[Any, Any]) -> OutboxEvent | 
             channel=values["channel"],
             language=values["language"],
             created_at=datetime.fromisoformat(values["created_at"]),
+            referral=values.get("referral", ""),
         )
     except (KeyError, ValueError):
         log.error("outbox entry %s cannot be read; dropped", text_of(entry_id))
