@@ -4,7 +4,7 @@ Keys carry a hash tag (`{...}`) so that the keys one operation touches together
 sit in one Redis Cluster slot, by design:
 
 - per case shard, `{cs<n>...}` (CASE_SHARDS of them): the case records of the
-  shard, their journals, deliveries and the shard's indexes, audit stream,
+  shard, their journals, deliveries, referrals and the shard's indexes, audit stream,
   outbox stream, sequence and idempotency keys; and the state and lease of
   every phone whose new cases go to the shard (`shard_of_phone`), so that a
   step that creates a case is one script. The pseudonym is an HMAC of the

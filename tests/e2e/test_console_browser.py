@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, expect, sync_playwright
 
 from bot.engine import sms
+from bot.settings import Settings
 from tests.e2e.console_support import (
     CHROMIUM,
     CHROMIUM_ARGS,
@@ -25,6 +26,7 @@ from tests.e2e.console_support import (
     MIGRANT_PHONE,
     PHONE_SCREEN,
     Console,
+    in_thread,
     in_viewport,
     new_page,
     no_horizontal_scroll,
@@ -34,6 +36,8 @@ from tests.e2e.console_support import (
     sign_in,
     ussd_emergency,
 )
+from tests.fake_primero import PASSWORD, USER, Fail, fake_primero
+from tests.integration.referral_support import ORG, referral_worker
 from tests.redis_server import RedisServer
 
 
@@ -329,6 +333,9 @@ def test_case_actions_refuse_what_makes_no_sense(console: Console, browser: Brow
     expect(page.locator("#message-form button[type=submit]")).to_be_disabled()
     page.select_option("#canned", index=1)
     expect(page.locator("#sms")).to_have_value(re.compile("Nous avons bien re[çc]u"))
+    # Primero is not configured here: the referral says so instead of failing later.
+    expect(page.locator("#referral-form")).to_contain_text("Primero is not configured")
+    expect(page.locator("#referral-form button")).to_have_count(0)
     # Operators cannot erase; the history is one line an event, reads grouped.
     expect(page.locator("#erase-form")).to_have_count(0)
     history = page.locator("#case-events li")
@@ -384,3 +391,82 @@ def test_the_console_page_forbids_framing_and_foreign_scripts(console: Console) 
     assert response.headers["x-frame-options"] == "DENY"
     script = httpx.get(f"{console.url}/admin/static/main.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+
+
+def run_worker_once(console: Console, settings: Settings) -> None:
+    """One worker cycle on the console's Redis (the outbox, then the jobs), in a thread."""
+
+    async def cycle() -> None:
+        async with referral_worker(settings) as worker:
+            await worker.pump()
+            await worker.run_jobs()
+
+    in_thread(cycle)
+
+
+def test_an_operator_refers_a_case_to_primero_and_sees_how_it_went(
+        redis_server: RedisServer, tmp_path: Path, browser: Browser) -> None:
+    with fake_primero() as fake:
+        primero = {"primero_url": fake.url, "primero_user": USER,
+                   "primero_password": PASSWORD, "org_name": ORG}
+        served = serve(redis_server, tmp_path, **primero)
+        console = next(served)
+        try:
+            settings = Settings(redis_url=console.redis_url, data_dir=tmp_path,
+                                **primero)  # type: ignore[arg-type]
+            page = new_page(browser)
+            sign_in(page, console, console.operator)
+            page.goto(f"{console.url}/admin/#/case/{console.normal}")
+            form = page.locator("#referral-form")
+            expect(form).to_contain_text("Not the phone number")
+            expect(page.locator("#case-referrals")).to_have_text("No referral.")
+            # No consent is chosen for the operator: without one, nothing is sent.
+            assert page.locator("#referral-form input[type=radio]:checked").count() == 0
+            page.click("#referral-button")
+            expect(page.locator("#case-referrals")).to_have_text("No referral.")
+            no_serious_violations(page, "case page with the referral form")
+
+            fake.plan(Fail(422, message="Invalid Record JSON", detail="name"))
+            page.check("#consent-recorded_by_operator")
+            page.fill("#referral-note", "She prefers a woman caseworker")
+            page.click("#referral-button")
+            expect(form.locator(".result")).to_have_text(
+                "Referral queued: it goes to Primero in a moment.")
+            expect(page.locator("#case-referrals")).to_contain_text("Primero · waiting to be sent")
+            expect(form).to_contain_text("Already referred (waiting to be sent)")
+            expect(page.locator("#case-events")).to_contain_text(
+                "referred the case to Primero (consent: the migrant agreed on a call: I record it)")
+
+            run_worker_once(console, settings)
+            page.reload()
+            referrals = page.locator("#case-referrals")
+            expect(referrals).to_contain_text("Primero · failed")
+            expect(referrals).to_contain_text(
+                "Error: Primero refused the case: Invalid Record JSON (name)")
+            expect(referrals).to_contain_text("Note: She prefers a woman caseworker")
+            screenshot(page, "referral-failed")
+
+            # A failed referral can be made again; this time Primero takes it.
+            page.check("#consent-given_by_migrant")
+            page.click("#referral-button")
+            run_worker_once(console, settings)
+            page.reload()
+            (case,) = fake.cases.values()
+            expect(referrals.locator("li").nth(1)).to_contain_text(
+                f"Primero · sent · Primero case {case['case_id_display']}")
+            expect(page.locator("#case-events")).to_contain_text("sent the case to Primero")
+            page.set_viewport_size(PHONE_SCREEN)
+            no_horizontal_scroll(page)
+            screenshot(page, "referral-sent-phone")
+
+            french = new_page(browser, locale="fr-FR")
+            sign_in(french, console, console.operator)
+            french.goto(f"{console.url}/admin/#/case/{console.normal}")
+            expect(french.locator("#case-referrals")).to_contain_text("Primero · échec")
+            expect(french.locator("#case-referrals")).to_contain_text("Primero · envoyé")
+            expect(french.locator("#referral-form")).to_contain_text(
+                "Déjà orienté (envoyé) : Primero ne recevra pas le dossier deux fois.")
+            no_serious_violations(french, "case page with referrals, in French")
+        finally:
+            served.close()
+        assert len(fake.cases) == 1

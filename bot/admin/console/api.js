@@ -1,5 +1,5 @@
 // Calls to the admin API with the tab's token, and refusals in plain words.
-import { t } from "./i18n.js";
+import { label, t } from "./i18n.js";
 
 export const API = "/admin/api/v1";
 const TOKEN_KEY = "helpline.token";
@@ -43,6 +43,9 @@ const KNOWN = [
   [/needs the (\w+) role/i, "refused_role"],
   [/last admin/i, "refused_last_admin"],
   [/active operator has that name|already exists/i, "refused_operator_exists"],
+  [/referral of this case is (\w+) already/i, "refused_referral_open"],
+  [/Primero is not configured/i, "refused_referral_config"],
+  [/case was erased: nothing is left to refer/i, "refused_referral_erased"],
 ];
 
 // What went wrong, in the console's language, naming the field when the API does.
@@ -63,7 +66,7 @@ export function problem(result) {
   if (typeof detail === "string") {
     for (const [pattern, key] of KNOWN) {
       const match = detail.match(pattern);
-      if (match) return t(key, { n: match[1], role: match[1] });
+      if (match) return t(key, { n: match[1], role: match[1], status: label("referral_status", match[1]) });
     }
     return detail;
   }

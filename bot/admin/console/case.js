@@ -1,6 +1,7 @@
 // The case page: fields, answers in the flow's words and order, actions, journal, history.
 import { api, problem } from "./api.js";
 import { label, lang, t } from "./i18n.js";
+import { referralForm, referralList } from "./referral.js";
 import { MAX_SEGMENTS, measure } from "./sms.js";
 import { announce, el, guarded, pretty, show, showResult, slaText, state, waited, when } from "./ui.js";
 
@@ -53,6 +54,7 @@ function describe(event) {
     case "assigned": return t("ev_assigned", { from: v("", d.from), to: v("", d.to) });
     case "escalated": return t("ev_escalated", { from: d.from ?? 0, to: d.to });
     case "note_added": case "message_queued": case "erased": case "read": return t(`ev_${event.action}`);
+    case "referred": return t("ev_referred", { consent: label("consent", d.consent) });
     default: return label("ev", event.action);
   }
 }
@@ -303,7 +305,10 @@ export async function renderCase(raw, after = null) {
              el("h2", { id: "h-answers", text: t("answers") }), answers),
           el("section", { class: "card", "aria-labelledby": "h-actions", id: "actions" },
              el("h2", { id: "h-actions", text: t("actions") }),
-             statusForm, assignForm, priorityForm, noteForm, smsForm, escalateForm, eraseForm),
+             statusForm, assignForm, priorityForm, noteForm, smsForm, escalateForm,
+             referralForm(c, reload), eraseForm),
+          el("section", { class: "card wide", "aria-labelledby": "h-referrals" },
+             el("h2", { id: "h-referrals", text: t("referrals") }), referralList(c)),
           el("section", { class: "card wide", "aria-labelledby": "h-journal" },
              el("h2", { id: "h-journal", text: t("journal") }),
              c.journal.length ? journal : el("p", { class: "hint", text: t("journal_empty") })),
