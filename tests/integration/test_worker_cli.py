@@ -26,3 +26,19 @@ def test_prod_without_its_settings_names_each_missing_one(tmp_path: Path) -> Non
     assert done.stderr.splitlines() == [f"HELPLINE_ENV=prod requires {name}" for name in missing]
     assert not (tmp_path / "var").exists()  # refused before touching anything
 
+
+
+def test_primero_settings_come_all_three_or_not_at_all(tmp_path: Path) -> None:
+    done = worker(tmp_path, PRIMERO_URL="https://primero.example", PRIMERO_PASSWORD="s3cret-pw")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "PRIMERO_URL, PRIMERO_USER, PRIMERO_PASSWORD go together (all three or none): "
+        "PRIMERO_USER missing"]
+    assert "s3cret-pw" not in done.stderr
+    done = worker(tmp_path, PRIMERO_URL="https://primero.example", PRIMERO_USER="helpline",
+                  PRIMERO_PASSWORD="s3cret-pw")
+    assert done.returncode == 2
+    assert done.stderr.splitlines() == [
+        "HELPLINE_ORG_NAME is required with PRIMERO_URL (the agency Primero names as the "
+        "case's source)"]
+    assert not (tmp_path / "var").exists()
