@@ -43,7 +43,7 @@ async def test_who_am_i_names_the_operator_and_the_console_settings(
     assert me.status_code == 200
     assert me.json() == {"name": "ana", "role": "operator",
                          "idle_minutes": settings.console_idle_minutes,
-                         "ack_sla_minutes": settings.ack_sla_minutes}
+                         "ack_sla_minutes": settings.ack_sla_minutes, "primero": False}
     anonymous = await ana.get(f"{API}/me", headers={"Authorization": "Bearer nope"})
     assert anonymous.status_code == 401
 
