@@ -1,4 +1,4 @@
-"""Referral of a case to a protection partner's system (SPEC §12), an operator's action."""
+"""Referral of a case to a protection partner's system (docs/spec.md §12), an operator's action."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Referrals of a case to a protection partner's system (SPEC §12: Primero), the rules.
+"""Referrals of a case to a protection partner's system (docs/spec.md §12: Primero), the rules.
 
 An operator refers a case with the consent said (given by the migrant, or recorded
 by the operator on a call); the referral is refused while its system is not

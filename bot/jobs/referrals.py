@@ -1,4 +1,4 @@
-"""The hand-off of a referral to Primero (SPEC §12), once, however often the job runs.
+"""The hand-off of a referral to Primero (docs/spec.md §12), once, however often the job runs.
 
 The case goes to Primero under an id derived from our reference
 (`bot.cases.primero_case`), the same on every try: when an earlier try went

@@ -1,4 +1,4 @@
-"""Referrals of a case (SPEC §12), stored beside it in its shard: scripts and thin callers.
+"""Referrals of a case (docs/spec.md §12), stored beside it in its shard: scripts and thin callers.
 
 A case's referrals are one hash (id → JSON record, no personal field); the
 operators' notes on them another (id → text), which an erasure deletes with the
