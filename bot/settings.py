@@ -94,7 +94,8 @@ class Settings(BaseSettings):
     metrics_dir: Path | None = Field(default=None,
                                      validation_alias=_alias("PROMETHEUS_MULTIPROC_DIR"))
 
-    # Referrals to Primero (docs/spec.md §12): the three PRIMERO_ settings come together or not at all.
+    # Referrals to Primero (docs/spec.md §12): the three PRIMERO_ settings come together,
+    # or not at all.
     primero_url: str | None = Field(default=None, validation_alias=_alias("PRIMERO_URL"))
     primero_user: str | None = Field(default=None, validation_alias=_alias("PRIMERO_USER"))
     primero_password: SecretStr | None = Field(

@@ -1,4 +1,5 @@
-"""`POST /cases/{reference}/referrals` and the referrals of `GET /cases/{reference}` (docs/spec.md §12)."""
+"""`POST /cases/{reference}/referrals` and the referrals of `GET /cases/{reference}`
+(docs/spec.md §12)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The worker hands a referral to Primero once (docs/spec.md §12), against the fake Primero API v2."""
+"""The worker hands a referral to Primero once (docs/spec.md §12), against a fake Primero."""
 
 from __future__ import annotations
 
