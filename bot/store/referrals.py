@@ -23,9 +23,12 @@ from bot.store.cases import iso, text_of
 from bot.store.replies import reply
 from bot.store.scripts import Script
 
-_HERE = Path(__file__).resolve().parent
-CREATE_REFERRAL = Script("referral_create", (_HERE / "referral_create.lua").read_text())
-UPDATE_REFERRAL = Script("referral_update", (_HERE / "referral_update.lua").read_text())
+# Whole .lua files with their KEYS/ARGV header, in bot/store/lua/.
+_LUA = Path(__file__).resolve().with_name("lua")
+CREATE_REFERRAL = Script("referral_create",
+                         (_LUA / "referral_create.lua").read_text(encoding="utf-8"))
+UPDATE_REFERRAL = Script("referral_update",
+                         (_LUA / "referral_update.lua").read_text(encoding="utf-8"))
 
 @dataclass(frozen=True)
 class Created:

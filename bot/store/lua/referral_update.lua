@@ -1,4 +1,5 @@
--- The worker records what became of a referral (bot.store.referrals.update): its fields
+-- referral_update.lua: the worker records what became of a referral
+-- (bot/store/referrals.py): its fields
 -- change only from the statuses the caller names (a late run never turns `sent` back),
 -- with the audit event of the change in the same step.
 -- KEYS[1] case's referrals (hash: id -> JSON)   KEYS[2] shard's audit stream

@@ -1,4 +1,5 @@
--- A referral of a case to a partner's system (bot.store.referrals.create), in one step:
+-- referral_create.lua: a referral of a case to a partner's system, in one step
+-- (bot/store/referrals.py):
 -- refused while the case is absent or erased, or while one of its referrals is open
 -- (pending or sent: the partner must not get the case twice); else the referral, its
 -- note, its audit event and the worker's outbox event are written together.
