@@ -13,22 +13,16 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
 
 from bot.store import keys
 from bot.store.cases import iso, text_of
-from bot.store.replies import reply
 from bot.store.scripts import Script
 
-# Whole .lua files with their KEYS/ARGV header, in bot/store/lua/.
-_LUA = Path(__file__).resolve().with_name("lua")
-CREATE_REFERRAL = Script("referral_create",
-                         (_LUA / "referral_create.lua").read_text(encoding="utf-8"))
-UPDATE_REFERRAL = Script("referral_update",
-                         (_LUA / "referral_update.lua").read_text(encoding="utf-8"))
+CREATE_REFERRAL = Script.load("referral_create")
+UPDATE_REFERRAL = Script.load("referral_update")
 
 @dataclass(frozen=True)
 class Created:
@@ -95,7 +89,7 @@ async def read_all(redis: Redis, reference: str) -> Found:
 
 
 async def read_one(redis: Redis, reference: str, referral_id: str) -> str | None:
-    raw = await reply(redis.hget(keys.case_referrals(reference), referral_id))
+    raw = await redis.hget(keys.case_referrals(reference), referral_id)
     return None if raw is None else text_of(raw)
 
 
