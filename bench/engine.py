@@ -30,7 +30,8 @@ from bot.types import Channel
 
 NOW = datetime(2026, 11, 29, tzinfo=UTC)
 # A return request walked on USSD: menus, questions, yes/no answers, the summary.
-WALK = ["2", "1", "Awa Diarra", "Mali", "Niger", "Agadez", "2", "2", "2", "1", "2", "1", "1"]
+WALK = ["2", "1", "Awa Diarra", "Mali", "Niger", "Agadez", "2", "2", "2", "1", "2", "1", "1",
+        "1"]
 
 
 def walk(compiled_for_message: Callable[[], CompiledFlow]) -> list[float]:

@@ -42,7 +42,7 @@ REQUEST_BOUND = 3000
 # Language 1 (French), main menu 2 (return request), 1 (consent), then the answers.
 MID_FORM = ["1", "2", "1", "Awa Diarra", "Mali"]
 WHOLE = ["1", "2", "1", "Awa Diarra", "Mali", "Niger", "Agadez",
-         "2", "2", "2", "1", "2", "1", "1", "1"]
+         "2", "2", "2", "1", "2", "1", "1", "1", "1"]
 
 
 def free_port() -> int:

@@ -65,7 +65,7 @@ MONITOR_WALKS = 4
 # The product's return request: welcome 1 French; main 2 return; consent 1; the answers;
 # summary 1 confirm (END with the reference).
 PRODUCT_WALK = ["1", "2", "1", "Awa Diarra", "Mali", "Niger", "Agadez",
-                "2", "2", "2", "1", "2", "1", "1", "1"]
+                "2", "2", "2", "1", "2", "1", "1", "1", "1"]
 # The peer's (its README): main menu, 2 return request, name, nationality, country.
 PEER_WALK = ["2", "Amina Diallo", "Malienne", "1"]
 

@@ -27,6 +27,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from bot import privacy
+from bot.cases import followups
 from bot.cases import migrant as migrant_cases
 from bot.cases.model import CaseKind, NewCase
 from bot.conversation_plan import (
@@ -44,6 +45,7 @@ from bot.engine.receipts import Receipts, message_digest
 from bot.engine.render import Limits, Reply, fill, render
 from bot.engine.session import CaseView, CreateCase
 from bot.engine.spelling import spelled
+from bot.engine.survey import survey_states
 from bot.errors import PhoneBusy
 from bot.flows.compiler import CompiledFlow
 from bot.flows.model import NAV_HOME
@@ -195,7 +197,9 @@ class Conversation:
         self._limits = {channel: Limits(channel, settings.ussd_max_chars) for channel in Channel}
         self._ttls = {channel: Ttls(session=self.session_ttl(channel),
                                     profile=settings.retention_days * DAY_SECONDS,
-                                    draft=settings.draft_ttl) for channel in Channel}
+                                    draft=settings.draft_ttl, survey=settings.followup_ttl,
+                                    survey_states=survey_states(compiled.flow))
+                      for channel in Channel}
 
     def limits(self, channel: Channel) -> Limits:
         return self._limits[channel]
@@ -567,7 +571,8 @@ class Conversation:
                                   digest: str, now: datetime) -> Handled | None:
         unseen: list[Any] = []
         acks: list[Any] = []
-        if not (planned.creations or planned.withdrawals or planned.erase or planned.unseen):
+        if not (planned.creations or planned.withdrawals or planned.erase or planned.unseen
+                or planned.followups):
             results: list[Any] = [await sessions.commit(self.redis, phone_keys, token, commit)]
         elif planned.creates_only and self._creates_in_phone_shard(planned, phone_keys):
             results, acks = await self._commit_and_create(message, phone_keys, token, planned,
@@ -594,6 +599,9 @@ class Conversation:
                     migrant_cases.queue_withdraw(
                         pipe, reference=withdrawal.reference, phone=message.phone, now=now
                     )
+                for answered in planned.followups:  # after the effects _final_reply reads
+                    followups.queue_answered(pipe, answered, channel=message.channel, now=now,
+                                             ttl=self.settings.followup_ttl)
                 if planned.erase:
                     sessions.queue_erase_phone(pipe, phone_keys, token)
                 sessions.queue_commit(pipe, phone_keys, token, commit)
@@ -699,6 +707,7 @@ class Conversation:
             if effect.consent_at else None,
             consent_text_version=effect.text_version if effect.consent_at else None,
             created_at=now,
+            related=effect.related or None,
         )
 
     def _release_later(self, phone_keys: PhoneKeys, token: str) -> None:

@@ -26,7 +26,9 @@ from bot.engine.session import (
     DiscardDraft,
     Draft,
     NeedOpenRequest,
+    Opening,
     Profile,
+    RecordFollowup,
     SaveDraft,
     Session,
     SetLanguage,
@@ -95,6 +97,9 @@ class InboundMessage:
     """The gateway's id of this message: a retry with the same id gets the same reply."""
     ussd_session: str = ""
     """The gateway's USSD session id: `text` is then every input of the session so far."""
+    opening: Opening | None = None
+    """A conversation the helpline starts (a follow-up check-in): with `restart`, it
+    opens there."""
 
 
 class Outcome(StrEnum):
@@ -111,6 +116,9 @@ class Ttls:
     session: int
     profile: int
     draft: int
+    survey: int = 0
+    """A session in a follow-up survey lives this long instead (HELPLINE_FOLLOWUP_TTL)."""
+    survey_states: frozenset[str] = frozenset()
 
 
 @dataclass
@@ -124,6 +132,8 @@ class Plan:
     creations: list[tuple[CreateCase, list[str]]] = field(default_factory=list)
     """Each case to create, with its candidate references."""
     withdrawals: list[WithdrawCase] = field(default_factory=list)
+    followups: list[RecordFollowup] = field(default_factory=list)
+    """Check-ins whose survey this turn ended: their scores to record."""
     erase: bool = False
     receipts: Receipts = field(default_factory=Receipts)
     """The receipts before this message's answer is added (to correct it afterwards)."""
@@ -142,16 +152,16 @@ class Plan:
     def in_one_trip(self) -> bool:
         """Only per-phone keys to write: STEP can do it all in one round trip."""
         return (self.commit is not None and not self.creations and not self.withdrawals
-                and not self.erase and self.lookup_needed is None and not self.unseen
-                and not self.open_request_needed)
+                and not self.followups and not self.erase and self.lookup_needed is None
+                and not self.unseen and not self.open_request_needed)
 
     @property
     def creates_only(self) -> bool:
         """Per-phone keys and one case to create, nothing else: one script (STEP_CREATE or
         COMMIT_CREATE), the phone's state being in its case shard's slot."""
         return (self.commit is not None and len(self.creations) == 1 and not self.withdrawals
-                and not self.erase and self.lookup_needed is None and not self.unseen
-                and not self.open_request_needed)
+                and not self.followups and not self.erase and self.lookup_needed is None
+                and not self.unseen and not self.open_request_needed)
 
     @property
     def created(self) -> list[str]:
@@ -230,6 +240,7 @@ def plan(compiled: CompiledFlow, message: InboundMessage, state: PhoneState, *,
         restart=restart,
         open_request=open_request,
         open_request_known=open_request_known,
+        opening=message.opening,
     ), now, limits)
     if decided.erase:
         receipts = Receipts(ussd_session=receipts.ussd_session, ussd_applied=receipts.ussd_applied)
@@ -357,6 +368,7 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
     saved_draft: Draft | None = None
     creations: list[tuple[CreateCase, list[str]]] = []
     withdrawals: list[WithdrawCase] = []
+    followups: list[RecordFollowup] = []
     # A profile is kept long only for what the migrant chose (a language, an opt-out);
     # a phone that chose nothing has one no longer than its session.
     chose = decided.profile is not None
@@ -376,6 +388,8 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
                 withdrawals.append(effect)
             case NeedOpenRequest():
                 open_request_needed = True
+            case RecordFollowup():
+                followups.append(effect)
     if session is not None and creations:
         session.vars["reference"] = creations[0][1][0]
         reply = render(compiled.flow, session, limits)
@@ -418,9 +432,12 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
     if decided.erase and profile is not None and profile.opted_out:
         # Erasure forgets everything but the STOP itself: still no SMS, until START.
         profile_json, profile_ttl = Profile(opted_out=True).to_json(), NO_EXPIRY
+    session_ttl = ttls.session
+    if ttls.survey and session is not None and session.state in ttls.survey_states:
+        session_ttl = ttls.survey  # a check-in waits days for its answers (docs/spec.md §11)
     commit = Commit(
         session_json=session_json,
-        session_ttl=ttls.session,
+        session_ttl=session_ttl,
         profile_json=profile_json,
         profile_ttl=profile_ttl,
         draft_json=KEEP if decided.erase else draft_json,
@@ -435,6 +452,7 @@ def _written(compiled: CompiledFlow, decided: Turn, profile: Profile | None,
         session=session,
         creations=creations,
         withdrawals=withdrawals,
+        followups=followups,
         erase=decided.erase,
         receipts=receipts,
         lookup_needed=lookup_needed,

@@ -58,6 +58,10 @@ class ReferralRefused(HelplineError):
     or a referral of the case is pending or sent already."""
 
 
+class FollowupRefused(HelplineError):
+    """A check-in that may not go: no follow-up consent, opted out, SMS not safe, erased."""
+
+
 class EscalationRefused(HelplineError):
     """An escalation to a level lower than the case's current one."""
 

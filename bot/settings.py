@@ -6,7 +6,14 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, model_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +31,20 @@ DEFAULT_CONSOLE_IDLE_MINUTES = 20
 DEFAULT_JOB_REDELIVERY_SECONDS = 60
 DEFAULT_PRIMERO_MODULE = "primeromodule-cp"
 PRIMERO_TOGETHER = ("PRIMERO_URL", "PRIMERO_USER", "PRIMERO_PASSWORD")
+DEFAULT_FOLLOWUP_DAYS = "30,90,180"
+DEFAULT_FOLLOWUP_TTL_SECONDS = 3 * 24 * 3600
+
+
+def parse_days(value: str) -> tuple[int, ...]:
+    """"30,90,180" → (30, 90, 180): whole days from 0 to 3650, comma-separated; empty: none."""
+    days: list[int] = []
+    for part in value.split(","):
+        if not part.strip():
+            continue
+        if not part.strip().isdigit() or int(part) > 3650:
+            raise ValueError(f"'{part.strip()}' is not a number of days (0 to 3650)")
+        days.append(int(part))
+    return tuple(sorted(set(days)))
 
 
 class Env(StrEnum):
@@ -86,6 +107,10 @@ class Settings(BaseSettings):
     console_idle_minutes: int = Field(default=DEFAULT_CONSOLE_IDLE_MINUTES, gt=0, le=24 * 60)
     # A job whose worker stopped mid-way (killed, lost its host) runs again after this.
     job_redelivery_seconds: float = Field(default=DEFAULT_JOB_REDELIVERY_SECONDS, gt=0)
+    # Follow-up after return (docs/spec.md §11): check-ins this many days after a case is returned,
+    # and how long a check-in waits for its answers (then `expired`).
+    followup_days: str = DEFAULT_FOLLOWUP_DAYS
+    followup_ttl: int = Field(default=DEFAULT_FOLLOWUP_TTL_SECONDS, gt=0)
     # `helpline serve`'s processes when `--workers` is not given (the name uvicorn,
     # gunicorn and Procfile hosts use).
     web_concurrency: int = Field(default=1, ge=1, validation_alias=_alias("WEB_CONCURRENCY"))
@@ -131,6 +156,17 @@ class Settings(BaseSettings):
     @property
     def primero_configured(self) -> bool:
         return bool(self.primero_url)
+
+    @field_validator("followup_days")
+    @classmethod
+    def _days(cls, value: str) -> str:
+        parse_days(value)
+        return value
+
+    @property
+    def followup_day_list(self) -> tuple[int, ...]:
+        """`HELPLINE_FOLLOWUP_DAYS` as numbers of days, in order."""
+        return parse_days(self.followup_days)
 
     def missing_for_prod(self) -> list[str]:
         """Names of the settings that `HELPLINE_ENV=prod` requires and that are unset."""

@@ -1,4 +1,4 @@
-"""A local fake of the Twilio Messages API (and of an escalation webhook) for tests.
+"""A local fake of the Twilio Messages and Calls APIs (and of an escalation webhook).
 
 A real HTTP server on a loopback port, in a thread of the test process, so that
 the twilio SDK is pointed at it through `TWILIO_API_BASE_URL` exactly as it
@@ -151,24 +151,41 @@ class _Server:
         raise NotImplementedError
 
 
+MESSAGES = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages"
+CALLS = f"/2010-04-01/Accounts/{ACCOUNT_SID}/Calls"
+
+
 class FakeTwilio(_Server):
-    """The Messages resource: create (POST) and list (GET) under /2010-04-01/Accounts/…"""
+    """The Messages and Calls resources: create (POST) and list (GET) under
+    /2010-04-01/Accounts/…; plans apply to both, in the order requests come."""
 
     def __init__(self) -> None:
         super().__init__()
         self.messages: list[dict[str, Any]] = []
+        self.calls: list[dict[str, Any]] = []
         self._next_sid = 0
 
     @property
     def creates(self) -> list[Recorded]:
         """Every attempt to send a message (whatever was answered)."""
         with self.lock:
-            return [r for r in self.requests if r.method == "POST"]
+            return [r for r in self.requests
+                    if r.method == "POST" and r.path.startswith(MESSAGES)]
+
+    @property
+    def call_creates(self) -> list[Recorded]:
+        """Every attempt to place a call (whatever was answered)."""
+        with self.lock:
+            return [r for r in self.requests if r.method == "POST" and r.path.startswith(CALLS)]
 
     @property
     def lists(self) -> list[Recorded]:
         with self.lock:
             return [r for r in self.requests if r.method == "GET"]
+
+    def called(self, phone: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [c for c in self.calls if c["to"] == phone]
 
     def sent_to(self, phone: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -203,18 +220,49 @@ class FakeTwilio(_Server):
             self.messages.append(message)
             return message
 
+    def _place(self, request: Recorded) -> dict[str, Any]:
+        with self.lock:
+            self._next_sid += 1
+            now = format_datetime(datetime.now(UTC))
+            call = {
+                "sid": f"CA{self._next_sid:032d}",
+                "account_sid": ACCOUNT_SID,
+                "to": request.form.get("To"),
+                "from": request.form.get("From"),
+                "status": "queued",
+                "direction": "outbound-api",
+                "date_created": now,
+                "date_updated": now,
+                "start_time": None,
+                "end_time": None,
+                "api_version": "2010-04-01",
+                "url": request.form.get("Url"),  # not in Twilio's resource: for the tests
+                "uri": f"{CALLS}/CA{self._next_sid:032d}.json",
+            }
+            self.calls.append(call)
+            return call
+
+    def _calls_page(self, to: str | None) -> dict[str, Any]:
+        with self.lock:
+            found = [c for c in reversed(self.calls) if to is None or c["to"] == to]
+        return {"calls": found, "start": 0, "end": max(len(found) - 1, 0), "page": 0,
+                "page_size": 50, "first_page_uri": None, "next_page_uri": None,
+                "previous_page_uri": None, "uri": f"{CALLS}.json"}
+
     def handle(self, request: Recorded) -> tuple[int, Any]:
-        if not request.path.startswith(f"/2010-04-01/Accounts/{ACCOUNT_SID}/Messages"):
+        is_call = request.path.startswith(CALLS)
+        if not (request.path.startswith(MESSAGES) or is_call):
             return 404, {"code": 20404, "message": "not found", "status": 404}
         if not self._authorised(request):
             return 401, {"code": 20003, "message": "Authenticate", "status": 401}
         if request.method == "GET":
-            return 200, self._page(request.query.get("To"))
+            to = request.query.get("To")
+            return 200, self._calls_page(to) if is_call else self._page(to)
         plan = self._next_plan()
         if isinstance(plan, Fail):
             return plan.status, {"code": plan.code or plan.status, "status": plan.status,
                                  "message": "planned failure"}
-        message = self._create(request)
+        message = self._place(request) if is_call else self._create(request)
         if isinstance(plan, Late):
             time.sleep(plan.seconds)
         elif isinstance(plan, Held):

@@ -9,13 +9,14 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 
 from bot.admin import operators
-from bot.cases import jobs, lifecycle, referrals
+from bot.cases import followups, jobs, lifecycle, referrals
 from bot.cases import service as case_service
 from bot.cases.export import export_csv
 from bot.cases.model import AuditEvent, CaseKind, CaseStatus, JournalEntry, Priority
 from bot.errors import (
     CaseNotFound,
     EscalationRefused,
+    FollowupRefused,
     IllegalTransition,
     LastAdmin,
     MessageRefused,
@@ -25,8 +26,9 @@ from bot.errors import (
 )
 from bot.store import audit, case_queries, keys
 
-from . import console_api, referrals_api
+from . import console_api, followups_api, referrals_api, reports
 from .deps import Admin, AnyOperator, JobsDep, NowDep, RedisDep, Supervisor, actor
+from .followups_api import SettingsDep
 from .references import ReferencePath
 from .references import path_reference as _reference
 from .routing import AuthorisedRoute
@@ -56,6 +58,8 @@ LIST_FIELDS = (*case_queries.SUMMARY_FIELDS, "answers")
 router = APIRouter(tags=["admin"], route_class=AuthorisedRoute)
 router.include_router(console_api.router)
 router.include_router(referrals_api.router)
+router.include_router(reports.router)
+router.include_router(followups_api.router)
 
 Responses = dict[int | str, dict[str, Any]]
 
@@ -143,6 +147,8 @@ async def _detail(redis: RedisDep, reference: str, operator_actor: str, now: Now
         allowed_next=lifecycle.allowed_next(case.status),
         priority_reasons=reasons_of(case),
         referrals=await referrals.referrals_of(redis, reference),
+        followup_consent=case.answers.get(followups.CONSENT_ANSWER),
+        followups=await followups_api.case_followups(redis, case),
     )
 
 
@@ -165,6 +171,7 @@ async def update_case(
     reference: ReferencePath,
     change: CasePatch,
     redis: RedisDep,
+    settings: SettingsDep,
     now: NowDep,
     operator: AnyOperator,
 ) -> CaseDetail:
@@ -182,7 +189,7 @@ async def update_case(
                 }
             ]
         )
-    await case_service.update_case(
+    updated = await case_service.update_case(
         redis,
         reference=plain,
         actor=actor(operator),
@@ -193,6 +200,8 @@ async def update_case(
         if "assignee" in change.model_fields_set
         else case_service.UNCHANGED,
     )
+    if change.status is not None:
+        await followups_api.after_update(redis, settings, updated, now=now)
     return await _detail(redis, plain, actor(operator), now)
 
 
@@ -363,7 +372,7 @@ def add_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperatorNotFound, not_found)
     app.add_exception_handler(IllegalTransition, illegal)
     for refused in (MessageRefused, EscalationRefused, OperatorExists, LastAdmin,
-                    ReferralRefused):
+                    ReferralRefused, FollowupRefused):
         app.add_exception_handler(refused, conflict)
 
 

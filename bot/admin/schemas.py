@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from bot.admin.followups_api import FollowupOut
 from bot.admin.operators import Operator, Role
 from bot.cases.model import (
     HIGH_ANSWERS,
@@ -110,6 +111,11 @@ class CaseDetail(Case):
     )
     referrals: list[Referral] = Field(
         default_factory=list, description="Referrals to partners (Primero), oldest first")
+    followup_consent: str | None = Field(
+        default=None, description="`yes` or `no`: whether the migrant agreed to be "
+        "contacted after the return (docs/spec.md §11); null when not asked (or erased)")
+    followups: list[FollowupOut] = Field(
+        default_factory=list, description="Follow-up check-ins (docs/spec.md §11)")
 
 
 def reasons_of(case: Case) -> list[str]:

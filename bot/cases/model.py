@@ -42,7 +42,8 @@ class Priority(StrEnum):
 _PRIORITY_RANK = {Priority.URGENT: 0, Priority.HIGH: 1, Priority.NORMAL: 2}
 
 YES = "yes"
-URGENT_ANSWERS = ("under_18", "medical", "trafficking_or_violence")
+URGENT_ANSWERS = ("under_18", "medical", "trafficking_or_violence", "alarm")
+"""`alarm`: a follow-up check-in's call-back after an answer the flow marks as an alarm."""
 HIGH_ANSWERS = ("pregnant", "disability")
 URGENT_TOPICS = ("trafficking", "violence", "health")
 """A call-back's `topic` that makes it urgent (trafficking, violence, a medical need)."""
@@ -76,6 +77,8 @@ class NewCase:
     consent_given_at: datetime | None = None
     consent_text_version: str | None = None
     created_at: datetime
+    related: str | None = None
+    """The reference of the case this one follows from (a check-in's call-back)."""
 
     def __post_init__(self) -> None:
         if self.created_at.tzinfo is None:
@@ -113,6 +116,8 @@ class Case(BaseModel):
     created_at: datetime
     updated_at: datetime
     erased_at: datetime | None = None
+    related: str | None = None
+    """The case this one follows from: a check-in's call-back names the return case."""
 
 
 @dataclass(frozen=True)

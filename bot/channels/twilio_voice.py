@@ -15,6 +15,7 @@ from starlette.datastructures import FormData
 from twilio.twiml.voice_response import VoiceResponse
 
 from bot.channels.calls import CallInput, call_input
+from bot.channels.outbound_calls import migrant_field
 from bot.engine import recordings
 from bot.engine.speech import Expect, Part, Script
 from bot.errors import MalformedRequest
@@ -30,7 +31,7 @@ ENDED_STATUSES = frozenset({"completed", "busy", "failed", "no-answer", "cancele
 
 def read_call(form: FormData, screen: str | None, default_region: str) -> CallInput:
     call_sid = form.get("CallSid")
-    sender = form.get("From")
+    sender = form.get(migrant_field(form))  # `To` on a call we placed (docs/spec.md §4)
     if not isinstance(call_sid, str) or not isinstance(sender, str):
         raise MalformedRequest("CallSid and From are required")
     digits = form.get("Digits", "")

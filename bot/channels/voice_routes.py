@@ -17,12 +17,14 @@ from starlette.routing import Route
 
 from bot.channels import africastalking_ussd as ussd
 from bot.channels import africastalking_voice as at_voice
+from bot.channels import outbound_calls
 from bot.channels import twilio_voice as voice
 from bot.channels.calls import SCREEN_PARAMETER, CallInput
 from bot.channels.forms import read_form
 from bot.conversation import InboundMessage
 from bot.engine import speech
 from bot.engine.render import Reply
+from bot.engine.session import Opening
 from bot.errors import MalformedRequest
 from bot.observability import MESSAGES
 from bot.types import Channel
@@ -56,7 +58,8 @@ def _hooks(request: Request) -> Webhooks:
     return hooks
 
 
-async def _spoken(hooks: Webhooks, call: CallInput) -> speech.Script:
+async def _spoken(hooks: Webhooks, call: CallInput,
+                  opening: Opening | None = None) -> speech.Script:
     """The conversation's answer to one input of a call, as a spoken script."""
     conversation = hooks.conversation
     flow = conversation.compiled.flow
@@ -69,7 +72,7 @@ async def _spoken(hooks: Webhooks, call: CallInput) -> speech.Script:
         return speech.script_of(Reply(text=text, end=True), flow, language)
     reply = await hooks.answer(InboundMessage(
         Channel.VOICE, call.phone, call.text, restart=call.screen is None,
-        message_id=call.message_id,
+        message_id=call.message_id, opening=opening if call.screen is None else None,
     ))
     language = conversation.language_hint(conversation.pseudonym(call.phone))
     return speech.script_of(reply, flow, language)
@@ -89,7 +92,8 @@ async def twilio_voice_webhook(request: Request) -> Response:
         return hooks.refuse(Channel.VOICE, error)
     if call.ended:
         return Response(voice.silence(), media_type=TWIML_TYPE)
-    script = await _spoken(hooks, call)
+    script = await _spoken(hooks, call, outbound_calls.opening(
+        hooks.conversation.compiled.flow, form, request.query_params))
     output: VoiceOutput = hooks.voice_output
     flow = hooks.conversation.compiled.flow
     speaker = voice.Speaker(tts=script.tts or speech.tts_voice(flow, script.language),

@@ -160,6 +160,16 @@ class CaseView:
     can_withdraw: bool
 
 
+@dataclass(frozen=True)
+class Opening:
+    """Where a conversation the helpline starts opens (a follow-up check-in, docs/spec.md §11):
+    its first screen, its language, and the answers it carries from the start."""
+
+    state: str
+    language: str
+    answers: Mapping[str, str] = field(default_factory=dict)
+
+
 @dataclass
 class StepContext:
     """Everything a step needs besides the session and the input; filled by the shell."""
@@ -173,6 +183,8 @@ class StepContext:
     open_request: CaseView | None = None
     """This phone's return request still open, when `open_request_known`."""
     open_request_known: bool = False
+    opening: Opening | None = None
+    """A conversation the helpline starts: a restart opens it here."""
 
 
 # Effects: what the shell must do after a step.
@@ -201,6 +213,8 @@ class CreateCase:
     consent_at: str | None
     text_version: str
     idempotency_key: str
+    related: str = ""
+    """The reference of the case this one follows from (a check-in's call-back)."""
 
 
 @dataclass(frozen=True)
@@ -213,4 +227,17 @@ class NeedOpenRequest:
     """The step needs the phone's open return request: load it, then step again."""
 
 
-Effect = SetLanguage | SaveDraft | DiscardDraft | CreateCase | WithdrawCase | NeedOpenRequest
+@dataclass(frozen=True)
+class RecordFollowup:
+    """A check-in's survey is over: record its scores on the check-in (docs/spec.md §11)."""
+
+    followup: str
+    """`<reference>.<id>` of the check-in (`bot.engine.survey.FOLLOWUP_ANSWER`)."""
+    scores: Mapping[str, float | None]
+    alarm: bool
+    call: bool
+    """The migrant asked to be called."""
+
+
+Effect = (SetLanguage | SaveDraft | DiscardDraft | CreateCase | WithdrawCase | NeedOpenRequest
+          | RecordFollowup)

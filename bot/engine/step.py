@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from bot.engine import validators
+from bot.engine.followup_step import finish_followup
 from bot.engine.render import Limits, Reply, render
 from bot.engine.session import (
     CreateCase,
@@ -54,6 +55,12 @@ class StepResult:
 
 def new_session(compiled: CompiledFlow, context: StepContext) -> Session:
     flow = compiled.flow
+    opening = context.opening
+    if opening is not None and opening.state in flow.states:
+        language = opening.language if opening.language in flow.languages \
+            else flow.default_language
+        return Session(state=compiled.jump(opening.state), language=language,
+                       answers=dict(opening.answers))
     profile = context.profile
     language = flow.default_language
     if profile is not None and profile.language in flow.languages:
@@ -196,6 +203,8 @@ def _act(compiled: CompiledFlow, state: State, session: Session, now: datetime,
             effects.append(WithdrawCase(session.vars.get("reference", "")))
         case Action.SET_ANSWER:
             session.answers.update(state.params)
+        case Action.FINISH_FOLLOWUP:
+            return finish_followup(compiled, state, session, now, effects)
         case Action.FIND_OPEN_REQUEST:
             if not context.open_request_known:
                 effects.append(NeedOpenRequest())

@@ -16,7 +16,7 @@ from bot.engine import validators
 from bot.engine.keywords import Keyword, KeywordMatch, recognise
 from bot.engine.receipts import Receipts
 from bot.engine.render import Limits, Reply, fill, render
-from bot.engine.session import CaseView, Draft, Effect, Profile, Session, StepContext
+from bot.engine.session import CaseView, Draft, Effect, Opening, Profile, Session, StepContext
 from bot.engine.spelling import spelled
 from bot.engine.step import step
 from bot.flows.compiler import CompiledFlow
@@ -64,6 +64,8 @@ class Inbound:
     restart: bool = False
     open_request: CaseView | None = None
     open_request_known: bool = False
+    opening: Opening | None = None
+    """A conversation the helpline starts (a check-in): where its restart opens."""
 
 
 def tracking_question(flow: Flow) -> str | None:
@@ -147,6 +149,7 @@ def _step(compiled: CompiledFlow, inbound: Inbound, now: datetime, limits: Limit
         open_request=inbound.open_request,
         open_request_known=inbound.open_request_known,
         restart=inbound.restart if restart is None else restart,
+        opening=inbound.opening,
     )
     result = step(compiled, inbound.session, inbound.text, now, context, limits)
     return Turn(reply=result.reply, session=result.session, effects=result.effects)

@@ -28,6 +28,7 @@ from bot.flows.model import (
     State,
     StateKind,
 )
+from bot.flows.survey_lint import check_survey
 from bot.flows.voice_lint import VoiceReport, check_voice, is_voice_text
 from bot.types import Channel
 
@@ -144,7 +145,7 @@ def _structure(flow: Flow, report: Report) -> None:
 
 def _reachability(flow: Flow, report: Report) -> None:
     roots = [name for name in (flow.start, flow.home, flow.first_start or "",
-                               *flow.first_start_on.values())
+                               *flow.first_start_on.values(), flow.followup or "")
              if name in flow.states]
     seen = set(roots)
     queue = deque(roots)
@@ -257,6 +258,7 @@ def check(flow: Flow, load_problems: list[str], *, ussd_max_chars: int = 182) ->
     _reachability(flow, report)
     _screens(flow, report, ussd_max_chars)
     _texts(flow, report, ussd_max_chars)
+    report.problems.extend(check_survey(flow))
     report.voice = check_voice(flow, values=SAMPLE_VALUES, answers=SAMPLE_ANSWERS)
     report.problems.extend(report.voice.problems)
     report.notes.extend(report.voice.notes)

@@ -21,6 +21,7 @@ from bot.flows.model import (
     GSM7_SPELLING,
     Action,
     Contact,
+    Dimension,
     Flow,
     Option,
     Spelling,
@@ -130,6 +131,8 @@ def _state(reader: _Reader, name: str, raw: Any) -> State | None:
                 label=reader.text(option.get("label"), oline, owhere),
                 to=str(option["to"]),
                 value=None if value is None else str(value),
+                score=_score(reader, option.get("score"), oline, owhere),
+                alarm=bool(option.get("alarm", False)),
             )
         )
     action: Action | None = None
@@ -160,7 +163,28 @@ def _state(reader: _Reader, name: str, raw: Any) -> State | None:
         audio=_audio(reader, raw.get("audio"), line, where),
         many_options_because=None if raw.get("many_options_because") is None
         else str(raw["many_options_because"]),
+        dimension=_dimension(reader, raw.get("dimension"), line, where),
     )
+
+
+def _score(reader: _Reader, raw: Any, line: int, where: str) -> float | None:
+    """An answer's score in a survey: a number from 0 to 1."""
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int | float) or not 0 <= raw <= 1:
+        reader.problem(line, where, f"score '{raw}' must be a number from 0 to 1")
+        return None
+    return float(raw)
+
+
+def _dimension(reader: _Reader, raw: Any, line: int, where: str) -> Dimension | None:
+    if raw is None:
+        return None
+    try:
+        return Dimension(str(raw))
+    except ValueError:
+        reader.problem(line, where, f"dimension '{raw}': one of {', '.join(Dimension)}")
+        return None
 
 
 def _audio(reader: _Reader, raw: Any, line: int, where: str) -> Text:
@@ -272,5 +296,6 @@ def load_flow(path: Path) -> LoadedFlow:
         spelling=spelling,
         first_start_on={str(channel): str(state)
                         for channel, state in (raw.get("first_start_on") or {}).items()},
+        followup=None if raw.get("followup") is None else str(raw["followup"]),
     )
     return LoadedFlow(flow=flow, problems=reader.problems)

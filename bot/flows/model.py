@@ -40,6 +40,22 @@ class Action(StrEnum):
     ask whether it is the same person), else `none`."""
     SET_ANSWER = "set_answer"
     """`with: {answer: value}`: what the path taken already tells (a call-back's topic)."""
+    FINISH_FOLLOWUP = "finish_followup"
+    """The end of a follow-up check-in's survey (docs/spec.md §11): its scores are recorded, and
+    a call-back is asked for when the answer named `with: {call: <answer>}` is yes."""
+
+
+class FollowupRoute(StrEnum):
+    CALL = "call"
+    THANKS = "thanks"
+
+
+class Dimension(StrEnum):
+    """The dimensions of reintegration a follow-up survey scores (IOM's RSS)."""
+
+    ECONOMIC = "economic"
+    SOCIAL = "social"
+    PSYCHOSOCIAL = "psychosocial"
 
 
 class OpenRequestRoute(StrEnum):
@@ -82,6 +98,10 @@ class Option:
     label: Text
     to: str
     value: str | None = None
+    score: float | None = None
+    """Survey: what this answer scores on its question's dimension, from 0 to 1."""
+    alarm: bool = False
+    """Survey: this answer asks for help now (in danger, deep distress)."""
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,8 @@ class State:
     """Voice: a recording of the whole screen per language (a URL, or a file under audio/)."""
     many_options_because: str | None = None
     """Why this menu needs more than the house's 5 options (the lint asks for a reason)."""
+    dimension: Dimension | None = None
+    """Survey: the dimension this question scores (its options carry the scores)."""
 
     def option(self, key: str) -> Option | None:
         for option in self.options:
@@ -153,6 +175,8 @@ class Flow:
     (voice: a first call hears the main menu at once)."""
     """Per language, the letters replaced on SMS and USSD (written channels): `gsm7`
     gives Bambara's older GSM-7 spelling (ɛ→è…), a mapping its own letters (fr: ç→c)."""
+    followup: str | None = None
+    """The state a follow-up check-in opens (docs/spec.md §11), None when the flow has none."""
 
     @property
     def default_language(self) -> str:

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 import httpx
 from redis.asyncio import Redis
 
+from bot.flows.compiler import CompiledFlow
 from bot.flows.model import Flow
 from bot.jobs.primero_api import PrimeroClient
 from bot.jobs.queue import JobQueue
@@ -48,6 +49,14 @@ class RetryPolicy:
         return job_try >= self.max_tries
 
 
+class CallGateway(Protocol):
+    async def call(self, *, to: str, url: str, status_callback: str | None) -> str: ...
+
+    async def find_placed(self, *, to: str, since: datetime) -> str | None: ...
+
+    async def aclose(self) -> None: ...
+
+
 class SmsGateway(Protocol):
     async def send(self, *, to: str, body: str, status_callback: str | None) -> str: ...
 
@@ -72,6 +81,10 @@ class Deps:
     """This worker's name in the outbox consumer group."""
     primero: PrimeroClient | None = None
     """None when Primero is not configured: referrals then fail, saying so."""
+    compiled: CompiledFlow | None = None
+    """The flow compiled, for the conversations the worker starts (check-ins)."""
+    calls: CallGateway | None = None
+    """None when Twilio cannot place calls: voice check-ins then fail, audited."""
 
     def console_link(self, reference: str) -> str:
         base = (self.settings.public_url or "").rstrip("/")

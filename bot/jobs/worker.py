@@ -34,12 +34,13 @@ from taskiq.receiver import Receiver
 from bot.cases.jobs import NOTIFY_ESCALATION, SEND_CASE_MESSAGE
 from bot.errors import FlowError
 from bot.flows.checked import load_checked
-from bot.jobs import messages, oncall, outbox, referrals, retention
+from bot.jobs import followups, messages, oncall, outbox, referrals, retention
 from bot.jobs.broker import STREAM_ID
 from bot.jobs.deps import (
     DEPS,
     QUEUE,
     WEBHOOK_TIMEOUT,
+    CallGateway,
     Deps,
     RetryPolicy,
     SmsGateway,
@@ -47,6 +48,7 @@ from bot.jobs.deps import (
 )
 from bot.jobs.primero_api import PrimeroClient
 from bot.jobs.queue import BLOCK_MS, JobQueue, RetryLater
+from bot.jobs.twilio_calls import TwilioCalls
 from bot.jobs.twilio_rest import TwilioSms
 from bot.settings import Settings
 from bot.store import outbox as outbox_store
@@ -71,6 +73,7 @@ JOBS: dict[str, Job] = {
     oncall.CHECK_ACK_SLA: oncall.check_ack_sla,
     retention.PURGE_EXPIRED: retention.purge_expired,
     referrals.REFER_CASE: referrals.refer_case,
+    followups.SEND_FOLLOWUP: followups.send_followup,
 }
 
 
@@ -153,15 +156,18 @@ class Opened:
             await self.deps.sms.aclose()
         if self.deps.primero is not None:
             await self.deps.primero.aclose()
+        if self.deps.calls is not None:
+            await self.deps.calls.aclose()
         await self.deps.http.aclose()
         await self.store.close()
 
 
 def open_deps(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
               sms: SmsGateway | None = None, retry: RetryPolicy | None = None,
-              block_ms: int = BLOCK_MS, primero: PrimeroClient | None = None) -> Opened:
-    """Connect the store and the queue, build what jobs need; `sms` replaces Twilio and
-    `primero` the client built from the settings (tests)."""
+              block_ms: int = BLOCK_MS, primero: PrimeroClient | None = None,
+              calls: CallGateway | None = None) -> Opened:
+    """Connect the store and the queue, build what jobs need; `sms` replaces Twilio,
+    `primero` and `calls` the clients built from the settings (tests)."""
     compiled = load_checked(settings.flow, settings.ussd_max_chars)
     if messages.CONFIRMATION_TEXT not in compiled.flow.texts:
         raise FlowError(f"{settings.flow}: missing text '{messages.CONFIRMATION_TEXT}' "
@@ -175,7 +181,8 @@ def open_deps(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
     deps = Deps(settings=settings, redis=store.redis, flow=compiled.flow, sms=gateway,
                 http=httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT), clock=clock,
                 retry=retry or RetryPolicy(), consumer=consumer,
-                primero=primero or PrimeroClient.from_settings(settings))
+                primero=primero or PrimeroClient.from_settings(settings), compiled=compiled,
+                calls=calls if calls is not None else TwilioCalls.from_settings(settings))
     queue = JobQueue.open(settings, store, consumer=consumer, block_ms=block_ms)
     register_jobs(deps, queue)
     return Opened(store, deps, queue)
@@ -212,6 +219,7 @@ async def _schedule(opened: Opened, finish: asyncio.Event, *, pump_every: float)
     await queue.enqueue(retention.PURGE_EXPIRED)
     while not finish.is_set():
         await outbox.pump_outbox(ctx)
+        await followups.tick(ctx)
         now = datetime.now(UTC)
         await queue.enqueue(oncall.CHECK_ACK_SLA,
                             job_id=f"cron:{oncall.CHECK_ACK_SLA}:{now:%Y-%m-%dT%H:%M}")

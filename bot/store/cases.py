@@ -145,6 +145,8 @@ def create_case_call(
         "created_at": iso(new_case.created_at),
         "updated_at": iso(new_case.created_at),
     }
+    if new_case.related:
+        fields["related"] = new_case.related
     detail = json.dumps(
         {"kind": str(new_case.kind), "priority": str(priority), "channel": new_case.channel}
     )
@@ -348,6 +350,7 @@ def case_from_record(record: Mapping[str, str]) -> Case:
         created_at=datetime.fromisoformat(record["created_at"]),
         updated_at=datetime.fromisoformat(record["updated_at"]),
         erased_at=datetime.fromisoformat(erased_at) if erased_at else None,
+        related=record.get("related") or None,
     )
 
 

@@ -39,6 +39,8 @@ class Purpose(StrEnum):
     MESSAGE = "message"
     ONCALL_SMS = "oncall_sms"
     ONCALL_WEBHOOK = "oncall_webhook"
+    FOLLOWUP = "followup"
+    """A follow-up check-in's first question by SMS, or the call that asks it."""
 
 
 class DeliveryState(StrEnum):

@@ -194,6 +194,29 @@ def cases_ended_cursor(shard: int) -> str:
     return f"{_shard(shard)}:idx:ended:cursor"
 
 
+def followups(shard: int) -> str:
+    """Hash: reference → the case's follow-up record (its return time and check-ins,
+    `bot.store.followups`), for every case of the shard that has one."""
+    return f"{_shard(shard)}:fu"
+
+
+def followups_due(shard: int) -> str:
+    """Sorted set: reference → epoch second its next check-in is due (or its sent one
+    expires): what the worker looks at each second."""
+    return f"{_shard(shard)}:fu:due"
+
+
+def report_facts(shard: int) -> str:
+    """Hash: reference → what the programme report counts of the case (a short fact,
+    `lua/report_facts.lua`), kept up to date by the worker from the audit stream."""
+    return f"{_shard(shard)}:rf"
+
+
+def followups_cursor(shard: int) -> str:
+    """Id of the last event of the shard's audit stream the follow-ups were synced from."""
+    return f"{_shard(shard)}:fu:cursor"
+
+
 # --- operators and status callbacks -------------------------------------------------
 
 

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.deployments
 REFERENCE = re.compile(r"(\d{4})-(\d{4})")
 # language 1 (French), main → 2 return request → 1 consent, the answers, 1 confirm.
 RETURN_REQUEST = ["1", "2", "1", "Awa Diarra", "Mali", "Niger", "Agadez",
-                  "2", "2", "2", "1", "2", "1", "1", "1"]
+                  "2", "2", "2", "1", "2", "1", "1", "1", "1"]
 
 
 async def request_return(conversation: Conversation, phone: str) -> str:

@@ -15,7 +15,7 @@ from tests.redis_server import RedisServer
 
 REFERENCE = re.compile(r"\b(\d{4})-(\d{4})\b")
 RETURN_REQUEST = ["2", "1", "Moussa Keita", "Mali", "Libye", "Sebha",
-                  "2", "1", "2", "2", "2", "1", "2", "1"]
+                  "2", "1", "2", "2", "2", "1", "2", "1", "1"]
 STATUS_WORDS = {"fr": "bien arrivée", "en": "received", "bm": "a sòròla"}  # bm in GSM-7
 CHECK_NUMBER = {"fr": "Ce numéro n'est pas bon", "en": "This number is not right",
                 "bm": "Nin nimòrò ma nyè"}

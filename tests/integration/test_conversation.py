@@ -25,7 +25,7 @@ PHONE = "+22376000001"
 REFERENCE = re.compile(r"(\d{4})-(\d{4})")
 # main → 2 return request → 1 consent, then the answers, then 1 confirm.
 NAME, NATIONALITY, COUNTRY, CITY = "Awa Diarra", "Mali", "Niger", "Agadez"
-ANSWERS = [NAME, NATIONALITY, COUNTRY, CITY, "2", "2", "2", "1", "2", "1", "1"]
+ANSWERS = [NAME, NATIONALITY, COUNTRY, CITY, "2", "2", "2", "1", "2", "1", "1", "1"]
 RETURN_REQUEST = ["2", "1", *ANSWERS, "1"]
 
 
@@ -65,7 +65,7 @@ async def test_a_return_request_creates_a_case_with_what_was_typed(
         "name": NAME, "nationality": NATIONALITY, "country": COUNTRY, "city": CITY,
         "under_18": "no", "medical": "no", "pregnant": "no",
         "trafficking_or_violence": "yes", "disability": "no",
-        "travel_document": "yes", "sms_safe": "yes",
+        "travel_document": "yes", "sms_safe": "yes", "followup_consent": "yes",
     }
     assert case.consent is not None and case.consent.text_version == "2026-11-29"
 

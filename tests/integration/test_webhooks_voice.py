@@ -171,7 +171,7 @@ async def test_a_return_request_by_voice_keeps_recordings_and_erasure_removes_th
     for _ in range(4):  # name, nationality, country, city: said after the beep
         await caller.speak()
     assert caller.heard is not None and "moins de 18 ans" in caller.heard.text
-    for key in ["2", "2", "2", "1", "2", "1", "1"]:
+    for key in ["2", "2", "2", "1", "2", "1", "1", "1"]:
         await caller.press(key)
     summary = caller.heard
     assert "Nom: votre enregistrement" in summary.text and "https://" not in summary.text
@@ -274,7 +274,7 @@ async def test_a_request_begun_on_a_call_is_finished_by_sms_without_showing_reco
     gateway = Gateway(caller.client, phone=caller.phone)
     assert "Continuer" in await gateway.text("Bonjour")
     summary = ""
-    for typed in ["1", "2", "2", "2", "1", "2", "1", "1"]:
+    for typed in ["1", "2", "2", "2", "1", "2", "1", "1", "1"]:
         summary = await gateway.text(typed)
     assert "Nom: votre enregistrement" in summary and "recording" not in summary
     done = await gateway.text("1")

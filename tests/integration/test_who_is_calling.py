@@ -208,7 +208,7 @@ async def test_typed_recording_answers_over_ussd_are_text_or_refused(
     await gateway.press(session, NATIONALITY)
     await gateway.press(session, ODD_URL_TEXT)  # the country: words, kept as typed
     shown = ""
-    for typed in [CITY, "2", "2", "2", "1", "2", "1", "1"]:
+    for typed in [CITY, "2", "2", "2", "1", "2", "1", "1", "1"]:
         shown = await gateway.press(session, typed)
     assert text("voice_recorded") not in shown
     done = await gateway.press(session, "1")
@@ -229,7 +229,7 @@ async def test_typed_recording_answers_over_sms_are_text_or_refused(
     await gateway.text(NATIONALITY, phone=phone)
     await gateway.text(ODD_URL_TEXT, phone=phone)
     summary = ""
-    for typed in [CITY, "2", "2", "2", "1", "2", "1", "1"]:
+    for typed in [CITY, "2", "2", "2", "1", "2", "1", "1", "1"]:
         summary = await gateway.text(typed, phone=phone)
     assert ODD_URL_TEXT in summary and text("voice_recorded") not in summary
     done = await gateway.text("1", phone=phone)

@@ -42,7 +42,7 @@ SAFE, UNSAFE = "1", "2"
 def return_request_inputs(sms_safe: str) -> list[str]:
     """Main menu 2 → consent → answers (trafficking: yes) → SMS safe? → confirm."""
     return ["2", "1", NAME, NATIONALITY, COUNTRY, CITY, "2", "2", "2", "1", "2", "1",
-            sms_safe, "1"]
+            sms_safe, "1", "1"]
 
 
 @pytest.fixture

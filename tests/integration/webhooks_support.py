@@ -27,12 +27,12 @@ HELPLINE_NUMBER = "+22320000000"
 REFERENCE = re.compile(r"(\d{4})-(\d{4})")
 # main → 2 return request → 1 consent, then the answers, then 1 confirm (see flows/helpline.yaml).
 NAME, NATIONALITY, COUNTRY, CITY = "Awa Diarra", "Mali", "Niger", "Agadez"
-ANSWERS = [NAME, NATIONALITY, COUNTRY, CITY, "2", "2", "2", "1", "2", "1", "1"]
+ANSWERS = [NAME, NATIONALITY, COUNTRY, CITY, "2", "2", "2", "1", "2", "1", "1", "1"]
 RETURN_REQUEST = ["2", "1", *ANSWERS, "1"]
 EXPECTED_ANSWERS = {
     "name": NAME, "nationality": NATIONALITY, "country": COUNTRY, "city": CITY,
     "under_18": "no", "medical": "no", "pregnant": "no", "trafficking_or_violence": "yes",
-    "disability": "no", "travel_document": "yes", "sms_safe": "yes",
+    "disability": "no", "travel_document": "yes", "sms_safe": "yes", "followup_consent": "yes",
 }
 _sids = itertools.count(1)
 

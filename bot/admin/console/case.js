@@ -4,6 +4,7 @@ import { label, lang, t } from "./i18n.js";
 import { referralForm, referralList } from "./referral.js";
 import { MAX_SEGMENTS, measure } from "./sms.js";
 import { announce, el, guarded, pretty, show, showResult, slaText, state, waited, when } from "./ui.js";
+import { followupSection } from "./case_followups.js";
 
 const cache = { labels: null, replies: null };
 const LEVELS = [1, 2];
@@ -309,6 +310,7 @@ export async function renderCase(raw, after = null) {
              referralForm(c, reload), eraseForm),
           el("section", { class: "card wide", "aria-labelledby": "h-referrals" },
              el("h2", { id: "h-referrals", text: t("referrals") }), referralList(c)),
+          followupSection(c, reload),
           el("section", { class: "card wide", "aria-labelledby": "h-journal" },
              el("h2", { id: "h-journal", text: t("journal") }),
              c.journal.length ? journal : el("p", { class: "hint", text: t("journal_empty") })),

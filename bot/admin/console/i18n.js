@@ -298,4 +298,9 @@ export function label(prefix, code) {
   return WORDS[lang][key] ?? WORDS.en[key] ?? String(code).replaceAll("_", " ");
 }
 
+// A page's own words (e.g. reports.js), added to both languages when its module loads.
+export function addWords(more) {
+  for (const [code, words] of Object.entries(more)) Object.assign(WORDS[code], words);
+}
+
 export function otherLanguage() { return lang === "fr" ? "en" : "fr"; }

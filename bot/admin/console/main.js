@@ -4,6 +4,7 @@ import { api, dropToken, keepToken, problem, token, whenExpired } from "./api.js
 import { label, lang, otherLanguage, setLanguage, t } from "./i18n.js";
 import { renderCase } from "./case.js";
 import { renderDashboard, renderOperators } from "./pages.js";
+import { renderReports } from "./reports.js";
 import { announce, el, pretty, show, slaClass, slaText, state, waited } from "./ui.js";
 
 const POLL_SECONDS = 5;
@@ -18,6 +19,7 @@ function paintChrome() {
   const nav = el("nav", { "aria-label": t("title") });
   if (signedIn) {
     const links = [["#/", t("nav_queue")], ["#/mine", t("nav_mine")], ["#/dashboard", t("nav_dashboard")]];
+    if (state.me.role !== "operator") links.push(["#/reports", t("nav_reports")]);
     if (state.me.role === "admin") links.push(["#/operators", t("nav_operators")]);
     const list = el("ul");
     for (const [href, text] of links) {
@@ -319,6 +321,7 @@ async function route() {
     await renderCase(decodeURIComponent(match[1]));
   } else if (hash.startsWith("#/dashboard")) await renderDashboard();
   else if (hash.startsWith("#/operators")) await renderOperators();
+  else if (hash.startsWith("#/reports")) await renderReports();
   else await renderQueue();
   if (state.me && !view.contains(document.activeElement)) mainHeading();
 }

@@ -1,0 +1,226 @@
+"""Follow-up check-ins sent by the worker and answered through the webhooks (docs/spec.md §11):
+by SMS (the replies go through the ordinary conversation loop) and by a call we place
+(Twilio comes back to the voice webhook with Direction=outbound-api). The worker, the
+app and a fake Twilio REST API (messages and calls), on one server, Sentinel, Cluster."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
+from datetime import timedelta
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+from redis.asyncio import Redis
+
+from bot.cases import service as case_service
+from bot.cases.model import CaseStatus, Priority
+from bot.engine import sms
+from bot.jobs import followups as followup_jobs
+from bot.privacy import pseudonym
+from bot.store import cases, keys, phone_state
+from bot.store import followups as followup_store
+from bot.store.cases import read_case
+from tests.fake_twilio import FROM_NUMBER, FakeTwilio, fake_twilio
+from tests.integration.admin_support import T0, return_request
+from tests.integration.voice_support import Caller, Heard
+from tests.integration.webhooks_support import (
+    PII_KEY,
+    PUBLIC_URL,
+    Gateway,
+    gateway_settings,
+    reference_in,
+    running_app,
+)
+from tests.integration.worker_support import (
+    ON_EVERY_DEPLOYMENT,
+    Clock,
+    Harness,
+    actions,
+    harness,
+    worker_env,
+)
+
+MIGRANT = "+22376000501"
+ONCALL = "+22370111111"
+DAY = timedelta(days=1)
+TO_RETURNED = (CaseStatus.CONTACTED, CaseStatus.IN_PROGRESS, CaseStatus.RETURN_ARRANGED,
+               CaseStatus.RETURNED)
+# start; income none, debt heavy, housing not sure, services yes, community well;
+# safe: "no, I am in danger" (an alarm); mood often, leave maybe
+STRUGGLING = ["1", "3", "3", "2", "1", "1", "3", "2", "2"]
+EXPECTED = {"economic": 0.0, "social": 0.833, "psychosocial": 0.333, "composite": 0.389}
+
+
+@dataclass
+class World:
+    gateway: Gateway
+    worker: Harness
+    clock: Clock
+    fake: FakeTwilio
+
+    async def tick(self) -> None:
+        """One second of the worker: what is due is queued, then every queued job runs."""
+        await followup_jobs.tick(self.worker.ctx)
+        await self.worker.cycle()
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    with fake_twilio() as server:
+        yield server
+
+
+@pytest.fixture
+async def world(redis: Redis, redis_server: object, tmp_path: object,
+                fake: FakeTwilio) -> AsyncIterator[World]:
+    app_settings = gateway_settings(redis_server.url, tmp_path)  # type: ignore[attr-defined]
+    env = worker_env(app_settings, fake, public_url=PUBLIC_URL, oncall_numbers=ONCALL)
+    clock = Clock(T0)
+    async with running_app(app_settings) as gateway, harness(env, clock=clock) as worker:
+        yield World(gateway, worker, clock, fake)
+
+
+async def returned_case(redis: Redis, *, language: str, channel: str = "sms",
+                        phone: str = MIGRANT, **answers: str) -> str:
+    new_case = replace(return_request(phone=phone, followup_consent="yes", **answers),
+                       language=language, channel=channel)
+    reference = await cases.create_case(redis, new_case=new_case, pii_key=PII_KEY.encode())
+    for status in TO_RETURNED:
+        await case_service.update_case(redis, reference=reference, actor="operator:ana",
+                                       now=T0, status=status)
+    return reference
+
+
+async def entries(redis: Redis, reference: str) -> list[followup_store.Entry]:
+    record = await followup_store.read(redis, reference)
+    assert record is not None
+    return list(record.entries)
+
+
+@ON_EVERY_DEPLOYMENT
+async def test_a_bambara_sms_check_in_walked_to_an_urgent_call_back(
+        redis: Redis, world: World) -> None:
+    reference = await returned_case(redis, language="bm")
+    world.clock.now = T0 + 30 * DAY - timedelta(seconds=1)
+    await world.tick()
+    assert world.fake.sent_to(MIGRANT) == []  # not due yet
+    world.clock.now = T0 + 30 * DAY
+    await world.tick()
+    (first,) = world.fake.sent_to(MIGRANT)
+    body = str(first["body"])
+    assert "Nyininkali 9 surun" in body and "1 K'a daminè" in body  # Bambara, GSM-7 spelling
+    assert sms.encoding(body) is sms.Encoding.GSM7
+    sent = await entries(redis, reference)
+    assert [(e.id, e.status) for e in sent] == [(1, "t"), (2, "s"), (3, "s")]
+    # The phone is "in the survey" for HELPLINE_FOLLOWUP_TTL (3 days), not an SMS day.
+    state = await redis.get(keys.phone_state(pseudonym(MIGRANT, PII_KEY.encode())))
+    lasts = phone_state.expiries(state)["sm"]
+    assert lasts is not None and lasts - time.time() > 3 * 86400 - 60
+    await world.tick()
+    assert len(world.fake.sent_to(MIGRANT)) == 1  # once
+
+    gateway = world.gateway
+    assert "Baara walima wari donta" in await gateway.text("1", phone=MIGRANT)
+    for key in STRUGGLING[1:]:
+        await gateway.text(key, phone=MIGRANT)
+    done = await gateway.text("1", phone=MIGRANT)  # yes, call me
+    assert "An ka jèkulu bèna i wele" in done and "Polisi 17" in done
+    callback = await read_case(redis, reference_in(done))
+    assert callback.kind == "callback" and callback.priority is Priority.URGENT
+    assert callback.related == reference and callback.phone == MIGRANT
+    assert callback.answers["alarm"] == "yes" and callback.answers["fu_safe"] == "danger"
+    answered = (await entries(redis, reference))[0]
+    assert answered.status == "a" and answered.flags == "AC"
+    assert answered.scores == (EXPECTED["economic"], EXPECTED["social"],
+                               EXPECTED["psychosocial"])
+    events = dict(await actions(redis, reference))
+    assert events["followup_answered"]["scores"] == EXPECTED
+    # On-call hears of the urgent call-back like any urgent case.
+    await world.worker.cycle()
+    (notice,) = world.fake.sent_to(ONCALL)
+    shown = f"{callback.reference[:4]}-{callback.reference[4:]}"
+    assert "urgent case" in str(notice["body"]) and shown in str(notice["body"])
+
+
+@ON_EVERY_DEPLOYMENT
+async def test_a_check_in_unanswered_expires_and_a_stop_cancels_the_rest(
+        redis: Redis, world: World, settings: object) -> None:
+    quiet = await returned_case(redis, language="fr")
+    stopped = await returned_case(redis, language="fr", phone="+22376000502")
+    world.clock.now = T0 + 30 * DAY
+    await world.tick()
+    assert len(world.fake.sent_to(MIGRANT)) == 1
+    ttl = world.worker.deps.settings.followup_ttl
+    world.clock.now += timedelta(seconds=ttl - 1)
+    await world.tick()
+    assert (await entries(redis, quiet))[0].status == "t"
+    world.clock.now += timedelta(seconds=1)
+    await world.tick()
+    assert (await entries(redis, quiet))[0].status == "x"
+    assert ("followup_expired", {"reason": "no_answer", "followups": [1]}) in await actions(
+        redis, quiet)
+
+    await phone_state.update_profile(redis, pseudonym=pseudonym(
+        "+22376000502", PII_KEY.encode()), ttl=1, opt_out=True)
+    world.clock.now = T0 + 90 * DAY
+    await world.tick()
+    assert [e.status for e in await entries(redis, stopped)] == ["x", "c", "c"]
+    assert len(world.fake.sent_to("+22376000502")) == 1  # the first, before the STOP
+    assert ("followups_cancelled", {"reason": "opted_out", "followups": [2, 3]}) in \
+        await actions(redis, stopped)
+
+
+class OutboundCaller(Caller):
+    """Twilio on a call we placed: the migrant is `To`, our number `From`."""
+
+    async def post(self, url: str, params: dict[str, str], *,
+                   signed: bool = True) -> httpx.Response:
+        return await super().post(url, {"From": FROM_NUMBER, "To": self.phone,
+                                        "Direction": "outbound-api", **params}, signed=signed)
+
+
+@ON_EVERY_DEPLOYMENT
+@pytest.mark.parametrize(("language", "intro"), [
+    ("fr", "Depuis votre retour, comment allez-vous ?"),
+    ("bm", "I seginni kofè, i ka kènè wa?")])  # as the French voice reads Bambara
+async def test_a_voice_check_in_is_a_call_we_place_that_speaks_the_survey(
+        redis: Redis, world: World, language: str, intro: str) -> None:
+    reference = await returned_case(redis, language=language, channel="voice")
+    await world.worker.cycle()  # the reference's confirmation SMS of a request made by voice
+    confirmed = len(world.fake.sent_to(MIGRANT))
+    world.clock.now = T0 + 30 * DAY
+    await world.tick()
+    assert len(world.fake.sent_to(MIGRANT)) == confirmed  # a voice check-in sends no SMS
+    (placed,) = world.fake.called(MIGRANT)
+    assert placed["from"] == FROM_NUMBER
+    url = str(placed["url"])
+    assert url.startswith(PUBLIC_URL + "/webhooks/twilio/voice?")
+    assert parse_qs(urlsplit(url).query) == {"followup": [f"{reference}.1"],
+                                             "lang": [language]}
+    assert [e.status for e in await entries(redis, reference)] == ["t", "s", "s"]
+
+    caller = OutboundCaller(world.gateway.client, phone=MIGRANT)
+    caller.heard = Heard.of(await caller.post(url, {"CallStatus": "in-progress"}))
+    assert intro in caller.heard.text
+    for key in ["1", "1", "1", "1", "1", "1", "1", "1", "1"]:
+        await caller.press(key)
+    end = await caller.press("2")  # no call, thank you
+    assert end.hangs_up
+    (answered, *_) = await entries(redis, reference)
+    assert answered.status == "a" and answered.scores == (1.0, 1.0, 1.0)
+    events = dict(await actions(redis, reference))
+    assert events["followup_answered"]["channel"] == "voice"
+    assert events["call_sent"]["followup"] == 1
+
+
+@ON_EVERY_DEPLOYMENT
+async def test_an_inbound_call_is_not_a_check_in_even_with_the_parameter(
+        redis: Redis, world: World) -> None:
+    reference = await returned_case(redis, language="fr", channel="voice")
+    caller = Caller(world.gateway.client, phone=MIGRANT)
+    url = f"{PUBLIC_URL}/webhooks/twilio/voice?followup={reference}.1&lang=fr"
+    heard = Heard.of(await caller.post(url, {"CallStatus": "ringing"}))
+    assert "Depuis votre retour" not in heard.text  # the main menu, as any call
