@@ -44,7 +44,7 @@ _SPECIFIC = [
     ("render", r"engine/render\.py"),
     ("plan (turn, engine)", r"conversation_plan\.py|bot/engine/|bot/flows/|transitions/"),
     ("session state (decode, encode, digest)", r"bot/store/sessions\.py"),
-    ("Redis round trip (client)", r"redis/|hiredis|redis_lane\.py"),
+    ("Redis round trip (client)", r"redis/|hiredis|redis_lane\.py|script_lane\.py"),
     ("conversation (locks, lease, rest)", r"bot/conversation\.py|bot/store/"),
     ("gateway handler + dispatch", r"bot/channels/|bot/app\.py"),
     ("routing + middleware (FastAPI)", r"starlette/|fastapi/"),
@@ -93,7 +93,7 @@ def py_spy(seconds: int, users: int, detail: int) -> None:
     finally:
         if target is not None:
             bench.stop(target.process)
-        bench.stop(redis)  # type: ignore[arg-type]
+        bench.stop(redis)
         log.close()
     samples: Counter[str] = Counter()
     frames: dict[str, Counter[str]] = {}
@@ -179,7 +179,7 @@ def cprofile(hops: int) -> None:
         time.sleep(0.3)
         asyncio.run(in_process(f"redis://127.0.0.1:{redis_port}/0", work / "var", hops))
     finally:
-        bench.stop(redis)  # type: ignore[arg-type]
+        bench.stop(redis)
         shutil.rmtree(work, ignore_errors=True)
 
 

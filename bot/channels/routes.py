@@ -25,7 +25,6 @@ from bot.channels import twilio_sms as twilio
 from bot.channels.deadlines import Deadlines
 from bot.channels.forms import form_fields, parse_form, require_form_type
 from bot.channels.gateway import Answer, GatewayRequest, GatewayRoute, text
-from bot.channels.redis_lane import ScriptLane, script_lane
 from bot.channels.voice_routes import VOICE_ROUTES, VoiceOutput
 from bot.conversation import Conversation, InboundMessage, Outcome
 from bot.engine.render import Reply, fill
@@ -137,11 +136,9 @@ class Webhooks:
         return handled.reply
 
     async def aclose(self) -> None:
-        """Wait for the conversation's background work; close the scripts' connection."""
+        """Wait for the conversation's background work."""
         self.deadlines.close()
         await self.conversation.aclose()
-        if isinstance(self.conversation.redis, ScriptLane):
-            await self.conversation.redis.aclose()
 
     def fallback_text(self, language: str | None = None,
                       channel: Channel = Channel.SMS) -> str:
@@ -211,9 +208,10 @@ class Webhooks:
 
 
 def make_webhooks(settings: Settings, redis: Any) -> Webhooks:
-    """The webhooks' conversation on `redis`, with the flow compiled once for the process."""
+    """The webhooks' conversation on `redis` (the store's `scripts` client), with the flow
+    compiled once for the process."""
     compiled = load_checked(settings.flow, settings.ussd_max_chars)
-    conversation = Conversation(redis=script_lane(redis), compiled=compiled, settings=settings,
+    conversation = Conversation(redis=redis, compiled=compiled, settings=settings,
                                 sms_rate_limit=settings.rate_limit)
     return Webhooks(conversation=conversation, settings=settings)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 from urllib.parse import urlsplit
@@ -18,6 +18,7 @@ from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.sentinel import Sentinel
 
 from bot.settings import Settings
+from bot.store.script_lane import ScriptLane, script_lane
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +35,19 @@ class Store:
 
     redis: Redis
     embedded: Any | None = None
+    _scripts: Redis | ScriptLane | None = field(default=None, init=False, repr=False)
+
+    @property
+    def scripts(self) -> Redis | ScriptLane:
+        """`redis` with its scripts on one lean connection (`script_lane`): the
+        conversation's client."""
+        if self._scripts is None:
+            self._scripts = script_lane(self.redis)
+        return self._scripts
 
     async def close(self) -> None:
+        if isinstance(self._scripts, ScriptLane):
+            await self._scripts.aclose()
         await close_client(self.redis)
         if self.embedded is not None:
             # The embedded server stops when its last client in any process lets go.

@@ -1,4 +1,4 @@
-"""The gateway lane's script connection (bot.channels.redis_lane) on a real Redis server.
+"""The conversation's script connection (bot.store.script_lane) on a real Redis server.
 
 It must answer exactly as redis-py does, raise redis-py's errors, survive a
 restart and give up on a hung server within the client's socket timeout.
@@ -14,11 +14,17 @@ from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError, NoScriptError, ResponseError, TimeoutError
+from redis.exceptions import (
+    ConnectionError,
+    NoScriptError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+)
 
-from bot.channels.redis_lane import BURST, ScriptLane, script_lane
 from bot.settings import Settings
 from bot.store.connection import open_store
+from bot.store.script_lane import BURST, ScriptLane, script_lane
 from bot.store.scripts import Script, batch
 from tests.redis_server import RedisServer
 
@@ -59,6 +65,15 @@ async def test_errors_are_redis_pys(lane: ScriptLane) -> None:
     with pytest.raises(ResponseError):
         await lane.eval("return redis.call('NOPE')", 0)
     assert await lane.eval("return 1", 0) == 1  # the connection is still in step
+    for reply in ("LOADING busy", "READONLY a replica", "OOM full", "NOPERM no", "ERR bad",
+                  "ODD thing"):
+        script = f"return redis.error_reply('{reply}')"
+        with pytest.raises(RedisError) as expected:
+            await lane.redis.eval(script, 0)
+        with pytest.raises(type(expected.value)) as raised:
+            await lane.eval(script, 0)
+        assert type(raised.value) is type(expected.value)
+        assert str(raised.value) == str(expected.value)
 
 
 async def test_a_restarted_server_is_reconnected(lane: ScriptLane, own_redis: RedisServer) -> None:
@@ -105,7 +120,7 @@ class CountedWrites:
         assert protocol is not None and protocol.transport is not None
         self.transport = protocol.transport
         self.writes: list[bytes] = []
-        protocol.transport = self  # type: ignore[assignment]
+        protocol.transport = self  # type: ignore[assignment]  # a stand-in that counts writes
 
     def write(self, data: bytes) -> None:
         self.writes.append(data)
@@ -157,3 +172,17 @@ async def test_a_batch_that_waits_for_replicas_keeps_off_the_shared_lane(
         acks = pipe.acks
     assert results == [["one", 1, None, ["a"]]] and acks == [0]
     assert counted.writes == []
+
+
+async def test_the_apps_conversation_sends_its_scripts_on_the_lane_until_it_stops(
+        own_redis: RedisServer, tmp_path: Path) -> None:
+    from bot.app import create_app
+
+    app = create_app(Settings(redis_url=own_redis.url, data_dir=tmp_path / "var"))
+    async with app.router.lifespan_context(app):
+        scripts = app.state.webhooks.conversation.redis
+        assert isinstance(scripts, ScriptLane) and scripts is app.state.store.scripts
+        assert await scripts.eval("return 1", 0) == 1
+        protocol = scripts._protocol
+        assert protocol is not None and protocol.transport is not None
+    assert protocol.transport.is_closing() and scripts._protocol is None

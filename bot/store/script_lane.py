@@ -1,23 +1,23 @@
-"""The gateway lane's scripts to Redis: EVALSHA/EVAL on one pipelined connection.
+"""The conversation's scripts on one lean pipelined connection to a plain Redis server.
 
-A hop's one round trip is one script (STEP or BEGIN). Through redis-py's
-asyncio client a script call costs ~55 µs of CPU (pool checkout, arguments
+A hop's one round trip is one script call (STEP or BEGIN). Through redis-py's
+asyncio client a call costs tens of µs of CPU (pool checkout, arguments
 packed in Python, a timer per read); written straight to one shared
-connection (arguments packed by hiredis, replies parsed by hiredis, replies
-matched to callers in order) it costs ~9 µs, and concurrent hops share
-writes and reads. Everything but EVALSHA/EVAL goes to the redis-py client as
-before (`ScriptLane` hands every other attribute to it).
+connection (arguments packed by hiredis's `pack_command`, replies parsed by
+its `Reader`, replies matched to callers in order) it costs a few, and
+concurrent hops share writes and reads. Everything but EVALSHA/EVAL goes to
+the redis-py client as before (`ScriptLane` hands every other attribute to it).
 
 Only for one server reached by `redis://` or `unix://` (the embedded default
 included): Sentinel, Cluster and TLS clients are used as they are
 (`script_lane` returns them). `send_many` sends a `Batch` of scripts the same
 way (`bot.store.scripts`: one write, one round trip), unless the batch waits
 for replicas (`WAIT` blocks its connection, and this one is every hop's) or
-holds other commands (redis-py shapes their replies). Errors are redis-py's: a reply error is parsed
-as redis-py parses it (NOSCRIPT is `NoScriptError`), a lost or unreachable
-connection is `ConnectionError`, and a reply slower than the client's socket
-timeout fails every pending call with `TimeoutError` and drops the connection,
-as redis-py would.
+holds other commands (redis-py shapes their replies). Errors are redis-py's
+public ones: a reply error is mapped as redis-py maps it (NOSCRIPT is
+`NoScriptError`), a lost or unreachable connection is `ConnectionError`, and
+a reply slower than the client's socket timeout fails every pending call with
+`TimeoutError` and drops the connection, as redis-py would.
 """
 
 from __future__ import annotations
@@ -25,17 +25,45 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 import hiredis
-from redis._parsers.base import BaseParser
 from redis.asyncio import Redis
 from redis.asyncio.connection import Connection, UnixDomainSocketConnection
-from redis.exceptions import ConnectionError, TimeoutError
+from redis.exceptions import (
+    AuthenticationError,
+    BusyLoadingError,
+    ConnectionError,
+    NoPermissionError,
+    NoScriptError,
+    OutOfMemoryError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+    TimeoutError,
+)
 
 DEFAULT_TIMEOUT_SECONDS = 1.0
 BURST = 8
 """Calls gathered before they are written without waiting for the loop turn's end."""
+
+_ERRORS: dict[str, type[RedisError]] = {
+    "NOSCRIPT": NoScriptError,
+    "LOADING": BusyLoadingError,
+    "READONLY": ReadOnlyError,
+    "OOM": OutOfMemoryError,
+    "NOAUTH": AuthenticationError,
+    "WRONGPASS": AuthenticationError,
+    "NOPERM": NoPermissionError,
+    "ERR": ResponseError,
+}
+
+
+def reply_error(message: str) -> RedisError:
+    """A Redis error reply as redis-py raises it: the class its code names, the code cut off."""
+    code, _, rest = message.partition(" ")
+    known = _ERRORS.get(code)
+    return ResponseError(message) if known is None else known(rest)
 
 
 class _Protocol(asyncio.Protocol):
@@ -43,7 +71,7 @@ class _Protocol(asyncio.Protocol):
 
     def __init__(self, lane: ScriptLane) -> None:
         self.lane = lane
-        self.reader = hiredis.Reader(encoding="utf-8")
+        self.reader = hiredis.Reader(replyError=reply_error, encoding="utf-8")
         self.transport: asyncio.Transport | None = None
         self.waiting: deque[tuple[asyncio.Future[Any], float]] = deque()
         self.outgoing: list[bytes] = []
@@ -73,13 +101,18 @@ class _Protocol(asyncio.Protocol):
             transport.write(outgoing[0] if len(outgoing) == 1 else b"".join(outgoing))
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]  # uvloop's is no subclass
+        # A stream transport: uvloop's has asyncio.Transport's methods, not its class.
+        self.transport = cast(asyncio.Transport, transport)
 
     def data_received(self, data: bytes) -> None:
         self.reader.feed(data)
         waiting = self.waiting
         while True:
-            reply = self.reader.gets()
+            try:
+                reply = self.reader.gets()
+            except hiredis.ProtocolError:
+                self.close(ConnectionError("unreadable reply from Redis"))
+                return
             if reply is False:
                 return
             if not waiting:  # a reply nobody waits for: the stream is out of step
@@ -151,12 +184,7 @@ class ScriptLane:
                       len(commands))
         if self._watchdog is None:
             self._watchdog = loop.call_later(self._timeout, self._check)
-        replies = []
-        for future in futures:
-            reply = await future
-            replies.append(BaseParser.parse_error(str(reply))  # type: ignore[no-untyped-call]
-                           if isinstance(reply, hiredis.ReplyError) else reply)
-        return replies
+        return [await future for future in futures]
 
     async def _call(self, command: tuple[Any, ...]) -> Any:
         protocol = self._protocol
@@ -169,8 +197,8 @@ class ScriptLane:
         if self._watchdog is None:
             self._watchdog = loop.call_later(self._timeout, self._check)
         reply = await future
-        if isinstance(reply, hiredis.ReplyError):
-            raise BaseParser.parse_error(str(reply))  # type: ignore[no-untyped-call]
+        if isinstance(reply, RedisError):
+            raise reply
         return reply
 
     async def _connect(self) -> _Protocol:
@@ -198,16 +226,11 @@ class ScriptLane:
         except (OSError, TimeoutError) as error:
             raise ConnectionError(f"cannot reach Redis: {error}") from error
         self._protocol = protocol
-        hello: list[tuple[Any, ...]] = []
         if options.get("password"):
-            hello.append(("AUTH", *([options["username"]] if options.get("username") else []),
-                          options["password"]))
+            await self._call(("AUTH", *([options["username"]] if options.get("username") else []),
+                              options["password"]))
         if int(options.get("db") or 0):
-            hello.append(("SELECT", int(options["db"])))
-        for command in hello:
-            reply = await self._call(command)
-            if isinstance(reply, Exception):
-                raise reply
+            await self._call(("SELECT", int(options["db"])))
         return protocol
 
     def _check(self) -> None:
