@@ -81,14 +81,6 @@ def tree_cpu(pid: int) -> float:
     return sum(bench.cpu_seconds(one) for one in process_tree(pid))
 
 
-HELD_WRITES = textwrap.dedent('''
-    import sys, uvicorn
-    from bot.http_protocol import HeldWritesProtocol
-    uvicorn.run("floor:app", port=int(sys.argv[1]), loop="uvloop", http=HeldWritesProtocol,
-                access_log=False, log_level="warning", server_header=False)
-''')
-
-
 def servers(port: int, peer: Path | None) -> dict[str, tuple[list[str], str]]:
     """name: (command, path to POST to)."""
     uvicorn = [sys.executable, "-m", "uvicorn", "floor:app", "--port", str(port),
@@ -96,7 +88,6 @@ def servers(port: int, peer: Path | None) -> dict[str, tuple[list[str], str]]:
     found = {
         "uvicorn + httptools + uvloop": ([*uvicorn, "--http", "httptools", "--loop", "uvloop"],
                                          "/"),
-        "the same, held writes (serve)": ([sys.executable, "-c", HELD_WRITES, str(port)], "/"),
         "uvicorn + h11 + asyncio": ([*uvicorn, "--http", "h11", "--loop", "asyncio"], "/"),
     }
     if shutil.which("granian"):

@@ -41,7 +41,7 @@ sys.path.insert(0, os.environ.get("TURN_BENCH_TREE")
                 or str(Path(__file__).resolve().parent.parent))
 
 from bench import webhooks as bench
-from bot.conversation_plan import InboundMessage
+from bot.conversation import InboundMessage
 from bot.engine.receipts import message_digest
 from bot.types import Channel
 
@@ -71,37 +71,39 @@ def settings(redis_url: str, data_dir: Path) -> Any:
 
 
 def turn_alone(conversation: Any, walks: int, first: int) -> float:
-    """CPU µs a hop of the one-round-trip hop's own computation (STEP assumed written)."""
-    from bot.conversation_plan import latest_input, typed_reference
+    """CPU µs a hop of the one-round-trip hop's own computation: the plan and STEP's
+    arguments, the write assumed done (no Redis). Needs a checkout with `Planner`."""
+    if not hasattr(conversation, "planner"):
+        return float("nan")
+    from bot.cases.references import draw_reference
+    from bot.engine.stored import NOTHING_STORED, Reads
     from bot.store import sessions
-    from bot.store.sessions import PhoneKeys, PhoneState
+    from bot.store.sessions import PhoneKeys
 
+    planner = conversation.planner
     messages = [hops(first + n) for n in range(walks)]
     now = datetime.now(UTC)
     count = 0
+
+    def draw() -> list[str]:
+        return [draw_reference() for _ in range(4)]
+
     started = time.process_time()
     for walk in messages:
-        state = PhoneState()
+        state = NOTHING_STORED
         for message in walk:
-            pseudonym = conversation.pseudonym(message.phone)
-            phone_keys = conversation._phone_keys.get((pseudonym, message.channel))
-            if phone_keys is None:
-                phone_keys = PhoneKeys.of(pseudonym, message.channel)
-                conversation._phone_keys.keep((pseudonym, message.channel), phone_keys)
+            phone_keys = PhoneKeys.of(conversation.pseudonym(message.phone), message.channel)
             token = secrets.token_hex(8)
             digest = message_digest(message.message_id)
-            rate = conversation.rate_limit(message)
-            typed_reference(latest_input(message))
-            planned = conversation._plan(message, state, _NO_READS, digest, token, now)
-            if planned.open_request_needed:
-                planned = conversation._plan(message, state, _OPEN_NONE, digest, token, now)
+            planned = planner.plan(message, state, digest=digest, token=token, now=now,
+                                   draw=draw)
+            if planned.needs_read:
+                planned = planner.plan(message, state, digest=digest, token=token, now=now,
+                                       draw=draw, reads=Reads(open_known=True))
             assert planned.commit is not None
             sessions.step_call(phone_keys, token, expected=state.digest(), digest=digest,
-                               rate=rate, values=planned.commit)
-            decoded = getattr(planned, "decoded", None)  # what the conversation keeps
-            state = (state.after(planned.commit, decoded) if decoded is not None
-                     else state.after(planned.commit))
-            conversation._written(pseudonym, state, planned)
+                               rate=sessions.NO_RATE_LIMIT, values=planned.commit)
+            state = state.after(planned.commit, planned.decoded)
             count += 1
     return (time.process_time() - started) / count * 1e6
 
@@ -146,17 +148,14 @@ async def app_loop(app: Any, walks: int, first: int) -> float:
 
 async def run(redis_url: str, data_dir: Path, walks: int, rounds: int, profile: bool,
               spy: int) -> None:
-    global _NO_READS, _OPEN_NONE
     try:
         from bot.store.script_lane import script_lane
     except ImportError:  # a checkout from before it moved out of bot/channels/
         from bot.channels.redis_lane import script_lane
-    from bot.conversation import Conversation, _Reads
+    from bot.conversation import Conversation
     from bot.flows.checked import load_checked
     from bot.store.connection import client_for_url
 
-    _NO_READS = _Reads()
-    _OPEN_NONE = _Reads(open_known=True)
     config = settings(redis_url, data_dir)
     redis = client_for_url(redis_url)
     compiled = load_checked(config.flow, config.ussd_max_chars)
@@ -195,6 +194,12 @@ async def run(redis_url: str, data_dir: Path, walks: int, rounds: int, profile: 
         turn_alone(conversation, walks, 8_000_000)
         profiler.disable()
         print("turn alone:")
+        pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        await app_loop(app, walks, 7_000_000)
+        profiler.disable()
+        print("ASGI app:")
         pstats.Stats(profiler).sort_stats("tottime").print_stats(40)
     if spy:
         spied(conversation, spy)
@@ -240,8 +245,6 @@ def spied(conversation: Any, seconds: int) -> None:
         print(f"  {count / total:6.1%}  {name}")
 
 
-_NO_READS: Any = None
-_OPEN_NONE: Any = None
 
 
 def main() -> int:

@@ -71,14 +71,13 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _uvicorn_options(args: argparse.Namespace) -> dict[str, Any]:
-    from bot.http_protocol import HeldWritesProtocol
     from bot.observability import uvicorn_log_config
 
     return {
         "host": args.host,
         "port": args.port,
         "loop": "uvloop",
-        "http": HeldWritesProtocol,
+        "http": "httptools",
         "access_log": False,  # ours (bot.observability.AccessLog) redacts the USSD key
         "log_config": uvicorn_log_config(),
         "proxy_headers": True,

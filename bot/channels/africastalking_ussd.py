@@ -7,14 +7,14 @@ carries `?key=<HELPLINE_USSD_SECRET>`, compared in constant time.
 from __future__ import annotations
 
 import hmac
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 from pydantic import SecretStr
 
-from bot.channels.forms import sender_phone
 from bot.engine.render import USSD_CONTINUE, USSD_END, Reply
 from bot.errors import MalformedRequest
+from bot.privacy import Sender
 
 KEY_PARAMETER = "key"
 TEXT_TYPE = "text/plain; charset=utf-8"
@@ -28,6 +28,8 @@ class UssdHop(NamedTuple):
     phone: str
     text: str
     service_code: str = ""
+    pseudonym: str = ""
+    """The phone's pseudonym, as the sender field was read (`privacy.Senders`)."""
 
     @property
     def message_id(self) -> str:
@@ -43,8 +45,10 @@ def key_matches(secret: SecretStr | None, given: str | None) -> bool:
     return hmac.compare_digest(secret.get_secret_value().encode(), given.encode())
 
 
-def read_hop(form: Mapping[str, Any], default_region: str) -> UssdHop:
-    """The hop of a form's fields (a dict or Starlette's `FormData`)."""
+def read_hop(form: Mapping[str, Any], sender_of: Callable[[str], Sender | None]) -> UssdHop:
+    """The hop of a form's fields (a dict or Starlette's `FormData`); `sender_of`: the
+    E.164 of a sender field and its pseudonym, None when it is no phone number
+    (`privacy.Senders.sender`)."""
     session_id = form.get("sessionId")
     raw_phone = form.get("phoneNumber")
     if (not isinstance(session_id, str) or not session_id or len(session_id) > MAX_SESSION_ID
@@ -53,10 +57,11 @@ def read_hop(form: Mapping[str, Any], default_region: str) -> UssdHop:
     text = form.get("text", "")
     if not isinstance(text, str) or len(text) > MAX_HISTORY_CHARS:
         raise MalformedRequest("text is too long")
-    phone = sender_phone(raw_phone, default_region)
-    if phone is None:
+    sender = sender_of(raw_phone)
+    if sender is None:
         raise MalformedRequest("phoneNumber is not a phone number")
-    return UssdHop(session_id, phone, text, str(form.get("serviceCode", "")))
+    return UssdHop(session_id, sender.phone, text, str(form.get("serviceCode", "")),
+                   sender.pseudonym)
 
 
 def screen(reply: Reply) -> str:

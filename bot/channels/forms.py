@@ -1,23 +1,24 @@
-"""Gateway form bodies (`application/x-www-form-urlencoded`), read strictly and bounded."""
+"""Gateway form bodies (`application/x-www-form-urlencoded`), read strictly.
+
+The body was read whole and bounded by the gateway lane (`MAX_BODY_BYTES`).
+"""
 
 from __future__ import annotations
 
-from functools import lru_cache
-from urllib.parse import unquote
+import codecs
+from operator import methodcaller
+from urllib.parse import unquote_to_bytes
 
 from starlette.datastructures import FormData, UploadFile
 from starlette.requests import Request
 
-from bot.errors import MalformedRequest, RequestTooLarge
+from bot.errors import MalformedRequest
 from bot.privacy import normalise_phone
 
 FORM_TYPE = "application/x-www-form-urlencoded"
 MAX_BODY_BYTES = 16 * 1024
 """Twilio and Africa's Talking bodies are a few hundred bytes."""
 MAX_FIELDS = 64
-KNOWN_SENDERS = 65_536
-KNOWN_FIELDS = 4096
-MAX_KNOWN_FIELD = 200
 
 
 def require_form_type(content_type: str | None) -> None:
@@ -28,64 +29,79 @@ def require_form_type(content_type: str | None) -> None:
         raise MalformedRequest(f"expected {FORM_TYPE}")
 
 
-async def read_form(request: Request, max_bytes: int = MAX_BODY_BYTES) -> FormData:
-    """The request's form fields; MalformedRequest (or RequestTooLarge) when unreadable."""
+async def read_form(request: Request) -> FormData:
+    """A Starlette route's form fields (the lane read its body); MalformedRequest when
+    unreadable."""
     require_form_type(request.headers.get("content-type"))
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > max_bytes:
-        raise RequestTooLarge(f"body over {max_bytes} bytes")
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > max_bytes:
-            raise RequestTooLarge(f"body over {max_bytes} bytes")
-    return parse_form(bytes(body))
+    return parse_form(await request.body())
 
 
 def parse_form(body: bytes) -> FormData:
-    """Fields of a URL-encoded body whose values are UTF-8."""
-    try:
-        pairs: list[tuple[str, str | UploadFile]] = list(form_pairs(body.decode("ascii")))
-    except (UnicodeDecodeError, ValueError) as error:
-        raise MalformedRequest("the form is not URL-encoded UTF-8") from error
+    """As `form_fields`, as Starlette's `FormData` (what Twilio's signature check reads)."""
+    pairs: list[tuple[str, str | UploadFile]] = [*form_pairs(body)]
     return FormData(pairs)
 
 
 def form_fields(body: bytes) -> dict[str, str]:
-    """As `parse_form`, as a plain dict: a repeated name's last value, as `FormData.get`."""
+    """The fields of a URL-encoded body whose values are UTF-8 (a repeated name's last
+    value, as `FormData.get`)."""
+    fields = _unescaped(body)
+    if fields is not None:
+        try:
+            return dict(map(_NAME_VALUE, fields))
+        except ValueError:
+            pass  # a field with no `=`, or an empty one: as `form_pairs` reads it
+    return dict(form_pairs(body))
+
+
+def form_pairs(body: bytes) -> list[tuple[str, str]]:
+    """What `parse_qsl(text, keep_blank_values=True, errors="strict",
+    max_num_fields=MAX_FIELDS)` reads."""
+    fields = _unescaped(body)
+    if fields is not None:
+        return [field.partition("=")[::2] for field in fields if field]
     try:
-        return dict(form_pairs(body.decode("ascii")))
+        return [(_unquoted(name), _unquoted(value)) for name, _, value
+                in (field.partition("=") for field in body.decode("ascii").replace(
+                    "+", " ").split("&") if field)]
+    except UnicodeDecodeError as error:
+        raise MalformedRequest("the form is not URL-encoded UTF-8") from error
+
+
+_NAME_VALUE = methodcaller("split", "=", 1)
+
+
+def _unescaped(body: bytes) -> list[str] | None:
+    """The body's fields, unescaped, when it has no escaped `&` or `=` (`%26`, `%3D`: a
+    gateway's, but for a typed one): unescaped whole, then split. None for any other (read
+    field by field); MalformedRequest when it is no form."""
+    try:
+        text = body.decode("ascii").replace("+", " ")
+        fields = text.split("&")
+        if len(fields) > MAX_FIELDS:
+            raise ValueError("too many fields")
+        if "%" not in text:
+            return fields
+        if "%26" in text or ("%3" in text and ("%3D" in text or "%3d" in text)):
+            return None
+        return _unquoted(text).split("&")
     except (UnicodeDecodeError, ValueError) as error:
         raise MalformedRequest("the form is not URL-encoded UTF-8") from error
 
 
-def form_pairs(text: str) -> list[tuple[str, str]]:
-    """`parse_qsl(text, keep_blank_values=True, errors="strict", max_num_fields=MAX_FIELDS)`,
-    a field read once: a session's hops repeat most of theirs (`sessionId=…`, `text=1*2`)."""
-    fields = text.split("&")
-    if len(fields) > MAX_FIELDS:
-        raise ValueError("Max number of fields exceeded")
-    return [_known_field(field) if len(field) <= MAX_KNOWN_FIELD else _field(field)
-            for field in fields if field]
+def _unquoted(text: str) -> str:
+    """`unquote(text, errors="strict")` of an ASCII `text`. Each `%hh` made a `\\xhh`
+    escape, decoded in C (a third of unquote's time on a USSD history, `%2A` a key); a
+    text holding a backslash or a `%` that is no escape is read by `unquote_to_bytes`."""
+    if "\\" not in text:
+        try:
+            decoded: str = codecs.unicode_escape_decode(text.replace("%", "\\x"))[0]
+            return decoded if decoded.isascii() else decoded.encode("latin-1").decode("utf-8")
+        except UnicodeDecodeError:
+            pass  # `%` with no two hex digits after it (kept as is), or no UTF-8
+    return unquote_to_bytes(text).decode("utf-8")
 
 
-def _field(field: str) -> tuple[str, str]:
-    name, _, value = field.partition("=")
-    return _decoded(name), _decoded(value)
-
-
-_known_field = lru_cache(maxsize=KNOWN_FIELDS)(_field)
-"""`_field`, remembered for fields up to `MAX_KNOWN_FIELD` characters (bounded memory)."""
-
-
-def _decoded(part: str) -> str:
-    """A name or value unescaped."""
-    if "%" in part or "+" in part:
-        return unquote(part.replace("+", " "), encoding="utf-8", errors="strict")
-    return part
-
-
-@lru_cache(maxsize=KNOWN_SENDERS)
 def sender_phone(raw: str, default_region: str) -> str | None:
-    """E.164 of a sender field; cached, as every hop of a session repeats it."""
+    """E.164 of a sender field, None when it is no phone number."""
     return normalise_phone(raw, default_region)

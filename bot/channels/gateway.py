@@ -22,21 +22,21 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
-from urllib.parse import unquote_plus
 
-from starlette.datastructures import URL, QueryParams
+from starlette.datastructures import URL, Headers, QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 from starlette.types import Message, Receive, Scope, Send
 
 from bot import transport
+from bot.bounded import Bounded
 from bot.channels.forms import MAX_BODY_BYTES
-from bot.errors import HelplineError
+from bot.errors import HelplineError, RequestTooLarge
 from bot.observability import ACCESS_LOGGER, REJECTED, JsonFormatter, loggable_query
 
 log = logging.getLogger(__name__)
@@ -45,8 +45,9 @@ TEXT_TYPE = b"text/plain; charset=utf-8"
 FLUSH_SECONDS = 0.2
 FLUSH_LINES = 256
 KNOWN_PATHS = 256
-"""Method, path, query and status whose logged JSON is kept (the webhook paths)."""
 KNOWN_HEADERS = 4096
+"""Response header lists, by status, length, type and extras (`Answer.headers`)."""
+"""Method, path, query and status whose logged JSON is kept (the webhook paths)."""
 _MILLIS = [f'.{milli:03d}+00:00", ' for milli in range(1000)]
 """A line's time after the second (`JsonFormatter`'s ISO form, to the millisecond)."""
 _CENTS = [f".{cents:02d}" for cents in range(100)]
@@ -58,10 +59,6 @@ class ClientDisconnected(HelplineError):
     """The client went away before the whole body arrived."""
 
 
-class BodyTooLarge(HelplineError):
-    """The body is over the gateway limit, as declared or as sent."""
-
-
 class Answer(NamedTuple):
     """A complete HTTP answer, sent in two ASGI messages (a tuple: made every hop)."""
 
@@ -71,33 +68,27 @@ class Answer(NamedTuple):
     extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     def headers(self, https: bool = False) -> tuple[tuple[bytes, bytes], ...]:
-        """The response's headers (an ASGI server copies them: one tuple serves them all),
-        with bot/transport.py's (HSTS when the request came over `https`)."""
+        """The response's headers, with bot/transport.py's (HSTS when the request came over
+        `https`); remembered (an ASGI server copies them: a screen's answer has a few
+        lengths, one tuple serves them all)."""
         key = (self.status, len(self.body), self.content_type, self.extra_headers, https)
         known = _HEADERS.get(key)
         if known is None:
-            known = _headers(*key)
-            if len(_HEADERS) < KNOWN_HEADERS:
-                _HEADERS[key] = known
+            status, length, content_type, extra, _ = key
+            headers = [] if status == 204 else [(b"content-length", b"%d" % length)]
+            if content_type is not None and status != 204:
+                headers.append((b"content-type", content_type))
+            headers.extend(extra)
+            headers.append(transport.NOSNIFF)
+            if https:
+                headers.append(transport.HSTS)
+            known = tuple(headers)
+            _HEADERS.put(key, known)
         return known
 
 
-def _headers(status: int, length: int, content_type: bytes | None,
-             extra_headers: tuple[tuple[bytes, bytes], ...],
-             https: bool) -> tuple[tuple[bytes, bytes], ...]:
-    headers = [] if status == 204 else [(b"content-length", b"%d" % length)]
-    if content_type is not None and status != 204:
-        headers.append((b"content-type", content_type))
-    headers.extend(extra_headers)
-    headers.append(transport.NOSNIFF)
-    if https:
-        headers.append(transport.HSTS)
-    return tuple(headers)
-
-
-_HEADERS: dict[tuple[int, int, bytes | None, tuple[tuple[bytes, bytes], ...], bool],
-               tuple[tuple[bytes, bytes], ...]] = {}
-"""Header lists by status, length, type and extras: a screen's answer has a few lengths."""
+_HEADERS: Bounded[tuple[int, int, bytes | None, tuple[tuple[bytes, bytes], ...], bool],
+                  tuple[tuple[bytes, bytes], ...]] = Bounded(KNOWN_HEADERS)
 
 
 def text(body: str, status: int = 200, content_type: bytes = TEXT_TYPE) -> Answer:
@@ -110,43 +101,26 @@ TOO_LARGE = Answer(413, f"body over {MAX_BODY_BYTES} bytes".encode())
 
 
 class GatewayRequest:
-    """What a handler sees: the scope and the whole body, headers decoded on demand."""
+    """What a handler sees: the scope and the whole body; headers and query as Starlette
+    reads them."""
 
-    __slots__ = ("_headers", "body", "scope")
+    __slots__ = ("body", "scope")
 
     def __init__(self, scope: Scope, body: bytes) -> None:
         self.scope = scope
         self.body = body
-        self._headers: dict[str, str] | None = None
 
     @property
-    def headers(self) -> Mapping[str, str]:
-        """Lower-case names; the first value of a repeated header, as Starlette's."""
-        if self._headers is None:
-            headers: dict[str, str] = {}
-            for name, value in self.scope["headers"]:
-                headers.setdefault(name.decode("latin-1"), value.decode("latin-1"))
-            self._headers = headers
-        return self._headers
+    def headers(self) -> Headers:
+        return Headers(scope=self.scope)
 
-    def header(self, name: bytes) -> str | None:
-        """One header (lower-case `name`), without decoding the others."""
-        for key, value in self.scope["headers"]:
-            if key == name:
+    @property
+    def content_type(self) -> str | None:
+        """The Content-Type header (the first), read without decoding the others."""
+        for name, value in self.scope["headers"]:
+            if name == b"content-type":
                 return str(value.decode("latin-1"))
         return None
-
-    def query_value(self, name: str) -> str | None:
-        """A query parameter, as Starlette's `query_params.get` reads it (the last one)."""
-        query: bytes = self.scope.get("query_string", b"")
-        if not query:
-            return None
-        found = None
-        for pair in query.decode("latin-1").split("&"):
-            key, _, value = pair.partition("=")
-            if unquote_plus(key) == name:
-                found = unquote_plus(value)
-        return found
 
     @property
     def url(self) -> URL:
@@ -215,7 +189,7 @@ class AccessLines:
         self._flush_at: asyncio.TimerHandle | None = None
         self._second = -1
         self._stamp = ""
-        self._fields: dict[tuple[str, str, bytes, int], str] = {}
+        self._fields: Bounded[tuple[str, str, bytes, int], str] = Bounded(KNOWN_PATHS)
 
     def request(self, scope: Scope, status: int, started: float) -> None:
         """The line of the request of `scope`, answered `status` (its handling began at
@@ -236,9 +210,7 @@ class AccessLines:
                       f'"status": {status}, "method": {json.dumps(method)}, '
                       f'"path": {json.dumps(logged_path(path, query), ensure_ascii=False)}, '
                       '"duration_ms": ')
-            if len(self._fields) >= KNOWN_PATHS:
-                self._fields.clear()  # odd queries (403s, probes) do not keep the paths out
-            self._fields[method, path, query, status] = fields
+            self._fields.put((method, path, query, status), fields)
         second, milli = divmod(int(time.time() * 1000), 1000)
         if second != self._second:
             self._second = second
@@ -308,17 +280,17 @@ class _Lane:
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The whole body; BodyTooLarge past `limit` (declared or sent)."""
+    """The whole body; RequestTooLarge past `limit` (declared or sent)."""
     for name, value in scope["headers"]:
         if name == b"content-length" and value.isdigit() and int(value) > limit:
-            raise BodyTooLarge(f"body over {limit} bytes")
+            raise RequestTooLarge(f"body over {limit} bytes")
     message = await receive()
     if message["type"] != "http.request":
         raise ClientDisconnected
     body: bytes = message.get("body", b"")
     if not message.get("more_body", False):
         if len(body) > limit:
-            raise BodyTooLarge(f"body over {limit} bytes")
+            raise RequestTooLarge(f"body over {limit} bytes")
         return body
     chunks = bytearray(body)
     while True:
@@ -327,7 +299,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int = MAX_BODY_BYTES)
             raise ClientDisconnected
         chunks += message.get("body", b"")
         if len(chunks) > limit:
-            raise BodyTooLarge(f"body over {limit} bytes")
+            raise RequestTooLarge(f"body over {limit} bytes")
         if not message.get("more_body", False):
             return bytes(chunks)
 
@@ -359,7 +331,7 @@ class Gateway:
             else:
                 try:
                     body = await read_body(scope, receive)
-                except BodyTooLarge:
+                except RequestTooLarge:
                     REJECTED.labels(route.channel, "413").inc()
                     answer = TOO_LARGE
                 else:

@@ -9,10 +9,12 @@ A new webhook is one more entry in `ROUTES`.
 from __future__ import annotations
 
 import asyncio
+import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
+from urllib.parse import quote_plus
 
 from redis.exceptions import RedisError
 from starlette.datastructures import URL, FormData
@@ -29,7 +31,7 @@ from bot.channels.voice_routes import VOICE_ROUTES, VoiceOutput
 from bot.conversation import Conversation, InboundMessage, Outcome
 from bot.engine.render import Reply, fill
 from bot.engine.spelling import spelled
-from bot.errors import MalformedRequest, PhoneBusy, RequestTooLarge
+from bot.errors import MalformedRequest, PhoneBusy
 from bot.flows.checked import load_checked
 from bot.observability import (
     DELIVERY_STATUSES,
@@ -39,6 +41,7 @@ from bot.observability import (
     RATE_LIMITED_PHONES,
     REJECTED,
 )
+from bot.privacy import Senders
 from bot.settings import Settings
 from bot.types import Channel
 
@@ -47,8 +50,6 @@ log = logging.getLogger(__name__)
 HOP_DEADLINE_SECONDS = 1.5
 """Past this, the fallback is answered: gateways must hear back within 2 s."""
 FALLBACK_LOG_INTERVAL = 10.0
-KNOWN_QUERIES = 64
-"""Query strings remembered as holding the USSD key (one a registered callback URL)."""
 SMS_PATH = "/webhooks/twilio/sms"
 STATUS_PATH = "/webhooks/twilio/status"
 USSD_PATH = "/webhooks/ussd/africastalking"
@@ -84,8 +85,12 @@ class Webhooks:
         self.conversation = conversation
         self.settings = settings
         self.region = settings.default_region
+        self.senders = Senders(conversation.pii_key, settings.default_region)
         self.twilio = twilio.TwilioSignature(settings.twilio_auth_token, settings.public_url)
         self.ussd_secret = settings.ussd_secret
+        self.ussd_registered_query = None if settings.ussd_secret is None else (
+            f"{ussd.KEY_PARAMETER}={quote_plus(settings.ussd_secret.get_secret_value())}"
+            .encode())
         self.delivery = delivery
         self.deadlines = Deadlines(HOP_DEADLINE_SECONDS)
         self.voice_output = VoiceOutput(settings.public_url, settings.voice_names)
@@ -97,7 +102,6 @@ class Webhooks:
             for language in flow.languages for channel in Channel
         }
         self._warned: set[str] = set()
-        self._keyed_queries: set[bytes] = set()
         self._last_fallback_log = 0.0
         self._fallbacks_unlogged = 0
         # Metric children looked up once: a hop increments, it does not look up labels.
@@ -118,7 +122,7 @@ class Webhooks:
             if late:  # cancelled for its deadline, not by the server
                 return self._fallback(message, "timeout")
             raise
-        except TimeoutError:
+        except TimeoutError:  # Redis's socket timeout
             return self._fallback(message, "timeout")
         except (RedisError, OSError):
             return self._fallback(message, "store_down")
@@ -161,16 +165,12 @@ class Webhooks:
         return Reply(text=self._fallbacks[language, message.channel], end=True)
 
     def ussd_key_matches(self, request: GatewayRequest) -> bool:
-        """The callback URL's key is the USSD secret; a query string that held it once
-        is remembered (the same URL every hop), any other is checked again."""
-        query: bytes = request.scope.get("query_string", b"")
-        if query in self._keyed_queries:
+        """The callback URL's key is the USSD secret (the registered URL's query, `key=…`
+        alone, compared without parsing it)."""
+        if self.ussd_registered_query is not None and hmac.compare_digest(
+                request.scope.get("query_string", b""), self.ussd_registered_query):
             return True
-        if not ussd.key_matches(self.ussd_secret, request.query_value(ussd.KEY_PARAMETER)):
-            return False
-        if len(self._keyed_queries) < KNOWN_QUERIES:
-            self._keyed_queries.add(query)
-        return True
+        return ussd.key_matches(self.ussd_secret, request.query_params.get(ussd.KEY_PARAMETER))
 
     def warn_unauthenticated(self, gateway: str, setting: str) -> None:
         if gateway not in self._warned:
@@ -178,9 +178,8 @@ class Webhooks:
             log.warning(f"{gateway} requests are not authenticated: {setting} is unset (dev)")
 
     def refused(self, channel: Channel, error: MalformedRequest) -> Answer:
-        status = 413 if isinstance(error, RequestTooLarge) else 400
-        REJECTED.labels(channel, str(status)).inc()
-        return text(str(error), status)
+        REJECTED.labels(channel, "400").inc()
+        return text(str(error), 400)
 
     def forbidden(self, channel: Channel) -> Answer:
         REJECTED.labels(channel, "403").inc()
@@ -218,7 +217,7 @@ def make_webhooks(settings: Settings, redis: Any) -> Webhooks:
 
 def request_form(request: GatewayRequest) -> FormData:
     """The body's form fields; MalformedRequest when it is no URL-encoded UTF-8 form."""
-    require_form_type(request.header(b"content-type"))
+    require_form_type(request.content_type)
     return parse_form(request.body)
 
 
@@ -278,12 +277,13 @@ async def africastalking_ussd_webhook(hooks: Webhooks, request: GatewayRequest) 
     elif not hooks.ussd_key_matches(request):
         return hooks.forbidden(Channel.USSD)
     try:
-        require_form_type(request.header(b"content-type"))
-        hop = ussd.read_hop(form_fields(request.body), hooks.region)
+        require_form_type(request.content_type)
+        hop = ussd.read_hop(form_fields(request.body), hooks.senders.sender)
     except MalformedRequest as error:
         return hooks.refused(Channel.USSD, error)
     reply = await hooks.answer(InboundMessage(
         Channel.USSD, hop.phone, hop.text, message_id=hop.message_id, ussd_session=hop.session_id,
+        pseudonym=hop.pseudonym,
     ))
     return Answer(200, ussd.screen(reply).encode(), USSD_TYPE)
 

@@ -13,9 +13,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.engine.stored import Commit
 from bot.store import sessions
 from bot.store.phone_state import PHONE
-from bot.store.sessions import Call, Commit, Loaded, PhoneKeys, RateLimit
+from bot.store.sessions import Call, Loaded, PhoneKeys, RateLimit
 
 
 def queue_step_create(pipe: Any, phone_keys: PhoneKeys, token: str, *, expected: str,

@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bot.engine.stored import SAME_AS_SESSION
 from bot.store import keys
 from bot.store.scripts import Script
 from bot.types import Channel
@@ -32,8 +33,6 @@ from bot.types import Channel
 RS = "\x1e"
 US = "\x1f"
 CHANNEL_CODES = {Channel.USSD: "u", Channel.SMS: "m", Channel.VOICE: "v"}
-SAME_AS_SESSION = "="
-"""A draft value meaning: the session written in the same commit (`=s<c>` once stored)."""
 
 PHONE = Script.load("phone")
 """Every write of a phone's state value (`bot/store/lua/phone.lua`): the conversation's

@@ -16,13 +16,13 @@ script touches is the phone's (the tag of its case shard: one Cluster slot).
 
 from __future__ import annotations
 
-import hashlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
 from redis.exceptions import NoScriptError
 
+from bot.engine.stored import DELETE, KEEP, NO_EXPIRY, Commit, PhoneState
 from bot.store import keys, phone_state
 from bot.store.phone_state import PHONE
 from bot.store.scripts import Script
@@ -31,9 +31,6 @@ from bot.types import Channel
 LEASE_MS = 3000
 """Twice the webhooks' hop deadline: a hop never holds a phone longer."""
 RATE_WINDOW_SECONDS = 600
-DELETE = "-"
-KEEP = ""
-NO_EXPIRY = 0
 
 RELEASE = Script.load("release_lease")
 Call = tuple[list[str], list[str | int]]
@@ -69,44 +66,6 @@ class Begun(IntEnum):
     ANSWERED = 3
     WRITTEN = 4
     """STEP only: the step was written in its one round trip."""
-
-
-@dataclass(frozen=True)
-class PhoneState:
-    """A phone's stored values as raw JSON (None where absent), as a script read them."""
-
-    session: str | None = None
-    profile: str | None = None
-    draft: str | None = None
-    receipts: str | None = None
-    unseen: str | None = None
-    """What the phone was never told (see `mark_unseen`)."""
-    decoded: Any = field(default=None, compare=False, repr=False)
-    """What the conversation made of `session` and `receipts` when it wrote them (its own
-    objects, opaque here): not decoded again. Not part of the state nor of its digest."""
-
-    def digest(self) -> str:
-        """What STEP compares: SHA-1 of the five values ('' where absent) joined by NUL."""
-        joined = (f"{self.session or ''}\0{self.profile or ''}\0{self.draft or ''}\0"
-                  f"{self.receipts or ''}\0{self.unseen or ''}")
-        return hashlib.sha1(joined.encode()).hexdigest()  # noqa: S324 (a checksum, not security)
-
-    def after(self, commit: Commit, decoded: Any = None) -> PhoneState:
-        """The state once `commit` is written (`decoded`: its session and receipts as the
-        writer has them)."""
-        return PhoneState(
-            _written(self.session, commit.session_json),
-            _written(self.profile, commit.profile_json),
-            commit.session_json if commit.draft_json == phone_state.SAME_AS_SESSION
-            else _written(self.draft, commit.draft_json),
-            _written(self.receipts, commit.receipts_json),
-            _written(self.unseen, commit.unseen),
-            decoded,
-        )
-
-
-def _written(before: str | None, value: str) -> str | None:
-    return before if value == KEEP else None if value == DELETE else value
 
 
 @dataclass(frozen=True)
@@ -205,20 +164,6 @@ def begin_result(raw: list[Any]) -> Loaded:
     session, profile, draft, receipts, unseen = (_text(value) for value in raw[1:6])
     return Loaded(outcome, session=session, profile=profile, draft=draft, receipts=receipts,
                   unseen=unseen)
-
-
-@dataclass
-class Commit:
-    session_json: str = KEEP
-    session_ttl: int = 1
-    profile_json: str = KEEP
-    profile_ttl: int = NO_EXPIRY
-    draft_json: str = KEEP
-    draft_ttl: int = 1
-    receipts_json: str = KEEP
-    receipts_ttl: int = 1
-    unseen: str = KEEP
-    """DELETE once the phone has been told what it was never told."""
 
 
 def _commit_values(commit: Commit) -> list[str | int]:

@@ -17,7 +17,6 @@ import pytest
 import uvicorn
 
 from bot.app import create_app
-from bot.http_protocol import HeldWritesProtocol
 from bot.settings import Settings
 from tests.factories import default_flow
 from tests.integration.webhooks_support import (
@@ -42,7 +41,7 @@ class ServedApp:
         self.port = free_port()
         config = uvicorn.Config(create_app(settings, case_jobs=NoJobs()), host="127.0.0.1",
                                 port=self.port, log_config=None, access_log=False,
-                                http=HeldWritesProtocol)  # as `helpline serve`
+                                http="httptools", loop="uvloop")  # as `helpline serve`
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, daemon=True)
 

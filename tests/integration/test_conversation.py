@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
+from redis.asyncio import Redis, RedisCluster
 
 from bot.cases.references import is_valid
 from bot.conversation import Conversation, InboundMessage
@@ -87,6 +87,29 @@ async def test_follow_my_request_tells_the_status_and_catches_typos(
     for wrong in (swapped, typo):
         await dial(conversation)
         assert (await send(conversation, ["3", wrong])).startswith("This number is not right")
+
+
+async def test_a_valid_reference_of_no_case_is_looked_up_once_and_said_unknown(
+        conversation: Conversation, redis: Redis) -> None:
+    await conversation.set_language(PHONE, "en")
+    await dial(conversation)
+    await send(conversation, ["3", "1000-0004", "0", "3"])  # the scripts loaded once
+    if isinstance(redis, RedisCluster):  # no MONITOR on a Cluster client: the answer alone
+        assert (await send(conversation, ["1000-0004"])).startswith("No request has this")
+        return
+    async with redis.monitor() as monitor:  # no look-up loop: one read, one write
+        reply = await send(conversation, ["1000-0004"])
+        commands = []
+        while True:
+            try:
+                command = await asyncio.wait_for(monitor.next_command(), 0.2)
+            except TimeoutError:
+                break
+            if command.get("client_type") != "lua" and \
+                    command["command"].split()[0].upper() != "INFO":
+                commands.append(command["command"].split()[0].upper())
+    assert reply.startswith("No request has this number")
+    assert commands == ["EVALSHA", "EVALSHA"]
 
 
 async def test_refusing_consent_leaves_no_answer_and_no_draft(

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-import bot.conversation_plan
+import bot.engine.plan
 from bot import privacy
 from bot.conversation import Conversation, InboundMessage
 from bot.engine.turns import Inbound
@@ -128,14 +128,14 @@ async def test_fifty_concurrent_sms_from_one_phone_apply_all_in_arrival_order(
     settings = gateway_settings(redis_server.url, tmp_path, rate_limit=100)
     arrived: list[str] = []
     applied: list[str] = []
-    real_turn = bot.conversation_plan.turn
+    real_turn = bot.engine.plan.turn
 
     def recording_turn(compiled: Any, inbound: Inbound, *args: Any) -> Any:
         if not applied or applied[-1] != inbound.text:  # planned again on a fresher state
             applied.append(inbound.text)
         return real_turn(compiled, inbound, *args)
 
-    monkeypatch.setattr(bot.conversation_plan, "turn", recording_turn)
+    monkeypatch.setattr(bot.engine.plan, "turn", recording_turn)
     async with running_app(settings) as gateway:
         await start_in_french(gateway)
         conversation = gateway.client._transport.app.state.webhooks.conversation  # type: ignore[attr-defined]

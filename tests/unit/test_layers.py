@@ -32,3 +32,12 @@ def test_the_store_imports_no_rule(path: Path) -> None:
 @pytest.mark.parametrize("path", sorted((BOT / "channels").glob("*.py")), ids=lambda p: p.name)
 def test_gateways_reach_no_store_module(path: Path) -> None:
     assert not {name for name in imported(path) if name.startswith("bot.store")}
+
+
+@pytest.mark.parametrize("path", sorted((BOT / "engine").glob("*.py")), ids=lambda p: p.name)
+def test_the_engine_and_its_planner_reach_no_store_no_clock_no_randomness(path: Path) -> None:
+    """Pure: the conversation passes the state, the time and references drawn for it."""
+    names = imported(path)
+    assert not {name for name in names if name.startswith(("bot.store", "bot.conversation"))}
+    assert not names & {"secrets", "random", "time", "asyncio", "redis"}
+    assert ".now(" not in path.read_text()

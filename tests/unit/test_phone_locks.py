@@ -4,11 +4,11 @@ import asyncio
 
 import pytest
 
-from bot.conversation import _PhoneLocks
+from bot.conversation.loop import PhoneLocks
 
 
 async def test_messages_of_one_phone_run_one_at_a_time_in_arrival_order() -> None:
-    locks = _PhoneLocks()
+    locks = PhoneLocks()
     inside: list[int] = []
     order: list[int] = []
 
@@ -26,7 +26,7 @@ async def test_messages_of_one_phone_run_one_at_a_time_in_arrival_order() -> Non
 
 
 async def test_other_phones_are_not_held_up() -> None:
-    locks = _PhoneLocks()
+    locks = PhoneLocks()
     async with locks.hold("a"):
         async with asyncio.timeout(1):
             async with locks.hold("b"):
@@ -35,7 +35,7 @@ async def test_other_phones_are_not_held_up() -> None:
 
 
 async def test_a_waiter_cancelled_is_skipped_and_the_queue_goes_on() -> None:
-    locks = _PhoneLocks()
+    locks = PhoneLocks()
     order: list[str] = []
     release = asyncio.Event()
 
@@ -60,7 +60,7 @@ async def test_a_waiter_cancelled_is_skipped_and_the_queue_goes_on() -> None:
 
 
 async def test_a_waiter_cancelled_once_given_the_lock_hands_it_on() -> None:
-    locks = _PhoneLocks()
+    locks = PhoneLocks()
     order: list[str] = []
     holder = locks.hold("phone")
     await holder.__aenter__()
@@ -82,7 +82,7 @@ async def test_a_waiter_cancelled_once_given_the_lock_hands_it_on() -> None:
 
 
 async def test_take_wait_give_back_keep_arrival_order_and_survive_cancellation() -> None:
-    locks = _PhoneLocks()
+    locks = PhoneLocks()
     order: list[int] = []
 
     async def message(number: int) -> None:
