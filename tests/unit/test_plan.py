@@ -18,7 +18,7 @@ from bot.engine.stored import DELETE, KEEP, NO_EXPIRY, NOTHING_STORED, PhoneStat
 from bot.types import Channel
 from tests.factories import NOW, default_flow
 
-WALK = ["1", "2", "1", "Awa Diarra", "Mali", "Niger", "Agadez", "2", "2", "2", "1", "2", "1",
+WALK = ["1", "2", "1", "Awa Diarra", "Mali", "Niger", "Agadez", "2", "2", "2", "1", "2", "1", "1",
         "1", "1"]
 """French, return request, consent, the answers, confirmation (as bench/webhooks.py)."""
 PHONE = "+22376000001"
