@@ -100,8 +100,9 @@ class Conversation:
         self._cluster = is_cluster(redis)
         self._known: Bounded[str, PhoneState] = Bounded(KNOWN_STATES)
         self._languages: Bounded[str, str] = Bounded(KNOWN_LANGUAGES)
-        self._phone_keys: Bounded[tuple[str, Channel], PhoneKeys] = Bounded(KNOWN_STATES)
-        """A phone's key names (six strings), as every hop of a session needs them."""
+        self._phone_keys: dict[Channel, Bounded[str, PhoneKeys]] = {
+            channel: Bounded(KNOWN_STATES) for channel in Channel}
+        """A phone's key names (six strings) by channel, as every hop of a session needs them."""
 
     def session_ttl(self, channel: Channel) -> int:
         if channel in (Channel.USSD, Channel.VOICE):  # a call lasts minutes, like a USSD session
@@ -129,10 +130,11 @@ class Conversation:
 
     async def process(self, message: InboundMessage) -> Handled:
         pseudonym = message.pseudonym or self.pseudonym(message.phone)
-        phone_keys = self._phone_keys.get((pseudonym, message.channel))
+        known_keys = self._phone_keys[message.channel]
+        phone_keys = known_keys.get(pseudonym)
         if phone_keys is None:
             phone_keys = PhoneKeys.of(pseudonym, message.channel, cluster=self._cluster)
-            self._phone_keys.put((pseudonym, message.channel), phone_keys)
+            known_keys.put(pseudonym, phone_keys)
         primed = self.writer.replicas.prime(self.redis)
         if primed is not None:
             self.background.keep(primed)
@@ -156,13 +158,12 @@ class Conversation:
         pseudonym = phone_keys.pseudonym
         token = os.urandom(8).hex()  # secrets.token_hex(8), without its three calls
         digest = message_digest(message.message_id) if message.message_id else ""
-        counted = rate_limit(message.channel, message.text, limit=self.sms_rate_limit,
-                                  pii_key=self.pii_key)
+        counted = NO_RATE_LIMIT if message.channel is not Channel.SMS else rate_limit(
+            message.channel, message.text, limit=self.sms_rate_limit, pii_key=self.pii_key)
         now = self.clock()
-        shard = keys.shard_of_phone(pseudonym)
 
         def draw() -> list[str]:  # the phone's cases go to its shard (one script's slot)
-            return case_store.draw_candidates(shard)
+            return case_store.draw_candidates(keys.shard_of_phone(pseudonym))
 
         state = self._known.get(pseudonym) or NOTHING_STORED
         leased = False
