@@ -63,7 +63,8 @@ def post(url: str, fields: dict[str, str]) -> str:
 def walk(base: str, language: str, number: int) -> str:
     """One return request in `language`; the last answer (the reference's screen)."""
     inputs = [LANGUAGE_KEYS[language], *PRODUCT_WALK[1:]]
-    phone = f"+22376{number:06d}"
+    # A phone of its own per language: a phone remembers its language and its open request.
+    phone = f"+2237{LANGUAGE_KEYS[language]}{number:06d}"
     answer = ""
     for hop in range(len(inputs) + 1):
         answer = post(f"{base}{USSD_PATH}?key={SECRET}", {
