@@ -45,6 +45,7 @@ def parse_days(value: str) -> tuple[int, ...]:
             raise ValueError(f"'{part.strip()}' is not a number of days (0 to 3650)")
         days.append(int(part))
     return tuple(sorted(set(days)))
+DEFAULT_OUTBOUND_MPS = 10.0
 
 
 class Env(StrEnum):
@@ -111,6 +112,8 @@ class Settings(BaseSettings):
     # and how long a check-in waits for its answers (then `expired`).
     followup_days: str = DEFAULT_FOLLOWUP_DAYS
     followup_ttl: int = Field(default=DEFAULT_FOLLOWUP_TTL_SECONDS, gt=0)
+    # Messages a second for all workers together (docs/outreach.md, "The pace").
+    outbound_mps: float = Field(default=DEFAULT_OUTBOUND_MPS, gt=0)
     # `helpline serve`'s processes when `--workers` is not given (the name uvicorn,
     # gunicorn and Procfile hosts use).
     web_concurrency: int = Field(default=1, ge=1, validation_alias=_alias("WEB_CONCURRENCY"))

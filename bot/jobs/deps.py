@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import httpx
 from redis.asyncio import Redis
@@ -15,6 +15,9 @@ from bot.flows.model import Flow
 from bot.jobs.primero_api import PrimeroClient
 from bot.jobs.queue import JobQueue
 from bot.settings import Settings
+
+if TYPE_CHECKING:
+    from bot.jobs.pace import Pace
 
 DEPS = "helpline"
 QUEUE = "queue"
@@ -85,6 +88,8 @@ class Deps:
     """The flow compiled, for the conversations the worker starts (check-ins)."""
     calls: CallGateway | None = None
     """None when Twilio cannot place calls: voice check-ins then fail, audited."""
+    pace: Pace | None = None
+    """The deployment's outbound budget (`sms` waits in its priority lane already)."""
 
     def console_link(self, reference: str) -> str:
         base = (self.settings.public_url or "").rstrip("/")

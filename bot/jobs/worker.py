@@ -46,6 +46,7 @@ from bot.jobs.deps import (
     SmsGateway,
     utcnow,
 )
+from bot.jobs.pace import Pace, PacedSms
 from bot.jobs.primero_api import PrimeroClient
 from bot.jobs.queue import BLOCK_MS, JobQueue, RetryLater
 from bot.jobs.twilio_calls import TwilioCalls
@@ -178,11 +179,15 @@ def open_deps(settings: Settings, *, clock: Callable[[], datetime] = utcnow,
         log.warning("Twilio is not configured: SMS will fail (TWILIO_ACCOUNT_SID, "
                     "TWILIO_AUTH_TOKEN, TWILIO_FROM_NUMBER or TWILIO_MESSAGING_SERVICE_SID)")
     consumer = consumer_name()
-    deps = Deps(settings=settings, redis=store.redis, flow=compiled.flow, sms=gateway,
+    # Every message to one person waits in the pace's priority lane (docs/outreach.md).
+    pace = Pace(store.redis, mps=settings.outbound_mps)
+    deps = Deps(settings=settings, redis=store.redis, flow=compiled.flow,
+                sms=PacedSms(gateway, pace) if gateway is not None else None,
                 http=httpx.AsyncClient(timeout=WEBHOOK_TIMEOUT), clock=clock,
                 retry=retry or RetryPolicy(), consumer=consumer,
                 primero=primero or PrimeroClient.from_settings(settings), compiled=compiled,
-                calls=calls if calls is not None else TwilioCalls.from_settings(settings))
+                calls=calls if calls is not None else TwilioCalls.from_settings(settings),
+                pace=pace)
     queue = JobQueue.open(settings, store, consumer=consumer, block_ms=block_ms)
     register_jobs(deps, queue)
     return Opened(store, deps, queue)

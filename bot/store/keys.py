@@ -259,3 +259,8 @@ def jobs_delayed() -> str:
 def job_once(job_id: str) -> str:
     """Marks a job id queued, so that queuing it again does nothing for a while."""
     return f"{_jobs()}:once:{job_id}"
+
+
+def outbound_pace() -> str:
+    """The next free slot of the deployment's one outbound budget (`bot.jobs.pace`)."""
+    return f"{PREFIX}:{{pace}}:outbound"
