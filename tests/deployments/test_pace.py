@@ -8,6 +8,7 @@ times of this test process, which a loaded machine would blur.
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -49,7 +50,7 @@ async def test_two_workers_share_one_budget_every_slot_one_interval_apart(
         await close_client(other)
     slots = sorted(slot for found in booked for slot in found)
     assert len(set(slots)) == len(slots) == 60
-    gaps = [later - earlier for earlier, later in zip(slots, slots[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(slots)]
     assert min(gaps) >= first.interval_us  # never two messages within 1/MPS of a second
     # The 60 slots follow each other: together the workers send at the rate, not below.
     assert slots[-1] - slots[0] < 60 * first.interval_us + 0.5 * MICROS
