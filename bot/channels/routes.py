@@ -245,7 +245,8 @@ async def twilio_sms_webhook(hooks: Webhooks, request: GatewayRequest) -> Answer
         reply = Reply(text="")
     else:
         reply = await hooks.answer(InboundMessage(Channel.SMS, sms.phone, sms.body,
-                                                  message_id=sms.message_sid))
+                                                  message_id=sms.message_sid,
+                                                  whatsapp=sms.whatsapp))
     return Answer(200, twilio.twiml(reply).encode(), TWIML_TYPE)
 
 

@@ -22,6 +22,7 @@ from bot.errors import MalformedRequest
 SIGNATURE_HEADER = "x-twilio-signature"
 SIGNATURE_SETTINGS_HEADER = "x-twilio-webhooks-signature-settings"
 TWIML_TYPE = "application/xml"
+WHATSAPP_PREFIX = "whatsapp:"
 MAX_BODY_CHARS = 1600
 """Twilio's own limit on an inbound message."""
 # Advanced Opt-Out (a Messaging Service feature) tells us which keyword Twilio recognised.
@@ -38,6 +39,8 @@ class InboundSms:
     phone: str | None
     """E.164, or None when the sender is no phone number (a short code, a name)."""
     body: str
+    whatsapp: bool = False
+    """Sent on WhatsApp (`From: whatsapp:+…`): an alert subscription made here goes there."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +63,7 @@ def read_sms(form: FormData, default_region: str) -> InboundSms:
         message_sid=sid,
         phone=sender_phone(sender, default_region),
         body=OPT_OUT_TYPES.get(opt_out, body),
+        whatsapp=sender.startswith(WHATSAPP_PREFIX),
     )
 
 

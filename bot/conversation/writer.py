@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 from bot.cases import followups
 from bot.cases import migrant as migrant_cases
 from bot.cases.model import CaseKind, NewCase
+from bot.conversation.alerts import apply_alerts
 from bot.conversation.background import Background
 from bot.engine.plan import InboundMessage, Plan, Planner, Route
 from bot.engine.render import Reply, render
@@ -76,6 +77,8 @@ class Writer:
         if commit is None:
             await sessions.release(self.redis, phone_keys, token)
             return Written(planned.reply)
+        if planned.subscribe is not None or planned.unsubscribe:
+            await apply_alerts(self.redis, phone_keys.pseudonym, planned)
         try:
             if route is Route.EFFECTS:
                 return await self._effects(planned, message, phone_keys, token, now)

@@ -52,6 +52,7 @@ from bot.engine.turns import Inbound, Turn, turn
 from bot.engine.ussd_input import new_input
 from bot.errors import InvalidReference
 from bot.flows.compiler import CompiledFlow
+from bot.outreach.subscriptions import Subscription, alerts_change
 from bot.types import Channel
 
 REFERENCE_DIGITS = 8
@@ -79,6 +80,8 @@ class InboundMessage:
     opening: Opening | None = None
     """A conversation the helpline starts (a follow-up check-in): with `restart`, it
     opens there."""
+    whatsapp: bool = False
+    """An SMS-channel message that came from WhatsApp (`whatsapp:` sender)."""
 
 
 class Outcome(StrEnum):
@@ -129,6 +132,10 @@ class Plan:
     decoded: tuple[Session | None, Receipts, Profile | None] | None = None
     """The session, receipts and profile once `commit` is written, as objects
     (`PhoneState.decoded`): the phone's next message starts from them, not their JSON."""
+    subscribe: Subscription | None = None
+    """Alerts to subscribe the phone to (written before the commit)."""
+    unsubscribe: bool = False
+    """End the phone's alert subscription (STOP, an erasure), before the commit."""
 
     @property
     def needs_read(self) -> bool:
@@ -287,6 +294,9 @@ class Planner:
         if written.commit is not None and written.decoded is not None \
                 and written.commit.session_json == KEEP:
             written.decoded = (stored_session, *written.decoded[1:])
+        written.subscribe, written.unsubscribe = alerts_change(
+            decided.effects, erase=decided.erase, phone=message.phone,
+            whatsapp=message.whatsapp, now=now)
         return written
 
     def _written(self, decided: Turn, profile: Profile | None, receipts: Receipts,

@@ -239,5 +239,20 @@ class RecordFollowup:
     """The migrant asked to be called."""
 
 
+@dataclass(frozen=True)
+class SubscribeAlerts:
+    """Subscribe the phone to alerts (consent given) for the country it is in now."""
+
+    country: str
+    language: str
+    text_version: str
+    """The flow's version: which consent text the migrant accepted."""
+
+
+@dataclass(frozen=True)
+class UnsubscribeAlerts:
+    """End the phone's alert subscription (STOP, an erasure)."""
+
+
 Effect = (SetLanguage | SaveDraft | DiscardDraft | CreateCase | WithdrawCase | NeedOpenRequest
-          | RecordFollowup)
+          | RecordFollowup | SubscribeAlerts | UnsubscribeAlerts)

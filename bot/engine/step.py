@@ -22,6 +22,7 @@ from bot.engine.session import (
     Session,
     SetLanguage,
     StepContext,
+    SubscribeAlerts,
     WithdrawCase,
 )
 from bot.flows.compiler import TRIGGER_HOME, CompiledFlow
@@ -32,6 +33,7 @@ from bot.flows.model import (
     TRIGGER_ANSWER,
     TRIGGER_DONE,
     Action,
+    AlertsRoute,
     LookupRoute,
     OpenRequestRoute,
     State,
@@ -215,6 +217,15 @@ def _act(compiled: CompiledFlow, state: State, session: Session, now: datetime,
             session.vars["reference"] = found.reference
             session.vars["status"] = found.status
             return OpenRequestRoute.OPEN
+        case Action.BY_CHANNEL:
+            return str(context.channel)
+        case Action.SUBSCRIBE_ALERTS:
+            country = session.answers.pop(state.params.get("country", ""), "")
+            if context.profile is not None and context.profile.opted_out:
+                return AlertsRoute.OPTED_OUT  # STOP holds: no SMS, so no subscription
+            effects.append(SubscribeAlerts(country=country, language=session.language,
+                                           text_version=flow.version))
+            return AlertsRoute.DONE
     return TRIGGER_DONE
 
 

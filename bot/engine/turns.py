@@ -13,10 +13,19 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 
 from bot.engine import validators
-from bot.engine.keywords import Keyword, KeywordMatch, recognise
+from bot.engine.keywords import Keyword, KeywordMatch, fold, recognise
 from bot.engine.receipts import Receipts
 from bot.engine.render import Limits, Reply, fill, render
-from bot.engine.session import CaseView, Draft, Effect, Opening, Profile, Session, StepContext
+from bot.engine.session import (
+    CaseView,
+    Draft,
+    Effect,
+    Opening,
+    Profile,
+    Session,
+    StepContext,
+    UnsubscribeAlerts,
+)
 from bot.engine.spelling import spelled
 from bot.engine.step import step
 from bot.flows.compiler import CompiledFlow
@@ -24,6 +33,9 @@ from bot.flows.model import Action, Flow, StateKind
 from bot.types import Channel
 
 PENDING_ERASE = "erase"
+ALERTS_AFTER_STOP = "alerts_after_stop"
+"""Said to a phone that sent STOP and now asks for alerts (none go until START)."""
+MAX_ALERT_KEYWORD = 24
 CONFIRM = "1"
 CANCEL = "2"
 SILENCE = Reply(text="")
@@ -109,6 +121,7 @@ def _sms_turn(compiled: CompiledFlow, inbound: Inbound, now: datetime,
     match = recognise(inbound.text)
     keyword = match.keyword if match is not None else None
     opted_out = inbound.profile is not None and inbound.profile.opted_out
+    alerts = keyword is None and is_alert_keyword(flow, inbound.text)
     if inbound.receipts.pending == PENDING_ERASE and keyword is None:
         entry = validators.clean(inbound.text)
         if entry == CONFIRM:
@@ -126,11 +139,34 @@ def _sms_turn(compiled: CompiledFlow, inbound: Inbound, now: datetime,
             case Keyword.EMERGENCY:
                 return Turn(reply=say(flow, "emergency_numbers", language, inbound.channel),
                             keep_session=True)
+            case None if alerts and ALERTS_AFTER_STOP in flow.texts:
+                return Turn(reply=say(flow, ALERTS_AFTER_STOP, language, inbound.channel),
+                            keep_session=True)
             case _:
                 return Turn(reply=SILENCE, keep_session=True, silent=True)
     if match is not None:
         return _keyword(compiled, inbound, match, now, limits)
+    if alerts:
+        return _alerts(compiled, inbound, language, limits)
     return None
+
+
+def is_alert_keyword(flow: Flow, text: str) -> bool:
+    """Whether a whole message is one of the flow's alert keywords (ALERTES…), whatever
+    its case and accents."""
+    stripped = text.strip().rstrip(".!? ")
+    if not flow.alert_keywords or not stripped[:1].isalpha() or len(stripped) > MAX_ALERT_KEYWORD:
+        return False
+    folded = fold(stripped)
+    return any(folded == fold(word) for word in flow.alert_keywords)
+
+
+def _alerts(compiled: CompiledFlow, inbound: Inbound, language: str, limits: Limits) -> Turn:
+    """The flow's alert subscription, from its first screen (its consent)."""
+    flow = compiled.flow
+    assert flow.alerts is not None
+    session = Session(state=compiled.jump(flow.alerts), language=language, history=[flow.home])
+    return Turn(reply=render(flow, session, limits), session=session)
 
 
 def _erase_asked(flow: Flow, language: str, channel: Channel) -> Turn:
@@ -161,9 +197,12 @@ def _keyword(compiled: CompiledFlow, inbound: Inbound, match: KeywordMatch, now:
     language = language_of(flow, inbound.session, inbound.profile)
     match match.keyword:
         case Keyword.STOP:
+            # Every outbound message stops, alerts too: their subscription ends (a later
+            # START does not renew it).
             profile = inbound.profile or Profile(language=language)
             return Turn(reply=say(flow, "opted_out", language, inbound.channel),
-                        profile=replace(profile, opted_out=True))
+                        profile=replace(profile, opted_out=True),
+                        effects=(UnsubscribeAlerts(),))
         case Keyword.ERASE:
             return _erase_asked(flow, language, inbound.channel)
         case Keyword.TRACK:

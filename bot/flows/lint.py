@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from bot.engine import sms
+from bot.engine.keywords import WORDS, fold, recognise
 from bot.engine.render import (
     PLACEHOLDER,
     USSD_CONTINUE,
@@ -22,6 +23,7 @@ from bot.flows.model import (
     REQUIRED_TEXTS,
     RESERVED_KEYS,
     Action,
+    AlertsRoute,
     Flow,
     LookupRoute,
     OpenRequestRoute,
@@ -30,6 +32,7 @@ from bot.flows.model import (
 )
 from bot.flows.survey_lint import check_survey
 from bot.flows.voice_lint import VoiceReport, check_voice, is_voice_text
+from bot.outreach.subscriptions import COUNTRIES
 from bot.types import Channel
 
 HOUSE_MAX_OPTIONS = 5
@@ -136,6 +139,13 @@ def _structure(flow: Flow, report: Report) -> None:
                 report.problems.append(
                     f"{where}: find_open_request needs `to` for {', '.join(sorted(missing))}"
                 )
+        if state.action is Action.BY_CHANNEL:
+            missing = {str(channel) for channel in Channel} - set(state.routes)
+            if missing:
+                report.problems.append(
+                    f"{where}: by_channel needs `to` for {', '.join(sorted(missing))}")
+        if state.action is Action.SUBSCRIBE_ALERTS:
+            _subscribe_alerts(flow, state, where, report)
         if state.action is Action.SET_LANGUAGE and state.params.get("language") not in (
             flow.languages
         ):
@@ -143,9 +153,43 @@ def _structure(flow: Flow, report: Report) -> None:
                                    f"with one of {', '.join(flow.languages)}")
 
 
+def _subscribe_alerts(flow: Flow, state: State, where: str, report: Report) -> None:
+    missing = {route.value for route in AlertsRoute} - set(state.routes)
+    if missing:
+        report.problems.append(f"{where}: subscribe_alerts needs `to` for "
+                               f"{', '.join(sorted(missing))}")
+    answer = state.params.get("country")
+    savers = [s for s in flow.states.values() if answer and s.save == answer]
+    if not savers:
+        report.problems.append(f"{where}: subscribe_alerts needs `with: {{country: <answer>}}` "
+                               "naming the answer of a country menu")
+    for saver in savers:
+        values = [option.value for option in saver.options]
+        if saver.kind is not StateKind.MENU or not all(v in COUNTRIES for v in values):
+            report.problems.append(
+                f"{_where(flow, saver)}: the country of an alert subscription is a menu whose "
+                f"options' values are country codes ({', '.join(COUNTRIES)})")
+
+
+def _alert_keywords(flow: Flow, report: Report) -> None:
+    if flow.alerts is None:
+        return
+    if flow.alerts not in flow.states:
+        report.problems.append(f"{flow.path}: alerts.start '{flow.alerts}' is not a state")
+    for word in flow.alert_keywords:
+        folded = fold(word)
+        if not folded.isalpha() or not folded.isascii():
+            report.problems.append(f"{flow.path}: alert keyword '{word}' must be one word "
+                                   "of letters")
+        elif folded in WORDS or recognise(word) is not None:
+            report.problems.append(f"{flow.path}: alert keyword '{word}' is already the "
+                                   "keyword of something else")
+
+
 def _reachability(flow: Flow, report: Report) -> None:
     roots = [name for name in (flow.start, flow.home, flow.first_start or "",
-                               *flow.first_start_on.values(), flow.followup or "")
+                               *flow.first_start_on.values(), flow.followup or "",
+                               flow.alerts or "")
              if name in flow.states]
     seen = set(roots)
     queue = deque(roots)
@@ -255,6 +299,7 @@ def _texts(flow: Flow, report: Report, ussd_max_chars: int) -> None:
 def check(flow: Flow, load_problems: list[str], *, ussd_max_chars: int = 182) -> Report:
     report = Report(problems=list(load_problems))
     _structure(flow, report)
+    _alert_keywords(flow, report)
     _reachability(flow, report)
     _screens(flow, report, ussd_max_chars)
     _texts(flow, report, ussd_max_chars)

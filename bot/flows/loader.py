@@ -252,6 +252,21 @@ def _spelling(reader: _Reader, raw: Mapping[str, Any],
     return {lang: table for lang, table in tables.items() if lang in languages and table}
 
 
+def _alerts(reader: _Reader, raw: Any) -> dict[str, Any]:
+    """`alerts: {start: <state>, keywords: [ALERTES, …]}`: where the alert keywords lead."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, Mapping) or "start" not in raw:
+        reader.problem(_line(raw), "alerts", "needs `start` (a state) and `keywords`")
+        return {}
+    words = raw.get("keywords") or []
+    if not isinstance(words, list) or not all(isinstance(word, str) and word.strip()
+                                               for word in words):
+        reader.problem(_line(raw), "alerts", "`keywords` is a list of words")
+        words = []
+    return {"alerts": str(raw["start"]), "alert_keywords": tuple(w.strip() for w in words)}
+
+
 def load_flow(path: Path) -> LoadedFlow:
     """Read and check the structure of a flow file."""
     try:
@@ -297,5 +312,6 @@ def load_flow(path: Path) -> LoadedFlow:
         first_start_on={str(channel): str(state)
                         for channel, state in (raw.get("first_start_on") or {}).items()},
         followup=None if raw.get("followup") is None else str(raw["followup"]),
+        **_alerts(reader, raw.get("alerts")),
     )
     return LoadedFlow(flow=flow, problems=reader.problems)

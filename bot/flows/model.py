@@ -43,6 +43,11 @@ class Action(StrEnum):
     FINISH_FOLLOWUP = "finish_followup"
     """The end of a follow-up check-in's survey (docs/spec.md §11): its scores are recorded, and
     a call-back is asked for when the answer named `with: {call: <answer>}` is yes."""
+    BY_CHANNEL = "by_channel"
+    """Routes by the channel of the conversation: `to: {sms: …, ussd: …, voice: …}`."""
+    SUBSCRIBE_ALERTS = "subscribe_alerts"
+    """`with: {country: <answer>}`: subscribes the phone to alerts for the country that
+    answer holds; routes `done`, or `opted_out` (the phone sent STOP: nothing stored)."""
 
 
 class FollowupRoute(StrEnum):
@@ -56,6 +61,11 @@ class Dimension(StrEnum):
     ECONOMIC = "economic"
     SOCIAL = "social"
     PSYCHOSOCIAL = "psychosocial"
+
+
+class AlertsRoute(StrEnum):
+    DONE = "done"
+    OPTED_OUT = "opted_out"
 
 
 class OpenRequestRoute(StrEnum):
@@ -173,6 +183,10 @@ class Flow:
     first_start_on: Mapping[str, str] = field(default_factory=dict)
     """Where a phone never seen starts on one channel, when not at `first_start`
     (voice: a first call hears the main menu at once)."""
+    alerts: str | None = None
+    """The state the alert keywords open (subscribing to alerts); None: no keywords."""
+    alert_keywords: tuple[str, ...] = ()
+    """SMS words that open `alerts` (ALERTES, ALERTS and a Bambara word), as written."""
     """Per language, the letters replaced on SMS and USSD (written channels): `gsm7`
     gives Bambara's older GSM-7 spelling (ɛ→è…), a mapping its own letters (fr: ç→c)."""
     followup: str | None = None

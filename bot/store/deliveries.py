@@ -25,7 +25,7 @@ from redis.asyncio import Redis
 
 from bot.cases.model import JournalEntry
 from bot.cases.references import REFERENCE_DIGITS
-from bot.store import keys, phone_state
+from bot.store import keys, phone_state, subscriptions
 from bot.store.cases import iso, text_of
 from bot.store.scripts import Script
 
@@ -218,7 +218,9 @@ async def record_status(
 
 
 async def mark_opted_out(redis: Redis, pseudonym: str) -> None:
-    """Mark a phone opted out (Twilio answered 21610: the recipient sent STOP)."""
+    """Mark a phone opted out (Twilio answered 21610: the recipient sent STOP), which ends
+    its alert subscription too."""
+    await subscriptions.unsubscribe(redis, pseudonym=pseudonym)
     await phone_state.update_profile(redis, pseudonym=pseudonym, ttl=1, opt_out=True)
 
 

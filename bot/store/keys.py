@@ -168,6 +168,24 @@ def cases_outbox(shard: int) -> str:
     return f"{_shard(shard)}:outbox"
 
 
+def alert_subscriptions(shard: int) -> str:
+    """Hash: pseudonym → alert subscription record (`bot.outreach.subscriptions`) of the
+    shard's phones; beside their states, and spread over the masters with the shards."""
+    return f"{_shard(shard)}:alerts"
+
+
+def alert_counts(shard: int) -> str:
+    """Hash: `<country> <language>` → the shard's subscriptions with them (audience sizes)."""
+    return f"{_shard(shard)}:alerts:n"
+
+
+def broadcast_audience(broadcast_id: str, shard: int, part: str) -> str:
+    """One shard's share of a broadcast's audience, beside its phones' subscriptions:
+    `todo` (list of recipients to send to), `doing` (hash: claimed, not finished),
+    `st` (hash: pseudonym → where it is), `n` (hash: counts, the sender's lease)."""
+    return f"{_shard(shard)}:bc:{broadcast_id}:{part}"
+
+
 def delivery(delivery_id: str, reference: str) -> str:
     """Hash: one outbound SMS or webhook call about a case, its state, attempts and SID."""
     return f"{_shard(shard_of(reference))}:delivery:{delivery_id}"
@@ -259,6 +277,41 @@ def jobs_delayed() -> str:
 def job_once(job_id: str) -> str:
     """Marks a job id queued, so that queuing it again does nothing for a while."""
     return f"{_jobs()}:once:{job_id}"
+
+
+# Broadcasts, `{bc}`: their records, list, audit and sequence in one slot (a few a week);
+# their audiences are per case shard (`broadcast_audience`).
+def _broadcasts() -> str:
+    return f"{PREFIX}:{{bc}}"
+
+
+def broadcast(broadcast_id: str) -> str:
+    """Hash: one broadcast (texts, targets, status, who wrote and approved it)."""
+    return f"{_broadcasts()}:b:{broadcast_id}"
+
+
+def broadcasts_all() -> str:
+    """Sorted set: broadcast id → creation time (ms), for the newest-first list."""
+    return f"{_broadcasts()}:all"
+
+
+def broadcasts_active() -> str:
+    """Set: ids of the broadcasts approved and not finished (the worker's round)."""
+    return f"{_broadcasts()}:active"
+
+
+def broadcast_sequence() -> str:
+    return f"{_broadcasts()}:seq"
+
+
+def broadcasts_audit() -> str:
+    """Append-only stream of the broadcasts' audit events (created, approved, cancelled…)."""
+    return f"{_broadcasts()}:audit"
+
+
+def broadcast_shards_done(broadcast_id: str) -> str:
+    """Set: the shards whose share of a broadcast is all sent (or skipped)."""
+    return f"{_broadcasts()}:b:{broadcast_id}:done"
 
 
 def outbound_pace() -> str:
