@@ -5,6 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     AliasChoices,
@@ -15,6 +16,8 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.outreach.quiet import QuietHours
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_FLOW = REPO_ROOT / "flows" / "helpline.yaml"
@@ -46,6 +49,8 @@ def parse_days(value: str) -> tuple[int, ...]:
         days.append(int(part))
     return tuple(sorted(set(days)))
 DEFAULT_OUTBOUND_MPS = 10.0
+DEFAULT_QUIET_HOURS = "21-07"
+DEFAULT_TIMEZONE = "Africa/Bamako"
 
 
 class Env(StrEnum):
@@ -112,8 +117,11 @@ class Settings(BaseSettings):
     # and how long a check-in waits for its answers (then `expired`).
     followup_days: str = DEFAULT_FOLLOWUP_DAYS
     followup_ttl: int = Field(default=DEFAULT_FOLLOWUP_TTL_SECONDS, gt=0)
-    # Messages a second for all workers together (docs/outreach.md, "The pace").
+    # Outreach (docs/outreach.md): messages a second for all workers together; the hours
+    # when non-urgent broadcasts wait ("21-07", "" for none) and their time zone.
     outbound_mps: float = Field(default=DEFAULT_OUTBOUND_MPS, gt=0)
+    quiet_hours: str = DEFAULT_QUIET_HOURS
+    timezone: str = DEFAULT_TIMEZONE
     # `helpline serve`'s processes when `--workers` is not given (the name uvicorn,
     # gunicorn and Procfile hosts use).
     web_concurrency: int = Field(default=1, ge=1, validation_alias=_alias("WEB_CONCURRENCY"))
@@ -170,6 +178,25 @@ class Settings(BaseSettings):
     def followup_day_list(self) -> tuple[int, ...]:
         """`HELPLINE_FOLLOWUP_DAYS` as numbers of days, in order."""
         return parse_days(self.followup_days)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"HELPLINE_TIMEZONE: unknown time zone {value!r} "
+                             "(an IANA name such as Africa/Bamako)") from None
+        return value
+
+    @model_validator(mode="after")
+    def _quiet_hours_readable(self) -> Settings:
+        QuietHours.parse(self.quiet_hours, self.timezone)  # ValueError names the setting
+        return self
+
+    def quiet(self) -> QuietHours | None:
+        """`HELPLINE_QUIET_HOURS` in `HELPLINE_TIMEZONE`; None when there are none."""
+        return QuietHours.parse(self.quiet_hours, self.timezone)
 
     def missing_for_prod(self) -> list[str]:
         """Names of the settings that `HELPLINE_ENV=prod` requires and that are unset."""

@@ -26,7 +26,7 @@ from bot.errors import (
 )
 from bot.store import audit, case_queries, keys
 
-from . import console_api, followups_api, referrals_api, reports
+from . import broadcasts, console_api, followups_api, referrals_api, reports
 from .deps import Admin, AnyOperator, JobsDep, NowDep, RedisDep, Supervisor, actor
 from .followups_api import SettingsDep
 from .references import ReferencePath
@@ -60,6 +60,7 @@ router.include_router(console_api.router)
 router.include_router(referrals_api.router)
 router.include_router(reports.router)
 router.include_router(followups_api.router)
+router.include_router(broadcasts.router)
 
 Responses = dict[int | str, dict[str, Any]]
 

@@ -41,6 +41,7 @@ from bot.observability import (
     RATE_LIMITED_PHONES,
     REJECTED,
 )
+from bot.outreach.broadcasts import BROADCAST_PARAMETER
 from bot.privacy import Senders
 from bot.settings import Settings
 from bot.types import Channel
@@ -255,7 +256,7 @@ async def twilio_status_webhook(hooks: Webhooks, request: GatewayRequest) -> Ans
     if isinstance(form, Answer):
         return form
     try:
-        status = twilio.read_status(form)
+        status = twilio.read_status(form, request.query_value(BROADCAST_PARAMETER))
     except MalformedRequest as error:
         return hooks.refused(Channel.SMS, error)
     known = status.status if status.status in twilio.DELIVERY_STATUSES else "other"

@@ -48,6 +48,8 @@ class DeliveryStatus:
     message_sid: str
     status: str
     error_code: str = ""
+    alert: str = ""
+    """The alert recipient the status is about (the callback URL's `bc`), if any."""
 
 
 def read_sms(form: FormData, default_region: str) -> InboundSms:
@@ -67,13 +69,13 @@ def read_sms(form: FormData, default_region: str) -> InboundSms:
     )
 
 
-def read_status(form: FormData) -> DeliveryStatus:
+def read_status(form: FormData, alert: str | None = None) -> DeliveryStatus:
     sid = form.get("MessageSid")
     status = form.get("MessageStatus")
     if not isinstance(sid, str) or not sid or not isinstance(status, str) or not status:
         raise MalformedRequest("MessageSid and MessageStatus are required")
     return DeliveryStatus(message_sid=sid, status=status.lower(),
-                          error_code=str(form.get("ErrorCode", "")))
+                          error_code=str(form.get("ErrorCode", "")), alert=alert or "")
 
 
 def twiml(reply: Reply) -> str:

@@ -5,7 +5,9 @@ answered 204) is the gateway's (bot.channels.routes); it hands each status to
 `Webhooks.delivery`, which the app sets to the recorder below. A status lands
 on the delivery's record and, once per status, in the case's audit trail,
 through the case service (bot.cases.service: a gateway reaches storage only
-through the conversation loop or a service).
+through the conversation loop or a service). A status about an alert (its
+callback URL names the recipient, `?bc=`) counts on the broadcast instead
+(bot.outreach.service).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from redis.asyncio import Redis
 
 from bot.cases import service as case_service
 from bot.channels.twilio_sms import DeliveryStatus
+from bot.outreach import service as outreach
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +35,10 @@ def delivery_recorder(
     """The sink of the status webhook: record the status; a 21610 marks the phone opted out."""
 
     async def record(status: DeliveryStatus) -> None:
+        if status.alert:
+            await outreach.record_alert_status(redis, tag=status.alert, status=status.status,
+                                               error_code=status.error_code)
+            return
         known = await case_service.record_delivery_status(
             redis, message_sid=status.message_sid, status=status.status,
             error_code=status.error_code, now=clock(),

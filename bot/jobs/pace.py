@@ -58,6 +58,9 @@ class Pace:
         self.redis = redis
         self.mps = mps
         self.interval_us = max(1, round(MICROS / mps))
+        self._bulk_turn = asyncio.Lock()
+        """Bulk senders of this process ask Redis one at a time (first come, first served):
+        the others wait here, not in a polling loop of their own."""
         self._ahead_us = {
             Lane.PRIORITY: round(PRIORITY_AHEAD_SECONDS * MICROS),
             Lane.BULK: max(BULK_AHEAD_SLOTS * self.interval_us,
@@ -76,6 +79,12 @@ class Pace:
     async def wait(self, lane: Lane) -> float:
         """Book a slot in `lane` and sleep until it: the caller may then send one message.
         Returns the seconds waited."""
+        if lane is Lane.BULK:
+            async with self._bulk_turn:
+                return await self._wait(lane)
+        return await self._wait(lane)
+
+    async def _wait(self, lane: Lane) -> float:
         waited = 0.0
         while True:
             booking = await self.book(lane)

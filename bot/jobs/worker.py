@@ -34,7 +34,7 @@ from taskiq.receiver import Receiver
 from bot.cases.jobs import NOTIFY_ESCALATION, SEND_CASE_MESSAGE
 from bot.errors import FlowError
 from bot.flows.checked import load_checked
-from bot.jobs import followups, messages, oncall, outbox, referrals, retention
+from bot.jobs import broadcasts, followups, messages, oncall, outbox, referrals, retention
 from bot.jobs.broker import STREAM_ID
 from bot.jobs.deps import (
     DEPS,
@@ -51,6 +51,7 @@ from bot.jobs.primero_api import PrimeroClient
 from bot.jobs.queue import BLOCK_MS, JobQueue, RetryLater
 from bot.jobs.twilio_calls import TwilioCalls
 from bot.jobs.twilio_rest import TwilioSms
+from bot.outreach.broadcasts import SEND_BROADCAST
 from bot.settings import Settings
 from bot.store import outbox as outbox_store
 from bot.store.connection import Store, open_store
@@ -75,6 +76,8 @@ JOBS: dict[str, Job] = {
     retention.PURGE_EXPIRED: retention.purge_expired,
     referrals.REFER_CASE: referrals.refer_case,
     followups.SEND_FOLLOWUP: followups.send_followup,
+    SEND_BROADCAST: broadcasts.send_broadcast,
+    broadcasts.RESUME_BROADCASTS: broadcasts.resume_broadcasts,
 }
 
 
@@ -222,12 +225,15 @@ async def _schedule(opened: Opened, finish: asyncio.Event, *, pump_every: float)
     await outbox_store.forget_idle_consumers(redis)
     await queue.enqueue(oncall.CHECK_ACK_SLA)
     await queue.enqueue(retention.PURGE_EXPIRED)
+    await queue.enqueue(broadcasts.RESUME_BROADCASTS)
     while not finish.is_set():
         await outbox.pump_outbox(ctx)
         await followups.tick(ctx)
         now = datetime.now(UTC)
         await queue.enqueue(oncall.CHECK_ACK_SLA,
                             job_id=f"cron:{oncall.CHECK_ACK_SLA}:{now:%Y-%m-%dT%H:%M}")
+        await queue.enqueue(broadcasts.RESUME_BROADCASTS,
+                            job_id=f"cron:{broadcasts.RESUME_BROADCASTS}:{now:%Y-%m-%dT%H:%M}")
         if now.minute >= PURGE_MINUTE:
             await queue.enqueue(retention.PURGE_EXPIRED,
                                 job_id=f"cron:{retention.PURGE_EXPIRED}:{now:%Y-%m-%dT%H}")

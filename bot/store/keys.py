@@ -291,7 +291,7 @@ def broadcast(broadcast_id: str) -> str:
 
 
 def broadcasts_all() -> str:
-    """Sorted set: broadcast id → creation time (ms), for the newest-first list."""
+    """Sorted set: broadcast id → the id as a number (ids grow), for the newest-first list."""
     return f"{_broadcasts()}:all"
 
 

@@ -1,0 +1,260 @@
+"""Sending broadcasts: each case shard's share of an audience, by the worker (SPEC §10).
+
+A job `send_broadcast(id, shard)` sends one share. It holds the share's lease
+(renewed with every message) and claims recipients a batch at a time; for each,
+it waits for a slot in the pace's bulk lane, hands the message to Twilio and
+notes it, one script each. Exactly once per recipient: a recipient is claimed
+once; what a sender that stopped (killed, lost its host) left claimed is handed
+to the next holder as uncertain, which first asks Twilio whether it went (the
+messages sent to that number since the claim) and sends only if not. The next
+holder is the same job run again once its worker is gone (the queue's
+redelivery), or, once the lease has run out, the round below.
+
+`resume_broadcasts`, every minute in every worker (one job id a minute), starts
+the shares of every active broadcast that nobody holds: a scheduled broadcast
+once its quiet hours are over, a share whose job was lost, a share paused by
+the quiet hours. Non-urgent sending stops at the start of the quiet hours
+(after the batch in hand) and goes on when they end. A cancelled broadcast's
+shares are closed: nothing not yet handed to Twilio goes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from bot.jobs.delivery import NOT_CONFIGURED
+from bot.jobs.deps import Deps, SmsGateway, deps_of, job_identity, queue_of
+from bot.jobs.errors import Failure, SendFailed
+from bot.jobs.pace import Lane, PacedSms
+from bot.jobs.queue import RetryLater
+from bot.jobs.twilio_rest import OPTED_OUT_CODE
+from bot.outreach.broadcasts import (
+    BROADCAST_PARAMETER,
+    SEND_BROADCAST,
+    Broadcast,
+    BroadcastStatus,
+    may_send_now,
+    recipient_tag,
+    sms_text,
+)
+from bot.store import broadcasts as store
+from bot.store import deliveries, keys
+from bot.store import subscriptions as subscription_store
+from bot.store.broadcasts import Recipient
+
+log = logging.getLogger(__name__)
+
+RESUME_BROADCASTS = "resume_broadcasts"
+ACTOR = "worker:broadcasts"
+BATCH = 20
+"""Recipients claimed at a time (the sends themselves go one slot of the pace each)."""
+IN_FLIGHT = 8
+"""Messages of one share handed to Twilio at once (each waited for its slot)."""
+LEASE_MIN_SECONDS, LEASE_MAX_SECONDS = 5.0, 30.0
+CANCEL_CHECK_SECONDS = 0.2
+"""A cancelled broadcast stops within this (and the messages already handed to Twilio)."""
+
+
+def lease_ms(deps: Deps) -> int:
+    """How long a share's sender holds it without a sign of life: within the queue's
+    redelivery time (a dead sender's job runs again only after that)."""
+    seconds = min(max(deps.settings.job_redelivery_seconds, LEASE_MIN_SECONDS),
+                  LEASE_MAX_SECONDS)
+    return int(seconds * 1000)
+
+
+def _gateway(deps: Deps) -> SmsGateway | None:
+    """Twilio without the priority lane: a broadcast waits in the bulk lane itself."""
+    sms = deps.sms
+    return sms.gateway if isinstance(sms, PacedSms) else sms
+
+
+@dataclass
+class _Share:
+    """One run of `send_broadcast` on one shard."""
+
+    deps: Deps
+    broadcast: Broadcast
+    shard: int
+    holder: str
+    _cancel_checked: float = 0.0
+    _cancelled: bool = False
+
+    async def cancelled(self) -> bool:
+        """Whether the share was cancelled (asked of Redis at most every
+        `CANCEL_CHECK_SECONDS`): checked before each message is handed to Twilio."""
+        now = time.monotonic()
+        if not self._cancelled and now - self._cancel_checked >= CANCEL_CHECK_SECONDS:
+            self._cancel_checked = now
+            self._cancelled = await store.share_cancelled(self.deps.redis, self.broadcast.id,
+                                                          self.shard)
+        return self._cancelled
+
+    def callback(self, pseudonym: str) -> str | None:
+        base = self.deps.status_callback()
+        if base is None:
+            return None
+        tag = recipient_tag(self.broadcast.id, self.shard, pseudonym)
+        return f"{base}?{BROADCAST_PARAMETER}={tag}"
+
+    def body(self, recipient: Recipient) -> str | None:
+        text = self.broadcast.texts.get(recipient.language)
+        return None if text is None else sms_text(self.deps.flow, recipient.language, text)
+
+    async def note(self, recipient: Recipient, letter: str) -> str:
+        return await store.record_outcome(
+            self.deps.redis, self.broadcast.id, self.shard, recipient.pseudonym, what="sent",
+            letter=letter, holder=self.holder, lease_ms=lease_ms(self.deps))
+
+    async def send(self, recipient: Recipient, *, uncertain: bool) -> bool:
+        """Send to one recipient (at most once); False when it must be tried again."""
+        gateway = _gateway(self.deps)
+        body = self.body(recipient)
+        if body is None:
+            await self.note(recipient, "k")  # a language the broadcast has no text for
+            return True
+        try:
+            if gateway is None:
+                raise SendFailed(Failure.PERMANENT, NOT_CONFIGURED)
+            if uncertain:
+                found = await gateway.find_sent(to=recipient.phone, body=body,
+                                                since=recipient.claimed_at)
+                if found is not None:
+                    log.info("alert %s had gone out already", self.broadcast.id)
+                    await self.note(recipient, "s")
+                    return True
+            assert self.deps.pace is not None
+            await self.deps.pace.wait(Lane.BULK)
+            if await self.cancelled():
+                return True  # left claimed: the cancelled share is closed, nothing sent
+            await gateway.send(to=recipient.phone, body=body,
+                               status_callback=self.callback(recipient.pseudonym))
+        except SendFailed as failed:
+            if failed.failure is not Failure.PERMANENT:
+                log.warning("alert %s: attempt failed (%s); tried again", self.broadcast.id,
+                            failed.reason)
+                return False  # left claimed: the next claim hands it back as uncertain
+            log.warning("alert %s refused: %s", self.broadcast.id, failed.reason)
+            if failed.code == OPTED_OUT_CODE:
+                await subscription_store.unsubscribe(self.deps.redis,
+                                                     pseudonym=recipient.pseudonym)
+                await deliveries.mark_opted_out(self.deps.redis, recipient.pseudonym)
+            await self.note(recipient, "f")
+            return True
+        await self.note(recipient, "s")
+        return True
+
+    async def send_batch(self, uncertain: tuple[Recipient, ...],
+                         claimed: tuple[Recipient, ...]) -> bool:
+        """Send a claimed batch; False when some must be tried again."""
+        slots = asyncio.Semaphore(IN_FLIGHT)
+        running: list[asyncio.Task[bool]] = []
+
+        async def one(recipient: Recipient, was_uncertain: bool) -> bool:
+            async with slots:
+                return await self.send(recipient, uncertain=was_uncertain)
+
+        for recipient in uncertain:
+            running.append(asyncio.create_task(one(recipient, True)))
+        for recipient in claimed:
+            running.append(asyncio.create_task(one(recipient, False)))
+        return all(await asyncio.gather(*running))
+
+
+def _quiet_ends(deps: Deps, now: datetime) -> datetime | None:
+    quiet = deps.settings.quiet()
+    return quiet.ends_after(now) if quiet is not None else None
+
+
+async def _cancelled(deps: Deps, broadcast_id: str, shard: int, holder: str = "") -> str:
+    await store.close_share(deps.redis, broadcast_id, shard, cancel=True, holder=holder)
+    return "cancelled"
+
+
+async def send_broadcast(ctx: dict[str, Any], broadcast_id: str, shard: int | str) -> str:
+    """Send one shard's share of a broadcast (see the module)."""
+    deps = deps_of(ctx)
+    job_id, job_try = job_identity(ctx)
+    shard = int(shard)
+    found = await store.read(deps.redis, broadcast_id)
+    if found is None:
+        return "no such broadcast"
+    if found.status is BroadcastStatus.CANCELLED:
+        return await _cancelled(deps, broadcast_id, shard)
+    if found.status in (BroadcastStatus.AWAITING_APPROVAL, BroadcastStatus.DONE):
+        return str(found.status)
+    now = deps.clock()
+    if not may_send_now(urgent=found.urgent, quiet_ends=_quiet_ends(deps, now)):
+        return "quiet hours"
+    if found.status is BroadcastStatus.SCHEDULED:
+        if found.send_at is not None and now < found.send_at:
+            return "scheduled"
+        await store.move(deps.redis, broadcast_id, from_statuses={BroadcastStatus.SCHEDULED},
+                         to=BroadcastStatus.SENDING, actor=ACTOR, now=now, action="started")
+    share = _Share(deps, found, shard, f"{job_id}|{job_try}")
+    failures = 0
+    while True:
+        claimed = await store.claim(deps.redis, broadcast_id, shard, job_id=job_id,
+                                    job_try=job_try, lease_ms=lease_ms(deps), wanted=BATCH)
+        if claimed.status == "busy":
+            return "busy"
+        if claimed.status == "cancelled":
+            return await _cancelled(deps, broadcast_id, shard, share.holder)
+        if not claimed.uncertain and not claimed.claimed:
+            break
+        if await share.send_batch(claimed.uncertain, claimed.claimed):
+            failures = 0
+        else:
+            failures += 1
+            if deps.retry.gives_up(failures):
+                raise RetryLater(deps.retry.delay(failures))
+            await asyncio.sleep(deps.retry.delay(failures))
+        current = await store.read(deps.redis, broadcast_id)
+        if current is None or current.status is BroadcastStatus.CANCELLED:
+            return await _cancelled(deps, broadcast_id, shard, share.holder)
+        if not may_send_now(urgent=found.urgent, quiet_ends=_quiet_ends(deps, deps.clock())):
+            return "quiet hours"  # the round goes on once they end
+    if not await store.close_share(deps.redis, broadcast_id, shard, holder=share.holder):
+        return "more to send"
+    status = await store.shard_done(deps.redis, broadcast_id, shard, actor=ACTOR,
+                                    now=deps.clock())
+    return f"share sent; broadcast {status}"
+
+
+async def resume_broadcasts(ctx: dict[str, Any]) -> int:
+    """Start every share of an active broadcast that may send now and that nobody holds
+    (see the module); the number of jobs queued."""
+    deps = deps_of(ctx)
+    queue = queue_of(ctx)
+    now = deps.clock()
+    quiet_ends = _quiet_ends(deps, now)
+    queued = 0
+    for broadcast_id in await store.active(deps.redis):
+        found = await store.read(deps.redis, broadcast_id)
+        if found is None or found.status in (BroadcastStatus.DONE, BroadcastStatus.CANCELLED):
+            if found is not None and found.status is BroadcastStatus.CANCELLED:
+                for shard in keys.SHARDS:
+                    await _cancelled(deps, broadcast_id, shard)
+            await store.forget_active(deps.redis, broadcast_id)
+            continue
+        if not may_send_now(urgent=found.urgent, quiet_ends=quiet_ends):
+            continue
+        if found.status is BroadcastStatus.SCHEDULED and found.send_at and now < found.send_at:
+            continue
+        done = await store.shards_done(deps.redis, broadcast_id)
+        clock_ms = time.time() * 1000  # leases are in Redis's clock, not the injected one
+        for shard in keys.SHARDS:
+            if shard in done:
+                continue
+            lease = await store.lease_of(deps.redis, broadcast_id, shard)
+            if lease is not None and lease[1] > clock_ms:
+                continue
+            if await queue.enqueue(SEND_BROADCAST, broadcast_id, shard,
+                                   job_id=f"broadcast:{broadcast_id}:{shard}:{now:%Y%m%dT%H%M}"):
+                queued += 1
+    return queued
