@@ -1,4 +1,4 @@
-"""The broadcasts API (SPEC §10): supervisors write alerts, another one approves them.
+"""The broadcasts API (docs/spec.md §10): supervisors write alerts, another one approves them.
 
 Every step is audited in the broadcasts' stream (`created`, `approved`,
 `cancelled` with the actor; `started` and `done` by the worker). The rules

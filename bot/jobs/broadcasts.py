@@ -1,4 +1,4 @@
-"""Sending broadcasts: each case shard's share of an audience, by the worker (SPEC §10).
+"""Sending broadcasts: each case shard's share of an audience, by the worker (docs/spec.md §10).
 
 A job `send_broadcast(id, shard)` sends one share. It holds the share's lease
 (renewed with every message) and claims recipients a batch at a time; for each,

@@ -1,4 +1,4 @@
-"""Broadcasts: what a supervisor may send, who approves it, how it is counted (SPEC §10).
+"""Broadcasts: what a supervisor may send, who approves it, how it is counted (docs/spec.md §10).
 
 Pure rules: the API, the store and the worker ask them; no I/O, no clock.
 """
@@ -88,7 +88,7 @@ def targeted(flow: Flow, languages: Iterable[str]) -> tuple[str, ...]:
 
 
 def sms_text(flow: Flow, language: str, text: str) -> str:
-    """An alert's text as an SMS carries it (Bambara in its GSM-7 spelling, SPEC §5)."""
+    """An alert's text as an SMS carries it (Bambara in its GSM-7 spelling, docs/spec.md §5)."""
     return spelled(flow, language, Channel.SMS, text.strip())
 
 

@@ -1,4 +1,4 @@
-"""A subscription to alerts, as kept for the worker to send to (SPEC §10).
+"""A subscription to alerts, as kept for the worker to send to (docs/spec.md §10).
 
 Pure value type and its compact record (Redis memory: one short string per
 subscriber, `bot.store.subscriptions`). The record holds what sending needs and
@@ -17,7 +17,7 @@ from enum import StrEnum
 from bot.engine.session import SubscribeAlerts, UnsubscribeAlerts
 
 COUNTRIES = ("ML", "NE", "DZ", "LY", "MR", "SN", "ZZ")
-"""The short list of SPEC §10 as ISO 3166 codes: Mali, Niger, Algeria, Libya,
+"""The short list of docs/spec.md §10 as ISO 3166 codes: Mali, Niger, Algeria, Libya,
 Mauritania, Senegal; `ZZ` (ISO's code for "unknown") is "other"."""
 OTHER_COUNTRY = "ZZ"
 

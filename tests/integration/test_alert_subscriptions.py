@@ -1,4 +1,4 @@
-"""Subscribing to alerts (SPEC §10) on every channel, through the real app and Redis:
+"""Subscribing to alerts (docs/spec.md §10) on every channel, through the real app and Redis:
 consent first, "is SMS safe?" from USSD or a call, the country; STOP ends it, START does
 not renew it, EFFACER erases it. On one server and on a real 3-master Cluster."""
 

@@ -1,4 +1,4 @@
-"""The broadcasts API (SPEC §10) through the real app on a real Redis (and a Cluster):
+"""The broadcasts API (docs/spec.md §10) through the real app on a real Redis (and a Cluster):
 texts checked per language, four eyes, quiet hours, cancel, counts, audit."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
-"""Sending broadcasts (SPEC §10): the worker's jobs, in process, against the fake Twilio on a
-real Redis (and a Cluster), approved through the real app: each recipient once in their
-language, STOP since the approval skipped, cancel, quiet hours across a restart, urgent at
+"""Sending broadcasts (docs/spec.md §10): the worker's jobs, in process, against the fake
+Twilio on a real Redis (and a Cluster), approved through the real app: each recipient once in
+their language, STOP since the approval skipped, cancel, quiet hours across a restart, urgent at
 once, and Twilio's status reports counted."""
 
 from __future__ import annotations
