@@ -69,7 +69,8 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Help
         app.state.store = store
         app.state.case_jobs = case_jobs or JobQueue.open(settings, store)
         app.state.webhooks = webhooks.make_webhooks(settings, store.scripts)
-        app.state.webhooks.delivery = twilio_status.delivery_recorder(store.redis)
+        app.state.webhooks.delivery = twilio_status.delivery_recorder(
+            store.redis, jobs=app.state.case_jobs)
         supervisor = (asyncio.create_task(supervision.supervise(store.embedded))
                       if store.embedded is not None else None)
         gateway.hooks = app.state.webhooks

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
@@ -51,6 +52,7 @@ def parse_days(value: str) -> tuple[int, ...]:
 DEFAULT_OUTBOUND_MPS = 10.0
 DEFAULT_QUIET_HOURS = "21-07"
 DEFAULT_TIMEZONE = "Africa/Bamako"
+CONTENT_SID = re.compile(r"HX[0-9a-fA-F]{32}")
 
 
 class Env(StrEnum):
@@ -118,10 +120,12 @@ class Settings(BaseSettings):
     followup_days: str = DEFAULT_FOLLOWUP_DAYS
     followup_ttl: int = Field(default=DEFAULT_FOLLOWUP_TTL_SECONDS, gt=0)
     # Outreach (docs/outreach.md): messages a second for all workers together; the hours
-    # when non-urgent broadcasts wait ("21-07", "" for none) and their time zone.
+    # when non-urgent broadcasts wait ("21-07", "" for none) and their time zone; the
+    # WhatsApp Content template of an alert per language ("fr=HX…,en=HX…").
     outbound_mps: float = Field(default=DEFAULT_OUTBOUND_MPS, gt=0)
     quiet_hours: str = DEFAULT_QUIET_HOURS
     timezone: str = DEFAULT_TIMEZONE
+    whatsapp_alert_template: str = ""
     # `helpline serve`'s processes when `--workers` is not given (the name uvicorn,
     # gunicorn and Procfile hosts use).
     web_concurrency: int = Field(default=1, ge=1, validation_alias=_alias("WEB_CONCURRENCY"))
@@ -193,6 +197,21 @@ class Settings(BaseSettings):
     def _quiet_hours_readable(self) -> Settings:
         QuietHours.parse(self.quiet_hours, self.timezone)  # ValueError names the setting
         return self
+
+    @field_validator("whatsapp_alert_template")
+    @classmethod
+    def _templates_readable(cls, value: str) -> str:
+        for entry in filter(None, (part.strip() for part in value.split(","))):
+            language, _, sid = entry.partition("=")
+            if not language.strip() or CONTENT_SID.fullmatch(sid.strip()) is None:
+                raise ValueError(f"HELPLINE_WHATSAPP_ALERT_TEMPLATE: {entry!r} is not "
+                                 "<language>=<Content SID> (HX and 32 hex digits)")
+        return value
+
+    def whatsapp_templates(self) -> dict[str, str]:
+        """`HELPLINE_WHATSAPP_ALERT_TEMPLATE` as language → Content SID."""
+        pairs = (entry.partition("=") for entry in self.whatsapp_alert_template.split(","))
+        return {language.strip(): sid.strip() for language, _, sid in pairs if sid.strip()}
 
     def quiet(self) -> QuietHours | None:
         """`HELPLINE_QUIET_HOURS` in `HELPLINE_TIMEZONE`; None when there are none."""

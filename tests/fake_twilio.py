@@ -27,6 +27,8 @@ from urllib.parse import parse_qs, urlsplit
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "fake-twilio-auth-token"
 FROM_NUMBER = "+15005550006"
+TEMPLATE_TEXT = "Alerte / Alert: {}"
+"""How the fake renders a Content template (each has its own words around variable 1)."""
 
 
 @dataclass(frozen=True)
@@ -199,13 +201,18 @@ class FakeTwilio(_Server):
         with self.lock:
             self._next_sid += 1
             now = format_datetime(datetime.now(UTC))
+            body = request.form.get("Body")
+            content_sid = request.form.get("ContentSid")
+            if content_sid:  # a Content template: Twilio renders it, variable 1 inside
+                body = TEMPLATE_TEXT.format(json.loads(request.form["ContentVariables"])["1"])
             message = {
                 "sid": f"SM{self._next_sid:032d}",
                 "account_sid": ACCOUNT_SID,
                 "to": request.form.get("To"),
                 "from": request.form.get("From"),
                 "messaging_service_sid": request.form.get("MessagingServiceSid"),
-                "body": request.form.get("Body"),
+                "body": body,
+                "content_sid": content_sid,
                 "status": "queued",
                 "direction": "outbound-api",
                 "num_segments": "1",

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from redis.asyncio import Redis
 
 from bot.cases import service as case_service
+from bot.cases.jobs import CaseJobs
 from bot.channels.twilio_sms import DeliveryStatus
 from bot.outreach import service as outreach
 
@@ -30,13 +31,14 @@ def utcnow() -> datetime:
 
 
 def delivery_recorder(
-    redis: Redis, *, clock: Callable[[], datetime] = utcnow
+    redis: Redis, *, clock: Callable[[], datetime] = utcnow, jobs: CaseJobs | None = None
 ) -> Callable[[DeliveryStatus], Awaitable[None]]:
     """The sink of the status webhook: record the status; a 21610 marks the phone opted out."""
 
     async def record(status: DeliveryStatus) -> None:
         if status.alert:
-            await outreach.record_alert_status(redis, tag=status.alert, status=status.status,
+            await outreach.record_alert_status(redis, jobs, tag=status.alert,
+                                               status=status.status,
                                                error_code=status.error_code)
             return
         known = await case_service.record_delivery_status(

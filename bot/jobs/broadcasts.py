@@ -27,24 +27,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bot.jobs.delivery import NOT_CONFIGURED
-from bot.jobs.deps import Deps, SmsGateway, deps_of, job_identity, queue_of
-from bot.jobs.errors import Failure, SendFailed
-from bot.jobs.pace import Lane, PacedSms
-from bot.jobs.queue import RetryLater
-from bot.jobs.twilio_rest import OPTED_OUT_CODE
+from bot.jobs.alerts import Alert, deliver_alert, status_callback
+from bot.jobs.deps import Deps, deps_of, job_identity, queue_of
+from bot.jobs.errors import SendFailed
+from bot.jobs.pace import Lane
+from bot.jobs.queue import JobQueue, RetryLater
 from bot.outreach.broadcasts import (
-    BROADCAST_PARAMETER,
+    SEND_ALERT_FALLBACK,
     SEND_BROADCAST,
     Broadcast,
     BroadcastStatus,
     may_send_now,
-    recipient_tag,
-    sms_text,
 )
 from bot.store import broadcasts as store
-from bot.store import deliveries, keys
-from bot.store import subscriptions as subscription_store
+from bot.store import keys
 from bot.store.broadcasts import Recipient
 
 log = logging.getLogger(__name__)
@@ -68,17 +64,12 @@ def lease_ms(deps: Deps) -> int:
     return int(seconds * 1000)
 
 
-def _gateway(deps: Deps) -> SmsGateway | None:
-    """Twilio without the priority lane: a broadcast waits in the bulk lane itself."""
-    sms = deps.sms
-    return sms.gateway if isinstance(sms, PacedSms) else sms
-
-
 @dataclass
 class _Share:
     """One run of `send_broadcast` on one shard."""
 
     deps: Deps
+    queue: JobQueue
     broadcast: Broadcast
     shard: int
     holder: str
@@ -95,58 +86,39 @@ class _Share:
                                                           self.shard)
         return self._cancelled
 
-    def callback(self, pseudonym: str) -> str | None:
-        base = self.deps.status_callback()
-        if base is None:
-            return None
-        tag = recipient_tag(self.broadcast.id, self.shard, pseudonym)
-        return f"{base}?{BROADCAST_PARAMETER}={tag}"
-
-    def body(self, recipient: Recipient) -> str | None:
-        text = self.broadcast.texts.get(recipient.language)
-        return None if text is None else sms_text(self.deps.flow, recipient.language, text)
-
-    async def note(self, recipient: Recipient, letter: str) -> str:
-        return await store.record_outcome(
+    async def note(self, recipient: Recipient, letter: str) -> None:
+        new = await store.record_outcome(
             self.deps.redis, self.broadcast.id, self.shard, recipient.pseudonym, what="sent",
             letter=letter, holder=self.holder, lease_ms=lease_ms(self.deps))
+        if new == "r":  # WhatsApp refused it (63016) before the send was noted
+            await self.queue.enqueue(SEND_ALERT_FALLBACK, self.broadcast.id, self.shard,
+                                     recipient.pseudonym)
+
+    async def may_go(self) -> bool:
+        """Wait for the next slot of the pace's bulk lane; False once cancelled."""
+        assert self.deps.pace is not None
+        await self.deps.pace.wait(Lane.BULK)
+        return not await self.cancelled()
 
     async def send(self, recipient: Recipient, *, uncertain: bool) -> bool:
         """Send to one recipient (at most once); False when it must be tried again."""
-        gateway = _gateway(self.deps)
-        body = self.body(recipient)
-        if body is None:
+        text = self.broadcast.texts.get(recipient.language)
+        if text is None:
             await self.note(recipient, "k")  # a language the broadcast has no text for
             return True
+        alert = Alert(recipient.pseudonym, recipient.phone, recipient.language,
+                      recipient.channel, text, recipient.claimed_at,
+                      status_callback(self.deps, self.broadcast.id, self.shard,
+                                      recipient.pseudonym))
         try:
-            if gateway is None:
-                raise SendFailed(Failure.PERMANENT, NOT_CONFIGURED)
-            if uncertain:
-                found = await gateway.find_sent(to=recipient.phone, body=body,
-                                                since=recipient.claimed_at)
-                if found is not None:
-                    log.info("alert %s had gone out already", self.broadcast.id)
-                    await self.note(recipient, "s")
-                    return True
-            assert self.deps.pace is not None
-            await self.deps.pace.wait(Lane.BULK)
-            if await self.cancelled():
-                return True  # left claimed: the cancelled share is closed, nothing sent
-            await gateway.send(to=recipient.phone, body=body,
-                               status_callback=self.callback(recipient.pseudonym))
+            letter = await deliver_alert(self.deps, alert, uncertain=uncertain,
+                                         may_go=self.may_go)
         except SendFailed as failed:
-            if failed.failure is not Failure.PERMANENT:
-                log.warning("alert %s: attempt failed (%s); tried again", self.broadcast.id,
-                            failed.reason)
-                return False  # left claimed: the next claim hands it back as uncertain
-            log.warning("alert %s refused: %s", self.broadcast.id, failed.reason)
-            if failed.code == OPTED_OUT_CODE:
-                await subscription_store.unsubscribe(self.deps.redis,
-                                                     pseudonym=recipient.pseudonym)
-                await deliveries.mark_opted_out(self.deps.redis, recipient.pseudonym)
-            await self.note(recipient, "f")
-            return True
-        await self.note(recipient, "s")
+            log.warning("alert %s: attempt failed (%s); tried again", self.broadcast.id,
+                        failed.reason)
+            return False  # left claimed: the next claim hands it back as uncertain
+        if letter:  # '': cancelled; left claimed, the share is closed
+            await self.note(recipient, letter)
         return True
 
     async def send_batch(self, uncertain: tuple[Recipient, ...],
@@ -196,7 +168,7 @@ async def send_broadcast(ctx: dict[str, Any], broadcast_id: str, shard: int | st
             return "scheduled"
         await store.move(deps.redis, broadcast_id, from_statuses={BroadcastStatus.SCHEDULED},
                          to=BroadcastStatus.SENDING, actor=ACTOR, now=now, action="started")
-    share = _Share(deps, found, shard, f"{job_id}|{job_try}")
+    share = _Share(deps, queue_of(ctx), found, shard, f"{job_id}|{job_try}")
     failures = 0
     while True:
         claimed = await store.claim(deps.redis, broadcast_id, shard, job_id=job_id,

@@ -9,6 +9,7 @@ number or a message.
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,6 +29,7 @@ log = logging.getLogger(__name__)
 
 TIMEOUT = httpx.Timeout(15.0, connect=5.0)
 OPTED_OUT_CODE = 21610
+WHATSAPP = "whatsapp:"
 TOO_MANY_REQUESTS = 429
 # Messages looked at when checking whether an uncertain attempt went out.
 RECONCILE_LOOKBACK = 50
@@ -145,8 +147,31 @@ class TwilioSms:
             raise classify(exc) from exc
         return str(message.sid)
 
+    def _whatsapp_sender(self) -> dict[str, Any]:
+        if self.sender.messaging_service_sid:
+            return {"messaging_service_sid": self.sender.messaging_service_sid}
+        return {"from_": f"{WHATSAPP}{self.sender.from_number}"}
+
+    async def send_whatsapp(self, *, to: str, body: str, content_sid: str | None,
+                            status_callback: str | None) -> str:
+        """A WhatsApp message to `to` (E.164): free-form `body`, or, with `content_sid`, that
+        Content template with `body` as its variable 1. Its SID. Raises SendFailed."""
+        extra: dict[str, Any] = {"status_callback": status_callback} if status_callback else {}
+        if content_sid:
+            extra.update(content_sid=content_sid,
+                         content_variables=json.dumps({"1": body}, ensure_ascii=False))
+        else:
+            extra["body"] = body
+        try:
+            message = await self.client.messages.create_async(
+                to=f"{WHATSAPP}{to}", **self._whatsapp_sender(), **extra)
+        except (TwilioException, httpx.HTTPError) as exc:
+            raise classify(exc) from exc
+        return str(message.sid)
+
     async def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
-        """The SID of a message with this body created for `to` since `since`, if any."""
+        """The SID of a message with this body created for `to` since `since`, if any
+        (`to` `whatsapp:+…`: one whose text holds `body`, as a template's does)."""
         try:
             recent = await self.client.messages.list_async(
                 to=to, limit=RECONCILE_LOOKBACK, page_size=RECONCILE_LOOKBACK
@@ -156,9 +181,11 @@ class TwilioSms:
             # Not knowing whether it went is no reason to send it a second time.
             raise SendFailed(Failure.UNKNOWN, f"check failed: {failed.reason}") from exc
         earliest = since - CLOCK_SKEW
+        whatsapp = to.startswith(WHATSAPP)
         for message in recent:
             created = message.date_created
-            if message.body == body and (created is None or created >= earliest):
+            same = body in (message.body or "") if whatsapp else message.body == body
+            if same and (created is None or created >= earliest):
                 return str(message.sid)
         return None
 

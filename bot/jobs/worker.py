@@ -34,7 +34,7 @@ from taskiq.receiver import Receiver
 from bot.cases.jobs import NOTIFY_ESCALATION, SEND_CASE_MESSAGE
 from bot.errors import FlowError
 from bot.flows.checked import load_checked
-from bot.jobs import broadcasts, followups, messages, oncall, outbox, referrals, retention
+from bot.jobs import alerts, broadcasts, followups, messages, oncall, outbox, referrals, retention
 from bot.jobs.broker import STREAM_ID
 from bot.jobs.deps import (
     DEPS,
@@ -51,7 +51,7 @@ from bot.jobs.primero_api import PrimeroClient
 from bot.jobs.queue import BLOCK_MS, JobQueue, RetryLater
 from bot.jobs.twilio_calls import TwilioCalls
 from bot.jobs.twilio_rest import TwilioSms
-from bot.outreach.broadcasts import SEND_BROADCAST
+from bot.outreach.broadcasts import SEND_ALERT_FALLBACK, SEND_BROADCAST
 from bot.settings import Settings
 from bot.store import outbox as outbox_store
 from bot.store.connection import Store, open_store
@@ -77,6 +77,7 @@ JOBS: dict[str, Job] = {
     referrals.REFER_CASE: referrals.refer_case,
     followups.SEND_FOLLOWUP: followups.send_followup,
     SEND_BROADCAST: broadcasts.send_broadcast,
+    SEND_ALERT_FALLBACK: alerts.send_alert_fallback,
     broadcasts.RESUME_BROADCASTS: broadcasts.resume_broadcasts,
 }
 

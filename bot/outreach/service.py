@@ -6,14 +6,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.outreach.broadcasts import parse_recipient_tag, status_letter
+from bot.cases.jobs import CaseJobs
+from bot.outreach.broadcasts import SEND_ALERT_FALLBACK, parse_recipient_tag, status_letter
 from bot.store import broadcasts as store
 
 
-async def record_alert_status(redis: Any, *, tag: str, status: str, error_code: str) -> str:
+async def record_alert_status(redis: Any, jobs: CaseJobs | None, *, tag: str, status: str,
+                              error_code: str) -> str:
     """Note Twilio's report for the recipient `tag` names (`<id>.<shard>.<pseudonym>`, the
-    status callback's `bc`). Returns the recipient's new state ('' when nothing changed,
-    'r' when the alert must go again by SMS), or 'unknown' for a malformed tag."""
+    status callback's `bc`); a WhatsApp alert refused outside its window (63016) is queued
+    to go again by SMS. Returns the recipient's new state ('' when nothing changed, 'r'
+    for that SMS), or 'unknown' for a malformed tag."""
     parsed = parse_recipient_tag(tag)
     if parsed is None:
         return "unknown"
@@ -21,5 +24,8 @@ async def record_alert_status(redis: Any, *, tag: str, status: str, error_code: 
     if letter is None:
         return ""
     broadcast_id, shard, pseudonym = parsed
-    return await store.record_outcome(redis, broadcast_id, shard, pseudonym, what="status",
-                                      letter=letter)
+    new = await store.record_outcome(redis, broadcast_id, shard, pseudonym, what="status",
+                                     letter=letter)
+    if new == "r" and jobs is not None:
+        await jobs.enqueue(SEND_ALERT_FALLBACK, broadcast_id, shard, pseudonym)
+    return new

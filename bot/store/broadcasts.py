@@ -21,10 +21,11 @@ from typing import Any
 
 from bot.cases.model import AuditEvent
 from bot.outreach.broadcasts import Broadcast, BroadcastStatus, Draft, Outcome
-from bot.store import keys
+from bot.store import keys, phone_state
 from bot.store.audit import event_from_entry
 from bot.store.cases import iso, text_of
 from bot.store.scripts import Script
+from bot.types import Channel
 
 CREATE = Script.load("broadcast_create")
 MOVE = Script.load("broadcast_status")
@@ -300,6 +301,14 @@ async def close_share(redis: Any, broadcast_id: str, shard: int, *, cancel: bool
                                    ["cancel" if cancel else "done", STATES_KEPT_SECONDS,
                                     holder])
     return bool(int(closed))
+
+
+async def last_sms_expiry(redis: Any, pseudonym: str) -> int | None:
+    """When the phone's SMS-channel receipts expire (epoch second), if it has any: they are
+    written with each message it sends (`bot.store.phone_state`), so this tells when it
+    last wrote (this, less their lifetime). Read for WhatsApp's 24-hour window."""
+    raw = await redis.get(keys.phone_state(pseudonym))
+    return phone_state.expiries(raw).get(phone_state.receipts_part(Channel.SMS))
 
 
 async def share_cancelled(redis: Any, broadcast_id: str, shard: int) -> bool:
