@@ -2,6 +2,7 @@
 // reaches the page through textContent (answers are typed by migrants: never HTML).
 import { api, dropToken, keepToken, problem, token, whenExpired } from "./api.js";
 import { label, lang, otherLanguage, setLanguage, t } from "./i18n.js";
+import { renderBroadcasts } from "./broadcasts.js";
 import { renderCase } from "./case.js";
 import { renderDashboard, renderOperators } from "./pages.js";
 import { renderReports } from "./reports.js";
@@ -18,7 +19,8 @@ function paintChrome() {
   const signedIn = Boolean(state.me);
   const nav = el("nav", { "aria-label": t("title") });
   if (signedIn) {
-    const links = [["#/", t("nav_queue")], ["#/mine", t("nav_mine")], ["#/dashboard", t("nav_dashboard")]];
+    const links = [["#/", t("nav_queue")], ["#/mine", t("nav_mine")], ["#/dashboard", t("nav_dashboard")],
+                   ["#/broadcasts", t("nav_broadcasts")]];
     if (state.me.role !== "operator") links.push(["#/reports", t("nav_reports")]);
     if (state.me.role === "admin") links.push(["#/operators", t("nav_operators")]);
     const list = el("ul");
@@ -322,6 +324,7 @@ async function route() {
   } else if (hash.startsWith("#/dashboard")) await renderDashboard();
   else if (hash.startsWith("#/operators")) await renderOperators();
   else if (hash.startsWith("#/reports")) await renderReports();
+  else if (hash.startsWith("#/broadcasts")) await renderBroadcasts();
   else await renderQueue();
   if (state.me && !view.contains(document.activeElement)) mainHeading();
 }
