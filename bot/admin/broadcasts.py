@@ -31,7 +31,7 @@ from bot.outreach.broadcasts import (
     over_the_promise,
     start_status,
 )
-from bot.outreach.subscriptions import COUNTRIES
+from bot.outreach.subscriptions import COUNTRIES, Country
 from bot.settings import Settings
 from bot.store import broadcasts as store
 from bot.store import keys
@@ -48,6 +48,7 @@ RECENT = 200
 """Broadcasts read back to keep the consent's promise (a month's worth, and more)."""
 MAX_PAGE = 100
 
+LanguageCode = Annotated[str, Field(pattern=r"^[a-z]{2,3}$")]
 IdPath = Annotated[str, Path(pattern=r"^[0-9]{1,12}$", description="A broadcast's id")]
 
 
@@ -71,12 +72,13 @@ class BroadcastIn(BaseModel):
     text: dict[str, Annotated[str, Field(max_length=MAX_TEXT_CHARS)]] = Field(
         description="The alert per language (`fr`, `en`, `bm`): every targeted language "
         "needs one, at most 3 SMS segments (Bambara counted in its GSM-7 spelling)")
-    countries: list[str] | None = Field(
+    countries: list[Country] | None = Field(
         default=None, max_length=len(COUNTRIES),
         description="Countries where the recipients are (ISO codes: ML, NE, DZ, LY, MR, SN; "
         "ZZ: other); absent or empty: all")
-    languages: list[str] | None = Field(
-        default=None, max_length=8, description="Recipients' languages; absent or empty: all")
+    languages: list[LanguageCode] | None = Field(
+        default=None, max_length=8,
+        description="Recipients' languages (the flow's: fr, en, bm); absent or empty: all")
     urgent: bool = Field(default=False, description="Sent at once, even in quiet hours")
 
 
@@ -163,7 +165,8 @@ async def _out(redis: Any, broadcast: Broadcast) -> BroadcastOut:
 async def create_broadcast(new: BroadcastIn, redis: RedisDep, now: NowDep, flow: FlowDep,
                            operator: Supervisor) -> BroadcastOut:
     """Write an alert; it waits for another supervisor's approval (four eyes)."""
-    checked = check_draft(flow, texts=new.text, countries=new.countries or (),
+    checked = check_draft(flow, texts=new.text,
+                          countries=[str(country) for country in new.countries or ()],
                           languages=new.languages or ())
     if isinstance(checked, list):
         raise RequestValidationError([{"loc": problem.loc, "msg": problem.message,
@@ -192,12 +195,13 @@ async def list_broadcasts(
 @router.get("/broadcasts/audience", response_model=AudienceOut)
 async def audience(
     redis: RedisDep, _: AnyOperator,
-    countries: Annotated[list[str] | None, Query()] = None,
-    languages: Annotated[list[str] | None, Query()] = None,
+    countries: Annotated[list[Country] | None, Query()] = None,
+    languages: Annotated[list[LanguageCode] | None, Query()] = None,
 ) -> AudienceOut:
     """How many subscriptions match these countries and languages now (the composer's count)."""
     return AudienceOut(recipients=await subscription_store.audience_size(
-        redis, countries=countries or (), languages=languages or ()))
+        redis, countries=[str(country) for country in countries or ()],
+        languages=languages or ()))
 
 
 @router.get("/broadcasts/{broadcast_id}", response_model=BroadcastOut, responses=_NOT_FOUND)

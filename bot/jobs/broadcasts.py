@@ -52,6 +52,9 @@ BATCH = 20
 IN_FLIGHT = 8
 """Messages of one share handed to Twilio at once (each waited for its slot)."""
 LEASE_MIN_SECONDS, LEASE_MAX_SECONDS = 5.0, 30.0
+RUN_SECONDS = 10.0
+"""A run sends for about this long, then hands its share to a new job (any worker's):
+the shares spread over the workers, and no job stays long in one worker's hands."""
 CANCEL_CHECK_SECONDS = 0.2
 """A cancelled broadcast stops within this (and the messages already handed to Twilio)."""
 
@@ -170,6 +173,7 @@ async def send_broadcast(ctx: dict[str, Any], broadcast_id: str, shard: int | st
                          to=BroadcastStatus.SENDING, actor=ACTOR, now=now, action="started")
     share = _Share(deps, queue_of(ctx), found, shard, f"{job_id}|{job_try}")
     failures = 0
+    until = time.monotonic() + RUN_SECONDS
     while True:
         claimed = await store.claim(deps.redis, broadcast_id, shard, job_id=job_id,
                                     job_try=job_try, lease_ms=lease_ms(deps), wanted=BATCH)
@@ -191,6 +195,14 @@ async def send_broadcast(ctx: dict[str, Any], broadcast_id: str, shard: int | st
             return await _cancelled(deps, broadcast_id, shard, share.holder)
         if not may_send_now(urgent=found.urgent, quiet_ends=_quiet_ends(deps, deps.clock())):
             return "quiet hours"  # the round goes on once they end
+        if time.monotonic() > until:
+            # Handed on: the lease let go, then the next run queued (a crash in between
+            # leaves the share to the round, within a minute).
+            await store.release_share(deps.redis, broadcast_id, shard, holder=share.holder)
+            await share.queue.enqueue(
+                SEND_BROADCAST, broadcast_id, shard,
+                job_id=f"broadcast:{broadcast_id}:{shard}:{time.time_ns()}")
+            return "handed on"
     if not await store.close_share(deps.redis, broadcast_id, shard, holder=share.holder):
         return "more to send"
     status = await store.shard_done(deps.redis, broadcast_id, shard, actor=ACTOR,

@@ -16,10 +16,20 @@ from enum import StrEnum
 
 from bot.engine.session import SubscribeAlerts, UnsubscribeAlerts
 
-COUNTRIES = ("ML", "NE", "DZ", "LY", "MR", "SN", "ZZ")
-"""The short list of docs/spec.md §10 as ISO 3166 codes: Mali, Niger, Algeria, Libya,
-Mauritania, Senegal; `ZZ` (ISO's code for "unknown") is "other"."""
-OTHER_COUNTRY = "ZZ"
+class Country(StrEnum):
+    """The short list of docs/spec.md §10 as ISO 3166 codes; `ZZ` (ISO's code for
+    "unknown") is "other"."""
+
+    MALI = "ML"
+    NIGER = "NE"
+    ALGERIA = "DZ"
+    LIBYA = "LY"
+    MAURITANIA = "MR"
+    SENEGAL = "SN"
+    OTHER = "ZZ"
+
+
+COUNTRIES = tuple(str(country) for country in Country)
 
 
 class AlertChannel(StrEnum):

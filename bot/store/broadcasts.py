@@ -303,6 +303,12 @@ async def close_share(redis: Any, broadcast_id: str, shard: int, *, cancel: bool
     return bool(int(closed))
 
 
+async def release_share(redis: Any, broadcast_id: str, shard: int, *, holder: str) -> None:
+    """Let the share's lease go, if `holder` has it: the next run takes over at once."""
+    await CLOSE_SHARE.run(redis, _share_keys(broadcast_id, shard),
+                          ["release", STATES_KEPT_SECONDS, holder])
+
+
 async def last_sms_expiry(redis: Any, pseudonym: str) -> int | None:
     """When the phone's SMS-channel receipts expire (epoch second), if it has any: they are
     written with each message it sends (`bot.store.phone_state`), so this tells when it

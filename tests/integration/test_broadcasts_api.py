@@ -84,7 +84,7 @@ async def test_a_supervisor_writes_an_alert_with_its_recipients_and_segments(
     ({"text": {"fr": "Alerte", "en": "Alert"}}, ["body", "text", "bm"], "missing_text"),
     ({"text": {**TEXTS, "fr": "Fête à Gao, très tôt. " * 12}}, ["body", "text", "fr"],
      "too_many_segments"),
-    ({"text": TEXTS, "countries": ["NE", "XX"]}, ["body", "countries", 1], "unknown_country"),
+    ({"text": TEXTS, "countries": ["NE", "XX"]}, ["body", "countries", 1], "enum"),
     ({"text": TEXTS, "languages": ["wo"]}, ["body", "languages", 0], "unknown_language"),
 ])
 async def test_bad_input_is_a_422_naming_the_field_and_the_language(

@@ -253,3 +253,15 @@ async def test_the_bulk_lane_keeps_the_pace(app: Any, app_settings: Settings,
         elapsed = loop.time() - started
     assert len(fake.creates) == 12
     assert elapsed >= 11 / 10 * 0.95  # twelve messages at ten a second
+
+
+async def test_a_share_handed_on_between_runs_still_sends_each_once(
+        app: Any, worker: Harness, fake: FakeTwilio, tokens: dict[str, str], redis: Redis,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(jobs, "BATCH", 2)
+    monkeypatch.setattr(jobs, "RUN_SECONDS", 0.0)  # one batch a run, then the next run
+    phones = await seed_subscribers(redis, PII_KEY.encode(), [("NE", "fr")] * 30)
+    broadcast = await approved(app, tokens)
+    await worker.run_jobs()
+    assert sorted(m["to"] for m in fake.messages) == sorted(phones)
+    assert (await read(app, tokens, broadcast["id"]))["status"] == "done"
