@@ -49,8 +49,6 @@ RESUME_BROADCASTS = "resume_broadcasts"
 ACTOR = "worker:broadcasts"
 BATCH = 20
 """Recipients claimed at a time (the sends themselves go one slot of the pace each)."""
-IN_FLIGHT = 8
-"""Messages of one share handed to Twilio at once (each waited for its slot)."""
 LEASE_MIN_SECONDS, LEASE_MAX_SECONDS = 5.0, 30.0
 RUN_SECONDS = 10.0
 """A run sends for about this long, then hands its share to a new job (any worker's):
@@ -89,13 +87,16 @@ class _Share:
                                                           self.shard)
         return self._cancelled
 
-    async def note(self, recipient: Recipient, letter: str) -> None:
-        new = await store.record_outcome(
-            self.deps.redis, self.broadcast.id, self.shard, recipient.pseudonym, what="sent",
-            letter=letter, holder=self.holder, lease_ms=lease_ms(self.deps))
-        if new == "r":  # WhatsApp refused it (63016) before the send was noted
-            await self.queue.enqueue(SEND_ALERT_FALLBACK, self.broadcast.id, self.shard,
-                                     recipient.pseudonym)
+    async def note(self, sent: list[tuple[str, str]]) -> None:
+        """Note a batch's sends ((pseudonym, outcome letter)), one round trip."""
+        if not sent:
+            return
+        states = await store.record_sends(self.deps.redis, self.broadcast.id, self.shard, sent,
+                                          holder=self.holder, lease_ms=lease_ms(self.deps))
+        for (pseudonym, _), new in zip(sent, states, strict=True):
+            if new == "r":  # WhatsApp refused it (63016) before the send was noted
+                await self.queue.enqueue(SEND_ALERT_FALLBACK, self.broadcast.id, self.shard,
+                                         pseudonym)
 
     async def may_go(self) -> bool:
         """Wait for the next slot of the pace's bulk lane; False once cancelled."""
@@ -103,12 +104,12 @@ class _Share:
         await self.deps.pace.wait(Lane.BULK)
         return not await self.cancelled()
 
-    async def send(self, recipient: Recipient, *, uncertain: bool) -> bool:
-        """Send to one recipient (at most once); False when it must be tried again."""
+    async def send(self, recipient: Recipient, *, uncertain: bool) -> str | None:
+        """Send to one recipient (at most once): its outcome letter to note ('' when
+        there is none: cancelled, it stays claimed), None when it must be tried again."""
         text = self.broadcast.texts.get(recipient.language)
         if text is None:
-            await self.note(recipient, "k")  # a language the broadcast has no text for
-            return True
+            return "k"  # a language the broadcast has no text for
         alert = Alert(recipient.pseudonym, recipient.phone, recipient.language,
                       recipient.channel, text, recipient.claimed_at,
                       status_callback(self.deps, self.broadcast.id, self.shard,
@@ -119,26 +120,25 @@ class _Share:
         except SendFailed as failed:
             log.warning("alert %s: attempt failed (%s); tried again", self.broadcast.id,
                         failed.reason)
-            return False  # left claimed: the next claim hands it back as uncertain
-        if letter:  # '': cancelled; left claimed, the share is closed
-            await self.note(recipient, letter)
-        return True
+            return None  # left claimed: the next claim hands it back as uncertain
+        return letter
 
     async def send_batch(self, uncertain: tuple[Recipient, ...],
                          claimed: tuple[Recipient, ...]) -> bool:
-        """Send a claimed batch; False when some must be tried again."""
-        slots = asyncio.Semaphore(IN_FLIGHT)
-        running: list[asyncio.Task[bool]] = []
+        """Send a claimed batch, then note it (one round trip: a sender that dies before
+        leaves the batch uncertain, checked with Twilio); False when some must be tried
+        again."""
 
-        async def one(recipient: Recipient, was_uncertain: bool) -> bool:
-            async with slots:
+        async def one(recipient: Recipient, was_uncertain: bool) -> str | None:
+            async with self.deps.bulk_sends:
                 return await self.send(recipient, uncertain=was_uncertain)
 
-        for recipient in uncertain:
-            running.append(asyncio.create_task(one(recipient, True)))
-        for recipient in claimed:
-            running.append(asyncio.create_task(one(recipient, False)))
-        return all(await asyncio.gather(*running))
+        recipients = [*uncertain, *claimed]
+        letters = await asyncio.gather(*(
+            one(recipient, index < len(uncertain)) for index, recipient in enumerate(recipients)))
+        await self.note([(recipient.pseudonym, letter)
+                         for recipient, letter in zip(recipients, letters, strict=True) if letter])
+        return all(letter is not None for letter in letters)
 
 
 def _quiet_ends(deps: Deps, now: datetime) -> datetime | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,7 @@ MAX_DOUBLINGS = 62
 # is taken to be dead (its worker died mid-call).
 CLAIM_LEASE_SECONDS = 60
 WEBHOOK_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
+BULK_SENDS_AT_ONCE = 8
 
 
 def utcnow() -> datetime:
@@ -90,6 +92,10 @@ class Deps:
     """None when Twilio cannot place calls: voice check-ins then fail, audited."""
     pace: Pace | None = None
     """The deployment's outbound budget (`sms` waits in its priority lane already)."""
+    bulk_sends: asyncio.Semaphore = field(
+        default_factory=lambda: asyncio.Semaphore(BULK_SENDS_AT_ONCE))
+    """Broadcast messages this process hands to Twilio at once, all shares together: the
+    pace spaces them, so a few suffice, and a few keep-alive connections serve them."""
 
     def console_link(self, reference: str) -> str:
         base = (self.settings.public_url or "").rstrip("/")

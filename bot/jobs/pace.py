@@ -27,6 +27,8 @@ bulk slots already booked go before it. Use:
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import deque
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -39,7 +41,9 @@ MICROS = 1_000_000
 PRIORITY_AHEAD_SECONDS = 120.0
 """A priority message books a slot at most this far ahead (else it asks again later)."""
 BULK_AHEAD_SLOTS = 2
-BULK_AHEAD_MIN_SECONDS = 0.02
+BULK_AHEAD_MIN_SECONDS = 0.05
+BULK_BOOKED_AT_ONCE = 8
+"""Bulk slots a process books in one call (when that many are within reach)."""
 """A bulk send books at most this many slots (and this long) ahead: enough to keep the
 rate when several senders poll, little enough that a priority message waits for few."""
 
@@ -59,40 +63,71 @@ class Pace:
         self.mps = mps
         self.interval_us = max(1, round(MICROS / mps))
         self._bulk_turn = asyncio.Lock()
-        """Bulk senders of this process ask Redis one at a time (first come, first served):
-        the others wait here, not in a polling loop of their own."""
+        """Bulk senders of this process book one at a time (first come, first served): the
+        others wait here, not in a polling loop of their own."""
+        self._bulk_slots: deque[float] = deque()
+        """Bulk slots this process booked and no sender took yet (`time.monotonic()`)."""
         self._ahead_us = {
             Lane.PRIORITY: round(PRIORITY_AHEAD_SECONDS * MICROS),
             Lane.BULK: max(BULK_AHEAD_SLOTS * self.interval_us,
                            round(BULK_AHEAD_MIN_SECONDS * MICROS)),
         }
+        self._bulk_at_once = max(1, min(BULK_BOOKED_AT_ONCE,
+                                        self._ahead_us[Lane.BULK] // self.interval_us))
 
     def ahead_seconds(self, lane: Lane) -> float:
         """How far ahead of now `lane` may book."""
         return self._ahead_us[lane] / MICROS
 
-    async def book(self, lane: Lane) -> Booking:
-        """One try (no waiting): the slot booked, or how long to wait before asking again."""
+    async def book(self, lane: Lane, wanted: int = 1) -> Booking:
+        """One try (no waiting): up to `wanted` slots booked, or how long to wait before
+        asking again."""
         return await pace_store.book(self.redis, interval_us=self.interval_us,
-                                     ahead_us=self._ahead_us[lane])
+                                     ahead_us=self._ahead_us[lane], wanted=wanted)
 
     async def wait(self, lane: Lane) -> float:
         """Book a slot in `lane` and sleep until it: the caller may then send one message.
-        Returns the seconds waited."""
+        Returns the seconds waited.
+
+        Bulk senders of a process book one at a time, but each sleeps to its slot on its
+        own: while one sleeps, the next books the slot after, so a sender that wakes late
+        (a busy machine) delays no other booking and the rate holds."""
+        started = time.monotonic()
         if lane is Lane.BULK:
             async with self._bulk_turn:
-                return await self._wait(lane)
-        return await self._wait(lane)
+                # A slot long past was the budget of its own moment: not to be spent now.
+                late = time.monotonic() - self.interval_us / MICROS
+                while self._bulk_slots and self._bulk_slots[0] < late:
+                    self._bulk_slots.popleft()
+                while not self._bulk_slots:
+                    await self._book_bulk()
+                slot = self._bulk_slots.popleft()
+        else:
+            slot = await self._book_one(lane)
+        until_slot = slot - time.monotonic()
+        if until_slot > 0:
+            await asyncio.sleep(until_slot)
+        return time.monotonic() - started
 
-    async def _wait(self, lane: Lane) -> float:
-        waited = 0.0
+    async def _book_bulk(self) -> None:
+        """Book the bulk slots within reach (one call for several senders), or wait until
+        some are."""
+        booking = await self.book(Lane.BULK, wanted=self._bulk_at_once)
+        now = time.monotonic()
+        if not booking.booked:
+            await asyncio.sleep(booking.wait_us / MICROS)
+            return
+        first = now + booking.wait_us / MICROS
+        self._bulk_slots.extend(first + index * self.interval_us / MICROS
+                                for index in range(len(booking.slots_us)))
+
+    async def _book_one(self, lane: Lane) -> float:
+        """A slot of `lane`, as a `time.monotonic()` time."""
         while True:
             booking = await self.book(lane)
-            if booking.wait_us > 0:
-                await asyncio.sleep(booking.wait_us / MICROS)
-                waited += booking.wait_us / MICROS
             if booking.booked:
-                return waited
+                return time.monotonic() + booking.wait_us / MICROS
+            await asyncio.sleep(booking.wait_us / MICROS)
 
 
 class PacedSms:

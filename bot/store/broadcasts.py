@@ -24,7 +24,7 @@ from bot.outreach.broadcasts import Broadcast, BroadcastStatus, Draft, Outcome
 from bot.store import keys, phone_state
 from bot.store.audit import event_from_entry
 from bot.store.cases import iso, text_of
-from bot.store.scripts import Script
+from bot.store.scripts import Script, batch
 from bot.types import Channel
 
 CREATE = Script.load("broadcast_create")
@@ -279,6 +279,18 @@ async def record_outcome(redis: Any, broadcast_id: str, shard: int, pseudonym: s
     new = await OUTCOME.run(redis, [share[0], share[2], share[3]],
                             [pseudonym, what, letter, holder, lease_ms])
     return text_of(new)
+
+
+async def record_sends(redis: Any, broadcast_id: str, shard: int,
+                       sent: list[tuple[str, str]], *, holder: str, lease_ms: int) -> list[str]:
+    """`record_outcome(what='sent')` for each (pseudonym, letter) of a batch, in one round
+    trip; the new states, in order."""
+    share = _share_keys(broadcast_id, shard)
+    async with batch(redis) as pipe:
+        for pseudonym, letter in sent:
+            OUTCOME.queue(pipe, [share[0], share[2], share[3]],
+                          [pseudonym, "sent", letter, holder, lease_ms])
+        return [text_of(new) for new in await pipe.execute()]
 
 
 async def claim_fallback(redis: Any, broadcast_id: str, shard: int, pseudonym: str, *,

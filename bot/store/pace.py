@@ -16,13 +16,21 @@ BOOK = Script.load("pace")
 
 @dataclass(frozen=True)
 class Booking:
-    booked: bool
     wait_us: int
-    """Booked: until the slot; else: until the lane may ask again."""
-    slot_us: int | None = None
-    """The booked slot, microseconds since the epoch (Redis's clock)."""
+    """Booked: until the first slot; else: until the lane may ask again."""
+    slots_us: tuple[int, ...] = ()
+    """The slots booked, microseconds since the epoch (Redis's clock), one interval apart."""
+
+    @property
+    def booked(self) -> bool:
+        return bool(self.slots_us)
+
+    @property
+    def slot_us(self) -> int | None:
+        return self.slots_us[0] if self.slots_us else None
 
 
-async def book(redis: Any, *, interval_us: int, ahead_us: int) -> Booking:
-    booked, wait, slot = await BOOK.run(redis, [keys.outbound_pace()], [interval_us, ahead_us])
-    return Booking(bool(int(booked)), int(wait), int(slot) if slot else None)
+async def book(redis: Any, *, interval_us: int, ahead_us: int, wanted: int = 1) -> Booking:
+    """Book up to `wanted` slots within `ahead_us` of now (at least one, or none)."""
+    found = await BOOK.run(redis, [keys.outbound_pace()], [interval_us, ahead_us, wanted])
+    return Booking(int(found[1]), tuple(int(slot) for slot in found[2:]))

@@ -105,3 +105,18 @@ async def test_an_idle_budget_leaves_no_key_for_long(redis: Redis) -> None:
 def test_a_pace_needs_a_positive_rate() -> None:
     with pytest.raises(ValueError, match="rate above 0"):
         Pace(object(), mps=0)
+
+
+async def test_bulk_books_several_slots_at_once_and_never_spends_a_stale_one(
+        redis: Redis) -> None:
+    pace = Pace(redis, mps=100)  # a slot every 10 ms; bulk reaches 50 ms ahead
+    several = await pace.book(Lane.BULK, wanted=8)
+    assert len(several.slots_us) == 6  # now, +10 ms, ... +50 ms
+    assert all(b - a == pace.interval_us
+               for a, b in itertools.pairwise(several.slots_us))
+    await redis.delete(keys.outbound_pace())
+    await pace.wait(Lane.BULK)  # books a few: one spent, the others kept for later senders
+    booked = int(await redis.get(keys.outbound_pace()))
+    await asyncio.sleep(0.3)  # the kept ones are long past now
+    await pace.wait(Lane.BULK)
+    assert int(await redis.get(keys.outbound_pace())) > booked + 0.25 * MICROS

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-import httpx
 import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -31,7 +30,7 @@ FAST_RETRY = RetryPolicy(base_seconds=0.05, cap_seconds=1.0, max_tries=5)
 POLL = 0.01
 BLOCK_MS = 10
 # Short enough that a planned late answer is a timeout, long enough for a loaded machine.
-CLIENT_TIMEOUT = httpx.Timeout(1.0)
+CLIENT_TIMEOUT = 1.0
 
 
 class Clock:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp.client_reqrep import ConnectionKey
 from hypothesis import given
 from hypothesis import strategies as st
 from twilio.base.exceptions import TwilioRestException
@@ -42,6 +43,9 @@ def test_sla_periods_are_whole_periods_since_creation() -> None:
     assert sla_period(T0, T0 - timedelta(minutes=5), 15) == 0  # a clock behind: no reminder
 
 
+CONNECTION = ConnectionKey("api.twilio.com", 443, True, True, None, None, None)
+
+
 @pytest.mark.parametrize(
     ("error", "failure"),
     [
@@ -51,10 +55,11 @@ def test_sla_periods_are_whole_periods_since_creation() -> None:
         (TwilioRestException(400, "uri", code=21610), Failure.PERMANENT),
         (TwilioRestException(400, "uri", code=21211), Failure.PERMANENT),
         (TwilioRestException(401, "uri", code=20003), Failure.PERMANENT),
-        (httpx.ConnectError("refused"), Failure.RETRY),
-        (httpx.ConnectTimeout("slow"), Failure.RETRY),
-        (httpx.ReadTimeout("slow"), Failure.UNKNOWN),
-        (httpx.RemoteProtocolError("dropped"), Failure.UNKNOWN),
+        (aiohttp.ClientConnectorError(CONNECTION, OSError(111, "refused")), Failure.RETRY),
+        (aiohttp.ConnectionTimeoutError("slow"), Failure.RETRY),
+        (aiohttp.SocketTimeoutError("slow"), Failure.UNKNOWN),
+        (TimeoutError(), Failure.UNKNOWN),
+        (aiohttp.ServerDisconnectedError(), Failure.UNKNOWN),
     ],
 )
 def test_errors_say_whether_the_message_may_have_gone(error: Exception, failure: Failure) -> None:
