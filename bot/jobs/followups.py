@@ -33,6 +33,7 @@ from bot.jobs.delivery import Delivery, Done, Result, SmsTransport, Transport, d
 from bot.jobs.deps import CallGateway, Deps, deps_of, job_identity, queue_of
 from bot.jobs.errors import Failure, SendFailed
 from bot.jobs.messages import finished
+from bot.jobs.pace import Lane
 from bot.store import deliveries
 from bot.store import followups as store
 from bot.store.cases import iso, read_case
@@ -132,7 +133,11 @@ async def _first_question(deps: Deps, *, phone: str, language: str, token: str,
 
 async def _send(deps: Deps, delivery: Delivery, transport: Transport, *, job_id: str,
                 job_try: int) -> Result:
-    """The one place a check-in goes out (SMS or call): the outbound pace goes here."""
+    """The one place a check-in goes out (SMS or call): the outbound pace goes here. An SMS
+    waits for its slot in `deps.sms` (`PacedSms`); a call takes one here, in the priority
+    lane too (docs/outreach.md, "The pace")."""
+    if transport.kind == CallTransport.kind and deps.pace is not None:
+        await deps.pace.wait(Lane.PRIORITY)
     return await deliver(deps, delivery, transport, job_id=job_id, job_try=job_try)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-import httpx
+import aiohttp
 from twilio.base.exceptions import TwilioException
 from twilio.rest import Client
 
@@ -19,7 +19,7 @@ from bot.jobs.errors import Failure, SendFailed
 from bot.jobs.twilio_rest import (
     CLOCK_SKEW,
     RECONCILE_LOOKBACK,
-    TIMEOUT,
+    TIMEOUT_SECONDS,
     RebasedHttpClient,
     classify,
 )
@@ -33,15 +33,14 @@ class TwilioCalls:
     """Places calls and finds ones placed before, through the SDK."""
 
     def __init__(self, *, account_sid: str, auth_token: str, from_number: str, base_url: str,
-                 timeout: httpx.Timeout = TIMEOUT,
-                 transport: httpx.AsyncBaseTransport | None = None) -> None:
+                 timeout: float = TIMEOUT_SECONDS) -> None:
         self.from_number = from_number
-        self.http = RebasedHttpClient(base_url, timeout=timeout, transport=transport)
+        self.http = RebasedHttpClient(base_url, timeout=timeout)
         self.client = Client(account_sid, auth_token, account_sid=account_sid,
                              http_client=self.http)
 
     @classmethod
-    def from_settings(cls, settings: Settings, *, timeout: httpx.Timeout = TIMEOUT
+    def from_settings(cls, settings: Settings, *, timeout: float = TIMEOUT_SECONDS
                       ) -> TwilioCalls | None:
         """None when calls cannot be placed (a call needs a number of ours to come from)."""
         token = settings.twilio_auth_token.get_secret_value() if settings.twilio_auth_token else ""
@@ -58,7 +57,7 @@ class TwilioCalls:
             placed = await self.client.calls.create_async(
                 to=to, from_=self.from_number, url=url, method="POST", timeout=RING_SECONDS,
                 **extra)
-        except (TwilioException, httpx.HTTPError) as exc:
+        except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
             raise classify(exc) from exc
         return str(placed.sid)
 
@@ -68,7 +67,7 @@ class TwilioCalls:
             recent = await self.client.calls.list_async(
                 to=to, from_=self.from_number, limit=RECONCILE_LOOKBACK,
                 page_size=RECONCILE_LOOKBACK)
-        except (TwilioException, httpx.HTTPError) as exc:
+        except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
             failed = classify(exc)
             raise SendFailed(Failure.UNKNOWN, f"check failed: {failed.reason}") from exc
         earliest = since - CLOCK_SKEW
