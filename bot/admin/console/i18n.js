@@ -266,11 +266,6 @@ const WORDS = {
   },
 };
 
-// A page's own words (broadcasts.js), added to the console's: {fr: {...}, en: {...}}.
-export function addWords(more) {
-  for (const [code, words] of Object.entries(more)) Object.assign(WORDS[code], words);
-}
-
 const LANG_KEY = "helpline.lang";
 
 export function chooseLanguage() {
