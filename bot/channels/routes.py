@@ -256,7 +256,7 @@ async def twilio_status_webhook(hooks: Webhooks, request: GatewayRequest) -> Ans
     if isinstance(form, Answer):
         return form
     try:
-        status = twilio.read_status(form, request.query_value(BROADCAST_PARAMETER))
+        status = twilio.read_status(form, request.query_params.get(BROADCAST_PARAMETER))
     except MalformedRequest as error:
         return hooks.refused(Channel.SMS, error)
     known = status.status if status.status in twilio.DELIVERY_STATUSES else "other"

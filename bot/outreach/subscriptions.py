@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from bot.engine.session import SubscribeAlerts, UnsubscribeAlerts
 
+
 class Country(StrEnum):
     """The short list of docs/spec.md §10 as ISO 3166 codes; `ZZ` (ISO's code for
     "unknown") is "other"."""
