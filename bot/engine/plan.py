@@ -1,10 +1,9 @@
 """What one message will write: its turn, computed from a phone's stored state.
 
-Pure: no Redis, no clock, no randomness. The conversation (`bot.conversation`)
-passes in the phone's state, what it read of the phone's cases, the time, the
-lease token and a way to draw fresh case references; the planner returns a
-`Plan` that names its `Route`, the values to write (`Commit`) and the effects on
-cases. A plan that needs a read first (a typed reference to look up, the
+Pure: no Redis, no clock, no randomness. The conversation (`bot.conversation`) passes in
+the phone's state, what it read of its cases, the time, the lease token and a way to draw
+case references; the planner returns a `Plan` naming its `Route`, the values to write
+(`Commit`) and the effects. A plan that needs a read first (a typed reference, the
 phone's open return request) says so; the conversation reads it and plans again.
 """
 
@@ -80,8 +79,7 @@ class InboundMessage:
     opening: Opening | None = None
     """A conversation the helpline starts (a follow-up check-in): with `restart`, it
     opens there."""
-    whatsapp: bool = False
-    """An SMS-channel message that came from WhatsApp (`whatsapp:` sender)."""
+    whatsapp: bool = False  # an SMS-channel message from a `whatsapp:` sender
 
 
 class Outcome(StrEnum):
@@ -122,20 +120,16 @@ class Plan:
     erase: bool = False
     receipts: Receipts = field(default_factory=Receipts)
     """The receipts before this message's answer is added (to correct it afterwards)."""
-    lookup_needed: str | None = None
-    """A reference typed in this message that was not read: look it up, plan again."""
+    lookup_needed: str | None = None  # a typed reference not read yet: read it, plan again
     language: str | None = None
     open_request_needed: bool = False
     """The turn asks whether this phone has a return request open: read it, plan again."""
     unseen: list[str] = field(default_factory=list)
     """Idempotency keys of cases this phone was never told about: shown with this reply."""
     decoded: tuple[Session | None, Receipts, Profile | None] | None = None
-    """The session, receipts and profile once `commit` is written, as objects
-    (`PhoneState.decoded`): the phone's next message starts from them, not their JSON."""
-    subscribe: Subscription | None = None
-    """Alerts to subscribe the phone to (written before the commit)."""
-    unsubscribe: bool = False
-    """End the phone's alert subscription (STOP, an erasure), before the commit."""
+    """Session, receipts, profile once written, as objects: the next message starts there."""
+    subscribe: Subscription | None = None  # alerts to subscribe to, written before the commit
+    unsubscribe: bool = False  # the alert subscription ends (STOP, an erasure), the same
 
     @property
     def needs_read(self) -> bool:
@@ -294,9 +288,9 @@ class Planner:
         if written.commit is not None and written.decoded is not None \
                 and written.commit.session_json == KEEP:
             written.decoded = (stored_session, *written.decoded[1:])
-        written.subscribe, written.unsubscribe = alerts_change(
-            decided.effects, erase=decided.erase, phone=message.phone,
-            whatsapp=message.whatsapp, now=now)
+        written.subscribe, written.unsubscribe = alerts_change(  # rare: free otherwise
+            decided.effects, erase=decided.erase, phone=message.phone, whatsapp=message.whatsapp,
+            now=now)
         return written
 
     def _written(self, decided: Turn, profile: Profile | None, receipts: Receipts,
