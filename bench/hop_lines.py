@@ -117,6 +117,8 @@ def main() -> int:
     parser.add_argument("--walks", type=int, default=1, help="walks per language")
     parser.add_argument("--top", type=int, default=40, help="files listed")
     parser.add_argument("--tree", type=Path, default=HERE.parent)
+    parser.add_argument("--show", action="store_true",
+                        help="print each file's lines a hop runs, with their numbers")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="hop-lines-") as scratch:
         work = Path(scratch)
@@ -129,6 +131,12 @@ def main() -> int:
           f"(return requests in {', '.join(LANGUAGE_KEYS)}, {args.walks} walk(s) each)")
     for path, count in sorted(per_file.items(), key=lambda item: (-item[1], item[0]))[:args.top]:
         print(f"{count:6d}  {path}")
+    if args.show:
+        for path in sorted(per_file):
+            source = (args.tree / path).read_text().splitlines()
+            print(f"\n== {path}")
+            for number in sorted(busy[path] - idle.get(path, set())):
+                print(f"{number:5d}  {source[number - 1]}")
     return 0
 
 

@@ -76,7 +76,7 @@ def turn_alone(conversation: Any, walks: int, first: int) -> float:
     if not hasattr(conversation, "planner"):
         return float("nan")
     from bot.cases.references import draw_reference
-    from bot.engine.stored import NOTHING_STORED, Reads
+    from bot.engine.session import NOTHING_STORED, Reads
     from bot.store import sessions
     from bot.store.sessions import PhoneKeys
 

@@ -74,6 +74,7 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Help
         supervisor = (asyncio.create_task(supervision.supervise(store.embedded))
                       if store.embedded is not None else None)
         gateway.hooks = app.state.webhooks
+        await app.state.webhooks.conversation.start()
         try:
             yield
         finally:

@@ -3,8 +3,10 @@
 Following a request, withdrawing it (a return request, before departure:
 return is voluntary until then, docs/spec.md §5), finding the phone's open request
 before a second one is started, and erasing everything of the phone
-(`EFFACER`). The conversation loop queues these on its own pipeline, so they
-come as `queue_*` / `*_result` pairs; the checks that must hold atomically run
+(`EFFACER`). The conversation's writer queues these on its own pipeline, so they
+come as `queue_*` / `*_result` pairs (the open request is read with
+`bot.store.cases.newest_case_of_phone`, of `WITHDRAWABLE_KIND` in
+`WITHDRAWABLE_FROM`); the checks that must hold atomically run
 in the store's scripts with the statuses and kinds given here.
 """
 
@@ -51,16 +53,6 @@ def queue_withdraw(pipe: Any, *, reference: str, phone: str, now: datetime) -> N
 def withdraw_result(raw: Any) -> bool:
     """True when the queued withdrawal changed the case's status."""
     return case_store.own_status_result(raw)
-
-
-def queue_open_request(pipe: Any, *, pseudonym: str) -> None:
-    """Queue the read of the phone's newest return request still open (before departure)."""
-    case_store.queue_newest_case_of_phone(pipe, pseudonym=pseudonym, kind=WITHDRAWABLE_KIND,
-                                          statuses=WITHDRAWABLE_FROM)
-
-
-def open_request_result(raw: Any) -> tuple[str, CaseStatus] | None:
-    return case_store.newest_case_result(raw)
 
 
 async def erase_phone(redis: Redis, *, phone: str, now: datetime,

@@ -45,8 +45,6 @@ TEXT_TYPE = b"text/plain; charset=utf-8"
 FLUSH_SECONDS = 0.2
 FLUSH_LINES = 256
 KNOWN_PATHS = 256
-KNOWN_HEADERS = 4096
-"""Response header lists, by status, length, type and extras (`Answer.headers`)."""
 """Method, path, query and status whose logged JSON is kept (the webhook paths)."""
 _MILLIS = [f'.{milli:03d}+00:00", ' for milli in range(1000)]
 """A line's time after the second (`JsonFormatter`'s ISO form, to the millisecond)."""
@@ -67,28 +65,17 @@ class Answer(NamedTuple):
     content_type: bytes | None = TEXT_TYPE
     extra_headers: tuple[tuple[bytes, bytes], ...] = ()
 
-    def headers(self, https: bool = False) -> tuple[tuple[bytes, bytes], ...]:
+    def headers(self, https: bool = False) -> list[tuple[bytes, bytes]]:
         """The response's headers, with bot/transport.py's (HSTS when the request came over
-        `https`); remembered (an ASGI server copies them: a screen's answer has a few
-        lengths, one tuple serves them all)."""
-        key = (self.status, len(self.body), self.content_type, self.extra_headers, https)
-        known = _HEADERS.get(key)
-        if known is None:
-            status, length, content_type, extra, _ = key
-            headers = [] if status == 204 else [(b"content-length", b"%d" % length)]
-            if content_type is not None and status != 204:
-                headers.append((b"content-type", content_type))
-            headers.extend(extra)
-            headers.append(transport.NOSNIFF)
-            if https:
-                headers.append(transport.HSTS)
-            known = tuple(headers)
-            _HEADERS.put(key, known)
-        return known
-
-
-_HEADERS: Bounded[tuple[int, int, bytes | None, tuple[tuple[bytes, bytes], ...], bool],
-                  tuple[tuple[bytes, bytes], ...]] = Bounded(KNOWN_HEADERS)
+        `https`)."""
+        headers = [*self.extra_headers, transport.NOSNIFF]
+        if self.status != 204:
+            headers.append((b"content-length", b"%d" % len(self.body)))
+            if self.content_type is not None:
+                headers.append((b"content-type", self.content_type))
+        if https:
+            headers.append(transport.HSTS)
+        return headers
 
 
 def text(body: str, status: int = 200, content_type: bytes = TEXT_TYPE) -> Answer:

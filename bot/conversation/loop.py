@@ -32,15 +32,17 @@ from datetime import UTC, datetime
 from functools import partial
 from typing import Any
 
+from redis.exceptions import RedisError
+
 from bot import privacy
 from bot.bounded import Bounded
 from bot.conversation.background import Background
-from bot.conversation.writer import Writer, begin, read
+from bot.conversation.writer import Hop, Writer, begin, read
 from bot.engine.keywords import is_emergency
 from bot.engine.plan import InboundMessage, Outcome, Plan, Planner, Route
 from bot.engine.receipts import Receipts, message_digest
 from bot.engine.render import Limits, Reply
-from bot.engine.stored import NO_READS, NOTHING_STORED, PhoneState, Ttls
+from bot.engine.session import NO_READS, NOTHING_STORED, PhoneState, Ttls
 from bot.engine.survey import survey_states
 from bot.errors import PhoneBusy
 from bot.flows.compiler import CompiledFlow
@@ -83,6 +85,7 @@ class Conversation:
         self.compiled = compiled
         self.settings = settings
         self.clock = clock
+        self.default_language = compiled.flow.default_language
         self.pii_key = privacy.pii_key(settings)
         self.sms_rate_limit = sms_rate_limit
         self.planner = Planner(
@@ -114,7 +117,7 @@ class Conversation:
 
     def language_hint(self, pseudonym: str) -> str:
         """The language this process last spoke with the phone (no Redis needed)."""
-        return self._languages.get(pseudonym) or self.compiled.flow.default_language
+        return self._languages.get(pseudonym) or self.default_language
 
     async def set_language(self, phone: str, language: str) -> None:
         """Remember `language` for this phone, as the language menu would."""
@@ -135,9 +138,6 @@ class Conversation:
         if phone_keys is None:
             phone_keys = PhoneKeys.of(pseudonym, message.channel, cluster=self._cluster)
             known_keys.put(pseudonym, phone_keys)
-        primed = self.writer.replicas.prime(self.redis)
-        if primed is not None:
-            self.background.keep(primed)
         if not self.locks.take(pseudonym):  # most messages: the phone is free, no wait
             await self.locks.wait(pseudonym)
         try:
@@ -148,6 +148,18 @@ class Conversation:
             raise PhoneBusy("lost the phone's lease three times in a row")
         finally:
             self.locks.give_back(pseudonym)
+
+    async def start(self) -> None:
+        """At start-up, so that no hop pays for them: the script connection opened and
+        the replica count read. A Redis not up yet is no failure: the connection opens
+        at the first message, the count is read at the first case."""
+        try:
+            connect = getattr(self.redis, "connect", None)  # the script lane's
+            if connect is not None:
+                await connect()
+            await self.writer.replicas.refresh(self.redis)
+        except (RedisError, OSError) as error:
+            log.warning("Redis not reachable at start-up: %s", type(error).__name__)
 
     async def aclose(self) -> None:
         """Wait for the background work still running (lease releases, unseen marks)."""
@@ -161,6 +173,7 @@ class Conversation:
         counted = NO_RATE_LIMIT if message.channel is not Channel.SMS else rate_limit(
             message.channel, message.text, limit=self.sms_rate_limit, pii_key=self.pii_key)
         now = self.clock()
+        hop = Hop(message, phone_keys, token, digest, counted, now)
 
         def draw() -> list[str]:  # the phone's cases go to its shard (one script's slot)
             return case_store.draw_candidates(keys.shard_of_phone(pseudonym))
@@ -178,12 +191,10 @@ class Conversation:
                     continue
                 route = planned.route
                 if not leased and route is not Route.STEP:
-                    loaded = await begin(self.redis, phone_keys, token, digest=digest,
-                                         rate=counted)
+                    loaded = await begin(self.redis, hop)
                 else:
-                    written = await self.writer.write(planned, route, message, phone_keys,
-                                                      token, state=state, leased=leased,
-                                                      digest=digest, rate=counted, now=now)
+                    written = await self.writer.write(planned, route, hop, state=state,
+                                                      leased=leased)
                     final = written.reply
                     if final is not None:
                         changed = final is not planned.reply and final != planned.reply
@@ -196,8 +207,7 @@ class Conversation:
                         return None  # the lease was lost (expired): the turn again
                     loaded = written.instead
                     if loaded.outcome is Begun.BUSY:
-                        loaded = await begin(self.redis, phone_keys, token, digest=digest,
-                                             rate=counted)
+                        loaded = await begin(self.redis, hop)
                 if loaded.outcome is Begun.ANSWERED:
                     return await self._answered_before(message, phone_keys, loaded, digest)
                 if loaded.outcome is Begun.RATE_LIMITED:
@@ -239,7 +249,7 @@ class Conversation:
             self._known.pop(pseudonym)
             return
         self._known.put(pseudonym, state.after(commit, planned.decoded))
-        if planned.language == self.compiled.flow.default_language:
+        if planned.language == self.default_language:
             self._languages.pop(pseudonym)
         elif planned.language is not None:
             self._languages.put(pseudonym, planned.language)

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -27,17 +27,31 @@ from bot.conversation.alerts import apply_alerts
 from bot.conversation.background import Background
 from bot.engine.plan import InboundMessage, Plan, Planner, Route
 from bot.engine.render import Reply, render
-from bot.engine.session import CaseView, CreateCase
-from bot.engine.stored import PhoneState, Reads
+from bot.engine.session import CaseView, CreateCase, PhoneState, Reads
 from bot.errors import PhoneBusy
 from bot.flows.model import NAV_HOME
 from bot.store import cases as case_store
-from bot.store import creating_step, durability, sessions
+from bot.store import durability, sessions
 from bot.store.scripts import batch
 from bot.store.sessions import Begun, Loaded, PhoneKeys, RateLimit
 from bot.types import Channel
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Hop:
+    """One message's turn, as the writer needs it: made once a turn."""
+
+    message: InboundMessage
+    phone_keys: PhoneKeys
+    token: str
+    """The lease token of this turn."""
+    digest: str
+    """The message id's digest (receipts: a retry gets the same answer), '' for none."""
+    rate: RateLimit
+    """How the message counts against its phone's SMS rate limit."""
+    now: datetime
 
 
 class Written(NamedTuple):
@@ -68,30 +82,27 @@ class Writer:
         self.background = background
         self.replicas = durability.Replicas()
 
-    async def write(self, planned: Plan, route: Route, message: InboundMessage,
-                    phone_keys: PhoneKeys, token: str, *, state: PhoneState, leased: bool,
-                    digest: str, rate: RateLimit, now: datetime) -> Written:
+    async def write(self, planned: Plan, route: Route, hop: Hop, *, state: PhoneState,
+                    leased: bool) -> Written:
         """Write `planned` along `route` (its `route`); `state`: what it was planned from;
         `leased`: the lease is ours."""
-        commit = planned.commit
+        commit, phone_keys = planned.commit, hop.phone_keys
         if commit is None:
-            await sessions.release(self.redis, phone_keys, token)
+            await sessions.release(self.redis, phone_keys, hop.token)
             return Written(planned.reply)
         if planned.subscribe is not None or planned.unsubscribe:
             await apply_alerts(self.redis, phone_keys.pseudonym, planned)
         try:
             if route is Route.EFFECTS:
-                return await self._effects(planned, message, phone_keys, token, now)
+                return await self._effects(planned, hop)
             if planned.creations:
-                return await self._with_creation(planned, message, phone_keys, token,
-                                                 state=state, leased=leased, digest=digest,
-                                                 rate=rate, now=now)
+                return await self._with_creation(planned, hop, state=state, leased=leased)
             if leased:
-                saved = await sessions.commit(self.redis, phone_keys, token, commit)
+                saved = await sessions.commit(self.redis, phone_keys, hop.token, commit)
                 return Written(planned.reply) if sessions.commit_saved(saved) else LEASE_LOST
-            loaded = await sessions.step(self.redis, phone_keys, token,
-                                         expected=state.digest(), digest=digest, rate=rate,
-                                         values=commit)
+            loaded = await sessions.step(self.redis, phone_keys, hop.token,
+                                         expected=state.digest(), digest=hop.digest,
+                                         rate=hop.rate, values=commit)
             if loaded.outcome is Begun.WRITTEN:
                 return Written(planned.reply)
             return Written(instead=loaded)
@@ -111,47 +122,40 @@ class Writer:
         await sessions.save_receipts(self.redis, phone_keys, corrected.to_json(),
                                      self.planner.ttls[channel].session)
 
-    async def _with_creation(self, planned: Plan, message: InboundMessage,
-                             phone_keys: PhoneKeys, token: str, *, state: PhoneState,
-                             leased: bool, digest: str, rate: RateLimit,
-                             now: datetime) -> Written:
+    async def _with_creation(self, planned: Plan, hop: Hop, *, state: PhoneState,
+                             leased: bool) -> Written:
         """STEP_CREATE or COMMIT_CREATE: checked, created and written in one script."""
         commit = planned.commit
         assert commit is not None
         creation, candidates = planned.creations[0]
         call = case_store.create_case_call(
-            new_case=_new_case(creation, message, now), candidates=candidates,
+            new_case=_new_case(creation, hop), candidates=candidates,
             idempotency_key=creation.idempotency_key, pii_key=self.pii_key)
         wait = await self.replicas.wait_needed(self.redis)
-        async with batch(self.redis) as pipe:
-            if leased:
-                creating_step.queue_commit_create(pipe, phone_keys, token, commit, call)
-            else:
-                creating_step.queue_step_create(pipe, phone_keys, token,
-                                                expected=state.digest(), digest=digest,
-                                                rate=rate, values=commit, creation=call)
-            if wait:
-                pipe.wait_for_replicas(durability.REPLICA_ACKS, durability.ACK_TIMEOUT_MS)
-            (raw,) = await pipe.execute()
-            acks = pipe.acks
         if leased:
-            saved, created = creating_step.commit_create_result(raw)
-            if not saved:
+            raw, acks = await sessions.run_creating(
+                self.redis, sessions.commit_call(hop.phone_keys, hop.token, commit, creation=call),
+                wait=wait)
+            if not isinstance(raw, list):
                 return LEASE_LOST
         else:
-            loaded, created = creating_step.step_create_result(raw)
+            raw, acks = await sessions.run_creating(self.redis, sessions.step_call(
+                hop.phone_keys, hop.token, expected=state.digest(), digest=hop.digest,
+                rate=hop.rate, values=commit, creation=call), wait=wait)
+            loaded = sessions.begin_result(raw)
             if loaded.outcome is not Begun.WRITTEN:
                 return Written(instead=loaded)
+        created = raw[1]
         # No replica holds the new case yet: NotReplicated makes the gateway answer its
         # fallback, and the case is shown at the phone's next contact (unseen mark).
         durability.require_acks(acks)
-        return Written(self._final_reply(planned, [created], message.channel))
+        return Written(self._final_reply(planned, [created], hop.message.channel))
 
-    async def _effects(self, planned: Plan, message: InboundMessage, phone_keys: PhoneKeys,
-                       token: str, now: datetime) -> Written:
+    async def _effects(self, planned: Plan, hop: Hop) -> Written:
         """Under the lease: the effects on cases, then COMMIT, in one pipeline."""
         commit = planned.commit
         assert commit is not None
+        message, phone_keys, token, now = hop.message, hop.phone_keys, hop.token, hop.now
         if planned.erase:
             # docs/spec.md §5: the phone's open cases are closed (reason `erased`), out of queue.
             await migrant_cases.erase_phone(self.redis, phone=message.phone, now=now,
@@ -164,7 +168,7 @@ class Writer:
                                               pseudonym=phone_keys.pseudonym)
             for creation, candidates in planned.creations:
                 case_store.queue_create_case(
-                    pipe, new_case=_new_case(creation, message, now), candidates=candidates,
+                    pipe, new_case=_new_case(creation, hop), candidates=candidates,
                     idempotency_key=creation.idempotency_key, pii_key=self.pii_key)
                 if wait:
                     pipe.wait_for_replicas(durability.REPLICA_ACKS, durability.ACK_TIMEOUT_MS)
@@ -230,17 +234,17 @@ class Writer:
         return Reply(text=f"{notice}\n{NAV_HOME} {planner.said('home', language, channel)}")
 
 
-def _new_case(effect: CreateCase, message: InboundMessage, now: datetime) -> NewCase:
+def _new_case(effect: CreateCase, hop: Hop) -> NewCase:
     return NewCase(
         kind=CaseKind(effect.kind),
-        phone=message.phone,
+        phone=hop.message.phone,
         language=effect.language,
-        channel=str(message.channel),
+        channel=str(hop.message.channel),
         answers=dict(effect.answers),
         consent_given_at=datetime.fromisoformat(effect.consent_at)
         if effect.consent_at else None,
         consent_text_version=effect.text_version if effect.consent_at else None,
-        created_at=now,
+        created_at=hop.now,
         related=effect.related or None,
     )
 
@@ -248,16 +252,15 @@ def _new_case(effect: CreateCase, message: InboundMessage, now: datetime) -> New
 # What a turn reads from Redis besides the phone's state it assumed: the state itself under
 # the phone's lease (BEGIN), and the phone's cases the plan asks for.
 
-async def begin(redis: Any, phone_keys: PhoneKeys, token: str, *, digest: str,
-                rate: RateLimit) -> Loaded:
+async def begin(redis: Any, hop: Hop) -> Loaded:
     """BEGIN: a retry answered, the rate limit counted, or the lease taken and the state
     read; polled while another writer holds the lease (PhoneBusy past the wait)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + LEASE_WAIT_SECONDS
     pause = LEASE_POLL_FIRST
     while True:
-        loaded = sessions.begin_result(await sessions.begin(redis, phone_keys, token,
-                                                            digest=digest, rate=rate))
+        loaded = sessions.begin_result(await sessions.begin(
+            redis, hop.phone_keys, hop.token, digest=hop.digest, rate=hop.rate))
         if loaded.outcome is not Begun.BUSY:
             return loaded
         if loop.time() > deadline:
@@ -269,23 +272,18 @@ async def begin(redis: Any, phone_keys: PhoneKeys, token: str, *, digest: str,
 async def read(redis: Any, planned: Plan, reads: Reads, *, phone: str, pseudonym: str) -> Reads:
     """`reads` with what `planned` asks for: the case a typed reference points to, or the
     phone's open return request."""
-    async with batch(redis) as pipe:
-        if planned.lookup_needed is not None:
-            case_store.queue_case_lookup(pipe, reference=planned.lookup_needed, phone=phone)
-        else:
-            migrant_cases.queue_open_request(pipe, pseudonym=pseudonym)
-        (raw,) = await pipe.execute()
     if planned.lookup_needed is not None:
-        found = case_store.case_lookup_result(raw)
+        found = await case_store.case_lookup(redis, reference=planned.lookup_needed, phone=phone)
         return Reads(looked_up=planned.lookup_needed, lookup=None if found is None else CaseView(
             reference=found.reference, kind=str(found.kind), status=str(found.status),
             is_callers=found.is_callers,
             can_withdraw=migrant_cases.may_withdraw(found.kind, found.status),
         ), open_request=reads.open_request, open_known=reads.open_known)
-    request = migrant_cases.open_request_result(raw)
+    request = await case_store.newest_case_of_phone(
+        redis, pseudonym=pseudonym, kind=migrant_cases.WITHDRAWABLE_KIND,
+        statuses=migrant_cases.WITHDRAWABLE_FROM)
     return Reads(looked_up=reads.looked_up, lookup=reads.lookup, open_known=True,
                  open_request=None if request is None
-                 else CaseView(reference=request[0], kind=str(CaseKind.RETURN_REQUEST),
+                 else CaseView(reference=request[0], kind=str(migrant_cases.WITHDRAWABLE_KIND),
                                status=str(request[1]), is_callers=True,
-                               can_withdraw=migrant_cases.may_withdraw(
-                                   CaseKind.RETURN_REQUEST, request[1])))
+                               can_withdraw=True))  # open: withdrawable, by the read's statuses

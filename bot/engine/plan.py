@@ -17,38 +17,37 @@ from types import MappingProxyType
 
 from bot.bounded import Bounded
 from bot.cases.references import parse_reference
-from bot.engine.receipts import SCREEN, Receipts, stored_history, ussd_session_digest
+from bot.engine.receipts import SCREEN, Receipts, new_input, stored_history, ussd_session_digest
 from bot.engine.render import Limits, Reply, fill, render
 from bot.engine.session import (
-    CaseView,
-    CreateCase,
-    DiscardDraft,
-    Draft,
-    NeedOpenRequest,
-    Opening,
-    Profile,
-    RecordFollowup,
-    SaveDraft,
-    Session,
-    SetLanguage,
-    WithdrawCase,
-)
-from bot.engine.spelling import spelled
-from bot.engine.stored import (
     DELETE,
     KEEP,
     NO_EXPIRY,
     NO_READS,
     SAME_AS_SESSION,
+    CaseView,
     Commit,
+    CreateCase,
+    DiscardDraft,
+    Draft,
+    NeedOpenRequest,
+    Opening,
     PhoneState,
+    Profile,
     Reads,
+    RecordFollowup,
+    SaveDraft,
+    Session,
+    SetLanguage,
+    SubscribeAlerts,
     Ttls,
+    UnsubscribeAlerts,
+    WithdrawCase,
     draft_of,
     is_draft_of,
 )
+from bot.engine.spelling import spelled
 from bot.engine.turns import Inbound, Turn, turn
-from bot.engine.ussd_input import new_input
 from bot.errors import InvalidReference
 from bot.flows.compiler import CompiledFlow
 from bot.outreach.subscriptions import Subscription, alerts_change
@@ -56,8 +55,6 @@ from bot.types import Channel
 
 REFERENCE_DIGITS = 8
 KNOWN_SCREENS = 8192
-KNOWN_SESSIONS = 8192
-"""USSD gateway session ids whose digest the planner remembers (every hop asks)."""
 
 DrawReferences = Callable[[], list[str]]
 """Fresh candidate references for a case to create, the first one preferred."""
@@ -165,6 +162,7 @@ def typed_reference(text: str) -> str | None:
 _NO_RECEIPTS = Receipts()
 _NO_RECEIPTS_JSON = _NO_RECEIPTS.to_json()
 _NO_LOOKUPS: Mapping[str, CaseView] = MappingProxyType({})
+_ALERT_EFFECTS = (SubscribeAlerts, UnsubscribeAlerts)
 
 
 class Planner:
@@ -178,7 +176,6 @@ class Planner:
         self.screens: Bounded[tuple[object, ...], tuple[Reply | None, str]] = Bounded(
             KNOWN_SCREENS)
         """Bare sessions' screens and JSON (`_bare`)."""
-        self.session_digests: Bounded[str, str] = Bounded(KNOWN_SESSIONS)
 
     def said(self, name: str, language: str, channel: Channel,
              values: Mapping[str, str] | None = None) -> str:
@@ -244,10 +241,7 @@ class Planner:
         stored_session = session
         text, restart = message.text, message.restart
         if message.ussd_session:
-            session_digest = self.session_digests.get(message.ussd_session)
-            if session_digest is None:
-                session_digest = ussd_session_digest(message.ussd_session)
-                self.session_digests.put(message.ussd_session, session_digest)
+            session_digest = ussd_session_digest(message.ussd_session)
             history = stored_history(message.text)
             hop = new_input(seen_session=receipts.ussd_session, applied=receipts.ussd_applied,
                             session_id=session_digest, history=history)
@@ -288,9 +282,10 @@ class Planner:
         if written.commit is not None and written.decoded is not None \
                 and written.commit.session_json == KEEP:
             written.decoded = (stored_session, *written.decoded[1:])
-        written.subscribe, written.unsubscribe = alerts_change(  # rare: free otherwise
-            decided.effects, erase=decided.erase, phone=message.phone, whatsapp=message.whatsapp,
-            now=now)
+        if decided.erase or any(type(effect) in _ALERT_EFFECTS for effect in decided.effects):
+            written.subscribe, written.unsubscribe = alerts_change(  # rare
+                decided.effects, erase=decided.erase, phone=message.phone,
+                whatsapp=message.whatsapp, now=now)
         return written
 
     def _written(self, decided: Turn, profile: Profile | None, receipts: Receipts,

@@ -8,7 +8,7 @@ said comes from the flow.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -17,10 +17,7 @@ from bot.engine.keywords import Keyword, KeywordMatch, fold, recognise
 from bot.engine.receipts import Receipts
 from bot.engine.render import Limits, Reply, fill, render
 from bot.engine.session import (
-    CaseView,
-    Draft,
     Effect,
-    Opening,
     Profile,
     Session,
     StepContext,
@@ -59,25 +56,15 @@ class Turn:
     """Nothing is said (an opted-out phone)."""
 
 
-@dataclass
-class Inbound:
-    """What the shell loaded for one message."""
+@dataclass(kw_only=True)
+class Inbound(StepContext):
+    """What the shell loaded for one message: its step's context (the stored `draft` may
+    be left out, None, for a step inside a session on USSD or voice: no keyword, no
+    restart, not resuming, the step does not read it), its text, session and receipts."""
 
-    channel: Channel
     text: str
     session: Session | None
-    profile: Profile | None
-    draft: Draft | None
-    """The stored draft; the shell may leave it out (None) for a step inside a session on
-    USSD or voice (no keyword, no restart, not resuming): the step does not read it."""
     receipts: Receipts
-    lookups: Mapping[str, CaseView]
-    new_id: str
-    restart: bool = False
-    open_request: CaseView | None = None
-    open_request_known: bool = False
-    opening: Opening | None = None
-    """A conversation the helpline starts (a check-in): where its restart opens."""
 
 
 def tracking_question(flow: Flow) -> str | None:
@@ -176,17 +163,7 @@ def _erase_asked(flow: Flow, language: str, channel: Channel) -> Turn:
 
 def _step(compiled: CompiledFlow, inbound: Inbound, now: datetime, limits: Limits,
           *, restart: bool | None = None) -> Turn:
-    context = StepContext(
-        channel=inbound.channel,
-        profile=inbound.profile,
-        draft=inbound.draft,
-        lookups=inbound.lookups,
-        new_id=inbound.new_id,
-        open_request=inbound.open_request,
-        open_request_known=inbound.open_request_known,
-        restart=inbound.restart if restart is None else restart,
-        opening=inbound.opening,
-    )
+    context = inbound if restart is None else replace(inbound, restart=restart)
     result = step(compiled, inbound.session, inbound.text, now, context, limits)
     return Turn(reply=result.reply, session=result.session, effects=result.effects)
 

@@ -85,7 +85,8 @@ def _typed(check: Callable[[str], Checked], hint: str) -> Callable[[str], Checke
 
     def checked(raw: str) -> Checked:
         result = check(raw)
-        if result.ok and result.value is not None and recordings.parse(result.value):
+        value = result.value
+        if value is not None and value.startswith(recordings.PREFIX) and recordings.parse(value):
             return Checked(False, hint=hint)
         return result
 

@@ -38,15 +38,16 @@ from bot.store.scripts import Script, batch
 __all__ = [
     "CaseLookup",
     "NewCase",
+    "case_lookup",
     "case_lookup_result",
     "create_case",
     "create_case_result",
     "draw_candidates",
+    "newest_case_of_phone",
     "outbox_event",
     "own_status_result",
     "queue_case_lookup",
     "queue_create_case",
-    "queue_newest_case_of_phone",
     "queue_own_case_status",
     "read_case",
 ]
@@ -121,7 +122,7 @@ def create_case_call(
 ) -> tuple[list[str], list[str | int]]:
     """The creation's keys and arguments (CASE in `phone.lua`'s header): its 'create'
     operation's, and what the conversation's step appends to its own to create the case
-    in the same call (`bot.store.creating_step`)."""
+    in the same call (`bot.store.sessions.run_creating`)."""
     if not candidates:
         raise ValueError("at least one candidate reference is needed")
     shard = keys.shard_of(candidates[0])
@@ -253,17 +254,18 @@ def queue_case_lookup(pipe: Any, *, reference: str, phone: str) -> None:
     LOOKUP_CASE.queue(pipe, [keys.case(reference)], [phone])
 
 
-def queue_newest_case_of_phone(pipe: Any, *, pseudonym: str, kind: CaseKind,
-                               statuses: Sequence[CaseStatus]) -> None:
-    """Queue the read of the phone's newest case of `kind` in one of `statuses`."""
+async def case_lookup(redis: Any, *, reference: str, phone: str) -> CaseLookup | None:
+    """The migrant's "follow my request" read: kind, status and whether it is theirs."""
+    return case_lookup_result(await LOOKUP_CASE.run(redis, [keys.case(reference)], [phone]))
+
+
+async def newest_case_of_phone(redis: Any, *, pseudonym: str, kind: CaseKind,
+                               statuses: Sequence[CaseStatus]) -> tuple[str, CaseStatus] | None:
+    """The phone's newest case of `kind` in one of `statuses`: its reference and status."""
     shard = keys.shard_of_phone(pseudonym)
-    NEWEST_CASE_OF_PHONE.queue(
-        pipe, [keys.cases_by_phone(shard, pseudonym)],
-        [keys.case_prefix(shard), str(kind), *(str(status) for status in statuses)],
-    )
-
-
-def newest_case_result(raw: Any) -> tuple[str, CaseStatus] | None:
+    raw = await NEWEST_CASE_OF_PHONE.run(
+        redis, [keys.cases_by_phone(shard, pseudonym)],
+        [keys.case_prefix(shard), str(kind), *(str(status) for status in statuses)])
     if not raw:
         return None
     reference, status = (text_of(part) for part in raw)

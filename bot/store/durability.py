@@ -8,9 +8,9 @@ the case, which may or may not survive a failover, is shown at the phone's next
 contact if it did (the phone's unseen mark names the creation's idempotency key,
 which the creation script writes with the case: the next contact reads it).
 
-Whether the master has replicas is read with INFO replication, in the
-background from the process's first message (`Replicas.prime`; at its first
-case if that read has not answered yet) and then every REFRESH_SECONDS,
+Whether the master has replicas is read with INFO replication at start-up
+(`Replicas.refresh`; at the first case if Redis was not up then) and then, in
+the background, every REFRESH_SECONDS,
 so the hop's round trips are not counted against it. Once a process has seen
 replicas it keeps waiting for one: a master that lost its replicas (a switch
 under way, when the old master still takes writes that the failover will drop)
@@ -60,19 +60,15 @@ class Replicas:
         self._read_at = 0.0
         self._refreshing: asyncio.Task[None] | None = None
 
-    def prime(self, redis: Any) -> asyncio.Task[None] | None:
-        """Read the count in the background once (a process's first message), so that the
-        first case creation does not send INFO on its hop; the task, when one started."""
-        if self._count is not None or REPLICA_ACKS <= 0 or self._refreshing is not None:
-            return None
-        self._refreshing = asyncio.get_running_loop().create_task(self._read_quietly(redis))
-        return self._refreshing
+    async def refresh(self, redis: Any) -> None:
+        """Read the count now (at start-up), so that the first case creation does not send
+        INFO on its hop."""
+        if REPLICA_ACKS > 0:
+            await self._read(redis)
 
     async def wait_needed(self, redis: Any) -> bool:
         if REPLICA_ACKS <= 0:
             return False
-        if self._count is None and self._refreshing is not None:
-            await asyncio.shield(self._refreshing)
         if self._count is None:
             await self._read(redis)
         elif time.monotonic() - self._read_at > self.refresh_seconds and (

@@ -25,7 +25,7 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bot.engine.stored import SAME_AS_SESSION
+from bot.engine.session import SAME_AS_SESSION
 from bot.store import keys
 from bot.store.scripts import Script
 from bot.types import Channel

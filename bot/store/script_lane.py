@@ -187,19 +187,14 @@ class ScriptLane:
         return [await future for future in futures]
 
     async def _call(self, command: tuple[Any, ...]) -> Any:
-        protocol = self._protocol
-        if protocol is None or protocol.transport is None or protocol.transport.is_closing():
-            protocol = await self._connect()
-        loop = asyncio.get_running_loop()
-        future: asyncio.Future[Any] = loop.create_future()
-        protocol.waiting.append((future, loop.time()))
-        protocol.send(hiredis.pack_command(command), loop)
-        if self._watchdog is None:
-            self._watchdog = loop.call_later(self._timeout, self._check)
-        reply = await future
+        (reply,) = await self.send_many((command,))
         if isinstance(reply, RedisError):
             raise reply
         return reply
+
+    async def connect(self) -> None:
+        """Open the connection now (at start-up) rather than at the first call."""
+        await self._connect()
 
     async def _connect(self) -> _Protocol:
         if self._connecting is None:

@@ -22,10 +22,10 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
-from bot.engine.stored import DELETE, KEEP, NO_EXPIRY, Commit, PhoneState
-from bot.store import keys, phone_state
+from bot.engine.session import DELETE, KEEP, NO_EXPIRY, Commit, PhoneState
+from bot.store import durability, keys, phone_state
 from bot.store.phone_state import PHONE
-from bot.store.scripts import Script
+from bot.store.scripts import Script, batch
 from bot.types import Channel
 
 LEASE_MS = 3000
@@ -213,6 +213,20 @@ async def step(redis: Any, phone_keys: PhoneKeys, token: str, *, expected: str,
     except NoScriptError:
         raw = await redis.eval(PHONE.source, len(script_keys), *script_keys, *args)
     return begin_result(raw)
+
+
+async def run_creating(redis: Any, call: Call, *, wait: bool) -> tuple[Any, list[Any]]:
+    """A step or commit that creates a case (`step_call`/`commit_call` with the creation of
+    `cases.create_case_call`: one script, the phone's state sits in its case shard's
+    slot), and the answers of its WAIT: with `wait`, a replica must hold the case
+    (`bot.store.durability`), asked on the script's connection."""
+    if not wait:
+        return await PHONE.run(redis, *call), []
+    async with batch(redis) as pipe:
+        PHONE.queue(pipe, *call)
+        pipe.wait_for_replicas(durability.REPLICA_ACKS, durability.ACK_TIMEOUT_MS)
+        (raw,) = await pipe.execute()
+        return raw, pipe.acks
 
 
 def queue_erase_phone(pipe: Any, phone_keys: PhoneKeys, token: str) -> None:

@@ -18,7 +18,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot import privacy
-from bot.store import creating_step, phone_state
+from bot.store import phone_state, sessions
 from bot.store.cases import read_case, references_of_phone
 from tests.factories import default_flow
 from tests.integration.webhooks_support import (
@@ -70,24 +70,19 @@ async def test_a_case_made_while_the_phone_got_the_fallback_is_shown_at_next_con
 
         # Freeze Redis in the confirm hop just as the script creating the case is about
         # to be sent (STEP_CREATE, the state being known; COMMIT_CREATE after BEGIN).
-        originals = {name: getattr(creating_step, name)
-                     for name in ("queue_step_create", "queue_commit_create")}
+        run_creating = sessions.run_creating
 
-        def freezing(queue: Any) -> Any:
-            def freeze_then_queue(*args: Any, **kwargs: Any) -> None:
-                os.kill(frozen, signal.SIGSTOP)
-                queue(*args, **kwargs)
-            return freeze_then_queue
+        async def freeze_then_send(*args: Any, **kwargs: Any) -> Any:
+            os.kill(frozen, signal.SIGSTOP)
+            return await run_creating(*args, **kwargs)
 
-        for name, queue in originals.items():
-            monkeypatch.setattr(creating_step, name, freezing(queue))
+        monkeypatch.setattr(sessions, "run_creating", freeze_then_send)
         try:
             told = await gateway.text("1", phone=PHONE)  # confirm, while Redis is frozen
             await asyncio.sleep(0.5)  # the gateway has its answer; Redis is still frozen
         finally:
             os.kill(frozen, signal.SIGCONT)
-            for name, queue in originals.items():
-                monkeypatch.setattr(creating_step, name, queue)
+            monkeypatch.setattr(sessions, "run_creating", run_creating)
         assert told == gateway_fallback(), told
         assert reference_in_or_none(told) is None  # the migrant was not given a reference
 

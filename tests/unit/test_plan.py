@@ -13,8 +13,16 @@ import pytest
 
 from bot.engine.plan import InboundMessage, Outcome, Plan, Planner, Route
 from bot.engine.render import Limits
-from bot.engine.session import CaseView
-from bot.engine.stored import DELETE, KEEP, NO_EXPIRY, NOTHING_STORED, PhoneState, Reads, Ttls
+from bot.engine.session import (
+    DELETE,
+    KEEP,
+    NO_EXPIRY,
+    NOTHING_STORED,
+    CaseView,
+    PhoneState,
+    Reads,
+    Ttls,
+)
 from bot.types import Channel
 from tests.factories import NOW, default_flow
 

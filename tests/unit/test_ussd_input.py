@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.engine.ussd_input import HopInput, new_input
+from bot.engine.receipts import HopInput, new_input
 
 
 def hop(history: str, *, applied: str, seen: str = "s1", session: str = "s1") -> HopInput:
