@@ -24,6 +24,7 @@ from twilio.twiml.voice_response import VoiceResponse
 
 from bot.channels import africastalking_ussd as ussd
 from bot.channels import twilio_sms as twilio
+from bot.channels.deadlines import Deadlines
 from bot.channels.forms import form_fields, parse_form, require_form_type
 from bot.channels.gateway import Answer, GatewayRequest, GatewayRoute, text
 from bot.channels.voice_routes import VOICE_ROUTES, VoiceOutput
@@ -92,6 +93,7 @@ class Webhooks:
             f"{ussd.KEY_PARAMETER}={quote_plus(settings.ussd_secret.get_secret_value())}"
             .encode())
         self.delivery = delivery
+        self.deadlines = Deadlines(HOP_DEADLINE_SECONDS)
         self.voice_output = VoiceOutput(settings.public_url, settings.voice_names)
         flow = conversation.compiled.flow
         self._fallbacks = {
@@ -111,10 +113,17 @@ class Webhooks:
     async def answer(self, message: InboundMessage) -> Reply:
         """The conversation's reply; the fallback when it cannot be had in time."""
         started = time.perf_counter()
+        task = self.deadlines.enter()
         try:
-            async with asyncio.timeout(HOP_DEADLINE_SECONDS):
+            try:
                 handled = await self.conversation.process(message)
-        except TimeoutError:  # the hop's deadline, or Redis's socket timeout
+            finally:
+                late = self.deadlines.leave(task)
+        except asyncio.CancelledError:
+            if late:  # cancelled for its deadline, not by the server
+                return self._fallback(message, "timeout")
+            raise
+        except TimeoutError:  # Redis's socket timeout
             return self._fallback(message, "timeout")
         except (RedisError, OSError):
             return self._fallback(message, "store_down")
@@ -133,6 +142,7 @@ class Webhooks:
 
     async def aclose(self) -> None:
         """Wait for the conversation's background work."""
+        self.deadlines.close()
         await self.conversation.aclose()
 
     def fallback_text(self, language: str | None = None,

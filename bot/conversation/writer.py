@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any, NamedTuple
 
@@ -39,9 +39,9 @@ from bot.types import Channel
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True, slots=True)
-class Hop:
-    """One message's turn, as the writer needs it: made once a turn."""
+class Hop(NamedTuple):
+    """One message's turn, as the writer needs it (a tuple: made every hop; a frozen
+    dataclass costs ~6k instructions more a hop)."""
 
     message: InboundMessage
     phone_keys: PhoneKeys
