@@ -48,7 +48,7 @@ from bot.errors import PhoneBusy
 from bot.flows.compiler import CompiledFlow
 from bot.settings import Settings
 from bot.store import cases as case_store
-from bot.store import keys, phone_state
+from bot.store import keys, phone_state, scripts
 from bot.store.scripts import is_cluster
 from bot.store.sessions import NO_RATE_LIMIT, Begun, Loaded, PhoneKeys, RateLimit
 from bot.types import Channel
@@ -150,13 +150,15 @@ class Conversation:
             self.locks.give_back(pseudonym)
 
     async def start(self) -> None:
-        """At start-up, so that no hop pays for them: the script connection opened and
-        the replica count read. A Redis not up yet is no failure: the connection opens
-        at the first message, the count is read at the first case."""
+        """At start-up, so that no hop pays for them: the script connection opened, the
+        scripts loaded and the replica count read. A Redis not up yet is no failure:
+        the connection opens at the first message, a script is sent by its body the
+        first time, the count is read at the first case."""
         try:
             connect = getattr(self.redis, "connect", None)  # the script lane's
             if connect is not None:
                 await connect()
+            await scripts.load_all(self.redis)
             await self.writer.replicas.refresh(self.redis)
         except (RedisError, OSError) as error:
             log.warning("Redis not reachable at start-up: %s", type(error).__name__)

@@ -65,6 +65,14 @@ class Script:
             return await redis.eval(self.source, len(keys), *keys, *args)
 
 
+async def load_all(redis: Any) -> None:
+    """Every script this process loaded into the server's cache (every master of a
+    Cluster), at start-up: a first call is then not answered NOSCRIPT (a server that
+    restarts or fails over later still is, and the body is sent then)."""
+    for source in list(_SOURCES.values()):
+        await redis.script_load(source)
+
+
 def unknown_script(result: Any) -> bool:
     """True when a pipelined EVALSHA was answered NOSCRIPT (nothing ran)."""
     return isinstance(result, NoScriptError)
