@@ -1,7 +1,7 @@
 """A local fake of Primero's API v2 (tokens and cases) for tests, as Primero documents it.
 
-A real HTTP server on a loopback port, in a thread of the test process (a worker
-in a subprocess reaches it too), pointed at through `PRIMERO_URL`. What it does,
+A real HTTP server on a loopback port (tests/fake_rest.py: a worker in a subprocess
+reaches it too), pointed at through `PRIMERO_URL`. What it does,
 from Primero's docs (doc/api/tokens/post.md, doc/api/cases/post.md) and code
 (Api::V2::Concerns::Record#create, ErrorService, RecordJsonValidatorService):
 
@@ -24,18 +24,15 @@ creates it and answers too late.
 
 from __future__ import annotations
 
-import json
 import re
 import secrets
-import threading
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.fake_rest import Answer, FakeRest, Held, Late, Request, running, wait_as_planned
 
 USER = "helpline-referrals"
 PASSWORD = "fake-primero-password-7c1e"
@@ -72,45 +69,11 @@ class Fail:
 
 
 @dataclass(frozen=True)
-class Late:
-    """Create the case, but answer only after `seconds` (past the client's timeout)."""
-
-    seconds: float
-
-
-@dataclass
-class Held:
-    """Create the case when the request arrives; answer once `release` is set."""
-
-    arrived: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-
-@dataclass(frozen=True)
 class Revoke:
     """Revoke every token as the request arrives, and answer it 401 (a session ended)."""
 
 
 Plan = Normal | Fail | Late | Held | Revoke
-
-
-@dataclass(frozen=True)
-class Request:
-    method: str
-    path: str
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body or b"null")
-
-
-@dataclass(frozen=True)
-class Answer:
-    status: int
-    body: Any = None
-    headers: dict[str, str] = field(default_factory=dict)
 
 
 def errors(status: int, resource: str, message: str, detail: object = None) -> dict[str, Any]:
@@ -120,32 +83,20 @@ def errors(status: int, resource: str, message: str, detail: object = None) -> d
     return {"errors": [error]}
 
 
-class FakePrimero:
+class FakePrimero(FakeRest[Plan]):
+    """`plan`: how the next case creations are answered, in order."""
+
+    content_type = "application/json; charset=utf-8"
+
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: list[Request] = []
+        super().__init__(default=Normal())
         self.cases: dict[str, dict[str, Any]] = {}
         self._tokens: dict[str, float] = {}
-        self._plans: list[Plan] = []
         self._read_plans: list[Fail] = []
-        self._held: list[Held] = []
         self.client_id_status = 204
         """How a creation with a client-given id is answered (Primero: 204, no body)."""
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
     # --- what tests use ------------------------------------------------------------
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def plan(self, *plans: Plan) -> None:
-        """Answer the next case creations as given, in order."""
-        with self.lock:
-            self._plans.extend(plans)
 
     def plan_reads(self, *plans: Fail) -> None:
         """Answer the next case reads (GET) with these failures."""
@@ -176,16 +127,18 @@ class FakePrimero:
 
     # --- the API ---------------------------------------------------------------------
 
+    def answer(self, request: Request) -> Answer:
+        answer, plan = self.handle(request)
+        wait_as_planned(plan)
+        return answer
+
     def handle(self, request: Request) -> tuple[Answer, Plan]:
         if request.method == "POST" and request.path == "/api/v2/tokens":
             return self._sign_in(request), Normal()
         if not self._authorised(request):
             return Answer(401, errors(401, request.path, "Unauthorized")), Normal()
         if request.method == "POST" and request.path == CASES:
-            with self.lock:
-                plan: Plan = self._plans.pop(0) if self._plans else Normal()
-                if isinstance(plan, Held):
-                    self._held.append(plan)
+            plan = self._next_plan()
             if isinstance(plan, Fail):
                 return self._failure(plan, request.path), plan
             if isinstance(plan, Revoke):
@@ -275,69 +228,6 @@ class FakePrimero:
         shown = {k: v for k, v in case.items() if not wanted or k in wanted or k == "id"}
         return Answer(200, {"data": shown})
 
-    # --- the server ------------------------------------------------------------------
 
-    def _handler(self) -> type[BaseHTTPRequestHandler]:
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                parts = urlsplit(self.path)
-                request = Request(
-                    method=self.command, path=parts.path,
-                    query={k: v[0] for k, v in parse_qs(parts.query).items()},
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                    body=self.rfile.read(length) if length else b"")
-                with outer.lock:
-                    outer.requests.append(request)
-                answer, plan = outer.handle(request)
-                if isinstance(plan, Late):
-                    time.sleep(plan.seconds)
-                elif isinstance(plan, Held):
-                    plan.arrived.set()
-                    plan.release.wait(timeout=60)
-                data = b"" if answer.body is None else json.dumps(answer.body).encode()
-                try:
-                    self.send_response(answer.status)
-                    for name, value in answer.headers.items():
-                        self.send_header(name, value)
-                    if answer.status != 204:
-                        self.send_header("Content-Type", "application/json; charset=utf-8")
-                        self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    if answer.status != 204:
-                        self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting (a timeout under test)
-
-            do_GET = _serve
-            do_POST = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        return Handler
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        with self.lock:
-            for plan in [*self._plans, *self._held]:
-                if isinstance(plan, Held):
-                    plan.release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-
-@contextmanager
-def fake_primero() -> Iterator[FakePrimero]:
-    server = FakePrimero()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def fake_primero() -> AbstractContextManager[FakePrimero]:
+    return running(FakePrimero())

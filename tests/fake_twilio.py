@@ -1,28 +1,25 @@
 """A local fake of the Twilio Messages and Calls APIs (and of an escalation webhook).
 
-A real HTTP server on a loopback port, in a thread of the test process, so that
-the twilio SDK is pointed at it through `TWILIO_API_BASE_URL` exactly as it
-would be at an egress proxy (and so that a worker in a subprocess reaches it
-too). It records every request and answers as planned: created (the default),
-an HTTP error with a Twilio error code, a reply that comes too late (the
-message is created all the same, as Twilio would), or a reply held until the
-test releases it.
+A real HTTP server on a loopback port (tests/fake_rest.py), so that the twilio SDK is
+pointed at it through `TWILIO_API_BASE_URL` exactly as it would be at an egress proxy
+(and so that a worker in a subprocess reaches it too). It records every request and
+answers as planned: created (the default), an HTTP error with a Twilio error code, a
+reply that comes too late (the message is created all the same, as Twilio would), or a
+reply held until the test releases it.
 """
 
 from __future__ import annotations
 
 import base64
 import json
-import threading
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import format_datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+
+from tests.fake_rest import Answer, FakeRest, Held, Late, running, wait_as_planned
+from tests.fake_rest import Request as Recorded
 
 ACCOUNT_SID = "AC" + "0" * 32
 AUTH_TOKEN = "fake-twilio-auth-token"
@@ -44,110 +41,18 @@ class Fail:
     code: int | None = None
 
 
-@dataclass(frozen=True)
-class Late:
-    """Create the message, but answer only after `seconds` (past the client's timeout)."""
-
-    seconds: float
-
-
-@dataclass
-class Held:
-    """Create the message when the request arrives, and answer once `release` is set."""
-
-    arrived: threading.Event = field(default_factory=threading.Event)
-    release: threading.Event = field(default_factory=threading.Event)
-
-
 Plan = Created | Fail | Late | Held
 
 
-@dataclass
-class Recorded:
-    method: str
-    path: str
-    form: dict[str, str]
-    query: dict[str, str]
-    headers: dict[str, str]
-    body: bytes
-
-
-class _Server:
-    """A threaded loopback HTTP server whose requests go to `handle`."""
+class _Server(FakeRest[Plan]):
+    """A fake whose `handle` gives the status and JSON body of each answer."""
 
     def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.requests: list[Recorded] = []
-        self._plans: list[Plan] = []
-        outer = self
+        super().__init__(default=Created())
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def _serve(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length) if length else b""
-                parts = urlsplit(self.path)
-                content_type = self.headers.get("Content-Type") or ""
-                form = (
-                    {k: v[0] for k, v in parse_qs(body.decode()).items()}
-                    if "form-urlencoded" in content_type
-                    else {}
-                )
-                recorded = Recorded(
-                    method=self.command,
-                    path=parts.path,
-                    form=form,
-                    query={k: v[0] for k, v in parse_qs(parts.query).items()},
-                    headers={k.lower(): v for k, v in self.headers.items()},
-                    body=body,
-                )
-                with outer.lock:
-                    outer.requests.append(recorded)
-                status, payload = outer.handle(recorded)
-                data = json.dumps(payload).encode()
-                try:
-                    self.send_response(status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(data)))
-                    self.end_headers()
-                    self.wfile.write(data)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up waiting (a timeout under test)
-
-            do_GET = _serve
-            do_POST = _serve
-
-            def log_message(self, format: str, *args: Any) -> None:
-                return None
-
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        for plan in self._plans:
-            if isinstance(plan, Held):
-                plan.release.set()
-        self._httpd.shutdown()
-        self._httpd.server_close()
-
-    def plan(self, *plans: Plan) -> None:
-        """Answer the next requests (of the kind this server plans for) as given, in order."""
-        with self.lock:
-            self._plans.extend(plans)
-
-    def _next_plan(self) -> Plan:
-        with self.lock:
-            return self._plans.pop(0) if self._plans else Created()
+    def answer(self, request: Recorded) -> Answer:
+        status, payload = self.handle(request)
+        return Answer(status, payload)
 
     def handle(self, request: Recorded) -> tuple[int, Any]:
         raise NotImplementedError
@@ -270,11 +175,7 @@ class FakeTwilio(_Server):
             return plan.status, {"code": plan.code or plan.status, "status": plan.status,
                                  "message": "planned failure"}
         message = self._place(request) if is_call else self._create(request)
-        if isinstance(plan, Late):
-            time.sleep(plan.seconds)
-        elif isinstance(plan, Held):
-            plan.arrived.set()
-            plan.release.wait(timeout=60)
+        wait_as_planned(plan)
         return 201, message
 
     def _page(self, to: str | None) -> dict[str, Any]:
@@ -308,21 +209,9 @@ class FakeWebhook(_Server):
         return 200, {"ok": True}
 
 
-@contextmanager
-def fake_twilio() -> Iterator[FakeTwilio]:
-    server = FakeTwilio()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def fake_twilio() -> AbstractContextManager[FakeTwilio]:
+    return running(FakeTwilio())
 
 
-@contextmanager
-def fake_webhook() -> Iterator[FakeWebhook]:
-    server = FakeWebhook()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def fake_webhook() -> AbstractContextManager[FakeWebhook]:
+    return running(FakeWebhook())
