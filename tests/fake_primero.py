@@ -32,7 +32,16 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-from tests.fake_rest import Answer, FakeRest, Held, Late, Request, running, wait_as_planned
+from tests.fake_rest import (
+    Answer,
+    FakeRest,
+    Held,
+    Late,
+    Normal,
+    Request,
+    running,
+    wait_as_planned,
+)
 
 USER = "helpline-referrals"
 PASSWORD = "fake-primero-password-7c1e"
@@ -51,11 +60,6 @@ PROTECTION_CONCERNS = frozenset({
     "mentally_distressed", "other"})
 UUID = re.compile(r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 CASES = "/api/v2/cases"
-
-
-@dataclass(frozen=True)
-class Normal:
-    """Answer as Primero would (the default)."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +93,7 @@ class FakePrimero(FakeRest[Plan]):
     content_type = "application/json; charset=utf-8"
 
     def __init__(self) -> None:
-        super().__init__(default=Normal())
+        super().__init__()
         self.cases: dict[str, dict[str, Any]] = {}
         self._tokens: dict[str, float] = {}
         self._read_plans: list[Fail] = []

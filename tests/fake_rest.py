@@ -3,8 +3,9 @@ tests/fake_primero.py): a real HTTP server on a loopback port, in a thread of th
 process (a worker in a subprocess reaches it too), that records every request, answers
 as its subclass says (`answer`), and takes planned answers in order (`plan`).
 
-`Late` and `Held` are plans every fake knows: the request does what it asks all the
-same, and the answer comes too late, or once the test releases it (`wait_as_planned`).
+`Normal` (the default), `Late` and `Held` are plans every fake knows: with the last two
+the request does what it asks all the same, and the answer comes too late, or once the
+test releases it (`wait_as_planned`).
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ class Answer:
 
 
 @dataclass(frozen=True)
+class Normal:
+    """Answer as the real API would (the default)."""
+
+
+@dataclass(frozen=True)
 class Late:
     """Do what the request asks, but answer only after `seconds` (past the client's timeout)."""
 
@@ -82,10 +88,9 @@ class FakeRest(Generic[PlanT]):
 
     content_type = "application/json"
 
-    def __init__(self, *, default: PlanT) -> None:
+    def __init__(self) -> None:
         self.lock = threading.Lock()
         self.requests: list[Request] = []
-        self._default = default
         self._plans: list[PlanT] = []
         self._held: list[Held] = []
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -102,10 +107,10 @@ class FakeRest(Generic[PlanT]):
         with self.lock:
             self._plans.extend(plans)
 
-    def _next_plan(self) -> PlanT:
-        """The next planned answer (the default once none is left)."""
+    def _next_plan(self) -> PlanT | Normal:
+        """The next planned answer (`Normal` once none is left)."""
         with self.lock:
-            plan = self._plans.pop(0) if self._plans else self._default
+            plan = self._plans.pop(0) if self._plans else Normal()
             if isinstance(plan, Held):
                 self._held.append(plan)  # released at `stop` if the test did not
             return plan

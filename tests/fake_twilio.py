@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
-from tests.fake_rest import Answer, FakeRest, Held, Late, running, wait_as_planned
+from tests.fake_rest import Answer, FakeRest, Held, Late, Normal, running, wait_as_planned
 from tests.fake_rest import Request as Recorded
 
 ACCOUNT_SID = "AC" + "0" * 32
@@ -29,11 +29,6 @@ TEMPLATE_TEXT = "Alerte / Alert: {}"
 
 
 @dataclass(frozen=True)
-class Created:
-    """Answer 201 and create the message (the default)."""
-
-
-@dataclass(frozen=True)
 class Fail:
     """Answer an HTTP error; `code` is Twilio's error code in the body."""
 
@@ -41,14 +36,13 @@ class Fail:
     code: int | None = None
 
 
+Created = Normal
+"""Answer 201 and create the message (the default)."""
 Plan = Created | Fail | Late | Held
 
 
 class _Server(FakeRest[Plan]):
     """A fake whose `handle` gives the status and JSON body of each answer."""
-
-    def __init__(self) -> None:
-        super().__init__(default=Created())
 
     def answer(self, request: Recorded) -> Answer:
         status, payload = self.handle(request)
