@@ -6,13 +6,9 @@ nothing personal (issue 22's acceptance)."""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
-import subprocess
-import sys
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +19,7 @@ from bot.settings import Settings
 from tests.fake_primero import PASSWORD, USER, Fail, FakePrimero, Held, Revoke, fake_primero
 from tests.integration.admin_support import (
     API,
+    PHONE,
     T0,
     RecordedJobs,
     client_for,
@@ -31,41 +28,20 @@ from tests.integration.admin_support import (
     seed,
 )
 from tests.integration.referral_support import ORG, primero_settings
-from tests.integration.test_worker_kill import PATIENCE_SECONDS, eventually
 from tests.integration.worker_support import actions
+from tests.worker_process import Workers, eventually, worker_processes
 
 pytestmark = pytest.mark.deployments
 
 NAME, CITY, NOTE = "Mariam Coulibaly", "Tamanrasset", "she asked for a woman caseworker"
-REDELIVERY_SECONDS = 2
 
 
-def worker_process(settings: Settings, fake: FakePrimero, log: IO[bytes]
-                   ) -> subprocess.Popen[bytes]:
-    """`helpline worker` in a process of its own, Primero set through the environment."""
-    assert settings.redis_url is not None
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith(("HELPLINE_", "PRIMERO_"))},
-        "REDIS_URL": settings.redis_url,
-        "HELPLINE_DATA_DIR": str(settings.data_dir),
-        "PRIMERO_URL": fake.url,
-        "PRIMERO_USER": USER,
-        "PRIMERO_PASSWORD": PASSWORD,
-        "HELPLINE_ORG_NAME": ORG,
-        "HELPLINE_JOB_REDELIVERY_SECONDS": str(REDELIVERY_SECONDS),
-    }
-    return subprocess.Popen([sys.executable, "-m", "bot.cli", "worker"], env=env,
-                            stdout=log, stderr=subprocess.STDOUT)
-
-
-async def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            await asyncio.to_thread(process.wait, PATIENCE_SECONDS)
-        finally:
-            if process.poll() is None:
-                process.kill()
+def primero_workers(settings: Settings, tmp_path: Path, fake: FakePrimero
+                    ) -> AbstractContextManager[Workers]:
+    """`helpline worker` processes (tests/worker_process.py) with Primero set through the
+    environment, at `fake`."""
+    return worker_processes(settings, tmp_path, PRIMERO_URL=fake.url, PRIMERO_USER=USER,
+                            PRIMERO_PASSWORD=PASSWORD, HELPLINE_ORG_NAME=ORG)
 
 
 async def referral_of(client: httpx.AsyncClient, reference: str) -> dict[str, Any]:
@@ -74,13 +50,12 @@ async def referral_of(client: httpx.AsyncClient, reference: str) -> dict[str, An
     return referral
 
 
-def nothing_secret_or_personal(log: str, fake: FakePrimero) -> None:
+def nothing_secret_or_personal(workers: Workers, fake: FakePrimero) -> None:
+    log = workers.log(private=(NAME, CITY, NOTE, PHONE))
     tokens = {r.headers["authorization"].split(" ", 1)[1] for r in fake.creates}
     assert tokens  # the worker did authenticate
     for secret in (PASSWORD, *tokens, *(t.split(".")[1] for t in tokens)):
         assert secret not in log
-    for personal in (NAME, CITY, NOTE, "+22370000001"):
-        assert personal not in log
 
 
 async def test_retries_and_a_revoked_token_end_in_one_primero_case(
@@ -88,26 +63,24 @@ async def test_retries_and_a_revoked_token_end_in_one_primero_case(
     reference = await seed(redis, return_request(name=NAME, city=CITY, country="Algeria",
                                                  trafficking_or_violence="yes"))
     token = await add_operator(redis, name="ana", role=Role.OPERATOR, now=T0)
-    log_path = tmp_path / "worker.log"
-    with fake_primero() as fake, log_path.open("wb") as log:
+    with fake_primero() as fake, primero_workers(settings, tmp_path, fake) as workers:
         fake.plan(Fail(503, retry_after="1"), Fail(503, retry_after="1"), Revoke())
         config = primero_settings(settings, fake)
         async with running_app(config, RecordedJobs()) as app, client_for(app, token) as client:
             posted = await client.post(f"{API}/cases/{reference}/referrals",
                                        json={"consent": "given_by_migrant", "note": NOTE})
             assert posted.status_code == 202, posted.text
-            worker = worker_process(config, fake, log)
-            try:
-                async def sent() -> bool:
-                    return (await referral_of(client, reference))["status"] == "sent"
+            worker = workers.start()
 
-                await eventually(sent, "the worker to send the referral")
-            finally:
-                await stop(worker)
+            async def sent() -> bool:
+                return (await referral_of(client, reference))["status"] == "sent"
+
+            await eventually(sent, "the worker to send the referral")
+            await workers.stop(worker)
             referral = await referral_of(client, reference)
         (case,) = fake.cases.values()
         assert len(fake.creates) == 4 and len(fake.sign_ins) == 2
-        nothing_secret_or_personal(log_path.read_text(), fake)
+        nothing_secret_or_personal(workers, fake)
     assert referral["external_id"] == case["case_id_display"]
     assert (referral["attempts"], referral["error"], referral["note"]) == (3, None, NOTE)
     assert (case["name"], case["address_current"], case["other_agency_id"]) == (
@@ -122,42 +95,32 @@ async def test_a_worker_killed_before_recording_primeros_answer_makes_no_second_
         redis: Redis, settings: Settings, tmp_path: Path) -> None:
     reference = await seed(redis, return_request(name=NAME, city=CITY))
     token = await add_operator(redis, name="ana", role=Role.OPERATOR, now=T0)
-    log_path = tmp_path / "worker.log"
     held = Held()
-    with fake_primero() as fake, log_path.open("wb") as log:
+    with fake_primero() as fake, primero_workers(settings, tmp_path, fake) as workers:
         fake.plan(held)
         config = primero_settings(settings, fake)
         async with running_app(config, RecordedJobs()) as app, client_for(app, token) as client:
             posted = await client.post(f"{API}/cases/{reference}/referrals",
                                        json={"consent": "recorded_by_operator"})
             assert posted.status_code == 202, posted.text
-            first = worker_process(config, fake, log)
-            try:
-                assert await asyncio.to_thread(held.arrived.wait, PATIENCE_SECONDS)
-                # Primero has made the case; its answer never reaches the worker.
-                first.kill()
-                await asyncio.to_thread(first.wait, PATIENCE_SECONDS)
-            finally:
-                if first.poll() is None:
-                    first.kill()
-            held.release.set()
+            # Primero has made the case; its answer never reaches the worker.
+            await workers.kill_mid_send(workers.start(), held)
             assert (await referral_of(client, reference))["status"] == "pending"
             assert len(fake.cases) == 1
 
-            second = worker_process(config, fake, log)
-            try:
-                async def sent() -> bool:
-                    return (await referral_of(client, reference))["status"] == "sent"
+            second = workers.start()
 
-                await eventually(sent, "the restarted worker to finish the referral")
-            finally:
-                await stop(second)
+            async def sent() -> bool:
+                return (await referral_of(client, reference))["status"] == "sent"
+
+            await eventually(sent, "the restarted worker to finish the referral")
+            await workers.stop(second)
             referral = await referral_of(client, reference)
         (case,) = fake.cases.values()
         assert len(fake.creates) == 2  # the second try was Primero's 409, read back
-        nothing_secret_or_personal(log_path.read_text(), fake)
+        nothing_secret_or_personal(workers, fake)
     assert referral["external_id"] == case["case_id_display"]
     sent_events = [d for a, d in await actions(redis, reference) if a == "referral_sent"]
     assert [(d["existed"], d["external_id"]) for d in sent_events] == [
         (True, case["case_id_display"])]
-    assert "left by a worker that stopped; running it again" in log_path.read_text()
+    assert "left by a worker that stopped; running it again" in workers.log_path.read_text()

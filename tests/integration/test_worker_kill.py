@@ -14,9 +14,6 @@ from bot.store import cases, deliveries, keys
 from tests.fake_twilio import Held
 from tests.integration.admin_support import return_request
 from tests.integration.worker_support import ON_EVERY_DEPLOYMENT, actions
-
-# Re-exported: tests/deployments/test_primero_referral.py imports them from here.
-from tests.worker_process import PATIENCE_SECONDS as PATIENCE_SECONDS
 from tests.worker_process import eventually, worker_processes
 
 PHONE = "+22376000701"
