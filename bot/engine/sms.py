@@ -5,7 +5,6 @@ from __future__ import annotations
 import re
 import unicodedata
 from enum import StrEnum
-from functools import lru_cache
 
 import gsm0338  # noqa: F401  (registers the "gsm03.38" codec)
 from gsm0338.charset import BASIC_CHARACTER_SET, BASIC_CHARACTER_SET_EXTENSION
@@ -41,13 +40,14 @@ _BEYOND_ONE_SEPTET = re.compile("[^" + "".join(re.escape(chr(code)) for code in 
                                 + "]")
 
 
-@lru_cache(maxsize=8192)
 def _septets(text: str) -> int | None:
     """GSM-7 length in septets (extension characters count two), or None if not GSM-7.
 
     What `len(text.encode("gsm03.38"))` says (the codec is per character), counted
-    with two `str.translate` in C: the codec's Python loop costs ~40 µs a screen, and a
-    screen filled with a migrant's answers is new every time.
+    with two `str.translate` in C: the codec's Python loop costs ~40 µs a screen. Not
+    remembered: a screen filled with a migrant's answers is new every time, and a
+    process keeps no text holding them (static screens are remembered whole, by
+    `render`, once paginated).
     """
     if _BEYOND_ONE_SEPTET.search(text) is None:  # most screens: a scan in C
         return len(text)
