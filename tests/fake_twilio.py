@@ -142,7 +142,9 @@ class FakeTwilio(_Server):
                 "start_time": None,
                 "end_time": None,
                 "api_version": "2010-04-01",
-                "url": request.form.get("Url"),  # not in Twilio's resource: for the tests
+                # Not in Twilio's resource: what the call was asked for, for the tests.
+                "url": request.form.get("Url"),
+                "machine_detection": request.form.get("MachineDetection"),
                 "uri": f"{CALLS}/CA{self._next_sid:032d}.json",
             }
             self.calls.append(call)

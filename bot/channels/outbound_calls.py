@@ -5,6 +5,13 @@ call, with `Direction=outbound-api`: the migrant is then `To` and our number
 `From`. The first request's URL (signed by Twilio like every request) names the
 check-in and its language (`bot.jobs.followups.voice_url`): the conversation
 opens at the flow's survey instead of the main menu.
+
+We place every call with answering machine detection (`bot.jobs.twilio_calls`), so
+that request says who answered (`AnsweredBy`). A voicemail or a fax hears nothing:
+the answer is `<Hangup/>` alone, before the conversation is touched, because the
+survey's first words would tell anyone who plays the mailbox that this person is a
+returnee in touch with the helpline. `human` and `unknown` (most often a person who
+has not spoken yet) hear the survey.
 """
 
 from __future__ import annotations
@@ -19,10 +26,19 @@ from bot.flows.model import Flow
 OUTBOUND = "outbound-api"
 FOLLOWUP_PARAMETER = "followup"  # as bot.jobs.followups.FOLLOWUP_PARAMETER
 LANGUAGE_PARAMETER = "lang"
+ANSWERED_BY = "AnsweredBy"
+NOT_A_PERSON = frozenset({"machine_start", "machine_end_beep", "machine_end_silence",
+                          "machine_end_other", "fax"})
+"""Twilio's `AnsweredBy` values for a voicemail, an answering machine or a fax."""
 
 
 def placed_by_us(form: Mapping[str, object]) -> bool:
     return form.get("Direction") == OUTBOUND
+
+
+def answered_by_machine(form: Mapping[str, object]) -> bool:
+    """A call we placed that a voicemail or a fax picked up: nothing may be said."""
+    return placed_by_us(form) and form.get(ANSWERED_BY) in NOT_A_PERSON
 
 
 def migrant_field(form: Mapping[str, object]) -> str:

@@ -109,3 +109,10 @@ def twiml(script: Script, *, action: str, speaker: Speaker) -> str:
 
 def silence() -> str:
     return str(VoiceResponse().to_xml())
+
+
+def hang_up() -> str:
+    """`<Hangup/>` and nothing else: what a voicemail answering our call gets."""
+    response = VoiceResponse()
+    response.hangup()
+    return str(response.to_xml())

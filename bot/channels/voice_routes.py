@@ -92,6 +92,10 @@ async def twilio_voice_webhook(request: Request) -> Response:
         return hooks.refuse(Channel.VOICE, error)
     if call.ended:
         return Response(voice.silence(), media_type=TWIML_TYPE)
+    if outbound_calls.answered_by_machine(form):
+        # Not a word to a mailbox; the check-in stays unanswered (docs/followup.md).
+        MESSAGES.labels(Channel.VOICE, "machine_hung_up").inc()
+        return Response(voice.hang_up(), media_type=TWIML_TYPE)
     script = await _spoken(hooks, call, outbound_calls.opening(
         hooks.conversation.compiled.flow, form, request.query_params))
     output: VoiceOutput = hooks.voice_output

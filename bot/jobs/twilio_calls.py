@@ -5,6 +5,10 @@ A follow-up check-in by voice (docs/spec.md §11): Twilio calls the migrant (`To
 our number (`From`) and, once they answer, asks our voice webhook (`Url`, on
 `HELPLINE_PUBLIC_URL`) what to say; that request comes back with
 `Direction=outbound-api`. Never logs a number or a URL (it names the check-in).
+
+Every call asks for Twilio's answering machine detection (`MachineDetection=Enable`,
+synchronous): that request then carries `AnsweredBy`, and the webhook hangs up on
+a voicemail or a fax before a word is said (bot/channels/outbound_calls.py).
 """
 
 from __future__ import annotations
@@ -27,6 +31,9 @@ from bot.settings import Settings
 
 RING_SECONDS = 40
 """How long the phone rings before Twilio gives up (`Timeout`)."""
+MACHINE_DETECTION = "Enable"
+"""Twilio tells the `Url` request who answered (`AnsweredBy`) as soon as it knows, so that
+nothing is said to a mailbox (docs/followup.md, "Voicemail")."""
 
 
 class TwilioCalls:
@@ -56,7 +63,7 @@ class TwilioCalls:
         try:
             placed = await self.client.calls.create_async(
                 to=to, from_=self.from_number, url=url, method="POST", timeout=RING_SECONDS,
-                **extra)
+                machine_detection=MACHINE_DETECTION, **extra)
         except (TwilioException, aiohttp.ClientError, TimeoutError) as exc:
             raise classify(exc) from exc
         return str(placed.sid)

@@ -183,11 +183,12 @@ class OutboundCaller(Caller):
 
 
 @ON_EVERY_DEPLOYMENT
-@pytest.mark.parametrize(("language", "intro"), [
-    ("fr", "Depuis votre retour, comment allez-vous ?"),
-    ("bm", "I seginni kofè, i ka kènè wa?")])  # as the French voice reads Bambara
+@pytest.mark.parametrize(("language", "intro", "answered_by"), [
+    ("fr", "Depuis votre retour, comment allez-vous ?", "human"),
+    # as the French voice reads Bambara; `unknown`: most often a person still silent
+    ("bm", "I seginni kofè, i ka kènè wa?", "unknown")])
 async def test_a_voice_check_in_is_a_call_we_place_that_speaks_the_survey(
-        redis: Redis, world: World, language: str, intro: str) -> None:
+        redis: Redis, world: World, language: str, intro: str, answered_by: str) -> None:
     reference = await returned_case(redis, language=language, channel="voice")
     await world.worker.cycle()  # the reference's confirmation SMS of a request made by voice
     confirmed = len(world.fake.sent_to(MIGRANT))
@@ -196,6 +197,7 @@ async def test_a_voice_check_in_is_a_call_we_place_that_speaks_the_survey(
     assert len(world.fake.sent_to(MIGRANT)) == confirmed  # a voice check-in sends no SMS
     (placed,) = world.fake.called(MIGRANT)
     assert placed["from"] == FROM_NUMBER
+    assert placed["machine_detection"] == "Enable"  # Twilio says who answered (AnsweredBy)
     url = str(placed["url"])
     assert url.startswith(PUBLIC_URL + "/webhooks/twilio/voice?")
     assert parse_qs(urlsplit(url).query) == {"followup": [f"{reference}.1"],
@@ -203,7 +205,8 @@ async def test_a_voice_check_in_is_a_call_we_place_that_speaks_the_survey(
     assert [e.status for e in await entries(redis, reference)] == ["t", "s", "s"]
 
     caller = OutboundCaller(world.gateway.client, phone=MIGRANT)
-    caller.heard = Heard.of(await caller.post(url, {"CallStatus": "in-progress"}))
+    caller.heard = Heard.of(await caller.post(url, {"CallStatus": "in-progress",
+                                                    "AnsweredBy": answered_by}))
     assert intro in caller.heard.text
     for key in ["1", "1", "1", "1", "1", "1", "1", "1", "1"]:
         await caller.press(key)
@@ -216,6 +219,48 @@ async def test_a_voice_check_in_is_a_call_we_place_that_speaks_the_survey(
     assert events["call_sent"]["followup"] == 1
 
 
+MACHINE_ANSWERS = ["machine_start", "machine_end_beep", "machine_end_silence",
+                   "machine_end_other", "fax"]
+
+
+@ON_EVERY_DEPLOYMENT
+async def test_a_voicemail_that_answers_a_check_in_call_hears_nothing(
+        redis: Redis, world: World) -> None:
+    """The survey's first words on a mailbox would tell whoever plays it that this person
+    is a returnee in touch with the helpline: a machine gets `<Hangup/>` alone."""
+    reference = await returned_case(redis, language="fr", channel="voice")
+    world.clock.now = T0 + 30 * DAY
+    await world.tick()
+    (placed,) = world.fake.called(MIGRANT)
+    url = str(placed["url"])
+    phone = pseudonym(MIGRANT, PII_KEY.encode())
+    before = ([e.status for e in await entries(redis, reference)],
+              await redis.get(keys.phone_state(phone)), await actions(redis, reference))
+    assert before[0] == ["t", "s", "s"]
+    for answered_by in MACHINE_ANSWERS:  # each its own call (Twilio's values, with Enable)
+        machine = OutboundCaller(world.gateway.client, phone=MIGRANT)
+        heard = Heard.of(await machine.post(url, {"CallStatus": "in-progress",
+                                                  "AnsweredBy": answered_by}))
+        assert [verb.tag for verb in heard.verbs] == ["Hangup"], heard.xml
+        assert heard.text == "" and "<Say" not in heard.xml and "<Play" not in heard.xml
+    after = ([e.status for e in await entries(redis, reference)],
+             await redis.get(keys.phone_state(phone)), await actions(redis, reference))
+    assert after == before  # no answer stored, the survey not opened, the check-in still sent
+
+    # Left unanswered, it expires like any check-in nobody answered.
+    world.clock.now += timedelta(seconds=world.worker.deps.settings.followup_ttl)
+    await world.tick()
+    assert [e.status for e in await entries(redis, reference)] == ["x", "s", "s"]
+    assert ("followup_expired", {"reason": "no_answer", "followups": [1]}) in await actions(
+        redis, reference)
+
+    # A person answering (AnsweredBy human), even after the expiry, hears the survey.
+    person = OutboundCaller(world.gateway.client, phone=MIGRANT)
+    heard = Heard.of(await person.post(url, {"CallStatus": "in-progress",
+                                             "AnsweredBy": "human"}))
+    assert "Depuis votre retour" in heard.text
+
+
 @ON_EVERY_DEPLOYMENT
 async def test_an_inbound_call_is_not_a_check_in_even_with_the_parameter(
         redis: Redis, world: World) -> None:
@@ -224,3 +269,8 @@ async def test_an_inbound_call_is_not_a_check_in_even_with_the_parameter(
     url = f"{PUBLIC_URL}/webhooks/twilio/voice?followup={reference}.1&lang=fr"
     heard = Heard.of(await caller.post(url, {"CallStatus": "ringing"}))
     assert "Depuis votre retour" not in heard.text  # the main menu, as any call
+    # AnsweredBy only means something on a call we placed: a caller is never hung up on.
+    caller = Caller(world.gateway.client, phone=MIGRANT)
+    heard = Heard.of(await caller.post(url, {"CallStatus": "ringing",
+                                             "AnsweredBy": "machine_start"}))
+    assert heard.first("Gather").said and not heard.hangs_up
