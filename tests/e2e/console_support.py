@@ -6,7 +6,7 @@ import asyncio
 import shutil
 import threading
 import time
-from collections.abc import Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -15,6 +15,7 @@ import httpx
 import uvicorn
 from axe_playwright_python.sync_playwright import Axe
 from playwright.sync_api import Browser, BrowserContext, Page, expect
+from redis.asyncio import Redis
 
 from bot.admin import operators
 from bot.admin.operators import Role
@@ -69,8 +70,11 @@ def in_thread(make: Callable[[], Coroutine[Any, Any, T]]) -> T:
     return found[0]
 
 
-def serve(redis_server: Any, tmp_path: Path, **settings: object) -> Iterator[Console]:
-    """Seed operators and two cases, serve the app on a free port, stop it afterwards."""
+def serve(redis_server: Any, tmp_path: Path, *,
+          also_seed: Callable[[Redis], Awaitable[None]] | None = None,
+          **settings: object) -> Iterator[Console]:
+    """Seed operators and two cases (and what `also_seed` writes), serve the app on a free
+    port, stop it afterwards."""
     redis_server.flush()
 
     async def seed() -> tuple[str, str, str, str, str]:
@@ -83,6 +87,8 @@ def serve(redis_server: Any, tmp_path: Path, **settings: object) -> Iterator[Con
         urgent = await cases.create_case(redis, new_case=return_request(
             minutes=5, kind=CaseKind.RETURN_REQUEST, under_18="yes", sms_safe="no",
             city=HOSTILE_ANSWER))
+        if also_seed is not None:
+            await also_seed(redis)
         await close_client(redis)
         return operator, supervisor, admin, urgent, normal
 
@@ -122,12 +128,22 @@ def sign_in(page: Page, console: Console, token: str) -> None:
     expect(page.locator("#queue-title")).to_be_visible()
 
 
+def _no_axe_violations(page: Page, name: str, impacts: tuple[str, ...] | None) -> None:
+    """axe-core (bundled with axe-playwright-python): no violation of `impacts` (None: any)."""
+    found = [v for v in _axe.run(page).response["violations"]
+             if impacts is None or v["impact"] in impacts]
+    assert found == [], f"{name}: " + "; ".join(
+        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in found)
+
+
 def no_serious_violations(page: Page, name: str) -> None:
-    """axe-core (bundled with axe-playwright-python): 0 serious or critical violations."""
-    results = _axe.run(page)
-    serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
-    assert serious == [], f"{name}: " + "; ".join(
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in serious)
+    """axe-core: 0 serious or critical violations."""
+    _no_axe_violations(page, name, ("serious", "critical"))
+
+
+def no_violations(page: Page, name: str) -> None:
+    """axe-core: no violation at all, whatever its impact."""
+    _no_axe_violations(page, name, None)
 
 
 def screenshot(page: Page, name: str) -> None:

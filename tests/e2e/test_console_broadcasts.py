@@ -10,8 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, Page, expect
 from redis.asyncio import Redis
 
 from bot import privacy
@@ -19,13 +18,12 @@ from bot.settings import Settings
 from bot.store import broadcasts as store
 from bot.store.connection import close_client
 from tests.e2e.console_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PHONE_SCREEN,
     Console,
     in_thread,
     new_page,
     no_horizontal_scroll,
+    no_violations,
     screenshot,
     serve,
     sign_in,
@@ -35,33 +33,14 @@ from tests.integration.broadcast_support import seed_subscribers
 PLAN = [("NE", "fr"), ("NE", "bm"), ("NE", "en"), ("ML", "bm"), ("LY", "fr")]
 # 440 characters with ɛ and ɔ: 7 segments in UCS-2, 3 once written è and ò (as sent).
 BAMBARA = ("Farati bɛ sira kan, i kɔlɔsi. " * 15)[:440].strip()
-AXE = Axe()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture
 def console(redis_server: Any, tmp_path: Path) -> Iterator[Console]:
-    for found in serve(redis_server, tmp_path, quiet_hours=""):
-        async def subscribe() -> None:
-            redis = redis_server.async_client()
-            await seed_subscribers(redis, privacy.pii_key(Settings()), PLAN)
-            await close_client(redis)
-        in_thread(subscribe)
-        yield found
+    async def subscribe(redis: Redis) -> None:
+        await seed_subscribers(redis, privacy.pii_key(Settings()), PLAN)
 
-
-def no_violations(page: Page, name: str) -> None:
-    """axe-core: no violation at all, whatever its impact."""
-    violations = AXE.run(page).response["violations"]
-    assert violations == [], f"{name}: " + "; ".join(
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in violations)
+    yield from serve(redis_server, tmp_path, also_seed=subscribe, quiet_hours="")
 
 
 def open_broadcasts(page: Page, console: Console, token: str) -> None:

@@ -14,13 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from playwright.sync_api import Browser, expect, sync_playwright
+from playwright.sync_api import Browser, expect
 
 from bot.engine import sms
 from bot.settings import Settings
 from tests.e2e.console_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     HOSTILE_ANSWER,
     LAPTOP,
     MIGRANT_PHONE,
@@ -39,14 +37,6 @@ from tests.e2e.console_support import (
 from tests.fake_primero import PASSWORD, USER, Fail, fake_primero
 from tests.integration.referral_support import ORG, referral_worker
 from tests.redis_server import RedisServer
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
 
 
 @pytest.fixture

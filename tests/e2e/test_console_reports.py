@@ -10,67 +10,43 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from axe_playwright_python.sync_playwright import Axe
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Browser, expect
+from redis.asyncio import Redis
 
 from bot.cases.model import CaseKind
 from bot.store import cases
-from bot.store.connection import close_client
 from tests.e2e.console_support import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     PHONE_SCREEN,
     Console,
-    in_thread,
     new_page,
     no_horizontal_scroll,
+    no_violations,
     screenshot,
     serve,
     sign_in,
 )
 from tests.integration.admin_support import return_request
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield launched
-        launched.close()
-
-
 CONSENTING: list[str] = []
 
 
 @pytest.fixture
 def console(redis_server: Any, tmp_path: Path) -> Iterator[Console]:
-    for served in serve(redis_server, tmp_path):
-        async def seed() -> str:
-            """This month: six return requests from Mali (three under 18: suppressed), two
-            call-backs (suppressed)."""
-            redis = redis_server.async_client()
-            now = datetime.now(UTC)
-            for n in range(6):
-                await cases.create_case(redis, new_case=replace(return_request(
-                    phone=f"+2237020{n:04d}", nationality="Mali", country="Niger",
-                    under_18="yes" if n < 3 else "no"), created_at=now))
-            for n in range(2):
-                await cases.create_case(redis, new_case=replace(return_request(
-                    phone=f"+2237030{n:04d}", kind=CaseKind.CALLBACK), created_at=now))
-            consenting = await cases.create_case(redis, new_case=replace(return_request(
-                phone="+22370400000", followup_consent="yes"), created_at=now))
-            await close_client(redis)
-            return consenting
+    async def seed(redis: Redis) -> None:
+        """This month: six return requests from Mali (three under 18: suppressed), two
+        call-backs (suppressed), and one return request consenting to follow-ups."""
+        now = datetime.now(UTC)
+        for n in range(6):
+            await cases.create_case(redis, new_case=replace(return_request(
+                phone=f"+2237020{n:04d}", nationality="Mali", country="Niger",
+                under_18="yes" if n < 3 else "no"), created_at=now))
+        for n in range(2):
+            await cases.create_case(redis, new_case=replace(return_request(
+                phone=f"+2237030{n:04d}", kind=CaseKind.CALLBACK), created_at=now))
+        CONSENTING[:] = [await cases.create_case(redis, new_case=replace(return_request(
+            phone="+22370400000", followup_consent="yes"), created_at=now))]
 
-        CONSENTING[:] = [in_thread(seed)]
-        yield served
-
-
-def no_violations(page: Page, name: str) -> None:
-    """axe-core: no violation at all, whatever its impact."""
-    violations = Axe().run(page).response["violations"]
-    assert violations == [], f"{name}: " + "; ".join(
-        f"{v['id']} ({v['impact']}): {[n['target'] for n in v['nodes']][:3]}" for v in violations)
+    yield from serve(redis_server, tmp_path, also_seed=seed)
 
 
 @pytest.mark.deployments  # on one server and on a 3-master Cluster
