@@ -6,6 +6,7 @@ nothing personal (issue 22's acceptance)."""
 
 from __future__ import annotations
 
+import subprocess
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
@@ -14,17 +15,14 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from bot.admin.operators import Role, add_operator
+from bot.admin.operators import Role
 from bot.settings import Settings
 from tests.fake_primero import PASSWORD, USER, Fail, FakePrimero, Held, Revoke, fake_primero
 from tests.integration.admin_support import (
     API,
     PHONE,
-    T0,
-    RecordedJobs,
-    client_for,
+    operator_client,
     return_request,
-    running_app,
     seed,
 )
 from tests.integration.referral_support import ORG, primero_settings
@@ -50,6 +48,18 @@ async def referral_of(client: httpx.AsyncClient, reference: str) -> dict[str, An
     return referral
 
 
+async def sent_by(workers: Workers, worker: subprocess.Popen[bytes], client: httpx.AsyncClient,
+                  reference: str, waiting_for: str) -> dict[str, Any]:
+    """Once `worker` has sent the referral: the worker stopped, the referral as the API shows
+    it."""
+    async def sent() -> bool:
+        return (await referral_of(client, reference))["status"] == "sent"
+
+    await eventually(sent, waiting_for)
+    await workers.stop(worker)
+    return await referral_of(client, reference)
+
+
 def nothing_secret_or_personal(workers: Workers, fake: FakePrimero) -> None:
     log = workers.log(private=(NAME, CITY, NOTE, PHONE))
     tokens = {r.headers["authorization"].split(" ", 1)[1] for r in fake.creates}
@@ -62,22 +72,15 @@ async def test_retries_and_a_revoked_token_end_in_one_primero_case(
         redis: Redis, settings: Settings, tmp_path: Path) -> None:
     reference = await seed(redis, return_request(name=NAME, city=CITY, country="Algeria",
                                                  trafficking_or_violence="yes"))
-    token = await add_operator(redis, name="ana", role=Role.OPERATOR, now=T0)
     with fake_primero() as fake, primero_workers(settings, tmp_path, fake) as workers:
         fake.plan(Fail(503, retry_after="1"), Fail(503, retry_after="1"), Revoke())
-        config = primero_settings(settings, fake)
-        async with running_app(config, RecordedJobs()) as app, client_for(app, token) as client:
+        async with operator_client(redis, primero_settings(settings, fake), name="ana",
+                                   role=Role.OPERATOR) as client:
             posted = await client.post(f"{API}/cases/{reference}/referrals",
                                        json={"consent": "given_by_migrant", "note": NOTE})
             assert posted.status_code == 202, posted.text
-            worker = workers.start()
-
-            async def sent() -> bool:
-                return (await referral_of(client, reference))["status"] == "sent"
-
-            await eventually(sent, "the worker to send the referral")
-            await workers.stop(worker)
-            referral = await referral_of(client, reference)
+            referral = await sent_by(workers, workers.start(), client, reference,
+                                     "the worker to send the referral")
         (case,) = fake.cases.values()
         assert len(fake.creates) == 4 and len(fake.sign_ins) == 2
         nothing_secret_or_personal(workers, fake)
@@ -94,12 +97,11 @@ async def test_retries_and_a_revoked_token_end_in_one_primero_case(
 async def test_a_worker_killed_before_recording_primeros_answer_makes_no_second_case(
         redis: Redis, settings: Settings, tmp_path: Path) -> None:
     reference = await seed(redis, return_request(name=NAME, city=CITY))
-    token = await add_operator(redis, name="ana", role=Role.OPERATOR, now=T0)
     held = Held()
     with fake_primero() as fake, primero_workers(settings, tmp_path, fake) as workers:
         fake.plan(held)
-        config = primero_settings(settings, fake)
-        async with running_app(config, RecordedJobs()) as app, client_for(app, token) as client:
+        async with operator_client(redis, primero_settings(settings, fake), name="ana",
+                                   role=Role.OPERATOR) as client:
             posted = await client.post(f"{API}/cases/{reference}/referrals",
                                        json={"consent": "recorded_by_operator"})
             assert posted.status_code == 202, posted.text
@@ -108,14 +110,8 @@ async def test_a_worker_killed_before_recording_primeros_answer_makes_no_second_
             assert (await referral_of(client, reference))["status"] == "pending"
             assert len(fake.cases) == 1
 
-            second = workers.start()
-
-            async def sent() -> bool:
-                return (await referral_of(client, reference))["status"] == "sent"
-
-            await eventually(sent, "the restarted worker to finish the referral")
-            await workers.stop(second)
-            referral = await referral_of(client, reference)
+            referral = await sent_by(workers, workers.start(), client, reference,
+                                     "the restarted worker to finish the referral")
         (case,) = fake.cases.values()
         assert len(fake.creates) == 2  # the second try was Primero's 409, read back
         nothing_secret_or_personal(workers, fake)

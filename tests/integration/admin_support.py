@@ -50,6 +50,17 @@ async def client_for(app: FastAPI, token: str | None = None) -> AsyncIterator[ht
         yield client
 
 
+@asynccontextmanager
+async def operator_client(redis: Redis, settings: Settings, *, name: str, role: Role,
+                          jobs: RecordedJobs | None = None) -> AsyncIterator[httpx.AsyncClient]:
+    """An app on `settings` (its jobs recorded in `jobs`) and a client signed in as `name`,
+    a new operator of `role`."""
+    token = await operators.add_operator(redis, name=name, role=role, now=T0)
+    async with running_app(settings, RecordedJobs() if jobs is None else jobs) as app, \
+            client_for(app, token) as client:
+        yield client
+
+
 async def tokens_for_every_role(redis: Redis) -> dict[str, str]:
     found = {
         role.value: await operators.add_operator(redis, name=f"{role}-1", role=role, now=T0)

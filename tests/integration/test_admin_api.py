@@ -25,8 +25,8 @@ from tests.integration.admin_support import (
     T0,
     RecordedJobs,
     client_for,
+    operator_client,
     return_request,
-    running_app,
     seed,
 )
 
@@ -45,8 +45,8 @@ async def sup(
     redis: Redis, settings: Settings, recorded: RecordedJobs
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A supervisor's client (operator routes and erasure/export)."""
-    token = await add_operator(redis, name="sam", role=Role.SUPERVISOR, now=T0)
-    async with running_app(settings, recorded) as app, client_for(app, token) as client:
+    async with operator_client(redis, settings, name="sam", role=Role.SUPERVISOR,
+                               jobs=recorded) as client:
         yield client
 
 

@@ -16,10 +16,8 @@ from bot.store import audit, keys
 from tests.integration.admin_support import (
     API,
     T0,
-    RecordedJobs,
-    client_for,
+    operator_client,
     return_request,
-    running_app,
     seed,
 )
 
@@ -31,8 +29,7 @@ OTHER_PHONE = "+22376543210"
 @pytest.fixture
 async def ana(redis: Redis, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An operator's client."""
-    token = await add_operator(redis, name="ana", role=Role.OPERATOR, now=T0)
-    async with running_app(settings, RecordedJobs()) as app, client_for(app, token) as client:
+    async with operator_client(redis, settings, name="ana", role=Role.OPERATOR) as client:
         yield client
 
 

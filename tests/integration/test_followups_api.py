@@ -10,7 +10,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
-from bot.admin.operators import Role, add_operator
+from bot.admin.operators import Role
 from bot.cases import followups
 from bot.cases import service as case_service
 from bot.cases.model import CaseKind, CaseStatus
@@ -21,10 +21,8 @@ from bot.store import phone_state
 from tests.integration.admin_support import (
     API,
     T0,
-    RecordedJobs,
-    client_for,
+    operator_client,
     return_request,
-    running_app,
     seed,
 )
 from tests.integration.worker_support import ON_EVERY_DEPLOYMENT, actions
@@ -38,8 +36,7 @@ DAY = timedelta(days=1)
 
 @pytest.fixture
 async def api(redis: Redis, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    token = await add_operator(redis, name="olga", role=Role.OPERATOR, now=T0)
-    async with running_app(settings, RecordedJobs()) as app, client_for(app, token) as client:
+    async with operator_client(redis, settings, name="olga", role=Role.OPERATOR) as client:
         yield client
 
 

@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 
 import httpx
 import pytest
-from fastapi import FastAPI
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from bot.admin.operators import Role, add_operator
+from bot.admin.operators import Role
 from bot.cases import referrals
 from bot.cases.references import check_digit
 from bot.cases.referrals import ReferralStatus
@@ -23,10 +22,8 @@ from bot.store import keys, outbox
 from tests.integration.admin_support import (
     API,
     T0,
-    RecordedJobs,
-    client_for,
+    operator_client,
     return_request,
-    running_app,
     seed,
 )
 from tests.integration.worker_support import actions
@@ -44,30 +41,17 @@ def configured(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-async def tokens(redis: Redis) -> dict[str, str]:
-    return {name: await add_operator(redis, name=name, role=role, now=T0)
-            for name, role in (("ana", Role.OPERATOR), ("sam", Role.SUPERVISOR))}
-
-
-@pytest.fixture
-async def app_settings(settings: Settings) -> Settings:
-    return configured(settings)
-
-
-@pytest.fixture
-async def app(app_settings: Settings) -> AsyncIterator[FastAPI]:
-    async with running_app(app_settings, RecordedJobs()) as running:
-        yield running
-
-
-@pytest.fixture
-async def ana(app: FastAPI, tokens: dict[str, str]) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(app, tokens["ana"]) as client:
+async def ana(redis: Redis, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An operator's client, Primero configured."""
+    async with operator_client(redis, configured(settings), name="ana",
+                               role=Role.OPERATOR) as client:
         yield client
 
 
-async def erase(app: FastAPI, tokens: dict[str, str], reference: str) -> None:
-    async with client_for(app, tokens["sam"]) as sam:
+async def erase(redis: Redis, settings: Settings, reference: str) -> None:
+    """A supervisor erases the case (through an app of the same settings, on the same Redis)."""
+    async with operator_client(redis, configured(settings), name="sam",
+                               role=Role.SUPERVISOR) as sam:
         assert (await sam.delete(f"{API}/cases/{reference}")).status_code == 200
 
 
@@ -151,18 +135,16 @@ async def test_concurrent_referrals_make_one(redis: Redis, ana: httpx.AsyncClien
 
 
 async def test_refused_when_not_configured_erased_or_unknown(
-        redis: Redis, settings: Settings, tokens: dict[str, str], app: FastAPI,
-        ana: httpx.AsyncClient) -> None:
+        redis: Redis, settings: Settings, ana: httpx.AsyncClient) -> None:
     reference = await seed(redis)
-    async with running_app(settings, RecordedJobs()) as plain, \
-            client_for(plain, tokens["ana"]) as client:
+    async with operator_client(redis, settings, name="olu", role=Role.OPERATOR) as client:
         response = await client.post(f"{API}/cases/{reference}/referrals",
                                      json={"consent": "given_by_migrant"})
         assert response.status_code == 409
         assert "Primero is not configured" in response.json()["detail"]
         assert (await client.get(f"{API}/me")).json()["primero"] is False
     assert (await ana.get(f"{API}/me")).json()["primero"] is True
-    await erase(app, tokens, reference)
+    await erase(redis, settings, reference)
     response = await ana.post(f"{API}/cases/{reference}/referrals",
                               json={"consent": "given_by_migrant"})
     assert response.status_code == 409
@@ -175,11 +157,11 @@ async def test_refused_when_not_configured_erased_or_unknown(
 
 
 async def test_erasure_takes_the_note_and_keeps_the_referral(
-        redis: Redis, app: FastAPI, ana: httpx.AsyncClient, tokens: dict[str, str]) -> None:
+        redis: Redis, settings: Settings, ana: httpx.AsyncClient) -> None:
     reference = await seed(redis, return_request(name="Awa Traoré"))
     made = (await ana.post(f"{API}/cases/{reference}/referrals",
                            json={"consent": "given_by_migrant", "note": NOTE})).json()
-    await erase(app, tokens, reference)
+    await erase(redis, settings, reference)
     (kept,) = (await ana.get(f"{API}/cases/{reference}")).json()["referrals"]
     assert (kept["id"], kept["status"], kept["note"]) == (made["id"], "pending", None)
     assert not await redis.exists(keys.referral_notes(reference))
