@@ -136,7 +136,7 @@ class Writer:
             raw, acks = await sessions.run_creating(
                 self.redis, sessions.commit_call(hop.phone_keys, hop.token, commit, creation=call),
                 wait=wait)
-            if not isinstance(raw, list):
+            if not isinstance(raw, list):  # 0: the lease was lost; else [1, the creation's]
                 return LEASE_LOST
         else:
             raw, acks = await sessions.run_creating(self.redis, sessions.step_call(
