@@ -4,9 +4,14 @@ Logs are JSON lines. A phone appears only as its HMAC pseudonym, passed as
 `extra={"phone": pseudonym}`; message bodies are never logged at INFO. As a
 safety net every line is scrubbed of anything shaped like an E.164 number and
 of the USSD `key` query parameter: `+` and `00` international forms and
-national numbers (8 digits or more, grouped or not) alike. A case reference
-(8 digits) is masked too: it cannot be told from a national number. The
-access log is ours (uvicorn's is off), with the query string's secrets redacted.
+national numbers (8 digits or more, grouped or not) alike. A bare case
+reference (8 digits) is masked too: it cannot be told from a national number.
+Identifiers the helpline makes are logged typed, through `typed_id`: `case:65734874`,
+`job:1733600000000-0`, `delivery:confirmation:65734874`, `outbox:1733600000000-0`.
+Such a token is left alone only in its exact shape (a reference's check digit
+right, a stream id's 13 digits of milliseconds); anything else after a prefix is
+masked like any number. The access log is ours (uvicorn's is off), with the query
+string's secrets redacted.
 """
 
 from __future__ import annotations
@@ -16,11 +21,13 @@ import logging
 import re
 import time
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import parse_qsl
 
 from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from bot.cases.references import is_valid
 
 ACCESS_LOGGER = "helpline.access"
 # A run of 8 to 15 digits, in groups separated by one space, dot, dash or slash, not
@@ -28,6 +35,22 @@ ACCESS_LOGGER = "helpline.access"
 _PHONE = re.compile(r"(?<![\w+])(?:whatsapp:)?(?:\+|00)?\d(?:[ .\-/]?\d){7,16}(?![\w])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MIN_DIGITS = 8
+# The helpline's own ids, typed (see `typed_id`), each in its exact shape and not run on
+# into more digits. A Redis stream id: 13 digits of milliseconds, `-`, a sequence number.
+# A delivery id (bot/jobs: messages, followups, oncall) names its case, then maybe a
+# journal entry or pseudonym (12 hex), a check-in number or an on-call event.
+_REF = r"\d{8}"
+_STREAM = r"\d{13}-\d{1,10}"
+_TYPED = re.compile(
+    rf"(?<![\w:])(?:case:(?P<case>{_REF})|(?:job|outbox):{_STREAM}"
+    rf"|delivery:(?:confirmation:(?P<confirmation>{_REF})"
+    rf"|message:(?P<message>{_REF}):[0-9a-f]{{12}}|followup:(?P<followup>{_REF}):\d{{1,4}}"
+    rf"|oncall:(?P<oncall>{_REF}):(?:urgent|escalated-\d{{1,2}}|sla-\d{{1,4}})"
+    rf":(?:webhook|sms:[0-9a-f]{{12}})))"
+    r"(?![\w:]|[ .\-/]\d)"
+)
+_TYPED_REFERENCES = ("case", "confirmation", "message", "followup", "oncall")
+IdKind = Literal["case", "job", "outbox", "delivery"]
 _SECRET_QUERY = re.compile(r"((?:^|[?&])key=)[^&\s]*", re.IGNORECASE)
 _LOGGABLE_PARAMETERS = frozenset({"status", "kind", "priority", "escalated", "limit",
                                   "cursor", "since"})
@@ -68,6 +91,11 @@ STORE_UP = Gauge("helpline_store_up", "1 when Redis answered the last metrics sc
                  multiprocess_mode="mostrecent")
 
 
+def typed_id(kind: IdKind, value: str) -> str:
+    """An id of ours as a log line writes it (`case:65734874`) so that `scrub` keeps it."""
+    return f"{kind}:{value}"
+
+
 def _mask_phone(found: re.Match[str]) -> str:
     text = found.group()
     if _DATE.fullmatch(text) or sum(char.isdigit() for char in text) < _MIN_DIGITS:
@@ -75,9 +103,28 @@ def _mask_phone(found: re.Match[str]) -> str:
     return "[phone]"
 
 
+def _keep_typed(found: re.Match[str]) -> str:
+    text = found.group()
+    references = [found.group(name) for name in _TYPED_REFERENCES if found.group(name)]
+    if all(is_valid(reference) for reference in references):
+        return text
+    return _PHONE.sub(_mask_phone, text)
+
+
+def _mask_numbers(text: str) -> str:
+    """Every number masked, except in the typed ids of ours that have their exact shape."""
+    kept = 0
+    parts = []
+    for found in _TYPED.finditer(text):
+        parts += [_PHONE.sub(_mask_phone, text[kept:found.start()]), _keep_typed(found)]
+        kept = found.end()
+    parts.append(_PHONE.sub(_mask_phone, text[kept:]))
+    return "".join(parts)
+
+
 def scrub(text: str) -> str:
-    """`text` without phone numbers (any format) or the USSD key."""
-    return _SECRET_QUERY.sub(r"\1[redacted]", _PHONE.sub(_mask_phone, text))
+    """`text` without phone numbers (any format) or the USSD key; typed ids kept."""
+    return _SECRET_QUERY.sub(r"\1[redacted]", _mask_numbers(text))
 
 
 def loggable_query(query: str) -> str:

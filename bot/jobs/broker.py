@@ -45,6 +45,7 @@ from taskiq_redis import (
     RedisStreamSentinelBroker,
 )
 
+from bot.observability import typed_id
 from bot.store import keys
 from bot.store.connection import close_client
 from bot.store.scripts import Script
@@ -163,8 +164,8 @@ class ReliableStream(AsyncBroker):
                 self.queue_name, self.consumer_group_name, min=entry_id, max=entry_id, count=1
             )
             handed_out = int(pending[0]["times_delivered"]) if pending else 2
-            log.warning("job %s was left by a worker that stopped; running it again",
-                        _text(entry_id))
+            log.warning("%s was left by a worker that stopped; running it again",
+                        typed_id("job", _text(entry_id)))
             found.append(self._deliver(entry_id, fields, handed_out=handed_out))
         return found
 
@@ -176,7 +177,8 @@ class ReliableStream(AsyncBroker):
         try:
             message: TaskiqMessage = self.formatter.loads(data)
         except ValueError:
-            log.error("job %s cannot be read; dropped", stream_id)  # the receiver acks it
+            # The receiver acks it.
+            log.error("%s cannot be read; dropped", typed_id("job", stream_id))
         else:
             job_try = int(message.labels.get(JOB_TRY) or 1) + handed_out - 1
             message.labels.update({JOB_TRY: job_try, STREAM_ID: stream_id})

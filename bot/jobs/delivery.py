@@ -19,6 +19,7 @@ import httpx
 from bot.jobs.deps import Deps, SmsGateway
 from bot.jobs.errors import Failure, SendFailed
 from bot.jobs.twilio_rest import OPTED_OUT_CODE
+from bot.observability import typed_id
 from bot.store import deliveries
 from bot.store.deliveries import Claim, DeliveryState, Outcome, Purpose
 
@@ -144,7 +145,8 @@ async def deliver(deps: Deps, delivery: Delivery, transport: Transport, *, job_i
             since = datetime.fromtimestamp(claimed.since, UTC)
             found = await transport.find_sent(since)
             if found is not None:
-                log.info("%s %s had gone out already", kind, delivery.delivery_id)
+                log.info("%s %s had gone out already", kind,
+                         typed_id("delivery", delivery.delivery_id))
                 return await _sent(deps, delivery, now, kind, found, claimed.attempt,
                                    reconciled=True)
         sid = await transport.send()
@@ -176,8 +178,8 @@ async def _failed(deps: Deps, delivery: Delivery, now: datetime, kind: str,
     detail: dict[str, object] = {**delivery.detail, "attempt": attempt, "error": failed.reason}
     if failed.code is not None:
         detail["code"] = failed.code
-    log.warning("%s %s attempt %d failed: %s", kind, delivery.delivery_id, attempt,
-                failed.reason)
+    log.warning("%s %s attempt %d failed: %s", kind, typed_id("delivery", delivery.delivery_id),
+                attempt, failed.reason)
     if failed.failure is Failure.PERMANENT or deps.retry.gives_up(job_try):
         if failed.failure is not Failure.PERMANENT:
             detail["gave_up"] = True

@@ -35,6 +35,7 @@ from bot.jobs.delivery import (
 )
 from bot.jobs.deps import Deps, deps_of, job_identity, queue_of
 from bot.jobs.queue import RetryLater
+from bot.observability import typed_id
 from bot.settings import Settings
 from bot.store import keys
 from bot.store.cases import text_of
@@ -162,8 +163,8 @@ async def _notify(ctx: dict[str, Any], reference: str, event: str) -> str:
             job_id=job_id, job_try=job_try,
         ))
     if not results:
-        log.warning("no on-call number or escalation webhook configured; notice %s dropped",
-                    event)
+        log.warning("no on-call number or escalation webhook configured; notice %s of %s "
+                    "dropped", event, typed_id("case", reference))
     return _retry_if_needed(results)
 
 

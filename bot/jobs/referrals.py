@@ -31,6 +31,7 @@ from bot.jobs.deps import Deps, deps_of, job_identity
 from bot.jobs.errors import PrimeroFailed
 from bot.jobs.primero_api import PrimeroClient
 from bot.jobs.queue import RetryLater
+from bot.observability import typed_id
 from bot.store.cases import read_case
 
 log = logging.getLogger(__name__)
@@ -90,8 +91,9 @@ async def refer_case(ctx: dict[str, Any], reference: str, referral_id: str) -> s
                  "attempts": attempt},
         from_statuses=PENDING, action=SENT_ACTION,
         detail={"external_id": number, "attempt": attempt, "existed": created.existed})
-    log.info("referral %s of case %s sent to Primero (attempt %d%s)", referral_id, reference,
-             attempt, ", it had gone before" if created.existed else "")
+    log.info("referral %s of %s sent to Primero (attempt %d%s)", referral_id,
+             typed_id("case", reference), attempt,
+             ", it had gone before" if created.existed else "")
     if unread is not None:
         return await _number_unread(deps, reference, found, unread, job_try)
     return str(ReferralStatus.SENT)
@@ -145,8 +147,8 @@ async def _attempt_failed(deps: Deps, reference: str, found: Referral, failed: P
                              f"{failed.reason}; gave up after {attempt} tries", attempt,
                              failed.status)
     delay = _delay(deps, failed, job_try)
-    log.warning("referral %s of case %s: attempt %d failed (%s); again in %.1fs", found.id,
-                reference, attempt, failed.status or "no answer", delay)
+    log.warning("referral %s of %s: attempt %d failed (%s); again in %.1fs", found.id,
+                typed_id("case", reference), attempt, failed.status or "no answer", delay)
     await referrals.record_outcome(
         deps.redis, reference=reference, referral_id=found.id, now=deps.clock(),
         changes={"error": failed.reason, "attempts": attempt}, from_statuses=PENDING,
@@ -158,7 +160,7 @@ async def _attempt_failed(deps: Deps, reference: str, found: Referral, failed: P
 async def _failed(deps: Deps, reference: str, found: Referral, reason: str, attempt: int,
                   status: int | None = None) -> str:
     # Primero's words may name fields, never values; still, the log gets only the status.
-    log.warning("referral %s of case %s failed (%s)", found.id, reference,
+    log.warning("referral %s of %s failed (%s)", found.id, typed_id("case", reference),
                 status or "not sent")
     await referrals.record_outcome(
         deps.redis, reference=reference, referral_id=found.id, now=deps.clock(),

@@ -25,6 +25,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from bot.cases.model import CaseKind, Priority
+from bot.observability import typed_id
 from bot.store import keys
 from bot.store.cases import text_of
 from bot.store.scripts import Script, batch
@@ -67,7 +68,7 @@ def event_from_entry(entry_id: Any, fields: Mapping[Any, Any]) -> OutboxEvent | 
             referral=values.get("referral", ""),
         )
     except (KeyError, ValueError):
-        log.error("outbox entry %s cannot be read; dropped", text_of(entry_id))
+        log.error("%s cannot be read; dropped", typed_id("outbox", text_of(entry_id)))
         return None
 
 
