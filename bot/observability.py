@@ -37,16 +37,20 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MIN_DIGITS = 8
 # The helpline's own ids, typed (see `typed_id`), each in its exact shape and not run on
 # into more digits. A Redis stream id: 13 digits of milliseconds, `-`, a sequence number.
-# A delivery id (bot/jobs: messages, followups, oncall) names its case, then maybe a
-# journal entry or pseudonym (12 hex), a check-in number or an on-call event.
+# Its milliseconds start with 1 until 2033 (then ids are masked: safe, not leaked); no
+# phone number has 13 digits starting with 1 (+1 numbers have 11). A delivery id
+# (bot/jobs: messages, followups, oncall) names its case, then maybe a journal entry or a
+# pseudonym (12 hex with a letter: 12 digits could be a number), a check-in number or an
+# on-call event.
 _REF = r"\d{8}"
-_STREAM = r"\d{13}-\d{1,10}"
+_STREAM = r"1\d{12}-\d{1,10}"
+_HEX = r"(?=\d{0,11}[a-f])[0-9a-f]{12}"
 _TYPED = re.compile(
     rf"(?<![\w:])(?:case:(?P<case>{_REF})|(?:job|outbox):{_STREAM}"
     rf"|delivery:(?:confirmation:(?P<confirmation>{_REF})"
-    rf"|message:(?P<message>{_REF}):[0-9a-f]{{12}}|followup:(?P<followup>{_REF}):\d{{1,4}}"
+    rf"|message:(?P<message>{_REF}):{_HEX}|followup:(?P<followup>{_REF}):\d{{1,4}}"
     rf"|oncall:(?P<oncall>{_REF}):(?:urgent|escalated-\d{{1,2}}|sla-\d{{1,4}})"
-    rf":(?:webhook|sms:[0-9a-f]{{12}})))"
+    rf":(?:webhook|sms:{_HEX})))"
     r"(?![\w:]|[ .\-/]\d)"
 )
 _TYPED_REFERENCES = ("case", "confirmation", "message", "followup", "oncall")

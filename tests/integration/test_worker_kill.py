@@ -19,12 +19,17 @@ from tests.worker_process import eventually, worker_processes
 PHONE = "+22376000701"
 
 
-async def pending_jobs(redis: Redis) -> set[str]:
-    """Ids of the jobs read from the queue and not acknowledged."""
+async def pending_entries(redis: Redis) -> dict[str, str]:
+    """Job id -> stream id of the jobs read from the queue and not acknowledged."""
     jobs = {entry: json.loads(fields["data"])["task_id"]
             for entry, fields in await redis.xrange(keys.jobs_stream())}
     pending = await redis.xpending_range(keys.jobs_stream(), GROUP, "-", "+", 100)
-    return {jobs[p["message_id"]] for p in pending if p["message_id"] in jobs}
+    return {jobs[p["message_id"]]: p["message_id"] for p in pending if p["message_id"] in jobs}
+
+
+async def pending_jobs(redis: Redis) -> set[str]:
+    """Ids of the jobs read from the queue and not acknowledged."""
+    return set(await pending_entries(redis))
 
 
 @ON_EVERY_DEPLOYMENT
@@ -39,7 +44,7 @@ async def test_a_worker_killed_mid_send_and_restarted_sends_exactly_one_sms(
         job = confirmation_id(reference)
         assert (await deliveries.state_of(redis, job))["state"] == "sending"
         # The job is still the dead worker's: read from the queue, never acknowledged.
-        assert job in await pending_jobs(redis)
+        stream_id = (await pending_entries(redis))[job]
 
         second = workers.start()
 
@@ -60,4 +65,6 @@ async def test_a_worker_killed_mid_send_and_restarted_sends_exactly_one_sms(
                             "found_after_uncertain_attempt": True}]
     logged = workers.log(private=[PHONE, "enregistrée"])  # nor the text of the SMS
     assert "send_confirmation" in logged  # the log is the worker's
-    assert "left by a worker that stopped; running it again" in logged  # taken over
+    # Which job and which delivery, typed so that the scrub of phone numbers keeps them.
+    assert f"job:{stream_id} was left by a worker that stopped; running it again" in logged
+    assert f"sms delivery:{job} had gone out already" in logged

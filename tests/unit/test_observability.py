@@ -4,8 +4,21 @@ from __future__ import annotations
 
 import json
 import logging
+import re
+import secrets
+import time
 
-from bot.observability import JsonFormatter, RedactQuery, scrub
+from bot import privacy
+from bot.cases.references import draw_reference, is_valid
+from bot.jobs.followups import followup_id
+from bot.jobs.messages import confirmation_id, message_id
+from bot.jobs.oncall import notice_job_id
+from bot.observability import JsonFormatter, RedactQuery, scrub, typed_id
+
+# The spellings of a phone number the scrub tests above and below use.
+NUMBERS = ("+22370000099", "0022370000099", "70000099", "+223 70 00 00 99",
+           "00223 70 00 00 99", "70 00 00 99", "70.00.00.99", "70-00-00-99",
+           "whatsapp:+22370000099", "+33 6 12 34 56 78", "+14155550100")
 
 
 def test_scrub_masks_phone_numbers_and_the_ussd_key() -> None:
@@ -38,9 +51,7 @@ def test_uvicorns_access_log_is_redacted_if_turned_on() -> None:
 
 
 def test_scrub_masks_numbers_in_every_format_a_log_line_may_carry_them() -> None:
-    for number in ("+22370000099", "0022370000099", "70000099", "+223 70 00 00 99",
-                   "00223 70 00 00 99", "70 00 00 99", "70.00.00.99", "70-00-00-99",
-                   "whatsapp:+22370000099", "+33 6 12 34 56 78", "+14155550100"):
+    for number in NUMBERS:
         line = scrub(f"name 'Awa' phone={number}, then")
         assert not any(ch.isdigit() for ch in line), (number, line)
         assert line.startswith("name 'Awa' phone=") and line.endswith(", then")
@@ -61,3 +72,60 @@ def test_the_access_log_keeps_only_harmless_query_values() -> None:
                           "&From=whatsapp%3A%2B22376123401&q=Awa+Diarra")
     assert line == ("q=[redacted]&status=new&limit=50&key=[redacted]&From=[redacted]"
                     "&q=[redacted]")
+
+
+def _logged(message: str, *args: object) -> str:
+    record = logging.makeLogRecord({"name": "bot.jobs", "levelname": "WARNING", "msg": message,
+                                    "args": args, "error": message % args})
+    line = json.loads(JsonFormatter().format(record))
+    assert line["error"] == line["message"]  # a string field is scrubbed the same way
+    return str(line["message"])
+
+
+def _our_ids() -> list[str]:
+    """Ids as the worker builds them, each typed for a log line."""
+    reference = draw_reference()
+    stream_id = f"{time.time_ns() // 1_000_000}-{secrets.randbelow(100)}"
+    who = privacy.pseudonym("+22376000001", b"k" * 32)[:12]
+    sla = notice_job_id(reference, "sla-2")
+    return [typed_id("case", reference), typed_id("job", stream_id),
+            typed_id("job", "1733600000000-0"), typed_id("outbox", stream_id),
+            typed_id("delivery", confirmation_id(reference)),
+            typed_id("delivery", message_id(reference, secrets.token_hex(6))),
+            typed_id("delivery", followup_id(reference, 3)),
+            typed_id("delivery", f"{sla}:webhook"), typed_id("delivery", f"{sla}:sms:{who}"),
+            typed_id("delivery", f"{notice_job_id(reference, 'escalated-2')}:webhook"),
+            typed_id("delivery", f"{notice_job_id(reference, 'urgent')}:webhook")]
+
+
+def test_our_typed_ids_survive_the_json_lines() -> None:
+    for _ in range(20):  # fresh references, stream ids, entry ids each time
+        for typed in _our_ids():
+            if re.search(r":\d{12}(?::|$)", typed):
+                continue  # an all-digit entry id or pseudonym: masked, as any 12 digits
+            logged = _logged("%s attempt %d failed: %s.", typed, 2, "timeout")
+            assert logged == f"{typed} attempt 2 failed: timeout.", logged
+
+
+def test_a_number_after_a_typed_prefix_is_still_masked() -> None:
+    reference = draw_reference()
+    for prefix in ("case:", "job:", "outbox:", "delivery:confirmation:", "delivery:"):
+        for number in NUMBERS:
+            line = scrub(f"{prefix}{number} failed")
+            assert not any(ch.isdigit() for ch in line), (prefix, number, line)
+    bad_check = next(f"7000009{d}" for d in "0123456789" if not is_valid(f"7000009{d}"))
+    wrong_shapes = (
+        "case:+22376123456", "job:76123456", f"case:{bad_check}", "case:2237612345",
+        "job:22376123456-0", "job:0022376123456-0", "outbox:76123456",
+        f"case:{reference} 76 12 34 56", f"case:{reference}-76123456",
+        f"case:{reference}76123456", "job:1733600000000-0 76 12 34 56",
+        f"delivery:confirmation:{bad_check}", f"delivery:message:{reference}:223761234567",
+        f"delivery:oncall:{reference}:sla-2:sms:223761234567",
+        f"delivery:followup:{reference}:76123456",
+    )
+    for text in wrong_shapes:
+        line = _logged("job %s failed", text)
+        assert "[phone]" in line, (text, line)
+        for run in re.findall(r"\d{8,}", text.replace(" ", "")):
+            assert run not in line.replace(" ", "").replace("-", ""), (text, line)
+    assert "7612" not in scrub(f"case:{reference} 76 12 34 56")
