@@ -50,8 +50,17 @@ def test_a_file_opens_with_its_name_and_the_keys_and_arguments_it_uses(path: Pat
             assert f"{name}[" in header, f"{path.name} uses {name} its header does not name"
 
 
-def test_the_copies_of_the_audit_helper_are_the_same() -> None:
-    helper = re.compile(r"^local function audit\(.*?^end$", re.M | re.S)
+# Scripts cannot share code (a Redis Function library would be replaced by name during a
+# rolling deploy): these helpers are copied, and their copies must agree.
+SHARED_HELPERS = {
+    "audit": r"^local function audit\(.*?^end$",
+    "follow-up record": r"^local FIELDS = \{.*?^local function parse_record\(.*?^end$",
+}
+
+
+@pytest.mark.parametrize("name", SHARED_HELPERS)
+def test_the_copies_of_a_shared_helper_are_the_same(name: str) -> None:
+    helper = re.compile(SHARED_HELPERS[name], re.M | re.S)
     copies = {path.name: match.group(0) for path in FILES
               if (match := helper.search(path.read_text(encoding="utf-8")))}
     assert len(copies) >= 2
