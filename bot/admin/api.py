@@ -24,7 +24,8 @@ from bot.errors import (
     OperatorNotFound,
     ReferralRefused,
 )
-from bot.store import audit, case_queries, keys
+from bot.store import audit, case_queries
+from bot.store import cases as case_store
 
 from . import broadcasts, console_api, followups_api, referrals_api, reports
 from .deps import Admin, AnyOperator, JobsDep, NowDep, RedisDep, Supervisor, actor
@@ -279,7 +280,7 @@ async def case_events(
 ) -> list[AuditEvent]:
     """The case's audit trail, oldest first (read-only: no route edits or deletes events)."""
     plain = _reference(reference)
-    if not await redis.exists(keys.case(plain)):
+    if not await case_store.case_exists(redis, plain):
         raise CaseNotFound(plain)
     return await audit.case_events(redis, plain)
 

@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 
 from bot.errors import CaseNotFound, ReferralRefused
 from bot.store import referrals as store
-from bot.store.cases import iso
+from bot.store.cases import case_exists, iso
 from bot.store.referrals import Created, Erased, Missing, StillOpen
 
 REFERRED = "referred"
@@ -79,8 +79,10 @@ async def refer_case(redis: Redis, *, reference: str, actor: str, now: datetime,
                      system: ReferralSystem, consent: ReferralConsent, note: str | None,
                      configured: bool) -> Referral:
     """Record a pending referral and leave the worker its event; ReferralRefused (409)
-    when it may not be made, CaseNotFound (404)."""
+    when it may not be made, CaseNotFound (404: first, whatever else is wrong)."""
     if not configured:
+        if not await case_exists(redis, reference):
+            raise CaseNotFound(reference)
         raise ReferralRefused(NOT_CONFIGURED)
     referral = Referral(id=secrets.token_hex(6), system=system, status=ReferralStatus.PENDING,
                         consent=consent, requested_by=actor, created_at=now, updated_at=now)

@@ -259,6 +259,11 @@ async def case_lookup(redis: Any, *, reference: str, phone: str) -> CaseLookup |
     return case_lookup_result(await LOOKUP_CASE.run(redis, [keys.case(reference)], [phone]))
 
 
+async def case_exists(redis: Any, reference: str) -> bool:
+    """Whether the case is stored (its record; nothing of it is read)."""
+    return bool(await redis.exists(keys.case(reference)))
+
+
 async def newest_case_of_phone(redis: Any, *, pseudonym: str, kind: CaseKind,
                                statuses: Sequence[CaseStatus]) -> tuple[str, CaseStatus] | None:
     """The phone's newest case of `kind` in one of `statuses`: its reference and status."""

@@ -142,6 +142,10 @@ async def test_refused_when_not_configured_erased_or_unknown(
                                      json={"consent": "given_by_migrant"})
         assert response.status_code == 409
         assert "Primero is not configured" in response.json()["detail"]
+        unknown = "1234567" + check_digit("1234567")
+        response = await client.post(f"{API}/cases/{unknown}/referrals",
+                                     json={"consent": "given_by_migrant"})
+        assert response.status_code == 404  # an unknown case first, configured or not
         assert (await client.get(f"{API}/me")).json()["primero"] is False
     assert (await ana.get(f"{API}/me")).json()["primero"] is True
     await erase(redis, settings, reference)
