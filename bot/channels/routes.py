@@ -27,6 +27,7 @@ from bot.channels import twilio_sms as twilio
 from bot.channels.deadlines import Deadlines
 from bot.channels.forms import form_fields, parse_form, require_form_type
 from bot.channels.gateway import Answer, GatewayRequest, GatewayRoute, text
+from bot.channels.status_backlog import StatusBacklog
 from bot.channels.voice_routes import VOICE_ROUTES, VoiceOutput
 from bot.conversation import Conversation, InboundMessage, Outcome
 from bot.engine.render import Reply, fill
@@ -93,6 +94,7 @@ class Webhooks:
             f"{ussd.KEY_PARAMETER}={quote_plus(settings.ussd_secret.get_secret_value())}"
             .encode())
         self.delivery = delivery
+        self.statuses_waiting = StatusBacklog(lambda status: self.delivery(status))
         self.deadlines = Deadlines(HOP_DEADLINE_SECONDS)
         self.voice_output = VoiceOutput(settings.public_url, settings.voice_names)
         flow = conversation.compiled.flow
@@ -141,8 +143,9 @@ class Webhooks:
         return handled.reply
 
     async def aclose(self) -> None:
-        """Wait for the conversation's background work."""
+        """Wait for the conversation's background work and the statuses still waiting."""
         self.deadlines.close()
+        await self.statuses_waiting.aclose()
         await self.conversation.aclose()
 
     def fallback_text(self, language: str | None = None,
@@ -265,8 +268,9 @@ async def twilio_status_webhook(hooks: Webhooks, request: GatewayRequest) -> Ans
         async with asyncio.timeout(HOP_DEADLINE_SECONDS):
             await hooks.delivery(status)
     except (RedisError, OSError, TimeoutError):
-        log.warning("delivery status not recorded: store unavailable",
+        log.warning("delivery status kept until the store answers",
                     extra={"message_sid": status.message_sid})
+        hooks.statuses_waiting.add(status)
     except Exception:
         # As for messages: the gateway never gets a 5xx; the bug is logged.
         log.exception("delivery status not recorded", extra={"message_sid": status.message_sid})

@@ -1,0 +1,102 @@
+"""Delivery statuses the store could not take when Twilio called: kept and recorded later.
+
+Twilio calls a status callback once and does not call again for an error (and a
+gateway never gets a 5xx from us), so a status that arrives while Redis is
+restarting or frozen would be lost: a `failed` alert would then never get its
+SMS fallback, a 21610 never mark the phone opted out. The route answers 204 at
+once either way; a status it could not record waits here, in this process's
+memory, and is recorded in arrival order once Redis answers again. Recording is
+idempotent (a status seen before is not recorded twice), so a status that was
+in fact written before its hop timed out does no harm when sent again.
+
+What it cannot cover: the process stopping while Redis is still down (the
+statuses left are counted in a warning) and more than `MAX_WAITING` statuses in
+one outage (the oldest are dropped, counted in a warning). A status holds a
+message SID, a status, an error code and an alert recipient's tag: no phone
+number, no body.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import RedisError
+
+from bot.channels.twilio_sms import DeliveryStatus
+
+log = logging.getLogger(__name__)
+
+MAX_WAITING = 100_000
+"""Statuses kept at most (a 20,000-recipient broadcast calls back two or three times each)."""
+RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
+"""Pauses between tries while the store fails: quick at first, then every 5 s."""
+TRY_SECONDS = 1.5
+"""One record's bound (the webhooks' hop deadline)."""
+CLOSE_SECONDS = 2.0
+"""What shutting down spends on statuses still waiting."""
+_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+class StatusBacklog:
+    """Statuses waiting for the store, recorded by one task while any are waiting."""
+
+    def __init__(self, record: Callable[[DeliveryStatus], Awaitable[None]]) -> None:
+        self.record = record
+        self.waiting: deque[DeliveryStatus] = deque()
+        self.dropped = 0
+        self._task: asyncio.Task[None] | None = None
+
+    def add(self, status: DeliveryStatus) -> None:
+        if len(self.waiting) >= MAX_WAITING:
+            self.waiting.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("delivery statuses dropped: the store has been down too long",
+                            extra={"count": self.dropped})
+        self.waiting.append(status)
+        if self._task is None or self._task.done():
+            self._task = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        tries = recorded = 0
+        while self.waiting:
+            await asyncio.sleep(RETRY_SECONDS[min(tries, len(RETRY_SECONDS) - 1)])
+            tries += 1
+            recorded += await self._record_waiting()
+        log.info("delivery statuses recorded once the store answered", extra={"count": recorded})
+
+    async def _record_waiting(self) -> int:
+        """Records what waits, in order, until the store fails; how many it recorded."""
+        recorded = 0
+        while self.waiting:
+            status = self.waiting[0]
+            try:
+                async with asyncio.timeout(TRY_SECONDS):
+                    await self.record(status)
+            except _FAILURES:
+                return recorded
+            except Exception:  # a bug, not the store: logged, not tried again
+                log.exception("delivery status not recorded",
+                              extra={"message_sid": status.message_sid})
+            else:
+                recorded += 1
+            self.waiting.popleft()
+        return recorded
+
+    async def aclose(self) -> None:
+        """One last try for what waits, then the count of what is lost."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if self.waiting:
+            try:
+                async with asyncio.timeout(CLOSE_SECONDS):
+                    await self._record_waiting()
+            except TimeoutError:
+                pass
+        if self.waiting:
+            log.warning("delivery statuses not recorded at shutdown: the store is down",
+                        extra={"count": len(self.waiting)})

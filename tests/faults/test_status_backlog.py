@@ -1,0 +1,100 @@
+"""A Twilio status callback that arrives while Redis is down is recorded once it is back.
+
+Twilio does not call a status callback again, so a status the store could not take
+must not be dropped: a `failed` alert would never get its SMS fallback, a 21610
+never mark the phone opted out (bot/channels/status_backlog.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+from twilio.request_validator import RequestValidator
+
+from bot.channels import status_backlog
+from bot.settings import Settings
+from bot.store import audit, cases
+from tests.fake_twilio import AUTH_TOKEN, FakeTwilio, fake_twilio
+from tests.integration.admin_support import RecordedJobs, client_for, return_request, running_app
+from tests.integration.webhooks_support import gateway_settings
+from tests.integration.worker_support import Clock, harness, worker_env
+from tests.redis_server import RedisServer
+
+PHONE = "+22376000302"
+STATUS_PATH = "/webhooks/twilio/status"
+RECORDED_WITHIN_SECONDS = 20.0
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeTwilio]:
+    with fake_twilio() as server:
+        yield server
+
+
+@pytest.fixture
+def env(own_redis: RedisServer, tmp_path: Path, fake: FakeTwilio) -> Settings:
+    return worker_env(gateway_settings(own_redis.url, tmp_path), fake)
+
+
+@pytest.fixture
+async def own_client(own_redis: RedisServer) -> AsyncIterator[Redis]:
+    client = Redis.from_url(own_redis.url, decode_responses=True)
+    yield client
+    await client.aclose()
+
+
+def signed(env: Settings, params: dict[str, str]) -> dict[str, str]:
+    assert env.public_url is not None
+    url = env.public_url + STATUS_PATH
+    return {"X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(url, params)}
+
+
+async def statuses(redis: Redis, reference: str) -> list[object]:
+    return [event.detail.get("status") for event in await audit.case_events(redis, reference)
+            if event.action == "sms_status"]
+
+
+async def test_a_status_sent_while_redis_is_stopped_is_recorded_once_it_is_back(
+        own_redis: RedisServer, own_client: Redis, env: Settings, fake: FakeTwilio) -> None:
+    reference = await cases.create_case(own_client, new_case=return_request(phone=PHONE))
+    async with harness(env, clock=Clock()) as worker:
+        await worker.cycle()
+    (message,) = fake.sent_to(PHONE)
+    params = {"MessageSid": str(message["sid"]), "MessageStatus": "delivered",
+              "AccountSid": "AC1"}
+    async with running_app(env, RecordedJobs()) as app, client_for(app) as client:
+        own_redis.stop()
+        started = time.monotonic()
+        response = await client.post(STATUS_PATH, data=params, headers=signed(env, params))
+        assert response.status_code == 204  # at once: Twilio is never kept waiting
+        own_redis.start()
+        while not await statuses(own_client, reference):
+            assert time.monotonic() - started < RECORDED_WITHIN_SECONDS, "status lost"
+            await asyncio.sleep(0.2)
+        # Twilio calling back twice with the same status changes nothing more.
+        again = await client.post(STATUS_PATH, data=params, headers=signed(env, params))
+        assert again.status_code == 204
+    assert await statuses(own_client, reference) == ["delivered"]
+
+
+async def test_statuses_waiting_at_shutdown_get_one_last_try(
+        own_redis: RedisServer, own_client: Redis, env: Settings, fake: FakeTwilio,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(status_backlog, "RETRY_SECONDS", (600.0,))  # no retry before the stop
+    reference = await cases.create_case(own_client, new_case=return_request(phone=PHONE))
+    async with harness(env, clock=Clock()) as worker:
+        await worker.cycle()
+    (message,) = fake.sent_to(PHONE)
+    params = {"MessageSid": str(message["sid"]), "MessageStatus": "failed",
+              "ErrorCode": "30003", "AccountSid": "AC1"}
+    async with running_app(env, RecordedJobs()) as app, client_for(app) as client:
+        own_redis.stop()
+        response = await client.post(STATUS_PATH, data=params, headers=signed(env, params))
+        assert response.status_code == 204
+        own_redis.start()  # back, and the app stops long before its next retry
+    assert await statuses(own_client, reference) == ["failed"]
