@@ -1,8 +1,8 @@
 """Delivery statuses the store could not take when Twilio called: kept and recorded later.
 
-Twilio calls a status callback once and does not call again for an error (and a
-gateway never gets a 5xx from us), so a status that arrives while Redis is
-restarting or frozen would be lost: a `failed` alert would then never get its
+Twilio does not send a status callback again once it is answered (its own
+retries, for an error, span seconds at most, and a gateway never gets a 5xx from
+us), so a status that arrives while Redis is restarting or frozen would be lost: a `failed` alert would then never get its
 SMS fallback, a 21610 never mark the phone opted out. The route answers 204 at
 once either way; a status it could not record waits here, in this process's
 memory, and is recorded in arrival order once Redis answers again. Recording is
