@@ -244,7 +244,7 @@ def sizing(results: dict[str, Any]) -> list[str]:
         f"phone's keys share one slot) and the cases (16 shards, so up to 16 masters "
         f"share them) over its masters, and every "
         f"feature runs there (CI). Give each master a replica (case creations wait for it; "
-        f"README, Redis deployments).",
+        f"docs/redis.md).",
         "",
     ]
 
