@@ -1,13 +1,13 @@
 """Delivery statuses the store could not take when Twilio called: kept and recorded later.
 
-Twilio does not send a status callback again once it is answered (its own
-retries, for an error, span seconds at most, and a gateway never gets a 5xx from
-us), so a status that arrives while Redis is restarting or frozen would be lost: a `failed` alert would then never get its
-SMS fallback, a 21610 never mark the phone opted out. The route answers 204 at
-once either way; a status it could not record waits here, in this process's
-memory, and is recorded in arrival order once Redis answers again. Recording is
-idempotent (a status seen before is not recorded twice), so a status that was
-in fact written before its hop timed out does no harm when sent again.
+Twilio does not send a status callback again once it is answered (its own retries,
+for an error, span seconds at most, and a gateway never gets a 5xx from us), so a
+status that arrives while Redis is restarting or frozen would be lost: a `failed`
+alert would then never get its SMS fallback, a 21610 never mark the phone opted out.
+The route answers 204 at once either way; a status it could not record waits here,
+in this process's memory, and is recorded in arrival order once Redis answers again.
+Recording is idempotent (a status seen before is not recorded twice), so a status
+that was in fact written before its hop timed out does no harm when sent again.
 
 What it cannot cover: the process stopping while Redis is still down (the
 statuses left are counted in a warning) and more than `MAX_WAITING` statuses in

@@ -56,7 +56,12 @@ def followup_id(reference: str, number: int) -> str:
 
 
 async def tick(ctx: dict[str, Any]) -> int:
-    """Sync from the audit, queue what is due, expire what went unanswered; jobs queued."""
+    """Sync from the audit, queue what is due, expire what went unanswered; jobs queued.
+
+    A check-in due in the quiet hours (`HELPLINE_QUIET_HOURS`) waits for them to end: a
+    phone that rings or buzzes at night wakes the household, the people a returnee may
+    least want to know about the helpline (a check-in is due at the time of day the
+    return was recorded, an operator's "now" at once)."""
     deps = deps_of(ctx)
     queue = queue_of(ctx)
     settings = deps.settings
@@ -65,14 +70,17 @@ async def tick(ctx: dict[str, Any]) -> int:
     await followups.sync_from_audit(deps.redis, days=settings.followup_day_list, ttl=ttl,
                                     now=now)
     epoch = int(now.timestamp())
+    quiet = settings.quiet()
+    waiting = quiet is not None and quiet.ends_after(now) is not None
     queued = 0
     for due in await store.due(deps.redis, now=epoch, ttl=ttl):
-        for number in due.send:
+        sends = () if waiting else due.send
+        for number in sends:
             queued += await queue.enqueue(SEND_FOLLOWUP, due.reference, number,
                                           job_id=followup_id(due.reference, number))
-        if due.send:
+        if sends:
             await store.mark(deps.redis, reference=due.reference,
-                             ids=" ".join(map(str, due.send)), sources="s", target="q",
+                             ids=" ".join(map(str, sends)), sources="s", target="q",
                              now=epoch, ttl=ttl)
         if due.expire:
             await store.mark(deps.redis, reference=due.reference,

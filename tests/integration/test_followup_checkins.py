@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -83,13 +83,13 @@ async def world(redis: Redis, redis_server: object, tmp_path: object,
 
 
 async def returned_case(redis: Redis, *, language: str, channel: str = "sms",
-                        phone: str = MIGRANT, **answers: str) -> str:
+                        phone: str = MIGRANT, at: datetime = T0, **answers: str) -> str:
     new_case = replace(return_request(phone=phone, followup_consent="yes", **answers),
                        language=language, channel=channel)
     reference = await cases.create_case(redis, new_case=new_case, pii_key=PII_KEY.encode())
     for status in TO_RETURNED:
         await case_service.update_case(redis, reference=reference, actor="operator:ana",
-                                       now=T0, status=status)
+                                       now=at, status=status)
     return reference
 
 
@@ -172,6 +172,27 @@ async def test_a_check_in_unanswered_expires_and_a_stop_cancels_the_rest(
     assert len(world.fake.sent_to("+22376000502")) == 1  # the first, before the STOP
     assert ("followups_cancelled", {"reason": "opted_out", "followups": [2, 3]}) in \
         await actions(redis, stopped)
+
+
+async def test_a_check_in_due_at_night_waits_for_the_quiet_hours_to_end(
+        redis: Redis, world: World) -> None:
+    # The operator recorded the return at 22:00 in Bamako (UTC): every check-in falls due
+    # at 22:00, inside the default quiet hours (21-07), by SMS and by call alike.
+    night = T0.replace(hour=22)
+    texted = await returned_case(redis, language="fr", at=night)
+    called = await returned_case(redis, language="fr", channel="voice", phone="+22376000503",
+                                 at=night)
+    for hours in (0, 4, 8.99):  # 22:00, 02:00, 06:59
+        world.clock.now = night + 30 * DAY + timedelta(hours=hours)
+        await world.tick()
+        assert world.fake.sent_to(MIGRANT) == [] and world.fake.calls == []
+        assert [e.status for e in await entries(redis, texted)] == ["s", "s", "s"]
+    world.clock.now = night + 30 * DAY + timedelta(hours=9)  # 07:00: the quiet hours end
+    await world.tick()
+    assert len(world.fake.sent_to(MIGRANT)) == 1
+    assert [call["to"] for call in world.fake.calls] == ["+22376000503"]
+    assert [e.status for e in await entries(redis, texted)] == ["t", "s", "s"]
+    assert [e.status for e in await entries(redis, called)] == ["t", "s", "s"]
 
 
 class OutboundCaller(Caller):
