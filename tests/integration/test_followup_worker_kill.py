@@ -48,7 +48,9 @@ async def test_a_worker_killed_mid_check_ins_sends_each_once_and_skips_none(
         redis: Redis, settings: Settings, tmp_path: Path) -> None:
     held = Held()
     # A check-in as soon as the case is returned.
-    with worker_processes(settings, tmp_path, HELPLINE_FOLLOWUP_DAYS="0") as workers:
+    # No quiet hours: this test runs on the wall clock, at any hour.
+    with worker_processes(settings, tmp_path, HELPLINE_FOLLOWUP_DAYS="0",
+                          HELPLINE_QUIET_HOURS="") as workers:
         workers.fake.plan(held)
         references = await returned_cases(redis)
         first = workers.start()
