@@ -4,7 +4,8 @@ Logs are JSON lines. A phone appears only as its HMAC pseudonym, passed as
 `extra={"phone": pseudonym}`; message bodies are never logged at INFO. As a
 safety net every line is scrubbed of anything shaped like an E.164 number and
 of the USSD `key` query parameter: `+` and `00` international forms and
-national numbers (8 digits or more, grouped or not) alike. A bare case
+national numbers (8 digits or more, grouped or not) alike; a `+` and 8 digits
+or more is masked wherever it stands, even glued to a word. A bare case
 reference (8 digits) is masked too: it cannot be told from a national number.
 Identifiers the helpline makes are logged typed, through `typed_id`: `case:65734874`,
 `job:1733600000000-0`, `delivery:confirmation:65734874`, `outbox:1733600000000-0`.
@@ -30,9 +31,12 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.cases.references import is_valid
 
 ACCESS_LOGGER = "helpline.access"
-# A run of 8 to 15 digits, in groups separated by one space, dot, dash or slash, not
-# inside a word (a message SID, a pseudonym): +223 70 00 00 99, 0022370000099, 70000099.
-_PHONE = re.compile(r"(?<![\w+])(?:whatsapp:)?(?:\+|00)?\d(?:[ .\-/]?\d){7,16}(?![\w])")
+# A `+` and 8 digits or more (grouped or not) wherever it stands, glued to a word too
+# (`ZEBRAALG+22376510009`: anyone's text in a header); else a run of 8 to 17 digits, in
+# groups separated by one space, dot, dash or slash, not inside a word (a message SID, a
+# pseudonym): +223 70 00 00 99, 0022370000099, 70000099.
+_PHONE = re.compile(r"\+\d(?:[ .\-/]?\d){7,16}\d*"
+                    r"|(?<![\w+])(?:whatsapp:)?(?:\+|00)?\d(?:[ .\-/]?\d){7,16}(?![\w])")
 _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 _MIN_DIGITS = 8
 # The helpline's own ids, typed (see `typed_id`), each in its exact shape and not run on
@@ -60,7 +64,7 @@ _LOGGABLE_PARAMETERS = frozenset({"status", "kind", "priority", "escalated", "li
                                   "cursor", "since"})
 _RESERVED = frozenset(vars(logging.makeLogRecord({})))
 _FIELDS = ("phone", "channel", "outcome", "reason", "error", "status", "method", "path",
-           "duration_ms", "count", "message_sid", "delivery")
+           "duration_ms", "count", "message_sid", "delivery", "host")
 
 disable_created_metrics()  # type: ignore[no-untyped-call]
 
@@ -132,7 +136,8 @@ def scrub(text: str) -> str:
 
 
 def loggable_query(query: str) -> str:
-    """A query string fit for a log line: values of unknown parameters redacted.
+    """A query string fit for a log line: values of unknown parameters redacted, then the
+    whole scrubbed like any line (a name is the caller's text too: `?+22376000001=`).
 
     A search (`q=`) may be a name or a phone number in any spelling and any URL
     encoding, and `key=` is the USSD secret: only the values of known, harmless
@@ -141,10 +146,10 @@ def loggable_query(query: str) -> str:
     if not query:
         return ""
     pairs = parse_qsl(query, keep_blank_values=True)
-    return "&".join(
-        f"{name}={scrub(value) if name in _LOGGABLE_PARAMETERS else '[redacted]'}"
+    return scrub("&".join(
+        f"{name}={value if name in _LOGGABLE_PARAMETERS else '[redacted]'}"
         for name, value in pairs
-    )
+    ))
 
 
 class JsonFormatter(logging.Formatter):

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, status
 from fastapi.exceptions import RequestValidationError
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 
 from bot.cases.model import AuditEvent
 from bot.flows.model import Flow
@@ -79,7 +79,7 @@ class BroadcastIn(BaseModel):
     languages: list[LanguageCode] | None = Field(
         default=None, max_length=8,
         description="Recipients' languages (the flow's: fr, en, bm); absent or empty: all")
-    urgent: bool = Field(default=False, description="Sent at once, even in quiet hours")
+    urgent: StrictBool = Field(default=False, description="Sent at once, even in quiet hours")
 
 
 def _name(operator_actor: str) -> str:

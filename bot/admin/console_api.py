@@ -29,6 +29,7 @@ from .console_schemas import (
     CannedReply,
     ChangeOut,
     ChangesOut,
+    ChangesQuery,
     MatchedBy,
     Me,
     SearchHit,
@@ -173,11 +174,12 @@ async def search(
 async def changes(
     redis: RedisDep,
     _: AnyOperator,
-    after: Annotated[str | None, Query(pattern=r"^[0-9]{1,19}-[0-9]{1,19}$")] = None,
+    query: Annotated[ChangesQuery, Query()],
 ) -> ChangesOut:
     """Case events since `after` (created, status changed, assigned, escalated…), for a
     live queue polled every few seconds; without `after`, only the cursor to start from.
     Reads and exports are left out; no personal data is in an event."""
+    after = query.after
     if after is None:
         return ChangesOut(cursor=await console_reads.latest_change_id(redis), items=[])
     found = await console_reads.changes_after(redis, after, quiet=case_service.QUIET_ACTIONS,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from bot.admin.operators import Role
 
@@ -50,6 +50,18 @@ class ChangeOut(BaseModel):
     action: str
     at: str
     detail: dict[str, object]
+
+
+class ChangesQuery(BaseModel):
+    """The query of `GET /changes`: any other parameter (`since`, a typo) is a 422 naming
+    it, not an answer that looks like no change."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    after: str | None = Field(
+        default=None, pattern=r"^[0-9]{1,19}-[0-9]{1,19}$",
+        description="The `cursor` of the last answer (an audit stream id); absent: only the "
+        "cursor to start from")
 
 
 class ChangesOut(BaseModel):

@@ -6,7 +6,7 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, model_validator
 
 from bot.admin.followups_api import FollowupOut
 from bot.admin.operators import Operator, Role
@@ -160,7 +160,8 @@ class NoteIn(Strict):
 
 class EscalationIn(Strict):
     reason: str = Field(min_length=1, max_length=MAX_NOTE_CHARS)
-    level: Literal[1, 2]
+    # StrictInt: a Literal[1, 2] takes `true` for 1 (and 1.0, 2.0).
+    level: StrictInt = Field(ge=1, le=2, json_schema_extra={"enum": [1, 2]})
 
 
 class MessageIn(Strict):

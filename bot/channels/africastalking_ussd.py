@@ -53,6 +53,8 @@ def read_hop(form: Mapping[str, Any], sender_of: Callable[[str], Sender | None])
     raw_phone = form.get("phoneNumber")
     if (not isinstance(session_id, str) or not session_id or len(session_id) > MAX_SESSION_ID
             or not isinstance(raw_phone, str) or not raw_phone):
+        if isinstance(session_id, str) and len(session_id) > MAX_SESSION_ID:
+            raise MalformedRequest(f"sessionId is too long (over {MAX_SESSION_ID} characters)")
         raise MalformedRequest("sessionId and phoneNumber are required")
     text = form.get("text", "")
     if not isinstance(text, str) or len(text) > MAX_HISTORY_CHARS:

@@ -79,7 +79,7 @@ def _unescaped(body: bytes) -> list[str] | None:
         text = body.decode("ascii").replace("+", " ")
         fields = text.split("&")
         if len(fields) > MAX_FIELDS:
-            raise ValueError("too many fields")
+            raise MalformedRequest(f"more than {MAX_FIELDS} form fields")
         if "%" not in text:
             return fields
         if "%26" in text or ("%3" in text and ("%3D" in text or "%3d" in text)):

@@ -247,7 +247,9 @@ class AccessLines:
 
 
 def logged_path(path: str, query: bytes) -> str:
-    """The path and query as the access log shows them: the USSD key redacted."""
+    """The path and query as the access log shows them: the USSD key and unknown values
+    redacted, numbers masked in names too (`loggable_query`: the scrub of every line).
+    `path` is one of the lane's own; built once per path and query (`AccessLines`)."""
     if not query:
         return path
     if query.startswith(b"key=") and b"&" not in query:

@@ -2,7 +2,8 @@
 
 The signature is checked with the SDK's `RequestValidator` against the public
 URL Twilio was given (`HELPLINE_PUBLIC_URL` + path + query), never the URL the
-app sees behind a TLS proxy.
+app sees behind a TLS proxy. A signature-settings header naming an algorithm other
+than the SDK's two is refused here, unlogged: the SDK would log its text.
 """
 
 from __future__ import annotations
@@ -12,7 +13,12 @@ from dataclasses import dataclass
 from pydantic import SecretStr
 from starlette.datastructures import FormData
 from starlette.types import Scope
-from twilio.request_validator import RequestValidator, get_signature_algorithm
+from twilio.request_validator import (
+    HMAC_SHA1,
+    HMAC_SHA256,
+    RequestValidator,
+    get_signature_algorithm,
+)
 from twilio.twiml.messaging_response import MessagingResponse
 
 from bot.channels.forms import sender_phone
@@ -21,6 +27,9 @@ from bot.errors import MalformedRequest
 
 SIGNATURE_HEADER = "x-twilio-signature"
 SIGNATURE_SETTINGS_HEADER = "x-twilio-webhooks-signature-settings"
+SIGNATURE_ALGORITHMS = frozenset({HMAC_SHA1, HMAC_SHA256})
+"""The algorithms a signature-settings header may name (the SDK's, as it reads them: any
+case). Any other is refused before the SDK sees it: it would log the header's text."""
 TWIML_TYPE = "application/xml"
 WHATSAPP_PREFIX = "whatsapp:"
 MAX_BODY_CHARS = 1600
@@ -114,4 +123,6 @@ class TwilioSignature:
         if not signature:
             return False
         algorithm = get_signature_algorithm(signature_settings)
+        if algorithm.upper() not in SIGNATURE_ALGORITHMS:
+            return False
         return bool(self._validator.validate(url, form, signature, algorithm))

@@ -136,9 +136,13 @@ AUDIO_TYPES = {".mp3": "audio/mpeg", ".wav": "audio/wav", ".ogg": "audio/ogg"}
 async def serve_audio(request: Request) -> Response:
     """A recording of the flow (`audio:` files under `flows/audio/`), for the gateways to play."""
     folder = (_hooks(request).conversation.compiled.flow.path.parent / "audio").resolve()
-    wanted = (folder / request.path_params["path"]).resolve()
+    try:
+        wanted = (folder / request.path_params["path"]).resolve()
+        found = wanted.is_relative_to(folder) and wanted.is_file()
+    except (ValueError, OSError):  # a null byte, a name too long: no recording either
+        wanted, found = folder, False
     media_type = AUDIO_TYPES.get(wanted.suffix.lower())
-    if media_type is None or not wanted.is_relative_to(folder) or not wanted.is_file():
+    if media_type is None or not found:
         return PlainTextResponse("no such recording", status_code=404)
     return FileResponse(wanted, media_type=media_type)
 

@@ -66,6 +66,46 @@ def test_serve_answers_gateways_and_logs_without_numbers_or_secrets(
     assert "22376123456" not in logs and "Fatoumata" not in logs
 
 
+def test_serve_writes_no_number_a_stranger_puts_in_a_query_or_a_header(
+        redis_server: RedisServer, tmp_path: Path) -> None:
+    """Unauthenticated requests as anyone can send them: a number in a query parameter's
+    name (both lanes), or in the signature-settings header's algorithm (every Twilio
+    webhook) is refused or answered, and never written to the log; an odd recording path
+    is a 404, not a 5xx."""
+    command, base = serve_command()
+    server = subprocess.Popen(command, env=prod_env(redis_server.url), cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        wait_until_answering(server, base)
+        form = {"MessageSid": "SM1", "CallSid": "CA1", "From": "+22376510001",
+                "MessageStatus": "delivered"}
+        assert httpx.post(base + "/webhooks/twilio/sms?22376960005",
+                          data=form).status_code == 403
+        assert httpx.post(base + "/webhooks/ussd/africastalking?key=K&%2B22376960002=1",
+                          data=form).status_code == 403
+        assert httpx.get(base + "/healthz?ZEBRA%2B22376960003").status_code == 200
+        for path in ("/webhooks/twilio/sms", "/webhooks/twilio/voice",
+                     "/webhooks/twilio/status"):
+            refused = httpx.post(base + path, data=form, headers={
+                "X-Twilio-Webhooks-Signature-Settings": "algorithm=ZEBRAALG+22376510009",
+                "X-Twilio-Signature": "x"})
+            assert refused.status_code == 403, path
+        for odd in ("/audio/x%00.mp3", "/audio/" + "a" * 300 + ".mp3"):
+            assert httpx.get(base + odd).status_code == 404, odd
+    finally:
+        server.send_signal(signal.SIGINT)
+        _, logs = server.communicate(timeout=30)
+    lines = [json.loads(line) for line in logs.splitlines() if line.startswith("{")]
+    access = [line["path"] for line in lines if line["logger"] == "helpline.access"]
+    assert "/webhooks/twilio/sms?[phone]=[redacted]" in access, access
+    assert "/webhooks/ussd/africastalking?key=[redacted]&[phone]=[redacted]" in access
+    assert "/healthz?ZEBRA[phone]=[redacted]" in access
+    assert "Traceback" not in logs and "ZEBRAALG" not in logs
+    for number in ("22376960005", "22376960002", "22376960003", "22376510009",
+                   "22376510001"):
+        assert number not in logs, number
+
+
 def test_serve_trusts_forwarded_headers_only_from_forwarded_allow_ips(
         redis_server: RedisServer, tmp_path: Path) -> None:
     """uvicorn takes `X-Forwarded-Proto`/`-For` from the addresses in FORWARDED_ALLOW_IPS

@@ -177,6 +177,19 @@ async def test_notes_and_escalation(
     assert [item["reference"] for item in listed] == [reference]
 
 
+@pytest.mark.parametrize("level", [True, False, 1.0, 2.0, "2", None])
+async def test_an_escalation_level_is_a_whole_number_not_a_boolean(
+    redis: Redis, sup: httpx.AsyncClient, recorded: RecordedJobs, level: object
+) -> None:
+    reference = await seed(redis)
+    refused = await sup.post(f"{API}/cases/{reference}/escalate",
+                             json={"reason": "x", "level": level})
+    assert refused.status_code == 422, refused.json()
+    assert refused.json()["detail"][0]["loc"] == ["body", "level"]
+    assert recorded.queued == []
+    assert not (await sup.get(f"{API}/cases/{reference}")).json()["escalated"]
+
+
 async def test_messages_are_queued_or_refused(
     redis: Redis, sup: httpx.AsyncClient, recorded: RecordedJobs
 ) -> None:

@@ -86,6 +86,9 @@ async def test_a_supervisor_writes_an_alert_with_its_recipients_and_segments(
      "too_many_segments"),
     ({"text": TEXTS, "countries": ["NE", "XX"]}, ["body", "countries", 1], "enum"),
     ({"text": TEXTS, "languages": ["wo"]}, ["body", "languages", 0], "unknown_language"),
+    # Urgent is said with JSON's true: not 1, not "yes" (a quiet-hours bypass by mistake).
+    ({"text": TEXTS, "urgent": 1}, ["body", "urgent"], "bool_type"),
+    ({"text": TEXTS, "urgent": "yes"}, ["body", "urgent"], "bool_type"),
 ])
 async def test_bad_input_is_a_422_naming_the_field_and_the_language(
         app: Any, tokens: dict[str, str], body: dict[str, Any], loc: list[Any],

@@ -136,6 +136,23 @@ async def test_live_changes_carry_new_cases_and_changes_but_not_reads(
     assert bad.status_code == 422
 
 
+async def test_changes_refuse_a_parameter_they_do_not_take_naming_it(
+    ana: httpx.AsyncClient,
+) -> None:
+    """The cursor is `after` (an audit stream id); `since` or a typo is a 422 naming it,
+    not a quiet answer with no change in it."""
+    for params in ({"since": "abc"}, {"since": "99999999999999999999999"},
+                   {"after": "0-0", "since": "0-0"}):
+        refused = await ana.get(f"{API}/changes", params=params)
+        assert refused.status_code == 422, params
+        assert refused.json()["detail"][0]["loc"] == ["query", "since"], refused.json()
+    for after in ("99999999999999999999999", "99999999999999999999-0", "1-2-3", "-1-0"):
+        bad = await ana.get(f"{API}/changes", params={"after": after})
+        assert bad.status_code == 422 and bad.json()["detail"][0]["loc"] == ["query", "after"]
+    last = await ana.get(f"{API}/changes", params={"after": f"{'9' * 19}-{'9' * 19}"})
+    assert last.status_code == 200 and last.json()["items"] == []
+
+
 async def test_canned_replies_come_from_the_flow_in_every_language(
     ana: httpx.AsyncClient,
 ) -> None:

@@ -189,3 +189,57 @@ async def test_a_hop_past_its_deadline_gets_the_fallback_in_time_and_is_counted(
     assert all(screen(response).startswith("END ") for response in late)
     assert 0.29 <= took < 1.0
     assert timeouts() == before + 3
+
+
+def _digit_runs(text: str) -> list[str]:
+    """Runs of 8 digits or more in `text` (JSON lines: in their fields but the time),
+    separators between them dropped."""
+    if text.startswith("{"):
+        lines = [json.loads(line) for line in text.splitlines()]
+        text = "\n".join(str({**line, "time": ""}) for line in lines
+                         if line["logger"] != "httpx")  # the test's client, not the app
+    return re.findall(r"\d{8,}", re.sub(r"(?<=\d)[ .\-/+](?=\d)", "", text))
+
+
+async def test_a_number_in_a_query_parameters_name_never_reaches_the_access_log(
+        gateway: Gateway) -> None:
+    """Names of query parameters are the caller's text like their values: scrubbed on the
+    gateway lane (its own JSON, cached per path and query) and on FastAPI's alike."""
+    app_gateway = gateway.client._transport.app.gateway  # type: ignore[attr-defined]
+    queries = ("22376960005", f"key={USSD_SECRET}&%2B22376960002=1",
+               "x=1&ZEBRA%2B22376960003=2", "%2B223%2076%2096%2000%2004", "0022376960006=")
+    with json_stream() as stream:
+        for query in queries:
+            for _ in range(2):  # the second line comes from the lane's cache
+                assert (await gateway.client.post(routes.SMS_PATH + "?" + query, data={
+                    "MessageSid": "SM1", "From": "+22376000009"})).status_code == 403
+                await gateway.client.post(routes.USSD_PATH + "?" + query, data=FORM)
+                assert (await gateway.client.get("/healthz?" + query)).status_code == 200
+        app_gateway.access.flush()
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    access = [line for line in lines if line["logger"] == "helpline.access"]
+    assert len(access) == len(queries) * 2 * 3
+    for line in access:
+        assert _digit_runs(line["path"]) == [], line
+        assert "[phone]" in line["path"], line
+    assert USSD_SECRET not in stream.getvalue()
+    assert _digit_runs(stream.getvalue().replace("+22376000042", "")) == []
+
+
+@pytest.mark.parametrize("path", [routes.SMS_PATH, routes.STATUS_PATH,
+                                  "/webhooks/twilio/voice"])
+async def test_a_signature_algorithm_we_do_not_accept_is_refused_before_the_sdk_logs_it(
+        gateway: Gateway, path: str) -> None:
+    """`X-Twilio-Webhooks-Signature-Settings` is anyone's text: an algorithm other than
+    Twilio's two is a 403 and the header is never written to a log line."""
+    form = {"MessageSid": "SM1", "CallSid": "CA1", "From": "+22376510001",
+            "MessageStatus": "delivered"}
+    with json_stream() as stream:
+        for settings in ("algorithm=ZEBRAALG+22376510009", "key=k,algorithm=SHA1 22376510008",
+                         "algorithm=hmac_sha1-22376510007"):
+            answer = await gateway.client.post(path, data=form, headers={
+                "X-Twilio-Webhooks-Signature-Settings": settings, "X-Twilio-Signature": "x"})
+            assert answer.status_code == 403
+    logged = stream.getvalue()
+    assert "ZEBRAALG" not in logged and "SHA1 " not in logged
+    assert _digit_runs(logged) == [], logged

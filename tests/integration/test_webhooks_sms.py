@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from redis.asyncio import Redis
+from twilio.request_validator import RequestValidator
 
 import bot.engine.plan
 from bot import privacy
@@ -22,6 +23,7 @@ from bot.types import Channel
 from tests import phone_state_support as stored
 from tests.factories import default_flow
 from tests.integration.webhooks_support import (
+    AUTH_TOKEN,
     EXPECTED_ANSWERS,
     PII_KEY,
     PUBLIC_URL,
@@ -108,6 +110,27 @@ async def test_a_signature_for_the_public_url_is_accepted_behind_a_proxy(gateway
     assert response.status_code == 200 and "Francais" in said(response)
     seen = await gateway.sms("hello", signed_url="http://127.0.0.1:8000/webhooks/twilio/sms")
     assert seen.status_code == 403
+
+
+async def test_a_signature_settings_header_naming_sha1_or_sha256_is_checked_as_before(
+        gateway: Gateway) -> None:
+    """The two algorithms Twilio signs with still pass the header to the SDK (an unknown
+    one is a 403 before it: tests/integration/test_gateway_lane.py)."""
+    for algorithm in ("HMAC_SHA256", "hmac_sha256", "HMAC_SHA1"):
+        params = {"MessageSid": new_sid(), "From": gateway.phone, "To": "+22320000000",
+                  "Body": "hello"}
+        signature = RequestValidator(AUTH_TOKEN).compute_signature(
+            PUBLIC_URL + "/webhooks/twilio/sms", params, algorithm.upper())
+        response = await gateway.client.post("/webhooks/twilio/sms", data=params, headers={
+            "X-Twilio-Signature": signature,
+            "X-Twilio-Webhooks-Signature-Settings": f"key=k1,algorithm={algorithm}"})
+        assert response.status_code == 200, algorithm
+        said(response)
+        wrong = await gateway.client.post("/webhooks/twilio/sms", data=params, headers={
+            "X-Twilio-Signature": signature,
+            "X-Twilio-Webhooks-Signature-Settings": "algorithm=HMAC_SHA1"
+            if algorithm.upper() == "HMAC_SHA256" else "algorithm=HMAC_SHA256"})
+        assert wrong.status_code == 403, algorithm
 
 
 async def test_a_retried_message_sid_is_applied_once_and_answered_the_same(

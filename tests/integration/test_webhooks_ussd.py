@@ -116,6 +116,28 @@ async def test_malformed_requests_get_a_4xx_and_no_traceback(
     assert "Traceback" not in response.text and "File " not in response.text
 
 
+@pytest.mark.parametrize(
+    ("body", "said"),
+    [
+        ("&".join(f"f{n}=1" for n in range(70)), "more than 64 form fields"),
+        ("sessionId=" + "A" * 15_000 + "&phoneNumber=%2B22376000001",
+         "sessionId is too long (over 128 characters)"),
+        ("phoneNumber=%2B22376000001", "sessionId and phoneNumber are required"),
+        ("sessionId=ATUid_10&phoneNumber=", "sessionId and phoneNumber are required"),
+        ("sessionId=ATUid_10&phoneNumber=%2B22376000001&text=" + "1" * 4001,
+         "text is too long"),
+        ("sessionId=ATUid_10&phoneNumber=%2B22376000001&text=%FF", "the form is not "
+         "URL-encoded UTF-8"),
+    ],
+)
+async def test_a_refused_hop_is_told_what_is_wrong(gateway: Gateway, body: str,
+                                                   said: str) -> None:
+    response = await gateway.client.post(
+        "/webhooks/ussd/africastalking", params={"key": "ussd-secret-for-tests"},
+        content=body.encode(), headers={"content-type": "application/x-www-form-urlencoded"})
+    assert (response.status_code, response.text) == (400, said)
+
+
 @pytest.mark.parametrize("text", ["*" * 500, "1" + "*" * 500, "*#*#" * 100, "😀" * 50])
 async def test_strange_histories_never_give_a_5xx(gateway: Gateway, text: str) -> None:
     await gateway.dial("ATUid_9")

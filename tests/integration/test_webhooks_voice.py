@@ -236,6 +236,20 @@ async def test_a_recorded_screen_is_played_and_served_by_the_app(
             assert (await gateway.client.get(outside)).status_code == 404
 
 
+async def test_an_odd_recording_path_is_the_404_of_any_unknown_recording(
+        redis: Redis, redis_server: RedisServer, tmp_path: Path) -> None:
+    """A null byte or a name too long for the file system is no recording: 404, no 5xx."""
+    async with running_app(gateway_settings(redis_server.url, tmp_path)) as gateway:
+        unknown = await gateway.client.get("/audio/bm/none.mp3")
+        assert (unknown.status_code, unknown.text) == (404, "no such recording")
+        for odd in ("/audio/x%00.mp3", "/audio/bm/%00", "/audio/" + "a" * 300 + ".mp3",
+                    "/audio/" + "a/" * 3000 + "b.wav"):
+            answer = await gateway.client.get(odd)
+            assert (answer.status_code, answer.text) == (unknown.status_code, unknown.text), odd
+            head = await gateway.client.head(odd)
+            assert head.status_code == 404, odd
+
+
 async def test_a_call_while_redis_is_down_hears_the_emergency_numbers_and_ends(
         tmp_path: Path) -> None:
     server = RedisServer(tmp_path / "own-redis")

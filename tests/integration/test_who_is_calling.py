@@ -4,6 +4,8 @@ answer, and a recording is an answer only when a voice gateway brings it from it
 
 from __future__ import annotations
 
+import json
+import logging
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +15,7 @@ from redis.asyncio import Redis
 from bot.channels.africastalking_voice import VOICE_PATH as AT_VOICE_PATH
 from bot.channels.twilio_voice import VOICE_PATH
 from bot.engine import recordings
+from bot.observability import JsonFormatter
 from bot.store import phone_state
 from bot.store.cases import read_case
 from tests.factories import default_flow
@@ -269,3 +272,23 @@ async def test_a_recording_url_off_africastalkings_hosts_is_not_kept(
              if ":ph:" in str(key) and str(key).count(":") == 3]
     assert state and f"recording 9f2c-77ab {own}" in str(state[0])
 
+
+
+async def test_the_recording_not_kept_line_names_the_host_and_nothing_else_of_the_url(
+        gateway: Gateway, caplog: pytest.LogCaptureFixture) -> None:
+    """docs/gateways.md: the line names the host to add, never the URL (its path and
+    query may carry a token); written as `helpline serve` writes it (JsonFormatter)."""
+    caplog.set_level(logging.WARNING)
+    caller = AtCaller(gateway.client, phone="+22376000508")
+    await caller.dial(AT_CALLBACK)
+    await caller.press("2")
+    await caller.press("1")
+    await caller.speak("https://Media.Recordings.example:8443/calling/RE77/x.mp3?token=s3cr3t#f")
+    await caller.speak("https://+22376510009.example/r.mp3")
+    found = [record for record in caplog.records
+             if record.getMessage().startswith("recording not kept")]
+    lines = [json.loads(JsonFormatter().format(record)) for record in found]
+    assert [line["host"] for line in lines] == ["media.recordings.example", "[phone].example"]
+    logged = json.dumps(lines)
+    for part in ("RE77", "calling", "x.mp3", "token", "s3cr3t", "8443", "r.mp3", "22376510009"):
+        assert part not in logged, part

@@ -129,3 +129,21 @@ def test_a_number_after_a_typed_prefix_is_still_masked() -> None:
         for run in re.findall(r"\d{8,}", text.replace(" ", "")):
             assert run not in line.replace(" ", "").replace("-", ""), (text, line)
     assert "7612" not in scrub(f"case:{reference} 76 12 34 56")
+
+
+def test_a_plus_and_eight_digits_is_masked_wherever_it_stands() -> None:
+    glued = ("Unsupported webhook signature algorithm 'ZEBRAALG+22376510009'",
+             "x+22376510009", "+22376510009abc", "SM1+223 76 51 00 09", "a_+22376510009_b",
+             "algorithm=HMAC+2237651000912345678901", "1+22376510009", "é+33612345678")
+    for text in glued:
+        line = scrub(text)
+        assert "[phone]" in line, (text, line)
+        assert not re.search(r"\d{4}", line.replace(" ", "")), (text, line)
+    assert scrub("ZEBRAALG+22376510009'") == "ZEBRAALG[phone]'"
+    # Fewer than 8 digits after a `+`, or none: not a number, left alone.
+    for kept in ("a+1234567", "2026-12-02T11:45:56.123+00:00", "c++17", "x+y"):
+        assert scrub(kept) == kept
+    # Our typed ids keep their exact shape beside a glued number.
+    reference = draw_reference()
+    line = _logged("%s then ZEBRA+22376510009", typed_id("case", reference))
+    assert line == f"case:{reference} then ZEBRA[phone]"
