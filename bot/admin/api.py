@@ -12,7 +12,7 @@ from bot.admin import operators
 from bot.cases import followups, jobs, lifecycle, referrals
 from bot.cases import service as case_service
 from bot.cases.export import export_csv
-from bot.cases.model import AuditEvent, CaseKind, CaseStatus, JournalEntry, Priority
+from bot.cases.model import AuditEvent, CaseStatus, JournalEntry
 from bot.errors import (
     CaseNotFound,
     EscalationRefused,
@@ -37,6 +37,7 @@ from .schemas import (
     CaseDetail,
     CasePage,
     CasePatch,
+    CaseQuery,
     CaseSummary,
     Conflict,
     EscalationIn,
@@ -51,8 +52,6 @@ from .schemas import (
 )
 
 PREFIX = "/admin/api/v1"
-DEFAULT_PAGE_SIZE = 50
-MAX_QUERY_CHARS = 64
 # A list reads answers too, only to say why a case has its priority (never returned).
 LIST_FIELDS = (*case_queries.SUMMARY_FIELDS, "answers")
 
@@ -86,30 +85,23 @@ def _query_filter(q: str | None) -> tuple[str, str]:
 async def list_cases(
     redis: RedisDep,
     _: AnyOperator,
-    status: CaseStatus | None = None,
-    kind: CaseKind | None = None,
-    priority: Priority | None = None,
-    escalated: bool | None = None,
-    assignee: Annotated[str | None, Query(max_length=32)] = None,
-    q: Annotated[str | None, Query(max_length=MAX_QUERY_CHARS)] = None,
-    limit: Annotated[int, Query(ge=1, le=case_queries.MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,16}$")] = None,
+    query: Annotated[CaseQuery, Query()],
 ) -> CasePage:
     """Cases in triage order: urgent, then high, then normal; oldest first within each."""
-    prefix, fragment = _query_filter(q)
+    prefix, fragment = _query_filter(query.q)
     page = await case_queries.page_of_cases(
         redis,
         case_filter=case_queries.CaseFilter(
-            status=status,
-            kind=kind,
-            priority=priority,
-            escalated=escalated,
-            assignee=assignee,
+            status=query.status,
+            kind=query.kind,
+            priority=query.priority,
+            escalated=query.escalated,
+            assignee=query.assignee,
             reference_prefix=prefix,
             name_fragment=fragment,
         ),
-        limit=limit,
-        cursor=cursor,
+        limit=query.limit,
+        cursor=query.cursor,
         fields=LIST_FIELDS,
     )
     return CasePage(

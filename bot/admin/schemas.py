@@ -22,15 +22,33 @@ from bot.cases.model import (
     derive_priority,
 )
 from bot.cases.referrals import Referral, ReferralConsent, ReferralStatus, ReferralSystem
+from bot.store.case_queries import MAX_PAGE_SIZE
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,31}$"
 MAX_NOTE_CHARS = 4000
 # Three GSM-7 segments: the longest SMS the helpline sends.
 MAX_MESSAGE_CHARS = 459
+DEFAULT_PAGE_SIZE = 50
+MAX_QUERY_CHARS = 64
 
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class CaseQuery(Strict):
+    """The query of `GET /cases`: any other parameter (`stauts=new`, a typo) is a 422 naming
+    it, never a page that silently ignores the filter."""
+
+    status: CaseStatus | None = None
+    kind: CaseKind | None = None
+    priority: Priority | None = None
+    escalated: bool | None = None
+    assignee: str | None = Field(default=None, max_length=32)
+    q: str | None = Field(default=None, max_length=MAX_QUERY_CHARS,
+                          description="a reference (or its start) or a part of a name")
+    limit: int = Field(default=DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE)
+    cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,16}$")
 
 
 class CaseSummary(BaseModel):
