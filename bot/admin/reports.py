@@ -15,6 +15,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, Field
 from redis.asyncio import Redis
 
 from bot.cases import followups, report
@@ -30,6 +31,18 @@ DEFAULT_MONTHS = 12
 CSV_COLUMNS = ("month", "figure", "group", "value")
 
 router = APIRouter(tags=["reports"], route_class=AuthorisedRoute)
+
+
+class Period(BaseModel):
+    """The months a report covers. Any other parameter (`start=`, a typo) is a 422 naming
+    it, never a report of the default months that looks like the one asked for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    start: str | None = Field(default=None, alias="from", pattern=report.MONTH,
+                              description="YYYY-MM (default: 11 months before `to`)")
+    end: str | None = Field(default=None, alias="to", pattern=report.MONTH,
+                            description="YYYY-MM (default: this month)")
 
 async def programme(redis: Redis, *, start: str, end: str) -> report.ProgrammeReport:
     """The report of the months from `start` to `end`, from the facts the worker keeps
@@ -69,18 +82,12 @@ async def _made(redis: Redis, settings: Settings, operator_actor: str, now: date
 @router.get("/reports/programme", response_model=report.ProgrammeReport,
             response_model_by_alias=True)
 async def programme_report(redis: RedisDep, settings: SettingsDep, now: NowDep,
-                           operator: Supervisor,
-                           start: Annotated[str | None, Query(
-                               alias="from", pattern=report.MONTH,
-                               description="YYYY-MM (default: 11 months before `to`)")] = None,
-                           end: Annotated[str | None, Query(
-                               alias="to", pattern=report.MONTH,
-                               description="YYYY-MM (default: this month)")] = None,
+                           operator: Supervisor, period: Annotated[Period, Query()],
                            ) -> report.ProgrammeReport:
     """Per month: return requests by outcome, vulnerability, nationality and country;
     call-backs, emergencies; median days to return; check-ins and their mean scores. A
     count from 1 to 4, and a mean or median of fewer than 5 values, is null."""
-    first, last = _period(start, end, now)
+    first, last = _period(period.start, period.end, now)
     return await _made(redis, settings, actor(operator), now, first, last, "json")
 
 
@@ -89,12 +96,9 @@ async def programme_report(redis: RedisDep, settings: SettingsDep, now: NowDep,
                              "description": "month, figure, group, value; suppressed: blank"}})
 async def programme_report_csv(redis: RedisDep, settings: SettingsDep, now: NowDep,
                                operator: Supervisor,
-                               start: Annotated[str | None, Query(
-                                   alias="from", pattern=report.MONTH)] = None,
-                               end: Annotated[str | None, Query(
-                                   alias="to", pattern=report.MONTH)] = None) -> Response:
+                               period: Annotated[Period, Query()]) -> Response:
     """The same figures, one a line (a suppressed value is blank)."""
-    first, last = _period(start, end, now)
+    first, last = _period(period.start, period.end, now)
     found = await _made(redis, settings, actor(operator), now, first, last, "csv")
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")

@@ -129,6 +129,12 @@ async def test_a_bad_period_is_a_422_naming_it(
         response = await sup.get(REPORT, params=params)
         assert response.status_code == 422, (params, response.text)
         assert "from" in response.text or "to" in response.text
+    # A misspelt period is named, never answered with the default months.
+    for url in (REPORT, f"{REPORT}.csv"):
+        for params in ({"start": "2026-03"}, {"from": "2026-03", "until": "2026-04"}):
+            response = await sup.get(url, params=params)
+            assert response.status_code == 422, (url, params, response.text)
+            assert response.json()["detail"][0]["loc"] == ["query", list(params)[-1]]
     default = (await sup.get(REPORT)).json()
     assert len(default["months"]) == 12
     assert default["to"] == f"{datetime.now(UTC) + timedelta(seconds=0):%Y-%m}"
