@@ -82,11 +82,12 @@ def fill(flow: Flow, template: str, language: str, values: Mapping[str, str],
             contact = flow.contacts.get(contact_id)
             if contact is None:
                 return ""
-            if attribute == "name":
-                return contact.name.get(language) or contact.name.get(flow.default_language, "")
+            # an unverified contact is marked in either form, its number or its name
+            shown = (contact.name.get(language) or contact.name.get(flow.default_language, "")
+                     if attribute == "name" else contact.number)
             if contact.verified or "unverified" not in flow.texts:
-                return contact.number
-            return f"{contact.number} {flow.text('unverified', language)}"
+                return shown
+            return f"{shown} {flow.text('unverified', language)}"
         if name == "reference":
             return _format_reference(values.get("reference", ""))
         if name == "status":

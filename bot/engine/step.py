@@ -126,8 +126,11 @@ def _answer(compiled: CompiledFlow, session: Session, text: str, now: datetime,
         if option is None:
             _strike(compiled, session, "invalid")
             return
-        if state.save and option.value is not None:
-            session.answers[state.save] = option.value
+        if state.save:  # an option with no value (Skip) keeps no answer, not even an earlier one
+            if option.value is None:
+                session.answers.pop(state.save, None)
+            else:
+                session.answers[state.save] = option.value
         _advance(compiled, session, option.key, now, context, effects)
     elif state.kind is StateKind.QUESTION:
         check = validators.check(state.validate or "text", text,

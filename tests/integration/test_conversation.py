@@ -67,7 +67,7 @@ async def test_a_return_request_creates_a_case_with_what_was_typed(
         "trafficking_or_violence": "yes", "disability": "no",
         "travel_document": "yes", "sms_safe": "yes", "followup_consent": "yes",
     }
-    assert case.consent is not None and case.consent.text_version == "2026-11-29"
+    assert case.consent is not None and case.consent.text_version == "2026-12-07"
 
 
 async def test_follow_my_request_tells_the_status_and_catches_typos(

@@ -204,6 +204,7 @@ async def test_a_loop_gets_one_notice_then_silence_but_for_emergencies(
         for word in ["SOS", "urgence", "Au secours", "EMERGENCY"]:
             answer = await gateway.text(word)
             assert "Police 17" in answer and "Pompiers 18" in answer, answer
+            assert answer.startswith("URGENCE au Mali"), answer
         assert await gateway.text("1") == ""
         # The window passes: its counter expires (here, at once).
         left = await stored.seconds_left(redis, pseudonym(gateway.phone), "n")
@@ -269,7 +270,7 @@ async def test_effacer_confirmed_erases_the_phones_data_and_cases(
 async def test_effacer_then_anything_else_erases_nothing(gateway: Gateway, redis: Redis) -> None:
     await start_in_french(gateway)
     await gateway.text("DELETE")
-    assert "URGENCE" in await gateway.text("5")
+    assert "URGENCE au Mali" in await gateway.text("5")
     assert await stored.profile(redis, pseudonym(gateway.phone)) is not None
 
 

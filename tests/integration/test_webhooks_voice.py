@@ -261,6 +261,7 @@ async def test_a_call_while_redis_is_down_hears_the_emergency_numbers_and_ends(
             heard = await Caller(gateway.client).dial()
             assert time.monotonic() - started < 2.0
             assert heard.hangs_up and "Police" in heard.text and "17" in heard.text
+            assert "au Mali" in heard.text
     finally:
         server.stop()
 

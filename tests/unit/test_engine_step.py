@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from transitions import Machine
 
+from bot.cases.model import CaseKind, Priority, derive_priority
 from bot.engine.session import (
     CaseView,
     CreateCase,
@@ -17,7 +18,7 @@ from bot.engine.session import (
     WithdrawCase,
 )
 from bot.types import Channel
-from tests.factories import Phone, mini
+from tests.factories import Phone, default_flow, mini
 
 RETURN_REQUEST = ["2", "1", "Awa Diarra", "1"]
 
@@ -103,6 +104,42 @@ def test_98_shows_the_next_page_and_0_the_previous() -> None:
 def test_an_unverified_number_is_never_shown_as_certain() -> None:
     phone = Phone(mini())
     assert "80 00 11 32 (à confirmer)" in phone.send("1").text
+
+
+@pytest.mark.parametrize(("language", "mark"), [("fr", "(à confirmer)"), ("en", "(unconfirmed)")])
+def test_an_unverified_centre_is_never_named_as_certain(language: str, mark: str) -> None:
+    phone = Phone(default_flow(), context=StepContext(channel=Channel.USSD,
+                                                      profile=Profile(language)))
+    for key in ("1", "4"):  # protection info, where to find help
+        screen = phone.send(key).text
+    house = default_flow().flow.contacts["gao_maison_migrant"]
+    assert not house.verified
+    assert f"{house.name[language]} {mark}:" in screen
+
+
+# Through consent, name, nationality, country, city: the first sensitive question.
+TO_UNDER_18 = ["2", "1", "Awa Diarra", "Mali", "Libye", "Sebha"]
+
+
+def test_skipping_the_sensitive_questions_keeps_no_answer_and_no_priority() -> None:
+    phone = Phone(default_flow(), context=StepContext(channel=Channel.USSD,
+                                                      profile=Profile("fr")))
+    for text in TO_UNDER_18:
+        phone.send(text)
+    assert "3 Passer" in phone.reply.text
+    phone.send("1")  # under 18: yes
+    phone.send("0")  # back to the question: the person changes their mind
+    for text in ["3", "2", "3", "3", "3", "1", "1", "1", "1"]:
+        # skip under 18, medical: no, skip pregnant, trafficking, disability; document,
+        # SMS safe, follow-up: yes; confirm
+        phone.send(text)
+    created = [e for e in phone.effects if isinstance(e, CreateCase)]
+    assert len(created) == 1, phone.reply.text
+    answers = created[0].answers
+    for skipped in ("under_18", "pregnant", "trafficking_or_violence", "disability"):
+        assert skipped not in answers
+    assert answers["medical"] == "no" and answers["travel_document"] == "yes"
+    assert derive_priority(CaseKind.RETURN_REQUEST, answers) is Priority.NORMAL
 
 
 def test_set_language_switches_texts_and_is_remembered() -> None:

@@ -49,7 +49,7 @@ def test_the_main_menu_offers_to_repeat_but_not_to_go_back() -> None:
 
 def test_phone_numbers_and_references_are_read_digit_by_digit() -> None:
     said = words(spoken("traffic_3"))
-    assert "Police: 1 7 ou 8 0, 0 0, 1 1, 1 5 (à confirmer)" in said
+    assert "Police au Mali: 1 7 ou 8 0, 0 0, 1 1, 1 5 (à confirmer)" in said
     done = words(spoken("avr_done", reference="12345678"))
     assert "Référence: 1 2 3 4, 5 6 7 8." in done
     assert "180 jours" in words(spoken("avr_consent"))  # a quantity stays a number
