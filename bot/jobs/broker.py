@@ -12,6 +12,14 @@ Cluster (`RedisStreamClusterBroker`). The worker's guarantees need more
   is running (XCLAIM … JUSTID) every third of that: only a dead worker's jobs are
   taken over, however long a job runs. A job taken over runs with its try number
   raised by the times it was handed out.
+- **Running jobs outlive a listener.** A listener that stops on a Redis error
+  leaves the jobs it started running (see `recover_own`): they stay marked in
+  flight, heartbeated, and are neither run again by the next listener nor
+  claimed by any poll of this worker. After a Redis outage the pending entries
+  are idle by the outage's length: the heartbeat retries each
+  `RETOUCH_SECONDS` while Redis is away, and a listener starting claims other
+  workers' jobs only one heartbeat period later, so live workers touch their
+  jobs first.
 - **Delays.** taskiq asks for a delay with a `delay` label, which the brokers
   ignore (a retry runs at once). Here a delayed job waits in a sorted set and is
   moved into the stream, atomically, when due.
@@ -30,7 +38,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncGenerator, Mapping
+from collections.abc import AsyncGenerator, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -60,6 +68,8 @@ STREAM_ID = "stream_id"
 READ_COUNT = 20
 PROMOTE_COUNT = 100
 RECLAIM_COUNT = 20
+RETOUCH_SECONDS = 0.5
+"""How soon the heartbeat tries again when Redis did not answer it."""
 CONNECT_TIMEOUT_SECONDS = 5.0
 COMMAND_RETRIES = 2
 # A blocked read waits this much longer than its block time before giving up on Redis.
@@ -86,6 +96,11 @@ class ReliableStream(AsyncBroker):
     block: int
     redelivery_ms: int = 60_000
     _inflight: dict[str, None]
+    """Jobs handed to a listener and not finished: the heartbeat touches them."""
+    _running: dict[str, asyncio.Task[Any] | None]
+    """Jobs whose task has started and not ended (whatever became of their listener)."""
+    _claim_after: float = 0.0
+    """Loop time before which polls take over no other worker's jobs (`recover_own`)."""
     _heartbeat: asyncio.Task[None] | None = None
 
     def _client(self) -> Any:
@@ -150,6 +165,8 @@ class ReliableStream(AsyncBroker):
         return found
 
     async def _reclaim(self) -> list[AckableMessage]:
+        if asyncio.get_running_loop().time() < self._claim_after:
+            return []
         client = self._client()
         reply = await client.xautoclaim(
             self.queue_name, self.consumer_group_name, self.consumer_name,
@@ -158,8 +175,8 @@ class ReliableStream(AsyncBroker):
         entries = reply[1] if reply else []
         found = []
         for entry_id, fields in entries:
-            if entry_id is None:
-                continue
+            if entry_id is None or self._is_ours(_text(entry_id)):
+                continue  # deleted, or this worker's own job still running or queued
             pending = await client.xpending_range(
                 self.queue_name, self.consumer_group_name, min=entry_id, max=entry_id, count=1
             )
@@ -188,25 +205,41 @@ class ReliableStream(AsyncBroker):
         return AckableMessage(data=data, ack=lambda: self.ack(stream_id))
 
     async def recover_own(self) -> list[AckableMessage]:
-        """Jobs this consumer read and did not finish (a listener that stopped on a Redis
-        error, with jobs read and not yet run, or cut off while running).
+        """Jobs this consumer read and did not run: called when a listener starts (the
+        one before stopped on a Redis error with jobs read and not yet run).
 
-        Called when a listener starts, when none of this consumer's jobs runs: a job
-        still marked in flight was handed to a listener that is gone, and would
-        otherwise be kept fresh by the heartbeat and never taken over.
+        The jobs whose task still runs (started by the listener before; neither it nor
+        taskiq's receiver cancels them) are not run again: a second run would find the
+        first one's claim, ask Twilio, find nothing yet (the first is waiting for its
+        pace slot or for Twilio) and send too. They stay in flight, touched at once
+        (their entries may be idle past the limit after an outage); the others are
+        handed out again. Other workers' jobs are claimed only a heartbeat period
+        later, once their live owners have had the time to touch them.
         """
-        self._inflight.clear()
+        self._inflight = dict.fromkeys(self._running)
+        loop = asyncio.get_running_loop()
+        self._claim_after = loop.time() + self.redelivery_ms / 3000
         client = self._client()
-        fetched = await client.xreadgroup(
-            self.consumer_group_name, self.consumer_name, {self.queue_name: "0"},
-            count=RECLAIM_COUNT,
-        )
+        if self._running:
+            await self._touch(list(self._running))
         found = []
-        for _stream, entries in fetched or []:
+        start = "0"
+        while True:
+            fetched = await client.xreadgroup(
+                self.consumer_group_name, self.consumer_name, {self.queue_name: start},
+                count=RECLAIM_COUNT,
+            )
+            entries = [entry for _stream, page in fetched or [] for entry in page]
             for entry_id, fields in entries:
-                if fields:
+                if fields and not self._is_ours(_text(entry_id)):
                     found.append(self._deliver(entry_id, fields, handed_out=2))
-        return found
+            if len(entries) < RECLAIM_COUNT:
+                return found
+            start = _text(entries[-1][0])
+
+    def _is_ours(self, stream_id: str) -> bool:
+        """Whether this worker is running the job, or has it queued to run."""
+        return stream_id in self._running or stream_id in self._inflight
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
         for message in await self.recover_own():
@@ -225,26 +258,52 @@ class ReliableStream(AsyncBroker):
             await pipe.execute()
         self._inflight.pop(stream_id, None)
 
-    def release(self, stream_id: str | None) -> None:
-        """Stop touching a job left unacknowledged: another poll takes it over when idle."""
-        if stream_id is not None:
+    @contextlib.contextmanager
+    def running(self, stream_id: str | None) -> Iterator[None]:
+        """Mark the job of `stream_id` as running here while the block runs (its task
+        may outlive its listener: `recover_own`); then stop touching it, acknowledged or
+        not (a job left unacknowledged is taken over when idle)."""
+        if stream_id is None:
+            yield
+            return
+        self._running[stream_id] = asyncio.current_task()
+        self._inflight[stream_id] = None
+        try:
+            yield
+        finally:
+            self._running.pop(stream_id, None)
             self._inflight.pop(stream_id, None)
+
+    async def wait_running(self, grace: float) -> None:
+        """Give the jobs still running (whichever listener started them) `grace` seconds."""
+        tasks = {task for task in self._running.values() if task is not None}
+        if tasks:
+            await asyncio.wait(tasks, timeout=grace)
 
     def _start_heartbeat(self) -> None:
         if self._heartbeat is None or self._heartbeat.done():
             self._heartbeat = asyncio.get_running_loop().create_task(self._touch_running())
 
     async def _touch_running(self) -> None:
+        every = self.redelivery_ms / 3000
+        wait = every
         while True:
-            await asyncio.sleep(self.redelivery_ms / 3000)
+            await asyncio.sleep(wait)
             running = list(self._inflight)
             if not running:
                 continue
-            with contextlib.suppress(RedisError, OSError):
-                await self._client().xclaim(
-                    self.queue_name, self.consumer_group_name, self.consumer_name,
-                    min_idle_time=0, message_ids=running, justid=True,
-                )
+            try:
+                await self._touch(running)
+            except (RedisError, OSError):
+                wait = min(every, RETOUCH_SECONDS)  # touch them as soon as Redis is back
+            else:
+                wait = every
+
+    async def _touch(self, stream_ids: list[str]) -> None:
+        await self._client().xclaim(
+            self.queue_name, self.consumer_group_name, self.consumer_name,
+            min_idle_time=0, message_ids=stream_ids, justid=True,
+        )
 
     async def stop_heartbeat(self) -> None:
         if self._heartbeat is not None:
@@ -336,4 +395,5 @@ def broker_for_url(url: str, *, consumer: str, redelivery_seconds: float,
         raise ValueError(f"the job queue cannot use a {scheme} URL")
     broker.redelivery_ms = max(1, round(redelivery_seconds * 1000))
     broker._inflight = {}
+    broker._running = {}
     return broker

@@ -87,30 +87,36 @@ def consumer_name() -> str:
 
 
 def _as_task(name: str, job: Job, deps: Deps, queue: JobQueue) -> Callable[..., Awaitable[Any]]:
-    """`job` as a taskiq task that acknowledges its message itself (see the module)."""
+    """`job` as a taskiq task that acknowledges its message itself (see the module).
+
+    The job counts as running until it is acknowledged (or gives up): its task may
+    outlive the listener that started it (a Redis failure), and the next listener
+    must neither run it again nor let it be taken over (`ReliableStream.recover_own`).
+    It is marked before the job's first await, so before any later listener starts.
+    """
     broker = queue.broker
 
     async def run(*args: Any, context: Context = TaskiqDepends()) -> Any:  # noqa: B008
         message = context.message
         job_try = int(message.labels.get("job_try") or 1)
         ctx = {DEPS: deps, QUEUE: queue, "job_id": message.task_id, "job_try": job_try}
-        try:
-            result = await job(ctx, *args)
-        except RetryLater as again:
-            await _again(name, context, queue, job_try, again.after_seconds, deps.retry)
-            return None
-        except (RedisError, OSError) as exc:
-            log.warning("store unavailable during %s (%s); retrying", name, type(exc).__name__)
-            await _again_once_redis_answers(name, context, queue, job_try, deps.retry)
-            return None
-        except Exception:
-            log.exception("job %s failed", name)
+        with broker.running(message.labels.get(STREAM_ID)):
+            try:
+                result = await job(ctx, *args)
+            except RetryLater as again:
+                await _again(name, context, queue, job_try, again.after_seconds, deps.retry)
+                return None
+            except (RedisError, OSError) as exc:
+                log.warning("store unavailable during %s (%s); retrying", name,
+                            type(exc).__name__)
+                await _again_once_redis_answers(name, context, queue, job_try, deps.retry)
+                return None
+            except Exception:
+                log.exception("job %s failed", name)
+                await context.ack()
+                return None
             await context.ack()
-            return None
-        finally:
-            broker.release(message.labels.get(STREAM_ID))
-        await context.ack()
-        return result
+            return result
 
     return run
 
@@ -244,7 +250,13 @@ async def _schedule(opened: Opened, finish: asyncio.Event, *, pump_every: float)
 
 async def _run_once(opened: Opened, stop: asyncio.Event, *, pump_every: float,
                     stop_grace: float) -> BaseException | None:
-    """Run until `stop` or a failure; the failure, if one ended it."""
+    """Run until `stop` or a failure; the failure, if one ended it.
+
+    When the listener fails (Redis gone), taskiq's receiver stops without waiting for
+    the jobs it started: they run on, each to its end (acknowledged, or its next try
+    queued once Redis answers). Cancelling one mid-send could leave an attempt nobody
+    can tell went out; the next listener leaves them be (`recover_own`).
+    """
     finish = asyncio.Event()
     listening = asyncio.ensure_future(
         receiver(opened.queue, stop_grace=stop_grace).listen(finish))
@@ -253,7 +265,10 @@ async def _run_once(opened: Opened, stop: asyncio.Event, *, pump_every: float,
     await asyncio.wait({listening, ticking, stopping}, return_when=asyncio.FIRST_COMPLETED)
     finish.set()  # both stop on their own (a Redis call is not cut off half-way)...
     stopping.cancel()
-    _, late = await asyncio.wait({listening, ticking}, timeout=stop_grace + STOP_MARGIN_SECONDS)
+    ending = {listening, ticking}
+    if stop.is_set():  # jobs an earlier listener left running get the same grace
+        ending.add(asyncio.ensure_future(opened.queue.broker.wait_running(stop_grace)))
+    _, late = await asyncio.wait(ending, timeout=stop_grace + STOP_MARGIN_SECONDS)
     for task in late:  # ... or are cut off, without waiting for them to agree
         task.cancel()
     failures = [task.exception() for task in (listening, ticking)
