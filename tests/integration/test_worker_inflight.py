@@ -6,16 +6,23 @@ stops and starts again while they wait: the listener stops on the Redis error an
 starts again, but the jobs it had started keep running. They must not also be run
 a second time by the new listener (nor taken over by another worker): every phone
 gets its message exactly once.
+
+The broker's side of it runs on every deployment; an outage longer than
+`HELPLINE_JOB_REDELIVERY_SECONDS` (every pending entry then looks idle past the
+limit) on one server.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis
@@ -23,14 +30,21 @@ from redis.asyncio import Redis
 
 from bot.cases import service as case_service
 from bot.cases.jobs import SEND_CASE_MESSAGE
-from bot.jobs.broker import GROUP
+from bot.jobs.broker import GROUP, broker_for_url
+from bot.jobs.queue import JobQueue
 from bot.jobs.twilio_rest import TwilioSms
 from bot.jobs.worker import Opened, open_deps, run_worker
 from bot.settings import Settings
 from bot.store import cases, keys
 from tests.fake_twilio import FakeTwilio, fake_twilio
 from tests.integration.admin_support import T0, return_request
-from tests.integration.worker_support import CLIENT_TIMEOUT, FAST_RETRY, Clock, worker_env
+from tests.integration.worker_support import (
+    CLIENT_TIMEOUT,
+    FAST_RETRY,
+    ON_EVERY_DEPLOYMENT,
+    Clock,
+    worker_env,
+)
 from tests.redis_server import RedisServer
 
 PATIENCE_SECONDS = 60.0
@@ -142,3 +156,70 @@ async def _scenario(server: RedisServer, tmp_path: Path, fake: FakeTwilio,
         await asyncio.wait_for(worker, PATIENCE_SECONDS)
         await opened.close()
     assert worker.exception() is None
+
+
+@asynccontextmanager
+async def queue_on(url: str, consumer: str, redelivery_seconds: float) -> AsyncIterator[JobQueue]:
+    queue = JobQueue(broker_for_url(url, consumer=consumer, block_ms=10,
+                                    redelivery_seconds=redelivery_seconds))
+    await queue.broker.declare_group()
+    try:
+        yield queue
+    finally:
+        await queue.close()
+
+
+def described(message: Any) -> tuple[list[object], int, str]:
+    """(arguments, try, stream id) of a fetched message."""
+    data = json.loads(message.data)
+    return data["args"], data["labels"]["job_try"], data["labels"]["stream_id"]
+
+
+async def nothing_for(listener: AsyncIterator[Any], seconds: float) -> bool:
+    """Whether `listener` hands out nothing for `seconds`."""
+    try:
+        await asyncio.wait_for(anext(listener), seconds)
+    except TimeoutError:
+        return True
+    return False
+
+
+@ON_EVERY_DEPLOYMENT
+async def test_a_listener_starting_again_leaves_the_jobs_still_running_be(
+        redis: Redis, redis_server: Any) -> None:
+    async with queue_on(redis_server.url, "w1", redelivery_seconds=0.5) as queue:
+        await queue.enqueue("send_confirmation", "12345671")
+        await queue.enqueue("send_confirmation", "12345672")
+        running, waiting = await queue.broker.fetch(block_ms=None)
+        (_, _, stream_id) = described(running)
+        with queue.broker.running(stream_id):  # its task outlives the listener
+            listener = queue.broker.listen()
+            again = await asyncio.wait_for(anext(listener), 5)
+            assert described(again)[:2] == (["12345672"], 2)  # read and not run: runs
+            assert described(waiting)[2] == described(again)[2]
+            # The running one is not handed out again, however long it runs.
+            assert await nothing_for(listener, 2.0)
+            await listener.aclose()
+
+
+async def test_after_a_long_outage_a_live_workers_job_is_not_taken_over(
+        tmp_path: Path) -> None:
+    redelivery = 3.0
+    server = persistent_server(tmp_path / "redis")
+    server.start()
+    try:
+        async with queue_on(server.url, "busy", redelivery) as busy, \
+                queue_on(server.url, "other", redelivery) as other:
+            await busy.enqueue("send_confirmation", "12345671")
+            (job,) = await busy.broker.fetch(block_ms=None)
+            with busy.broker.running(described(job)[2]):
+                server.stop()
+                await asyncio.sleep(redelivery + 1)  # the entry idles past the limit
+                server.start()
+                # Another worker's listener starts at once: it must leave the job to
+                # the live worker, whose heartbeat touches it as soon as Redis is back.
+                listener = other.broker.listen()
+                assert await nothing_for(listener, 2 * redelivery)
+                await listener.aclose()
+    finally:
+        server.stop()
