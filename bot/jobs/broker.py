@@ -289,6 +289,7 @@ class ReliableStream(AsyncBroker):
         wait = every
         while True:
             await asyncio.sleep(wait)
+            wait = every
             running = list(self._inflight)
             if not running:
                 continue
@@ -296,8 +297,6 @@ class ReliableStream(AsyncBroker):
                 await self._touch(running)
             except (RedisError, OSError):
                 wait = min(every, RETOUCH_SECONDS)  # touch them as soon as Redis is back
-            else:
-                wait = every
 
     async def _touch(self, stream_ids: list[str]) -> None:
         await self._client().xclaim(

@@ -3,8 +3,9 @@ outlasts Redis restarts.
 
 Jobs run in taskiq's `Receiver` over our broker (bot.jobs.broker). Each job
 acknowledges its own message (taskiq's manual acknowledgement) once it is done
-or its next try is queued; a job cut off mid-way (its worker killed, Redis gone)
-is left unacknowledged and runs again after `HELPLINE_JOB_REDELIVERY_SECONDS`.
+or its next try is queued; a job cut off mid-way (its worker killed) is left
+unacknowledged and runs again after `HELPLINE_JOB_REDELIVERY_SECONDS`. A job whose
+listener stopped on a Redis error runs on to its end, and only once (`_run_once`).
 The schedule runs in every worker: the outbox pump each second (a consumer
 group shares the events), the SLA check each minute and the retention purge
 each hour, queued under one job id per minute or hour, so that however many
