@@ -106,7 +106,7 @@ async def deliver_alert(deps: Deps, alert: Alert, *, uncertain: bool, may_go: Ma
             for to, body, letter in ((f"{WHATSAPP}{alert.phone}", alert.text, "w"),
                                      (alert.phone, sms_body, "s")):
                 if (letter == "s" or whatsapp is not None) and await gateway.find_sent(
-                        to=to, body=body, since=alert.claimed_at) is not None:
+                        to=to, body=body, since=alert.claimed_at):
                     log.info("an alert had gone out already")
                     return letter
         if not await may_go():

@@ -2,8 +2,12 @@
 
 A retried or re-delivered job never sends the same message twice: the
 delivery's record says it was sent already; a claim left by a run that died
-mid-call, or an attempt that timed out, is checked with Twilio (the messages
-sent to that phone since) before anything is sent again.
+mid-call, or an attempt that timed out or got a 5xx, is checked with Twilio
+before anything is sent again: the messages of that text sent to that phone
+since the attempt began, oldest first, of which it takes the first whose SID
+no other delivery has recorded (another message of the same text to the same
+phone is not this one: it would be lost). Taking a SID is atomic
+(`deliveries.take_sid`): two such checks at once never take the same.
 """
 
 from __future__ import annotations
@@ -37,8 +41,9 @@ class Transport(Protocol):
         """Send once; the provider's id of what was sent (or ''). Raises SendFailed."""
         ...
 
-    async def find_sent(self, since: datetime) -> str | None:
-        """The id of an earlier send since `since`, if one went out. Raises SendFailed."""
+    async def find_sent(self, since: datetime) -> list[str]:
+        """The ids of earlier sends like this one since `since`, oldest first; some may be
+        other deliveries'. Raises SendFailed."""
         ...
 
 
@@ -56,9 +61,9 @@ class SmsTransport:
         return await self.gateway.send(to=self.to, body=self.body,
                                        status_callback=self.status_callback)
 
-    async def find_sent(self, since: datetime) -> str | None:
+    async def find_sent(self, since: datetime) -> list[str]:
         if self.gateway is None:
-            return None
+            return []
         return await self.gateway.find_sent(to=self.to, body=self.body, since=since)
 
 
@@ -92,8 +97,8 @@ class WebhookTransport:
             raise SendFailed(Failure.PERMANENT, f"webhook refused ({status})", status)
         return ""
 
-    async def find_sent(self, since: datetime) -> str | None:
-        return None
+    async def find_sent(self, since: datetime) -> list[str]:
+        return []
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -143,7 +148,7 @@ async def deliver(deps: Deps, delivery: Delivery, transport: Transport, *, job_i
     try:
         if claimed.claim is Claim.UNCERTAIN:
             since = datetime.fromtimestamp(claimed.since, UTC)
-            found = await transport.find_sent(since)
+            found = await _earlier_send(deps, delivery, await transport.find_sent(since))
             if found is not None:
                 log.info("%s %s had gone out already", kind,
                          typed_id("delivery", delivery.delivery_id))
@@ -153,6 +158,15 @@ async def deliver(deps: Deps, delivery: Delivery, transport: Transport, *, job_i
     except SendFailed as failed:
         return await _failed(deps, delivery, now, kind, failed, claimed.attempt, job_try)
     return await _sent(deps, delivery, now, kind, sid, claimed.attempt, reconciled=False)
+
+
+async def _earlier_send(deps: Deps, delivery: Delivery, candidates: list[str]) -> str | None:
+    """The first of `candidates` no other delivery has recorded, now this one's."""
+    for sid in candidates:
+        if await deliveries.take_sid(deps.redis, sid=sid, delivery_id=delivery.delivery_id,
+                                     reference=delivery.reference):
+            return sid
+    return None
 
 
 async def _finish(deps: Deps, delivery: Delivery, now: datetime, outcome: Outcome) -> Done:

@@ -93,7 +93,7 @@ async def tick(ctx: dict[str, Any]) -> int:
 
 @dataclass
 class CallTransport:
-    """A call we place: `find_sent` looks for one placed to the number since then."""
+    """A call we place: `find_sent` lists those placed to the number since then."""
 
     gateway: CallGateway | None
     to: str
@@ -107,9 +107,9 @@ class CallTransport:
             raise SendFailed(Failure.PERMANENT, "public_url_not_set")
         return await self.gateway.call(to=self.to, url=self.url, status_callback=None)
 
-    async def find_sent(self, since: Any) -> str | None:
+    async def find_sent(self, since: Any) -> list[str]:
         if self.gateway is None:
-            return None
+            return []
         return await self.gateway.find_placed(to=self.to, since=since)
 
 

@@ -142,7 +142,7 @@ class PacedSms:
         await self.pace.wait(self.lane)
         return await self.gateway.send(to=to, body=body, status_callback=status_callback)
 
-    async def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
+    async def find_sent(self, *, to: str, body: str, since: datetime) -> list[str]:
         return await self.gateway.find_sent(to=to, body=body, since=since)
 
     async def aclose(self) -> None:

@@ -68,8 +68,10 @@ class TwilioCalls:
             raise classify(exc) from exc
         return str(placed.sid)
 
-    async def find_placed(self, *, to: str, since: datetime) -> str | None:
-        """The SID of a call to `to` placed from our number since `since`, if any."""
+    async def find_placed(self, *, to: str, since: datetime) -> list[str]:
+        """The SIDs of calls to `to` placed from our number since `since` (less
+        `CLOCK_SKEW`), oldest first. Any may be another delivery's (a check-in of another
+        case on the same phone): the caller takes one no other delivery has recorded."""
         try:
             recent = await self.client.calls.list_async(
                 to=to, from_=self.from_number, limit=RECONCILE_LOOKBACK,
@@ -78,11 +80,9 @@ class TwilioCalls:
             failed = classify(exc)
             raise SendFailed(Failure.UNKNOWN, f"check failed: {failed.reason}") from exc
         earliest = since - CLOCK_SKEW
-        for placed in recent:
-            created = placed.date_created
-            if created is None or created >= earliest:
-                return str(placed.sid)
-        return None
+        found = [str(placed.sid) for placed in recent
+                 if placed.date_created is None or placed.date_created >= earliest]
+        return found[::-1]  # Twilio lists the newest first
 
     async def aclose(self) -> None:
         await self.http.aclose()

@@ -37,7 +37,13 @@ WHATSAPP = "whatsapp:"
 TOO_MANY_REQUESTS = 429
 # Messages looked at when checking whether an uncertain attempt went out.
 RECONCILE_LOOKBACK = 50
-CLOCK_SKEW = timedelta(minutes=10)
+CLOCK_SKEW = timedelta(seconds=60)
+"""How far before an uncertain attempt's start (our clock) the look-up reaches (Twilio's
+`DateCreated`): what Twilio made of that attempt cannot be older, except for the two
+clocks' difference. `DateCreated` is truncated to the second and NTP keeps both within
+a second; a minute leaves room for a host whose sync lapsed for days (tens of ppm of
+drift: seconds a day). It only narrows the candidates: a message or call another
+delivery recorded is never taken for this one's, however recent (`bot.jobs.delivery`)."""
 # Errors after which the request cannot have reached Twilio.
 NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError)
 
@@ -193,9 +199,11 @@ class TwilioSms:
             raise classify(exc) from exc
         return str(message.sid)
 
-    async def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
-        """The SID of a message with this body created for `to` since `since`, if any
-        (`to` `whatsapp:+…`: one whose text holds `body`, as a template's does)."""
+    async def find_sent(self, *, to: str, body: str, since: datetime) -> list[str]:
+        """The SIDs of messages with this body created for `to` since `since` (less
+        `CLOCK_SKEW`), oldest first (`to` `whatsapp:+…`: ones whose text holds `body`, as
+        a template's does). Any may be another delivery's of the same text: the caller
+        takes one no other delivery has recorded."""
         try:
             recent = await self.client.messages.list_async(
                 to=to, limit=RECONCILE_LOOKBACK, page_size=RECONCILE_LOOKBACK
@@ -206,12 +214,10 @@ class TwilioSms:
             raise SendFailed(Failure.UNKNOWN, f"check failed: {failed.reason}") from exc
         earliest = since - CLOCK_SKEW
         whatsapp = to.startswith(WHATSAPP)
-        for message in recent:
-            created = message.date_created
-            same = body in (message.body or "") if whatsapp else message.body == body
-            if same and (created is None or created >= earliest):
-                return str(message.sid)
-        return None
+        found = [str(message.sid) for message in recent
+                 if (body in (message.body or "") if whatsapp else message.body == body)
+                 and (message.date_created is None or message.date_created >= earliest)]
+        return found[::-1]  # Twilio lists the newest first
 
     async def aclose(self) -> None:
         await self.http.aclose()

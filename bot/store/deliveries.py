@@ -81,6 +81,8 @@ RECORD_STATUS = Script.load("record_status")
 
 FINISH_DELIVERY = Script.load("finish_delivery")
 
+TAKE_SID = Script.load("take_sid")
+
 @dataclass(frozen=True)
 class Claimed:
     claim: Claim
@@ -150,11 +152,8 @@ async def finish(
     if phone_pseudonym:
         record["phone_pseudonym"] = phone_pseudonym
     if outcome.sid:
-        await redis.set(
-            keys.delivery_by_sid(outcome.sid),
-            json.dumps({"delivery": delivery_id, "reference": reference}),
-            ex=DELIVERY_TTL_SECONDS,
-        )
+        await redis.set(keys.delivery_by_sid(outcome.sid), _owner(delivery_id, reference),
+                        ex=DELIVERY_TTL_SECONDS)
     shard = keys.shard_of(reference)
     await FINISH_DELIVERY.run(
         redis,
@@ -163,6 +162,21 @@ async def finish(
         [json.dumps(record), DELIVERY_TTL_SECONDS, reference, WORKER, outcome.action, iso(now),
          json.dumps({"delivery": delivery_id, **outcome.detail}, sort_keys=True)],
     )
+
+
+def _owner(delivery_id: str, reference: str) -> str:
+    """What a MessageSid's look-up key holds: the delivery it belongs to."""
+    return json.dumps({"delivery": delivery_id, "reference": reference})
+
+
+async def take_sid(redis: Redis, *, sid: str, delivery_id: str, reference: str) -> bool:
+    """Record `sid` as this delivery's unless another delivery has it; whether it is this
+    one's. One script, so two deliveries checking at once for a message of the same text
+    to the same phone never both take it (`SET NX GET` would do, but not on Redis 6.2)."""
+    taken = await TAKE_SID.run(redis, [keys.delivery_by_sid(sid)],
+                               [_owner(delivery_id, reference), delivery_id,
+                                DELIVERY_TTL_SECONDS])
+    return int(taken) == 1
 
 
 def reference_of(delivery_id: str) -> str:
