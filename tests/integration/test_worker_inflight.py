@@ -18,7 +18,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -42,26 +42,17 @@ from tests.integration.worker_support import (
     CLIENT_TIMEOUT,
     FAST_RETRY,
     ON_EVERY_DEPLOYMENT,
+    PATIENCE_SECONDS,
     Clock,
+    eventually,
+    never,
     worker_env,
 )
 from tests.redis_server import RedisServer
 
-PATIENCE_SECONDS = 60.0
 MPS = 0.2
 """One message each 5 s: the restart comes while the second and third wait for their slot."""
 
-
-async def never(_: str) -> bool:
-    return False
-
-
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PATIENCE_SECONDS
-    while not condition():
-        assert loop.time() < deadline, f"still waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 def pending(server: RedisServer) -> list[dict[str, object]]:

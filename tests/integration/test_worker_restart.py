@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,25 +18,20 @@ from bot.settings import Settings
 from bot.store import cases
 from tests.fake_twilio import FakeTwilio, fake_twilio
 from tests.integration.admin_support import T0, return_request
-from tests.integration.worker_support import CLIENT_TIMEOUT, FAST_RETRY, Clock, worker_env
+from tests.integration.worker_support import (
+    CLIENT_TIMEOUT,
+    FAST_RETRY,
+    PATIENCE_SECONDS,
+    Clock,
+    eventually,
+    never,
+    worker_env,
+)
 from tests.redis_server import RedisServer
 
-PATIENCE_SECONDS = 60.0
 REDELIVERY_SECONDS = 3.0
 
 
-
-async def never(_: str) -> bool:
-    return False
-
-
-async def eventually(condition: Callable[[], bool], what: str) -> None:
-    """Wait until `condition()` holds (the worker runs on its own schedule)."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + PATIENCE_SECONDS
-    while not condition():
-        assert loop.time() < deadline, f"still waiting for {what}"
-        await asyncio.sleep(0.05)
 
 
 async def test_the_worker_survives_a_redis_restart_and_loses_no_job(

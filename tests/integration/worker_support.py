@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -108,3 +109,21 @@ async def harness(settings: Settings, *, clock: Clock,
 async def actions(redis: Redis, reference: str) -> list[tuple[str, dict[str, object]]]:
     """The case's audit trail as (action, detail) pairs, oldest first."""
     return [(event.action, event.detail) for event in await audit.case_events(redis, reference)]
+
+
+PATIENCE_SECONDS = 60.0
+"""How long a test waits for a worker running on its own schedule (in-process)."""
+
+
+async def never(_: str) -> bool:
+    """An `opted_out` check that says no (the phone never opted out)."""
+    return False
+
+
+async def eventually(condition: Callable[[], bool], what: str) -> None:
+    """Wait until `condition()` holds (the worker runs on its own schedule)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + PATIENCE_SECONDS
+    while not condition():
+        assert loop.time() < deadline, f"still waiting for {what}"
+        await asyncio.sleep(0.05)
