@@ -27,7 +27,7 @@ import logging
 import os
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from functools import partial
 from typing import Any
@@ -51,7 +51,7 @@ from bot.store import cases as case_store
 from bot.store import keys, phone_state, scripts
 from bot.store.scripts import is_cluster
 from bot.store.sessions import NO_RATE_LIMIT, Begun, Loaded, PhoneKeys, RateLimit
-from bot.types import Channel
+from bot.types import Channel, statically_frozen
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,7 @@ KNOWN_LANGUAGES = 10_000
 utcnow: Callable[[], datetime] = partial(datetime.now, UTC)
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class Handled:
     reply: Reply
     outcome: Outcome = Outcome.ANSWERED

@@ -51,7 +51,7 @@ from bot.engine.turns import Inbound, Turn, turn
 from bot.errors import InvalidReference
 from bot.flows.compiler import CompiledFlow
 from bot.outreach.subscriptions import Subscription, alerts_change
-from bot.types import Channel
+from bot.types import Channel, statically_frozen
 
 REFERENCE_DIGITS = 8
 KNOWN_SCREENS = 8192
@@ -60,7 +60,7 @@ DrawReferences = Callable[[], list[str]]
 """Fresh candidate references for a case to create, the first one preferred."""
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class InboundMessage:
     channel: Channel
     phone: str

@@ -11,6 +11,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from bot.types import statically_frozen
+
 MAX_ANSWERS = 4
 """Retries come within seconds (Twilio's own timeout is 15 s); four later messages of one
 phone answered before a retry arrives is far beyond any retry."""
@@ -40,14 +42,14 @@ def message_digest(message_id: str) -> str:
     return hashlib.blake2b(message_id.encode(), digest_size=_DIGEST_BYTES).hexdigest()
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class Answer:
     digest: str
     text: str
     end: bool = False
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class Receipts:
     answers: tuple[Answer, ...] = ()
     ussd_session: str = ""

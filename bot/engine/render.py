@@ -11,7 +11,7 @@ from bot.engine import recordings, sms
 from bot.engine.session import Session
 from bot.engine.spelling import spelled
 from bot.flows.model import NAV_BACK, NAV_HOME, NAV_MORE, Flow, State, StateKind
-from bot.types import Channel
+from bot.types import Channel, statically_frozen
 
 USSD_CONTINUE = "CON "
 USSD_END = "END "
@@ -53,7 +53,7 @@ class Limits:
         return sms.segments(screen) <= SMS_MAX_SEGMENTS
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class Reply:
     text: str
     end: bool = False

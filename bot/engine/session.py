@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.types import Channel
+from bot.types import Channel, statically_frozen
 
 
 def _compact_encoder() -> Callable[[Any], str]:
@@ -86,7 +86,7 @@ consent_at, drafting, steps, page, strikes, hint, resuming (the ones most often 
 default last)."""
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class Draft:
     """An unfinished return request, kept `HELPLINE_DRAFT_TTL` for the next contact."""
 
@@ -129,7 +129,7 @@ class Draft:
                    draft_id=data["draft_id"], consent_at=data.get("consent_at"))
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class Profile:
     """What is remembered of a phone across conversations."""
 
@@ -150,7 +150,7 @@ class Profile:
         return cls(language=language or None, opted_out=opted_out)
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class CaseView:
     """What the conversation may know of a case when a migrant follows it."""
 
@@ -161,7 +161,7 @@ class CaseView:
     can_withdraw: bool
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class Opening:
     """Where a conversation the helpline starts opens (a follow-up check-in, docs/spec.md §11):
     its first screen, its language, and the answers it carries from the start."""
@@ -191,22 +191,22 @@ class StepContext:
 # Effects: what the shell must do after a step.
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class SetLanguage:
     language: str
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class SaveDraft:
     draft: Draft
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class DiscardDraft:
     pass
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class CreateCase:
     kind: str
     language: str
@@ -218,17 +218,17 @@ class CreateCase:
     """The reference of the case this one follows from (a check-in's call-back)."""
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class WithdrawCase:
     reference: str
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class NeedOpenRequest:
     """The step needs the phone's open return request: load it, then step again."""
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class RecordFollowup:
     """A check-in's survey is over: record its scores on the check-in (docs/spec.md §11)."""
 
@@ -240,7 +240,7 @@ class RecordFollowup:
     """The migrant asked to be called."""
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class SubscribeAlerts:
     """Subscribe the phone to alerts (consent given) for the country it is in now."""
 
@@ -250,7 +250,7 @@ class SubscribeAlerts:
     """The flow's version: which consent text the migrant accepted."""
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class UnsubscribeAlerts:
     """End the phone's alert subscription (STOP, an erasure)."""
 
@@ -274,7 +274,7 @@ SAME_AS_SESSION = "="
 """A draft value meaning: the session written in the same commit (`=s<c>` once stored)."""
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class PhoneState:
     """A phone's stored values as raw JSON (None where absent), as a script read them."""
 
@@ -331,7 +331,7 @@ class Commit:
     """DELETE once the phone has been told what it was never told."""
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class Ttls:
     session: int
     profile: int
@@ -341,7 +341,7 @@ class Ttls:
     survey_states: frozenset[str] = frozenset()
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class Reads:
     """What the conversation read of the phone's cases, for the turn to plan from."""
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from bot.cases.references import parse_reference
 from bot.engine import recordings
 from bot.errors import InvalidReference
+from bot.types import statically_frozen
 
 SKIP = "#"
 NAME_MAX = 60
@@ -17,7 +17,7 @@ TEXT_MAX = 160
 _NAME = re.compile(r"^[^\W\d_]+(?:[ '\-][^\W\d_]+)*$")
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class Checked:
     """`ok` with the value to store (None: nothing to store), or the hint text to show."""
 

@@ -16,7 +16,6 @@ script touches is the phone's (the tag of its case shard: one Cluster slot).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import IntEnum
 from typing import Any
 
@@ -26,7 +25,7 @@ from bot.engine.session import DELETE, KEEP, NO_EXPIRY, Commit, PhoneState
 from bot.store import durability, keys, phone_state
 from bot.store.phone_state import PHONE
 from bot.store.scripts import Script, batch
-from bot.types import Channel
+from bot.types import Channel, statically_frozen
 
 LEASE_MS = 3000
 """Twice the webhooks' hop deadline: a hop never holds a phone longer."""
@@ -37,7 +36,7 @@ Call = tuple[list[str], list[str | int]]
 """A script call's keys and arguments."""
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class PhoneKeys:
     pseudonym: str
     channel: str
@@ -68,7 +67,7 @@ class Begun(IntEnum):
     """STEP only: the step was written in its one round trip."""
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class Loaded:
     outcome: Begun
     session: str | None = None
@@ -88,7 +87,7 @@ class Loaded:
         return PhoneState(self.session, self.profile, self.draft, self.receipts, self.unseen)
 
 
-@dataclass(frozen=True)
+@statically_frozen
 class RateLimit:
     """How a message counts against its phone's rate limit (SMS; USSD is not limited).
 
