@@ -66,6 +66,25 @@ FlowDep = Annotated[Flow, Depends(get_flow)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 
 
+class BroadcastsQuery(BaseModel):
+    """The query of `GET /broadcasts`: any other parameter is a 422 naming it."""
+
+    model_config = {"extra": "forbid"}
+
+    limit: int = Field(default=DEFAULT_PAGE, ge=1, le=MAX_PAGE)
+    cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,12}$")
+
+
+class AudienceQuery(BaseModel):
+    """The query of `GET /broadcasts/audience`: a misspelt filter (`country=NE`) is a 422
+    naming it, never the whole audience counted as if it were the one asked for."""
+
+    model_config = {"extra": "forbid"}
+
+    countries: list[Country] | None = None
+    languages: list[LanguageCode] | None = None
+
+
 class BroadcastIn(BaseModel):
     model_config = {"extra": "forbid"}
 
@@ -180,12 +199,11 @@ async def create_broadcast(new: BroadcastIn, redis: RedisDep, now: NowDep, flow:
 
 @router.get("/broadcasts", response_model=BroadcastPage)
 async def list_broadcasts(
-    redis: RedisDep, _: AnyOperator,
-    limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = DEFAULT_PAGE,
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,12}$")] = None,
+    redis: RedisDep, _: AnyOperator, query: Annotated[BroadcastsQuery, Query()],
 ) -> BroadcastPage:
     """Broadcasts, newest first, with their live counts."""
-    found = await store.newest(redis, limit=limit + 1, before=cursor)
+    limit = query.limit
+    found = await store.newest(redis, limit=limit + 1, before=query.cursor)
     page, more = found[:limit], len(found) > limit
     counted = await store.counts(redis, [broadcast.id for broadcast in page])
     return BroadcastPage(items=[BroadcastOut.of(b, c) for b, c in zip(page, counted, strict=True)],
@@ -194,14 +212,12 @@ async def list_broadcasts(
 
 @router.get("/broadcasts/audience", response_model=AudienceOut)
 async def audience(
-    redis: RedisDep, _: AnyOperator,
-    countries: Annotated[list[Country] | None, Query()] = None,
-    languages: Annotated[list[LanguageCode] | None, Query()] = None,
+    redis: RedisDep, _: AnyOperator, query: Annotated[AudienceQuery, Query()],
 ) -> AudienceOut:
     """How many subscriptions match these countries and languages now (the composer's count)."""
     return AudienceOut(recipients=await subscription_store.audience_size(
-        redis, countries=[str(country) for country in countries or ()],
-        languages=languages or ()))
+        redis, countries=[str(country) for country in query.countries or ()],
+        languages=query.languages or ()))
 
 
 @router.get("/broadcasts/{broadcast_id}", response_model=BroadcastOut, responses=_NOT_FOUND)

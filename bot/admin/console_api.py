@@ -33,8 +33,10 @@ from .console_schemas import (
     MatchedBy,
     Me,
     SearchHit,
+    SearchQuery,
     SearchResult,
     TrendsOut,
+    TrendsQuery,
 )
 from .deps import AnyOperator, NowDep, RedisDep, actor
 from .routing import AuthorisedRoute
@@ -54,9 +56,6 @@ _INVALID: Responses = {422: {"description": "Invalid input; `detail[].loc` names
 NO_STORE = {"Cache-Control": "no-store"}
 # Canned replies are the flow's texts named `reply_<id>` (flows/helpline.yaml).
 REPLY_PREFIX = "reply_"
-MAX_SEARCH_CHARS = 64
-DEFAULT_TREND_DAYS = 14
-MAX_TREND_DAYS = 90
 SEARCH_PAGE = 50
 MIN_PHONE_DIGITS = 8
 # Fields a search reads for each hit: the summary, and answers for the priority reason.
@@ -111,8 +110,7 @@ async def search(
     redis: RedisDep,
     now: NowDep,
     operator: AnyOperator,
-    q: Annotated[str, Query(min_length=1, max_length=MAX_SEARCH_CHARS)],
-    cursor: Annotated[str | None, Query(pattern=r"^[0-9]{1,16}$")] = None,
+    query: Annotated[SearchQuery, Query()],
 ) -> SearchResult:
     """Find cases by reference (with or without `-`), phone number (any format, normalised
     as the webhooks do) or a fragment of the migrant's name.
@@ -124,7 +122,7 @@ async def search(
     """
     response.headers.update(NO_STORE)
     settings = _settings(request)
-    text = q.strip()
+    text, cursor = query.q.strip(), query.cursor
     compact = "".join(c for c in text if c not in "- .")
     hits: dict[str, SearchHit] = {}
     searched: list[MatchedBy] = []
@@ -200,11 +198,11 @@ async def stats_trends(
     redis: RedisDep,
     now: NowDep,
     _: AnyOperator,
-    days: Annotated[int, Query(ge=1, le=MAX_TREND_DAYS)] = DEFAULT_TREND_DAYS,
+    query: Annotated[TrendsQuery, Query()],
 ) -> TrendsOut:
     """Cases per day and kind, and the median time to first contact, over the last `days`
     days (from the case events; no personal data)."""
-    found = await trends(redis, now=now, days=days)
+    found = await trends(redis, now=now, days=query.days)
     return TrendsOut(
         days=found.days,
         by_day_kind=found.by_day_kind,

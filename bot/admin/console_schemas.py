@@ -52,6 +52,30 @@ class ChangeOut(BaseModel):
     detail: dict[str, object]
 
 
+MAX_SEARCH_CHARS = 64
+DEFAULT_TREND_DAYS = 14
+MAX_TREND_DAYS = 90
+
+
+class SearchQuery(BaseModel):
+    """The query of `GET /search`: any other parameter (`curser`, a typo) is a 422 naming it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    q: str = Field(min_length=1, max_length=MAX_SEARCH_CHARS)
+    cursor: str | None = Field(default=None, pattern=r"^[0-9]{1,16}$",
+                               description="the last answer's `name_cursor`")
+
+
+class TrendsQuery(BaseModel):
+    """The query of `GET /stats/trends`: any other parameter (`day`) is a 422 naming it, not
+    the default period shown as if asked for."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    days: int = Field(default=DEFAULT_TREND_DAYS, ge=1, le=MAX_TREND_DAYS)
+
+
 class ChangesQuery(BaseModel):
     """The query of `GET /changes`: any other parameter (`since`, a typo) is a 422 naming
     it, not an answer that looks like no change."""

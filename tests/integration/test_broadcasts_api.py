@@ -210,3 +210,15 @@ async def test_the_consents_promise_of_four_a_month_holds(app: Any, tokens: dict
     urgent = (await create(app, tokens["sup-a"], countries=["NE"], urgent=True)).json()
     assert (await post(app, tokens["sup-b"], f"/broadcasts/{urgent['id']}/approve")
             ).status_code == 200
+
+
+async def test_a_misspelt_query_parameter_is_a_422_naming_it(
+        app: Any, tokens: dict[str, str], subscribers: list[str]) -> None:
+    # `country=NE` must not count the whole audience as if it were Niger's.
+    for path, name in (("/broadcasts/audience?country=NE", "country"),
+                       ("/broadcasts/audience?countries=NE&language=bm", "language"),
+                       ("/broadcasts?limt=2", "limt")):
+        refused = await get(app, tokens["op-1"], path)
+        assert refused.status_code == 422, path
+        assert refused.json()["detail"][0]["loc"] == ["query", name], path
+    assert (await get(app, tokens["op-1"], "/broadcasts/audience?countries=NE")).status_code == 200

@@ -116,6 +116,14 @@ async def test_an_empty_or_long_query_is_refused(ana: httpx.AsyncClient) -> None
         assert refused.status_code == 422 and refused.json()["detail"][0]["loc"] == ["query", "q"]
 
 
+async def test_a_misspelt_query_parameter_is_a_422_naming_it(ana: httpx.AsyncClient) -> None:
+    for path, params in (("/search", {"q": "keita", "curser": "10"}),
+                         ("/stats/trends", {"day": "7"})):
+        refused = await ana.get(f"{API}{path}", params=params)
+        assert refused.status_code == 422, path
+        assert refused.json()["detail"][0]["loc"] == ["query", list(params)[-1]], path
+
+
 async def test_live_changes_carry_new_cases_and_changes_but_not_reads(
     redis: Redis, ana: httpx.AsyncClient
 ) -> None:
