@@ -48,9 +48,9 @@ DAY = timedelta(days=1)
 TO_RETURNED = (CaseStatus.CONTACTED, CaseStatus.IN_PROGRESS, CaseStatus.RETURN_ARRANGED,
                CaseStatus.RETURNED)
 # start; income none, debt heavy, housing not sure, services yes, community well;
-# safe: "no, I am in danger" (an alarm); mood often, leave maybe
-STRUGGLING = ["1", "3", "3", "2", "1", "1", "3", "2", "2"]
-EXPECTED = {"economic": 0.0, "social": 0.833, "psychosocial": 0.333, "composite": 0.389}
+# safe: "no, I am in danger" (an alarm: no more questions, the call offered at once)
+STRUGGLING = ["1", "3", "3", "2", "1", "1", "3"]
+EXPECTED = {"economic": 0.0, "social": 0.833, "psychosocial": 0.0, "composite": 0.278}
 
 
 @dataclass
@@ -126,7 +126,8 @@ async def test_a_bambara_sms_check_in_walked_to_an_urgent_call_back(
     gateway = world.gateway
     assert "Baara walima wari donta" in await gateway.text("1", phone=MIGRANT)
     for key in STRUGGLING[1:]:
-        await gateway.text(key, phone=MIGRANT)
+        alarmed = await gateway.text(key, phone=MIGRANT)
+    assert "Polisi 17" in alarmed and "k'i wele wa?" in alarmed  # at once, not at the end
     done = await gateway.text("1", phone=MIGRANT)  # yes, call me
     assert "An ka jèkulu bèna i wele" in done and "Polisi 17" in done
     callback = await read_case(redis, reference_in(done))

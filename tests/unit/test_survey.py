@@ -72,8 +72,10 @@ def test_mixed_answers_average_per_dimension_and_skips_do_not_count() -> None:
 
 def test_an_alarm_answer_and_a_call_asked_make_an_urgent_call_back_naming_the_return() -> None:
     phone = opened(language="bm")
-    # in danger (alarm), the rest skipped
-    walk(phone, ["1", "4", "4", "4", "4", "4", "3", "4", "4"])
+    # the first five skipped; in danger (alarm): no more questions, the police number and
+    # the call offered at once
+    alarmed = walk(phone, ["1", "4", "4", "4", "4", "4", "3"])
+    assert "Polisi 17" in alarmed and "k'i wele wa?" in alarmed
     end = phone.send("1").text  # yes, call me
     (created,) = [e for e in phone.effects if isinstance(e, CreateCase)]
     assert created.kind == "callback" and created.related == "12345674"
@@ -85,6 +87,20 @@ def test_an_alarm_answer_and_a_call_asked_make_an_urgent_call_back_naming_the_re
     assert recorded.scores == {"economic": None, "social": None, "psychosocial": 0.0,
                                "composite": 0.0}
     assert "An ka jɛkulu bɛna i wele" in end or "An ka jèkulu bèna i wele" in end
+
+
+def test_deep_distress_offers_the_call_at_once_and_a_refusal_is_respected() -> None:
+    phone = opened(language="en")
+    # everything well, then "nearly always, it is too hard" (an alarm): leave is not asked
+    alarmed = walk(phone, ["1", "1", "1", "1", "1", "1", "1", "3"])
+    assert "Police 17" in alarmed and "Do you want someone from our team to call you?" in alarmed
+    assert "migrating again" not in alarmed
+    end = phone.send("2").text  # no call
+    assert "Thank you for your answers" in end and "Police 17" in end
+    (recorded,) = [e for e in phone.effects if isinstance(e, RecordFollowup)]
+    assert recorded.alarm and not recorded.call
+    assert recorded.scores["psychosocial"] == 0.5  # safe yes (1), distress (0); leave not asked
+    assert not [e for e in phone.effects if isinstance(e, CreateCase)]
 
 
 def test_bambara_on_sms_is_written_in_gsm7() -> None:
