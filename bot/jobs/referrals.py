@@ -7,7 +7,8 @@ it), Primero answers the repeat with 409, read as success. A 204 (Primero's
 answer to a client-given id) carries no case number: it is read back with
 `GET /api/v2/cases/{id}`. 5xx, 408, 429 and timeouts are tried again after
 Primero's `Retry-After`, else with the worker's back-off, then the referral
-fails with the reason; any other refusal (a 422) fails it at once, in Primero's
+fails with the reason (when the last try had no answer at all, Primero is asked
+first whether it holds the case: then it went); any other refusal (a 422) fails it at once, in Primero's
 words. The job reads the case when it runs: a case erased in between is not sent.
 """
 
@@ -85,18 +86,22 @@ async def refer_case(ctx: dict[str, Any], reference: str, referral_id: str) -> s
             if created.existed and not failed.retry:
                 return await _failed(deps, reference, found, failed.reason, attempt)
             unread = failed
-    await referrals.record_outcome(
-        deps.redis, reference=reference, referral_id=referral_id, now=deps.clock(),
-        changes={"status": ReferralStatus.SENT, "external_id": number, "error": None,
-                 "attempts": attempt},
-        from_statuses=PENDING, action=SENT_ACTION,
-        detail={"external_id": number, "attempt": attempt, "existed": created.existed})
-    log.info("referral %s of %s sent to Primero (attempt %d%s)", referral_id,
-             typed_id("case", reference), attempt,
-             ", it had gone before" if created.existed else "")
+    await _sent(deps, reference, found, number, attempt, existed=created.existed)
     if unread is not None:
         return await _number_unread(deps, reference, found, unread, job_try)
     return str(ReferralStatus.SENT)
+
+
+async def _sent(deps: Deps, reference: str, found: Referral, number: str | None, attempt: int,
+                *, existed: bool) -> None:
+    await referrals.record_outcome(
+        deps.redis, reference=reference, referral_id=found.id, now=deps.clock(),
+        changes={"status": ReferralStatus.SENT, "external_id": number, "error": None,
+                 "attempts": attempt},
+        from_statuses=PENDING, action=SENT_ACTION,
+        detail={"external_id": number, "attempt": attempt, "existed": existed})
+    log.info("referral %s of %s sent to Primero (attempt %d%s)", found.id,
+             typed_id("case", reference), attempt, ", it had gone before" if existed else "")
 
 
 async def _read_number(deps: Deps, client: PrimeroClient, reference: str, found: Referral,
@@ -143,6 +148,8 @@ async def _attempt_failed(deps: Deps, reference: str, found: Referral, failed: P
     if not failed.retry:
         return await _failed(deps, reference, found, failed.reason, attempt, failed.status)
     if deps.retry.gives_up(job_try):
+        if failed.status is None and await _went_all_the_same(deps, reference, found, attempt):
+            return str(ReferralStatus.SENT)
         return await _failed(deps, reference, found,
                              f"{failed.reason}; gave up after {attempt} tries", attempt,
                              failed.status)
@@ -155,6 +162,20 @@ async def _attempt_failed(deps: Deps, reference: str, found: Referral, failed: P
         action=ATTEMPT_FAILED_ACTION,
         detail={"error": failed.reason, "attempt": attempt, "retry_in_seconds": delay})
     raise RetryLater(delay)
+
+
+async def _went_all_the_same(deps: Deps, reference: str, found: Referral,
+                             attempt: int) -> bool:
+    """The last try had no answer (a timeout, a lost connection): it may have gone through.
+    Before giving up, ask Primero for the case under our id; found, the referral went."""
+    assert deps.primero is not None
+    try:
+        number = await deps.primero.case_number(
+            primero_case_id(reference, deps.settings.org_name), reference=reference)
+    except PrimeroFailed:
+        return False  # not there (404), or still no answer: it failed, as it seems
+    await _sent(deps, reference, found, number, attempt, existed=True)
+    return True
 
 
 async def _failed(deps: Deps, reference: str, found: Referral, reason: str, attempt: int,

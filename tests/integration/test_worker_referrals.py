@@ -150,6 +150,41 @@ async def test_retries_give_up_and_say_why(redis: Redis, settings: Settings) -> 
         ReferralStatus.FAILED, "Primero answered 500; gave up after 5 tries", 5)
 
 
+async def test_every_answer_lost_to_a_timeout_still_ends_sent_when_primero_has_it(
+        redis: Redis, settings: Settings) -> None:
+    # Primero slow on every creation: each went through, no answer came in time. The
+    # referral must not end "failed" while the partner holds the case.
+    reference = await seed(redis, return_request(**ANSWERS))
+    with fake_primero() as fake:
+        fake.plan(*[Late(2.0)] * 3)
+        await refer(redis, reference)
+        async with referral_worker(primero_settings(settings, fake),
+                                   retry=RetryPolicy(base_seconds=0.02, max_tries=3)) as worker:
+            await worker.pump()
+            await worker.run_jobs()
+        assert len(fake.cases) == 1 and len(fake.creates) == 3
+    referral = await the_referral(redis, reference)
+    assert referral.status is ReferralStatus.SENT and referral.external_id
+    trail = await actions(redis, reference)
+    assert referral_actions(trail)[-1] == "referral_sent"
+    assert dict(trail)["referral_sent"]["existed"] is True
+
+
+async def test_retries_given_up_with_no_answer_and_no_case_in_primero_fail(
+        redis: Redis, settings: Settings) -> None:
+    reference = await seed(redis, return_request(**ANSWERS))
+    with fake_primero() as fake:
+        fake.stop()  # nobody answers at all
+        await refer(redis, reference)
+        async with referral_worker(primero_settings(settings, fake),
+                                   retry=RetryPolicy(base_seconds=0.02, max_tries=2)) as worker:
+            await worker.pump()
+            await worker.run_jobs()
+    referral = await the_referral(redis, reference)
+    assert referral.status is ReferralStatus.FAILED
+    assert referral.error is not None and "gave up after 2 tries" in referral.error
+
+
 async def test_wrong_credentials_fail_at_once_without_sending(
         redis: Redis, settings: Settings) -> None:
     reference = await seed(redis, return_request(**ANSWERS))
