@@ -75,6 +75,7 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Help
                       if store.embedded is not None else None)
         gateway.hooks = app.state.webhooks
         await app.state.webhooks.conversation.start()
+        app.state.webhooks.statuses_waiting.resume()
         try:
             yield
         finally:

@@ -94,7 +94,8 @@ class Webhooks:
             f"{ussd.KEY_PARAMETER}={quote_plus(settings.ussd_secret.get_secret_value())}"
             .encode())
         self.delivery = delivery
-        self.statuses_waiting = StatusBacklog(lambda status: self.delivery(status))
+        self.statuses_waiting = StatusBacklog(lambda status: self.delivery(status),
+                                              spool=settings.data_dir)
         self.deadlines = Deadlines(HOP_DEADLINE_SECONDS)
         self.voice_output = VoiceOutput(settings.public_url, settings.voice_names)
         flow = conversation.compiled.flow

@@ -9,19 +9,26 @@ in this process's memory, and is recorded in arrival order once Redis answers ag
 Recording is idempotent (a status seen before is not recorded twice), so a status
 that was in fact written before its hop timed out does no harm when sent again.
 
-What it cannot cover: the process stopping while Redis is still down (the
-statuses left are counted in a warning) and more than `MAX_WAITING` statuses in
-one outage (the oldest are dropped, counted in a warning). A status holds a
-message SID, a status, an error code and an alert recipient's tag: no phone
-number, no body.
+A process stopping while Redis is still down (a deploy during an outage) writes
+the statuses left to a file under `HELPLINE_DATA_DIR` (readable by its user only);
+the next process to start takes each such file (one process each) and records them
+once the store answers. What it cannot cover: a process killed outright, a data
+directory not kept across restarts, and more than `MAX_WAITING` statuses in one
+outage (the oldest are dropped, counted in a warning). A status holds a message
+SID, a status, an error code and an alert recipient's tag: no phone number, no body.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import os
+import time
 from collections import deque
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict
+from pathlib import Path
 
 from redis.exceptions import RedisError
 
@@ -38,13 +45,17 @@ TRY_SECONDS = 1.5
 CLOSE_SECONDS = 2.0
 """What shutting down spends on statuses still waiting."""
 _FAILURES = (RedisError, OSError, TimeoutError)
+SPOOL_FILES = "status-backlog-*.json"
 
 
 class StatusBacklog:
     """Statuses waiting for the store, recorded by one task while any are waiting."""
 
-    def __init__(self, record: Callable[[DeliveryStatus], Awaitable[None]]) -> None:
+    def __init__(self, record: Callable[[DeliveryStatus], Awaitable[None]],
+                 spool: Path | None = None) -> None:
+        """`spool`: the directory of what a shutdown could not record (None: nowhere)."""
         self.record = record
+        self.spool = spool
         self.waiting: deque[DeliveryStatus] = deque()
         self.dropped = 0
         self._task: asyncio.Task[None] | None = None
@@ -97,6 +108,45 @@ class StatusBacklog:
                     await self._record_waiting()
             except TimeoutError:
                 pass
-        if self.waiting:
+        if self.waiting and not self._spooled():
             log.warning("delivery statuses not recorded at shutdown: the store is down",
                         extra={"count": len(self.waiting)})
+
+    def resume(self) -> None:
+        """Statuses an earlier process left on disk at its shutdown: waiting again, here."""
+        for path in sorted(self.spool.glob(SPOOL_FILES)) if self.spool is not None else ():
+            taken = path.with_name(f"{path.name}.{os.getpid()}.taken")
+            try:
+                path.rename(taken)  # each file is taken by one process only
+                kept = [DeliveryStatus(**entry) for entry in json.loads(taken.read_text())]
+            except FileNotFoundError:
+                continue  # another process took it
+            except (OSError, ValueError, TypeError):
+                log.exception("delivery statuses kept at a shutdown could not be read",
+                              extra={"file": taken.name})
+                continue
+            taken.unlink()
+            for status in kept:
+                self.add(status)
+            log.info("delivery statuses kept at a shutdown are waiting again",
+                     extra={"count": len(kept)})
+
+    def _spooled(self) -> bool:
+        """What waits written to a file of its own under `spool`; whether it was."""
+        if self.spool is None:
+            return False
+        path = self.spool / f"status-backlog-{os.getpid()}-{time.time_ns()}.json"
+        partial = path.with_name(path.name + ".partial")
+        try:
+            self.spool.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(descriptor, "w") as out:
+                json.dump([asdict(status) for status in self.waiting], out)
+            os.replace(partial, path)
+        except OSError:
+            log.exception("delivery statuses could not be kept on disk")
+            return False
+        log.warning("delivery statuses kept on disk for the next start: the store is down",
+                    extra={"count": len(self.waiting)})
+        self.waiting.clear()
+        return True

@@ -8,8 +8,9 @@ answer to a client-given id) carries no case number: it is read back with
 `GET /api/v2/cases/{id}`. 5xx, 408, 429 and timeouts are tried again after
 Primero's `Retry-After`, else with the worker's back-off, then the referral
 fails with the reason (when the last try had no answer at all, Primero is asked
-first whether it holds the case: then it went); any other refusal (a 422) fails it at once, in Primero's
-words. The job reads the case when it runs: a case erased in between is not sent.
+first whether it holds the case: then it went); any other refusal (a 422) fails
+it at once, in Primero's words. The job reads the case when it runs: a case
+erased in between is not sent.
 """
 
 from __future__ import annotations

@@ -98,3 +98,33 @@ async def test_statuses_waiting_at_shutdown_get_one_last_try(
         assert response.status_code == 204
         own_redis.start()  # back, and the app stops long before its next retry
     assert await statuses(own_client, reference) == ["failed"]
+
+
+async def test_statuses_still_waiting_at_shutdown_are_kept_on_disk_for_the_next_start(
+        own_redis: RedisServer, own_client: Redis, env: Settings, fake: FakeTwilio,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(status_backlog, "RETRY_SECONDS", (600.0,))
+    monkeypatch.setattr(status_backlog, "CLOSE_SECONDS", 0.5)
+    reference = await cases.create_case(own_client, new_case=return_request(phone=PHONE))
+    async with harness(env, clock=Clock()) as worker:
+        await worker.cycle()
+    (message,) = fake.sent_to(PHONE)
+    params = {"MessageSid": str(message["sid"]), "MessageStatus": "failed",
+              "ErrorCode": "30003", "AccountSid": "AC1"}
+    async with running_app(env, RecordedJobs()) as app, client_for(app) as client:
+        own_redis.stop()
+        response = await client.post(STATUS_PATH, data=params, headers=signed(env, params))
+        assert response.status_code == 204
+    # Stopped while Redis was still down (a deploy during an outage): kept on disk, as the
+    # status's own fields only (no phone number, no body), readable by this user alone.
+    (kept,) = env.data_dir.glob("status-backlog-*.json")
+    assert PHONE not in kept.read_text() and kept.stat().st_mode & 0o077 == 0
+    own_redis.start()
+    monkeypatch.setattr(status_backlog, "RETRY_SECONDS", (0.2,))
+    async with running_app(env, RecordedJobs()):
+        started = time.monotonic()
+        while not await statuses(own_client, reference):
+            assert time.monotonic() - started < RECORDED_WITHIN_SECONDS, "status lost"
+            await asyncio.sleep(0.2)
+    assert await statuses(own_client, reference) == ["failed"]
+    assert not list(env.data_dir.glob("status-backlog-*"))
