@@ -44,7 +44,6 @@ from bot.engine.session import (
     UnsubscribeAlerts,
     WithdrawCase,
     draft_of,
-    is_draft_of,
 )
 from bot.engine.spelling import spelled
 from bot.engine.turns import Inbound, Turn, turn
@@ -297,7 +296,7 @@ class Planner:
         reply = decided.reply
         new_profile = decided.profile or profile
         draft_json = KEEP
-        saved_draft: Draft | None = None
+        save_draft = False
         creations: list[tuple[CreateCase, list[str]]] = []
         withdrawals: list[WithdrawCase] = []
         followups: list[RecordFollowup] = []
@@ -307,13 +306,13 @@ class Planner:
         open_request_needed = False
         for effect in decided.effects:  # one pass, in order (a hop has one or two)
             match effect:
-                case SaveDraft(draft=saved):
-                    saved_draft = saved
+                case SaveDraft():
+                    save_draft = True
                 case SetLanguage(language=language):
                     new_profile = replace(new_profile or Profile(), language=language)
                     chose = True
                 case DiscardDraft():
-                    draft_json, saved_draft = DELETE, None
+                    draft_json, save_draft = DELETE, False
                 case CreateCase():
                     creations.append((effect, draw()))
                 case WithdrawCase():
@@ -336,12 +335,11 @@ class Planner:
             session_json = DELETE
         else:
             session_json = session.to_json()  # shared from now on (`decoded`), never changed
-        if saved_draft is not None:
-            if session_json not in (KEEP, DELETE) and session is not None \
-                    and is_draft_of(session, saved_draft):
+        if save_draft and session is not None:  # the session is the draft (`Draft.of` it)
+            if session_json not in (KEEP, DELETE):
                 draft_json = SAME_AS_SESSION  # stored once: the session's payload is the draft
-            else:
-                draft_json = saved_draft.to_json()
+            elif (saved := Draft.of(session)) is not None:
+                draft_json = saved.to_json()
         if digest:
             kept_text = reply.text
             if session is not None and kept_text and limits.channel is not Channel.VOICE:

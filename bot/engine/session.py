@@ -198,7 +198,7 @@ class SetLanguage:
 
 @statically_frozen
 class SaveDraft:
-    draft: Draft
+    """Keep the turn's session as the phone's draft (`Draft.of` it): the step's last effect."""
 
 
 @statically_frozen
@@ -366,11 +366,3 @@ def draft_of(state: PhoneState, session: Session | None) -> Draft | None:
         if draft is not None:
             return draft
     return Draft.from_json(state.draft)
-
-
-def is_draft_of(session: Session, draft: Draft) -> bool:
-    """`Draft.of(session) == draft`, without making the draft."""
-    return (session.draft_id is not None and draft.draft_id == session.draft_id
-            and draft.state == session.state and draft.language == session.language
-            and draft.consent_at == session.consent_at
-            and draft.history == tuple(session.history) and draft.answers == session.answers)

@@ -15,7 +15,6 @@ from bot.engine.render import Limits, Reply, render
 from bot.engine.session import (
     CreateCase,
     DiscardDraft,
-    Draft,
     Effect,
     NeedOpenRequest,
     SaveDraft,
@@ -252,14 +251,7 @@ def _keep_draft(compiled: CompiledFlow, session: Session, effects: list[Effect])
     if not compiled.flow.states[session.state].draft:
         return
     session.drafting = True
-    effects.append(SaveDraft(Draft(
-        state=session.state,
-        language=session.language,
-        answers=dict(session.answers),
-        history=tuple(session.history),
-        draft_id=session.draft_id,
-        consent_at=session.consent_at,
-    )))
+    effects.append(SaveDraft())
 
 
 def _resume(compiled: CompiledFlow, session: Session, entry: str, context: StepContext,

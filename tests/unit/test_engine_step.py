@@ -51,9 +51,11 @@ def test_every_answer_of_a_return_request_is_kept_as_a_draft() -> None:
     phone.send("2")
     phone.send("1")
     phone.send("Awa Diarra")
-    drafts = [e.draft for e in phone.effects if isinstance(e, SaveDraft)]
-    assert drafts and drafts[0].state == "minor"
-    assert drafts[0].answers == {"name": "Awa Diarra"}
+    assert SaveDraft() in phone.effects  # the session is the draft
+    assert phone.session is not None
+    draft = Draft.of(phone.session)
+    assert draft is not None and draft.state == "minor"
+    assert draft.answers == {"name": "Awa Diarra"}
 
 
 def test_refusing_consent_keeps_nothing() -> None:
