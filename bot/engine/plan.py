@@ -239,17 +239,16 @@ class Planner:
             receipts = Receipts.from_json(state.receipts) if state.receipts else _NO_RECEIPTS
         stored_session = session
         text, restart = message.text, message.restart
+        ussd_session, applied, last = receipts.ussd_session, receipts.ussd_applied, receipts.last
         if message.ussd_session:
-            session_digest = ussd_session_digest(message.ussd_session)
-            history = stored_history(message.text)
+            ussd_session = ussd_session_digest(message.ussd_session)
+            applied = stored_history(message.text)
             hop = new_input(seen_session=receipts.ussd_session, applied=receipts.ussd_applied,
-                            session_id=session_digest, history=history)
-            last = receipts.last
+                            session_id=ussd_session, history=applied)
             if hop.replay and last is not None:
                 shown = self._shown_again(last.text, state.session, limits)
                 return Plan(reply=Reply(text=shown, end=last.end), outcome=Outcome.REPEATED)
             text, restart = hop.text, hop.restart or hop.replay
-            receipts = receipts.with_hop(session_digest, history)
         typed = typed_reference(text)
         if typed is not None and reads.looked_up != typed:
             return Plan(reply=Reply(text=""), lookup_needed=typed)
@@ -258,11 +257,6 @@ class Planner:
         needs_draft = session is None or restart or session.resuming \
             or message.channel is Channel.SMS
         draft = draft_of(state, session) if needs_draft else None
-        # The last answer is the stored session's screen (SCREEN alone): once that session
-        # changes, the answer names the screen it was (taken before the turn changes it).
-        last = receipts.last
-        was_screen = (SCREEN + self._bare(session, limits)[1] if session is not None else "") \
-            if last is not None and last.text == SCREEN else None
         decided = turn(compiled, Inbound(
             channel=message.channel, text=text, session=session, profile=profile, draft=draft,
             receipts=receipts, lookups={reads.lookup.reference: reads.lookup}
@@ -271,10 +265,17 @@ class Planner:
             opening=message.opening,
         ), now, limits)
         if decided.erase:
-            receipts = Receipts(ussd_session=receipts.ussd_session,
-                                ussd_applied=receipts.ussd_applied)
+            receipts = Receipts(ussd_session=ussd_session, ussd_applied=applied)
+        else:
+            # The last answer is the stored session's screen (SCREEN alone): once that
+            # session changes, the answer names the screen it was.
+            was_screen = None
+            if last is not None and last.text == SCREEN and not decided.keep_session:
+                was_screen = SCREEN + self._bare(session, limits)[1] \
+                    if session is not None else ""
+            receipts = receipts.turned(ussd_session, applied, decided.pending, was_screen)
         written = self._written(decided, profile, receipts, state.receipts, digest, limits,
-                                self.ttls[message.channel], draw, was_screen)
+                                self.ttls[message.channel], draw)
         if state.unseen and written.commit is not None and not decided.silent:
             written.unseen = sorted(set(state.unseen.split()))
             written.commit = replace(written.commit, unseen=DELETE)
@@ -289,9 +290,9 @@ class Planner:
 
     def _written(self, decided: Turn, profile: Profile | None, receipts: Receipts,
                  stored: str | None, digest: str, limits: Limits, ttls: Ttls,
-                 draw: DrawReferences, was_screen: str | None) -> Plan:
-        """The turn as values to write: session, profile, draft and receipts (`stored`: the
-        receipts' JSON as stored)."""
+                 draw: DrawReferences) -> Plan:
+        """The turn as values to write: session, profile, draft and receipts (`receipts`: as
+        the turn left them, before its answer; `stored`: their JSON as stored)."""
         session = decided.session
         reply = decided.reply
         new_profile = decided.profile or profile
@@ -326,9 +327,6 @@ class Planner:
             reply = render(self.compiled.flow, session, limits)
         if new_profile is None and session is not None and not decided.erase:
             new_profile = Profile(language=session.language)
-        if was_screen is not None and (not decided.keep_session or decided.erase):
-            receipts = receipts.with_last_text(was_screen)
-        receipts = receipts.with_pending(decided.pending)
         if decided.keep_session:
             session_json = KEEP
         elif session is None or reply.end:

@@ -63,42 +63,41 @@ class Receipts:
                 return answer
         return None
 
-    def with_last_text(self, text: str) -> Receipts:
-        # Constructors, not dataclasses.replace: this runs on every hop.
-        last = self.answers[-1]
-        return Receipts((*self.answers[:-1], Answer(last.digest, text, last.end)),
-                        self.ussd_session, self.ussd_applied, self.pending)
-
-    def with_hop(self, ussd_session: str, ussd_applied: str) -> Receipts:
-        return Receipts(self.answers, ussd_session, ussd_applied, self.pending)
-
-    def with_pending(self, pending: str) -> Receipts:
-        if pending == self.pending:
-            return self
-        return Receipts(self.answers, self.ussd_session, self.ussd_applied, pending)
+    def turned(self, ussd_session: str, ussd_applied: str, pending: str,
+               last_text: str | None = None) -> Receipts:
+        """As a turn leaves them, before its answer is added: the USSD session and input
+        history applied, the keyword pending, and (`last_text`) the last answer's new text."""
+        answers = self.answers
+        if last_text is not None:
+            last = answers[-1]
+            answers = (*answers[:-1], Answer(last.digest, last_text, last.end))
+        return Receipts(answers, ussd_session, ussd_applied, pending)
 
     @property
     def last(self) -> Answer | None:
         return self.answers[-1] if self.answers else None
 
     def answered(self, digest: str, text: str, end: bool) -> Receipts:
-        kept = [answer for answer in self.answers if answer.digest != digest]
-        kept.append(Answer(digest, text, end))
-        depth, texts = (USSD_ANSWERS, USSD_ANSWERS) if self.ussd_session else (
-            MAX_ANSWERS, TEXTS_KEPT)
-        answers = kept[-depth:]
-        for index in range(len(answers) - texts):
-            answer = answers[index]
-            if answer.text:
-                answers[index] = Answer(answer.digest, "", answer.end)
+        answers = [answer for answer in self.answers if answer.digest != digest]
+        answers.append(Answer(digest, text, end))
+        if self.ussd_session:  # USSD: each answer kept has its text
+            del answers[:-USSD_ANSWERS]
+        else:
+            del answers[:-MAX_ANSWERS]
+            for index in range(len(answers) - TEXTS_KEPT):
+                answer = answers[index]
+                if answer.text:
+                    answers[index] = Answer(answer.digest, "", answer.end)
         return Receipts(tuple(answers), self.ussd_session, self.ussd_applied, self.pending)
 
     def to_json(self) -> str:
         """Compact (Redis memory): USSD session, input history and pending keyword joined
         by GS, then each answer as FS, its digest, 0/1 (ends the session) and its text.
         The stored scripts find a retry by FS + digest and blank texts on erasure."""
-        head = f"{self.ussd_session}{GS}{self.ussd_applied}{GS}{self.pending}"
-        return head + "".join(f"{FS}{a.digest}{int(a.end)}{a.text}" for a in self.answers)
+        joined = f"{self.ussd_session}{GS}{self.ussd_applied}{GS}{self.pending}"
+        for answer in self.answers:  # at most four
+            joined += f"{FS}{answer.digest}{'1' if answer.end else '0'}{answer.text}"
+        return joined
 
     @classmethod
     def from_json(cls, raw: str | None) -> Receipts:
