@@ -161,7 +161,6 @@ def typed_reference(text: str) -> str | None:
 _NO_RECEIPTS = Receipts()
 _NO_RECEIPTS_JSON = _NO_RECEIPTS.to_json()
 _NO_LOOKUPS: Mapping[str, CaseView] = MappingProxyType({})
-_ALERT_EFFECTS = (SubscribeAlerts, UnsubscribeAlerts)
 
 
 class Planner:
@@ -274,23 +273,19 @@ class Planner:
                 was_screen = SCREEN + self._bare(session, limits)[1] \
                     if session is not None else ""
             receipts = receipts.turned(ussd_session, applied, decided.pending, was_screen)
-        written = self._written(decided, profile, receipts, state.receipts, digest, limits,
-                                self.ttls[message.channel], draw)
+        written = self._written(message, decided, profile, receipts, state.receipts, digest,
+                                limits, now, draw)
         if state.unseen and written.commit is not None and not decided.silent:
             written.unseen = sorted(set(state.unseen.split()))
             written.commit = replace(written.commit, unseen=DELETE)
         if written.commit is not None and written.decoded is not None \
                 and written.commit.session_json == KEEP:
             written.decoded = (stored_session, *written.decoded[1:])
-        if decided.erase or any(type(effect) in _ALERT_EFFECTS for effect in decided.effects):
-            written.subscribe, written.unsubscribe = alerts_change(  # rare
-                decided.effects, erase=decided.erase, phone=message.phone,
-                whatsapp=message.whatsapp, now=now)
         return written
 
-    def _written(self, decided: Turn, profile: Profile | None, receipts: Receipts,
-                 stored: str | None, digest: str, limits: Limits, ttls: Ttls,
-                 draw: DrawReferences) -> Plan:
+    def _written(self, message: InboundMessage, decided: Turn, profile: Profile | None,
+                 receipts: Receipts, stored: str | None, digest: str, limits: Limits,
+                 now: datetime, draw: DrawReferences) -> Plan:
         """The turn as values to write: session, profile, draft and receipts (`receipts`: as
         the turn left them, before its answer; `stored`: their JSON as stored)."""
         session = decided.session
@@ -304,7 +299,7 @@ class Planner:
         # A profile is kept long only for what the migrant chose (a language, an opt-out);
         # a phone that chose nothing has one no longer than its session.
         chose = decided.profile is not None
-        open_request_needed = False
+        open_request_needed = alerts = False
         for effect in decided.effects:  # one pass, in order (a hop has one or two)
             match effect:
                 case SaveDraft():
@@ -322,6 +317,8 @@ class Planner:
                     open_request_needed = True
                 case RecordFollowup():
                     followups.append(effect)
+                case SubscribeAlerts() | UnsubscribeAlerts():
+                    alerts = True
         if session is not None and creations:
             session.vars["reference"] = creations[0][1][0]
             reply = render(self.compiled.flow, session, limits)
@@ -348,8 +345,10 @@ class Planner:
         receipts_json = answered.to_json()
         if receipts_json == (stored or _NO_RECEIPTS_JSON):
             receipts_json = KEEP
+        ttls = self.ttls[message.channel]
         profile_json, profile_ttl, kept_profile = KEEP, ttls.profile, profile
-        if new_profile is not None and new_profile != profile and not decided.erase:
+        if new_profile is not None and new_profile is not profile and new_profile != profile \
+                and not decided.erase:
             profile_json, kept_profile = new_profile.to_json(), new_profile
             if new_profile.opted_out:
                 profile_ttl = NO_EXPIRY  # an opt-out holds until START, however long
@@ -368,7 +367,7 @@ class Planner:
             draft_json=KEEP if decided.erase else draft_json, draft_ttl=ttls.draft,
             receipts_json=receipts_json, receipts_ttl=ttls.session,
         )
-        return Plan(
+        written = Plan(
             reply=reply,
             outcome=Outcome.SILENT if decided.silent else Outcome.ANSWERED,
             commit=commit,
@@ -382,6 +381,11 @@ class Planner:
             open_request_needed=open_request_needed,
             decoded=(None if session_json in (KEEP, DELETE) else session, answered, kept_profile),
         )
+        if alerts or decided.erase:  # rare
+            written.subscribe, written.unsubscribe = alerts_change(
+                decided.effects, erase=decided.erase, phone=message.phone,
+                whatsapp=message.whatsapp, now=now)
+        return written
 
 
 def bare(session: Session) -> Session:

@@ -121,7 +121,7 @@ def ussd_session_digest(session_id: str) -> str:
 
 def stored_history(history: str) -> str:
     """A USSD input history as the receipts keep it (their separators taken out)."""
-    if _SEPARATORS.isdisjoint(history):
+    if history.isprintable() or _SEPARATORS.isdisjoint(history):  # separators: control
         return history
     return "".join(" " if ch in _SEPARATORS else ch for ch in history)
 

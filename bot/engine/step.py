@@ -106,7 +106,7 @@ def step(compiled: CompiledFlow, session: Session | None, text: str, now: dateti
         else:
             session.state = compiled.jump(session.history.pop())
     else:
-        _answer(compiled, session, text, now, context, effects)
+        _answer(compiled, session, text, entry, now, context, effects)
     _keep_draft(compiled, session, effects)
     return StepResult(session=session, reply=render(compiled.flow, session, limits),
                       effects=effects)
@@ -117,11 +117,12 @@ def _copy(session: Session) -> Session:
     return session.copy()
 
 
-def _answer(compiled: CompiledFlow, session: Session, text: str, now: datetime,
+def _answer(compiled: CompiledFlow, session: Session, text: str, entry: str, now: datetime,
             context: StepContext, effects: list[Effect]) -> None:
+    """`entry`: `text` cleaned (a menu's key)."""
     state = compiled.flow.states[session.state]
     if state.kind is StateKind.MENU:
-        option = state.option(validators.clean(text))
+        option = state.option(entry)
         if option is None:
             _strike(compiled, session, "invalid")
             return
