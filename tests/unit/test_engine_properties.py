@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.engine import sms, speech
 from bot.engine.render import USSD_CONTINUE, USSD_END
-from bot.engine.session import Profile, StepContext
+from bot.engine.session import Profile, Session, StepContext
 from bot.types import Channel
 from tests.factories import Phone, default_flow
 
@@ -50,3 +52,18 @@ def test_random_inputs_never_raise_and_screens_fit(sequence: list[str], channel:
         if reply.end:
             phone.session = None
             phone.send("")
+
+
+@settings(max_examples=300, deadline=None)
+@given(answers=st.dictionaries(st.text(), st.text(), max_size=4), history=st.lists(
+    st.text(alphabet=st.characters(blacklist_categories=("Zs", "Cc", "Cs")), min_size=1),
+    max_size=5), hint=st.none() | st.text(), steps=st.integers(0, 10**6))
+def test_a_session_is_stored_as_the_standard_library_writes_it(
+        answers: dict[str, str], history: list[str], hint: str | None, steps: int) -> None:
+    """orjson writes the session (`compact_json`): the very text json.dumps would, so every
+    session stored before reads and compares the same (the draft stored as the session)."""
+    session = Session(state="ask_name", language="fr", answers=answers, vars=dict(answers),
+                      history=history, hint=hint, steps=steps, draft_id="d1")
+    values = json.loads(session.to_json())
+    assert session.to_json() == json.dumps(values, ensure_ascii=False, separators=(",", ":"))
+    assert Session.from_json(session.to_json()) == session
