@@ -82,7 +82,7 @@ def step(compiled: CompiledFlow, session: Session | None, text: str, now: dateti
     if session is None or context.restart:
         fresh = new_session(compiled, context)
         return StepResult(session=fresh, reply=render(compiled.flow, fresh, limits))
-    session = _copy(session)
+    session = session.copy()  # the caller's session stays as it was
     session.steps += 1
     shown_hint, session.hint = session.hint, None
     effects: list[Effect] = []
@@ -110,11 +110,6 @@ def step(compiled: CompiledFlow, session: Session | None, text: str, now: dateti
     _keep_draft(compiled, session, effects)
     return StepResult(session=session, reply=render(compiled.flow, session, limits),
                       effects=effects)
-
-
-def _copy(session: Session) -> Session:
-    """A copy the step may change: the caller's session stays as it was."""
-    return session.copy()
 
 
 def _answer(compiled: CompiledFlow, session: Session, text: str, entry: str, now: datetime,
@@ -150,7 +145,8 @@ def _answer(compiled: CompiledFlow, session: Session, text: str, entry: str, now
 
 def _advance(compiled: CompiledFlow, session: Session, trigger: str, now: datetime,
              context: StepContext, effects: list[Effect]) -> None:
-    session.history = [*session.history, session.state][-MAX_HISTORY:]
+    session.history.append(session.state)  # the step's own list (`Session.copy`)
+    del session.history[:-MAX_HISTORY]
     session.strikes = 0
     session.page = 0
     session.state = compiled.fire(session.state, trigger)

@@ -259,13 +259,12 @@ def test_the_steps_copy_of_a_session_keeps_every_field() -> None:
     from dataclasses import fields
 
     from bot.engine.session import Session
-    from bot.engine.step import _copy
 
     session = Session(state="name", language="bm", answers={"a": "b"}, vars={"reference": "1"},
                       history=["main"], page=2, strikes=1, hint="invalid", resuming=True,
                       draft_id="d", consent_at="t", drafting=True, steps=7)
     assert {f.name for f in fields(Session)} == set(vars(session))
-    copied = _copy(session)
+    copied = session.copy()
     assert copied == session
     assert copied.answers is not session.answers and copied.history is not session.history
 
