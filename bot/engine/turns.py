@@ -60,7 +60,8 @@ class Turn:
 class Inbound(StepContext):
     """What the shell loaded for one message: its step's context (the stored `draft` may
     be left out, None, for a step inside a session on USSD or voice: no keyword, no
-    restart, not resuming, the step does not read it), its text, session and receipts."""
+    restart, not resuming, the step does not read it), its text, session and receipts
+    (as stored: a turn reads their pending keyword)."""
 
     text: str
     session: Session | None
