@@ -101,7 +101,7 @@ def turn_alone(conversation: Any, walks: int, first: int) -> float:
                 planned = planner.plan(message, state, digest=digest, token=token, now=now,
                                        draw=draw, reads=Reads(open_known=True))
             assert planned.commit is not None
-            sessions.step_call(phone_keys, token, expected=state.digest(), digest=digest,
+            sessions.step_call(phone_keys, token, expected=state.joined(), digest=digest,
                                rate=sessions.NO_RATE_LIMIT, values=planned.commit)
             state = state.after(planned.commit, planned.decoded)
             count += 1

@@ -101,7 +101,7 @@ class Writer:
                 saved = await sessions.commit(self.redis, phone_keys, hop.token, commit)
                 return Written(planned.reply) if sessions.commit_saved(saved) else LEASE_LOST
             loaded = await sessions.step(self.redis, phone_keys, hop.token,
-                                         expected=state.digest(), digest=hop.digest,
+                                         expected=state.joined(), digest=hop.digest,
                                          rate=hop.rate, values=commit)
             if loaded.outcome is Begun.WRITTEN:
                 return Written(planned.reply)
@@ -140,7 +140,7 @@ class Writer:
                 return LEASE_LOST
         else:
             raw, acks = await sessions.run_creating(self.redis, sessions.step_call(
-                hop.phone_keys, hop.token, expected=state.digest(), digest=hop.digest,
+                hop.phone_keys, hop.token, expected=state.joined(), digest=hop.digest,
                 rate=hop.rate, values=commit, creation=call), wait=wait)
             loaded = sessions.begin_result(raw)
             if loaded.outcome is not Begun.WRITTEN:

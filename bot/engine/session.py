@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -276,11 +275,11 @@ class PhoneState:
     """What the planner made of `session`, `receipts` and `profile` when it wrote them (its own
     objects, opaque here): not decoded again. Not part of the state nor of its digest."""
 
-    def digest(self) -> str:
-        """What STEP compares: SHA-1 of the five values ('' where absent) joined by NUL."""
-        joined = (f"{self.session or ''}\0{self.profile or ''}\0{self.draft or ''}\0"
-                  f"{self.receipts or ''}\0{self.unseen or ''}")
-        return hashlib.sha1(joined.encode()).hexdigest()  # noqa: S324 (a checksum, not security)
+    def joined(self) -> str:
+        """What STEP compares with the stored state: the five values ('' where absent)
+        joined by NUL (no hash: Redis compares the strings)."""
+        return (f"{self.session or ''}\0{self.profile or ''}\0{self.draft or ''}\0"
+                f"{self.receipts or ''}\0{self.unseen or ''}")
 
     def after(self, commit: Commit, decoded: Any = None) -> PhoneState:
         """The state once `commit` is written (`decoded`: its session, receipts and profile

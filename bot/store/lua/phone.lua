@@ -41,8 +41,8 @@
 --   ARGV[7] limit of one free-text body sent again and again in a row
 --   ARGV[8] digest of this message's body ('' when it is menu keys: not a loop's sign)
 --   ARGV[9] the channel's code
---   ARGV[10] SHA-1 of the state the step was computed from: session, profile, draft,
---            receipts and unseen ('' where absent) joined by NUL; '' for none
+--   ARGV[10] the state the step was computed from: session, profile, draft, receipts and
+--            unseen ('' where absent) joined by NUL; '' for none
 --   ARGV[11..19] VALUES   ARGV[20..] CASE's args
 --   Returns {4, the case's reply (none without a case)} once written; {3, receipts,
 --   session} when the receipts already answer this message (nothing done); {0} while a
@@ -271,8 +271,8 @@ local function step()
   end
   local v = {payload_of(parts, 's' .. channel), payload_of(parts, 'p'), resolved_draft(parts),
     receipts, payload_of(parts, 'x')}
-  if ARGV[10] == '' or redis.sha1hex((v[1] or '') .. '\0' .. (v[2] or '') .. '\0'
-      .. (v[3] or '') .. '\0' .. (v[4] or '') .. '\0' .. (v[5] or '')) ~= ARGV[10] then
+  if ARGV[10] == '' or (v[1] or '') .. '\0' .. (v[2] or '') .. '\0' .. (v[3] or '') .. '\0'
+      .. (v[4] or '') .. '\0' .. (v[5] or '') ~= ARGV[10] then
     if counted then save_parts(KEYS[1], parts) end
     redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
     return {1, v[1], v[2], v[3], v[4], v[5]}
