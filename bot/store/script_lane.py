@@ -187,7 +187,18 @@ class ScriptLane:
         return [await future for future in futures]
 
     async def _call(self, command: tuple[Any, ...]) -> Any:
-        (reply,) = await self.send_many((command,))
+        """`send_many` for one command (every hop's script call), without its lists: one
+        future, awaited here."""
+        protocol = self._protocol
+        if protocol is None or protocol.transport is None or protocol.transport.is_closing():
+            protocol = await self._connect()
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[Any] = loop.create_future()
+        protocol.waiting.append((future, loop.time()))
+        protocol.send(hiredis.pack_command(command), loop)
+        if self._watchdog is None:
+            self._watchdog = loop.call_later(self._timeout, self._check)
+        reply = await future
         if isinstance(reply, RedisError):
             raise reply
         return reply
