@@ -151,9 +151,9 @@ _BUSY = Loaded(Begun.BUSY)
 
 
 def begin_result(raw: list[Any]) -> Loaded:
+    if raw[0] == Begun.WRITTEN:  # most hops: one value, not one a hop (nor an Enum look-up)
+        return _WRITTEN
     outcome = Begun(int(raw[0]))
-    if outcome is Begun.WRITTEN:
-        return _WRITTEN  # most hops: one value, not one a hop
     if outcome is Begun.ANSWERED:
         return Loaded(outcome, receipts=_text(raw[1]), session=_text(raw[2]))
     if outcome is Begun.RATE_LIMITED:
