@@ -111,8 +111,10 @@ def step_call(phone_keys: PhoneKeys, token: str, *, expected: str = "", digest: 
     """`phone.lua` 'step': STEP (`values` written if the state is the `expected` one, and
     the case of `creation` created with them), or BEGIN (no `expected` state)."""
     script_keys = [phone_keys.state, phone_keys.lease, phone_keys.abandoned + token]
-    args: list[str | int] = ["step", token, LEASE_MS, digest, rate.limit, RATE_WINDOW_SECONDS,
-                             rate.repeat_limit, rate.body_digest, phone_keys.channel, expected]
+    limited = "" if rate.limit <= 0 else (  # one argument, '' for USSD: fewer to pack a hop
+        f"{rate.limit} {RATE_WINDOW_SECONDS} {rate.repeat_limit} {rate.body_digest}")
+    args: list[str | int] = ["step", token, LEASE_MS, digest, limited, phone_keys.channel,
+                             expected]
     if values is not None:
         args += _commit_values(values)
     if creation is not None:

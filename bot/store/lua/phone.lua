@@ -32,18 +32,19 @@
 --   that dies right after creating it loses nothing the worker has to do.
 --
 -- ARGV[1] 'step' (bot/store/sessions.py): a step computed from the state this process saw
---   last, checked and written in one round trip; with ARGV[10] '', the state read and the
+--   last, checked and written in one round trip; with ARGV[7] '', the state read and the
 --   lease taken for a step to compute (BEGIN).
 --   KEYS[1] the phone's state  KEYS[2] lease  KEYS[3] abandoned mark of this lease token
 --   KEYS[4..] CASE's keys, when the step creates a case (before its write)
 --   ARGV[2] lease token  ARGV[3] lease duration (ms)  ARGV[4] message digest ('' for none)
---   ARGV[5] rate limit (0: none)  ARGV[6] rate window (s)
---   ARGV[7] limit of one free-text body sent again and again in a row
---   ARGV[8] digest of this message's body ('' when it is menu keys: not a loop's sign)
---   ARGV[9] the channel's code
---   ARGV[10] the state the step was computed from: session, profile, draft, receipts and
---            unseen ('' where absent) joined by NUL; '' for none
---   ARGV[11..19] VALUES   ARGV[20..] CASE's args
+--   ARGV[5] the rate limit, '' for none, else four words joined by spaces: the limit, the
+--           window (s), the limit of one free-text body sent again and again in a row,
+--           and the digest of this message's body ('' when it is menu keys: not a
+--           loop's sign)
+--   ARGV[6] the channel's code
+--   ARGV[7] the state the step was computed from: session, profile, draft, receipts and
+--           unseen ('' where absent) joined by NUL; '' for none
+--   ARGV[8..16] VALUES   ARGV[17..] CASE's args
 --   Returns {4, the case's reply (none without a case)} once written; {3, receipts,
 --   session} when the receipts already answer this message (nothing done); {0} while a
 --   lease is held (or this token was given up on); {2, newly} over the rate limit (no
@@ -179,9 +180,12 @@ end
 
 -- Counts a message against `limit` (part n, a fixed window of `window` s); a free-text
 -- `body` that repeats the phone's previous one also counts against `repeat_limit` (part b
--- holds that body's digest and count). Returns limited, newly (1 for the message that
--- crossed the limit, else 0), counted.
-local function count_message(parts, limit, window, repeat_limit, body)
+-- holds that body's digest and count); `rate` holds the four ('' for no limit). Returns
+-- limited, newly (1 for the message that crossed the limit, else 0), counted.
+local function count_message(parts, rate)
+  if rate == '' then return false, 0, false end
+  local limit, window, repeat_limit, body = string.match(rate, '^(%d+) (%d+) (%d+) (.*)$')
+  limit, window, repeat_limit = tonumber(limit), tonumber(window), tonumber(repeat_limit)
   if limit <= 0 then return false, 0, false end
   local counter = parts['n']
   local count = (counter and tonumber(counter[1]) or 0) + 1
@@ -255,7 +259,7 @@ end
 
 local function step()
   local parts = load_parts(KEYS[1])
-  local channel = ARGV[9]
+  local channel = ARGV[6]
   local receipts = payload_of(parts, 'r' .. channel)
   if ARGV[4] ~= '' and receipts and string.find(receipts, '\28' .. ARGV[4], 1, true) then
     return {3, receipts, payload_of(parts, 's' .. channel)}
@@ -263,23 +267,22 @@ local function step()
   if redis.call('EXISTS', KEYS[2], KEYS[3]) > 0 then
     return {0}
   end
-  local limited, newly, counted = count_message(parts, tonumber(ARGV[5]), tonumber(ARGV[6]),
-    tonumber(ARGV[7]), ARGV[8])
+  local limited, newly, counted = count_message(parts, ARGV[5])
   if limited then
     save_parts(KEYS[1], parts)
     return {2, newly}
   end
   local v = {payload_of(parts, 's' .. channel), payload_of(parts, 'p'), resolved_draft(parts),
     receipts, payload_of(parts, 'x')}
-  if ARGV[10] == '' or (v[1] or '') .. '\0' .. (v[2] or '') .. '\0' .. (v[3] or '') .. '\0'
-      .. (v[4] or '') .. '\0' .. (v[5] or '') ~= ARGV[10] then
+  if ARGV[7] == '' or (v[1] or '') .. '\0' .. (v[2] or '') .. '\0' .. (v[3] or '') .. '\0'
+      .. (v[4] or '') .. '\0' .. (v[5] or '') ~= ARGV[7] then
     if counted then save_parts(KEYS[1], parts) end
     redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[3])
     return {1, v[1], v[2], v[3], v[4], v[5]}
   end
   local created = nil
-  if #KEYS > 3 then created = create_case({unpack(KEYS, 4)}, {unpack(ARGV, 20)}) end
-  write_values(parts, channel, 11)
+  if #KEYS > 3 then created = create_case({unpack(KEYS, 4)}, {unpack(ARGV, 17)}) end
+  write_values(parts, channel, 8)
   return {4, created}
 end
 
