@@ -6,7 +6,6 @@ The body was read whole and bounded by the gateway lane (`MAX_BODY_BYTES`).
 from __future__ import annotations
 
 import codecs
-from operator import methodcaller
 from urllib.parse import unquote_to_bytes
 
 from starlette.datastructures import FormData, UploadFile
@@ -46,12 +45,14 @@ def form_fields(body: bytes) -> dict[str, str]:
     """The fields of a URL-encoded body whose values are UTF-8 (a repeated name's last
     value, as `FormData.get`)."""
     fields = _unescaped(body)
-    if fields is not None:
-        try:
-            return dict(map(_NAME_VALUE, fields))
-        except ValueError:
-            pass  # a field with no `=`, or an empty one: as `form_pairs` reads it
-    return dict(form_pairs(body))
+    if fields is None:
+        return dict(form_pairs(body))
+    form = {}
+    for field in fields:
+        if field:  # as `form_pairs`: an empty field is skipped, a field with no `=` is blank
+            name, _, value = field.partition("=")
+            form[name] = value
+    return form
 
 
 def form_pairs(body: bytes) -> list[tuple[str, str]]:
@@ -68,23 +69,19 @@ def form_pairs(body: bytes) -> list[tuple[str, str]]:
         raise MalformedRequest("the form is not URL-encoded UTF-8") from error
 
 
-_NAME_VALUE = methodcaller("split", "=", 1)
-
-
 def _unescaped(body: bytes) -> list[str] | None:
     """The body's fields, unescaped, when it has no escaped `&` or `=` (`%26`, `%3D`: a
     gateway's, but for a typed one): unescaped whole, then split. None for any other (read
     field by field); MalformedRequest when it is no form."""
     try:
         text = body.decode("ascii").replace("+", " ")
-        fields = text.split("&")
-        if len(fields) > MAX_FIELDS:
+        if text.count("&") >= MAX_FIELDS:
             raise MalformedRequest(f"more than {MAX_FIELDS} form fields")
-        if "%" not in text:
-            return fields
-        if "%26" in text or ("%3" in text and ("%3D" in text or "%3d" in text)):
-            return None
-        return _unquoted(text).split("&")
+        if "%" in text:
+            if "%26" in text or ("%3" in text and ("%3D" in text or "%3d" in text)):
+                return None
+            text = _unquoted(text)
+        return text.split("&")
     except (UnicodeDecodeError, ValueError) as error:
         raise MalformedRequest("the form is not URL-encoded UTF-8") from error
 
