@@ -178,7 +178,7 @@ async def run(redis_url: str, data_dir: Path, walks: int, rounds: int, profile: 
     print(f"{Path(sys.path[0]).name}: load average {os.getloadavg()[0]:.2f} "
           f"{os.getloadavg()[1]:.2f}; {rounds} rounds of {walks} walks "
           f"({walks * (len(WALK) + 1)} hops)")
-    for label, values in (("turn alone (plan, the state joined, STEP's arguments)", alone),
+    for label, values in (("turn alone (plan, STEP's arguments)", alone),
                           ("conversation (process, real Redis)", whole),
                           ("ASGI app (gateway lane, real Redis)", served)):
         print(f"{label:45}{statistics.median(values):6.1f} µs a hop (min {min(values):.1f}; "
