@@ -59,23 +59,33 @@ async def statuses(redis: Redis, reference: str) -> list[object]:
             if event.action == "sms_status"]
 
 
-async def test_a_status_sent_while_redis_is_stopped_is_recorded_once_it_is_back(
-        own_redis: RedisServer, own_client: Redis, env: Settings, fake: FakeTwilio) -> None:
-    reference = await cases.create_case(own_client, new_case=return_request(phone=PHONE))
+async def sms_sent(redis: Redis, env: Settings, fake: FakeTwilio, *, status: str,
+                   **more: str) -> tuple[str, dict[str, str]]:
+    """A case whose confirmation SMS the worker sent; the status callback's fields for it."""
+    reference = await cases.create_case(redis, new_case=return_request(phone=PHONE))
     async with harness(env, clock=Clock()) as worker:
         await worker.cycle()
     (message,) = fake.sent_to(PHONE)
-    params = {"MessageSid": str(message["sid"]), "MessageStatus": "delivered",
-              "AccountSid": "AC1"}
+    return reference, {"MessageSid": str(message["sid"]), "MessageStatus": status, **more,
+                       "AccountSid": "AC1"}
+
+
+async def recorded(redis: Redis, reference: str) -> None:
+    started = time.monotonic()
+    while not await statuses(redis, reference):
+        assert time.monotonic() - started < RECORDED_WITHIN_SECONDS, "status lost"
+        await asyncio.sleep(0.2)
+
+
+async def test_a_status_sent_while_redis_is_stopped_is_recorded_once_it_is_back(
+        own_redis: RedisServer, own_client: Redis, env: Settings, fake: FakeTwilio) -> None:
+    reference, params = await sms_sent(own_client, env, fake, status="delivered")
     async with running_app(env, RecordedJobs()) as app, client_for(app) as client:
         own_redis.stop()
-        started = time.monotonic()
         response = await client.post(STATUS_PATH, data=params, headers=signed(env, params))
         assert response.status_code == 204  # at once: Twilio is never kept waiting
         own_redis.start()
-        while not await statuses(own_client, reference):
-            assert time.monotonic() - started < RECORDED_WITHIN_SECONDS, "status lost"
-            await asyncio.sleep(0.2)
+        await recorded(own_client, reference)
         # Twilio calling back twice with the same status changes nothing more.
         again = await client.post(STATUS_PATH, data=params, headers=signed(env, params))
         assert again.status_code == 204
@@ -86,12 +96,8 @@ async def test_statuses_waiting_at_shutdown_get_one_last_try(
         own_redis: RedisServer, own_client: Redis, env: Settings, fake: FakeTwilio,
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(status_backlog, "RETRY_SECONDS", (600.0,))  # no retry before the stop
-    reference = await cases.create_case(own_client, new_case=return_request(phone=PHONE))
-    async with harness(env, clock=Clock()) as worker:
-        await worker.cycle()
-    (message,) = fake.sent_to(PHONE)
-    params = {"MessageSid": str(message["sid"]), "MessageStatus": "failed",
-              "ErrorCode": "30003", "AccountSid": "AC1"}
+    reference, params = await sms_sent(own_client, env, fake, status="failed",
+                                       ErrorCode="30003")
     async with running_app(env, RecordedJobs()) as app, client_for(app) as client:
         own_redis.stop()
         response = await client.post(STATUS_PATH, data=params, headers=signed(env, params))
@@ -105,12 +111,8 @@ async def test_statuses_still_waiting_at_shutdown_are_kept_on_disk_for_the_next_
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(status_backlog, "RETRY_SECONDS", (600.0,))
     monkeypatch.setattr(status_backlog, "CLOSE_SECONDS", 0.5)
-    reference = await cases.create_case(own_client, new_case=return_request(phone=PHONE))
-    async with harness(env, clock=Clock()) as worker:
-        await worker.cycle()
-    (message,) = fake.sent_to(PHONE)
-    params = {"MessageSid": str(message["sid"]), "MessageStatus": "failed",
-              "ErrorCode": "30003", "AccountSid": "AC1"}
+    reference, params = await sms_sent(own_client, env, fake, status="failed",
+                                       ErrorCode="30003")
     async with running_app(env, RecordedJobs()) as app, client_for(app) as client:
         own_redis.stop()
         response = await client.post(STATUS_PATH, data=params, headers=signed(env, params))
@@ -122,9 +124,6 @@ async def test_statuses_still_waiting_at_shutdown_are_kept_on_disk_for_the_next_
     own_redis.start()
     monkeypatch.setattr(status_backlog, "RETRY_SECONDS", (0.2,))
     async with running_app(env, RecordedJobs()):
-        started = time.monotonic()
-        while not await statuses(own_client, reference):
-            assert time.monotonic() - started < RECORDED_WITHIN_SECONDS, "status lost"
-            await asyncio.sleep(0.2)
+        await recorded(own_client, reference)
     assert await statuses(own_client, reference) == ["failed"]
     assert not list(env.data_dir.glob("status-backlog-*"))

@@ -50,6 +50,15 @@ async def referral_worker(settings: Settings, *, clock: Clock | None = None,
         await opened.close()
 
 
+async def run_referral_jobs(settings: Settings, *, tries: int | None = None) -> None:
+    """A worker on `settings` takes the referral jobs queued and runs them to the end
+    (`tries`: a job's tries before it gives up, 20 ms apart at first)."""
+    retry = FAST_RETRY if tries is None else RetryPolicy(base_seconds=0.02, max_tries=tries)
+    async with referral_worker(settings, retry=retry) as worker:
+        await worker.pump()
+        await worker.run_jobs()
+
+
 async def refer(redis: Redis, reference: str, *, note: str | None = None,
                 consent: ReferralConsent = ReferralConsent.GIVEN_BY_MIGRANT,
                 configured: bool = True) -> Referral:

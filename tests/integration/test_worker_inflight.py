@@ -19,7 +19,6 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -30,8 +29,7 @@ from redis.asyncio import Redis
 
 from bot.cases import service as case_service
 from bot.cases.jobs import SEND_CASE_MESSAGE
-from bot.jobs.broker import GROUP, broker_for_url
-from bot.jobs.queue import JobQueue
+from bot.jobs.broker import GROUP
 from bot.jobs.twilio_rest import TwilioSms
 from bot.jobs.worker import Opened, open_deps, run_worker
 from bot.settings import Settings
@@ -46,6 +44,7 @@ from tests.integration.worker_support import (
     Clock,
     eventually,
     never,
+    queue_on,
     worker_env,
 )
 from tests.redis_server import RedisServer
@@ -147,17 +146,6 @@ async def _scenario(server: RedisServer, tmp_path: Path, fake: FakeTwilio,
         await asyncio.wait_for(worker, PATIENCE_SECONDS)
         await opened.close()
     assert worker.exception() is None
-
-
-@asynccontextmanager
-async def queue_on(url: str, consumer: str, redelivery_seconds: float) -> AsyncIterator[JobQueue]:
-    queue = JobQueue(broker_for_url(url, consumer=consumer, block_ms=10,
-                                    redelivery_seconds=redelivery_seconds))
-    await queue.broker.declare_group()
-    try:
-        yield queue
-    finally:
-        await queue.close()
 
 
 def described(message: Any) -> tuple[list[object], int, str]:

@@ -5,29 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from typing import Any
 
 from redis.asyncio import Redis
 
-from bot.jobs.broker import Broker, broker_for_url
-from bot.jobs.queue import JobQueue
+from bot.jobs.broker import Broker
 from bot.store import keys
-from tests.integration.worker_support import ON_EVERY_DEPLOYMENT
+from tests.integration.worker_support import ON_EVERY_DEPLOYMENT, queue_on
 
 REDELIVERY_SECONDS = 0.5
-
-
-@asynccontextmanager
-async def queue_on(url: str, consumer: str) -> AsyncIterator[JobQueue]:
-    queue = JobQueue(broker_for_url(url, consumer=consumer, block_ms=10,
-                                    redelivery_seconds=REDELIVERY_SECONDS))
-    await queue.broker.declare_group()
-    try:
-        yield queue
-    finally:
-        await queue.close()
 
 
 def jobs(found: list[object]) -> list[tuple[str, list[object], int]]:
@@ -46,16 +32,16 @@ async def fetch(broker: Broker) -> list[object]:
 @ON_EVERY_DEPLOYMENT
 async def test_a_job_queued_before_any_worker_is_not_skipped(
         redis: Redis, redis_server: Any) -> None:
-    async with queue_on(redis_server.url, "web") as web:
+    async with queue_on(redis_server.url, "web", REDELIVERY_SECONDS) as web:
         await web.enqueue("send_case_message", "12345671", "e1")  # no group yet
     assert await redis.xlen(keys.jobs_stream()) == 1
-    async with queue_on(redis_server.url, "w1") as worker:
+    async with queue_on(redis_server.url, "w1", REDELIVERY_SECONDS) as worker:
         assert jobs(await fetch(worker.broker)) == [("send_case_message", ["12345671", "e1"], 1)]
 
 
 @ON_EVERY_DEPLOYMENT
 async def test_a_job_id_is_queued_once(redis: Redis, redis_server: Any) -> None:
-    async with queue_on(redis_server.url, "w1") as queue:
+    async with queue_on(redis_server.url, "w1", REDELIVERY_SECONDS) as queue:
         assert await queue.enqueue("send_confirmation", "12345671", job_id="confirmation:1")
         assert not await queue.enqueue("send_confirmation", "12345671", job_id="confirmation:1")
         assert await queue.enqueue("send_confirmation", "12345672", job_id="confirmation:2")
@@ -66,7 +52,7 @@ async def test_a_job_id_is_queued_once(redis: Redis, redis_server: Any) -> None:
 
 @ON_EVERY_DEPLOYMENT
 async def test_a_delayed_job_waits_for_its_time(redis: Redis, redis_server: Any) -> None:
-    async with queue_on(redis_server.url, "w1") as queue:
+    async with queue_on(redis_server.url, "w1", REDELIVERY_SECONDS) as queue:
         await queue.enqueue("send_case_message", "12345671", "e1", delay_seconds=0.4)
         assert await fetch(queue.broker) == []
         assert await redis.zcard(keys.jobs_delayed()) == 1
@@ -78,8 +64,8 @@ async def test_a_delayed_job_waits_for_its_time(redis: Redis, redis_server: Any)
 @ON_EVERY_DEPLOYMENT
 async def test_a_dead_workers_job_is_taken_over_with_its_try_raised(
         redis: Redis, redis_server: Any) -> None:
-    async with queue_on(redis_server.url, "dead") as dead, \
-            queue_on(redis_server.url, "alive") as alive:
+    async with queue_on(redis_server.url, "dead", REDELIVERY_SECONDS) as dead, \
+            queue_on(redis_server.url, "alive", REDELIVERY_SECONDS) as alive:
         await dead.enqueue("send_confirmation", "12345671")
         assert len(await fetch(dead.broker)) == 1
         await dead.broker.stop_heartbeat()  # the worker dies: nobody touches its job
@@ -94,8 +80,8 @@ async def test_a_dead_workers_job_is_taken_over_with_its_try_raised(
 @ON_EVERY_DEPLOYMENT
 async def test_a_live_worker_keeps_its_running_job(
         redis: Redis, redis_server: Any) -> None:
-    async with queue_on(redis_server.url, "busy") as busy, \
-            queue_on(redis_server.url, "other") as other:
+    async with queue_on(redis_server.url, "busy", REDELIVERY_SECONDS) as busy, \
+            queue_on(redis_server.url, "other", REDELIVERY_SECONDS) as other:
         await busy.enqueue("send_confirmation", "12345671")
         assert len(await fetch(busy.broker)) == 1  # running (its heartbeat runs)
         await asyncio.sleep(REDELIVERY_SECONDS * 3)
@@ -108,7 +94,7 @@ async def test_a_job_read_by_a_listener_that_stopped_runs_when_it_starts_again(
     # The listener read the job, then stopped on a Redis error before running it: the
     # heartbeat still touches it (so no other worker takes it over), and the next
     # listener of the same worker must run it.
-    async with queue_on(redis_server.url, "w1") as queue:
+    async with queue_on(redis_server.url, "w1", REDELIVERY_SECONDS) as queue:
         await queue.enqueue("send_confirmation", "12345671")
         assert len(await fetch(queue.broker)) == 1  # read, never run nor acknowledged
         listener = queue.broker.listen()

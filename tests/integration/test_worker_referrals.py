@@ -13,7 +13,6 @@ from bot.cases.model import CaseKind
 from bot.cases.primero_case import PRIMERO_NAMESPACE
 from bot.cases.referrals import ReferralStatus
 from bot.cases.service import erase_case
-from bot.jobs.deps import RetryPolicy
 from bot.jobs.primero_api import PrimeroClient
 from bot.jobs.referrals import refer_case
 from bot.settings import Settings
@@ -25,6 +24,7 @@ from tests.integration.referral_support import (
     primero_settings,
     refer,
     referral_worker,
+    run_referral_jobs,
     the_referral,
 )
 from tests.integration.worker_support import T0, actions
@@ -46,9 +46,7 @@ async def test_a_referral_goes_once_with_the_fields_primero_knows(
     reference = await seed(redis, return_request(**ANSWERS))
     with fake_primero() as fake:
         made = await refer(redis, reference, note="Awa asked for a woman caseworker")
-        async with referral_worker(primero_settings(settings, fake)) as worker:
-            await worker.pump()
-            await worker.run_jobs()
+        await run_referral_jobs(primero_settings(settings, fake))
         (case,) = fake.cases.values()
         assert [r.headers["authorization"].startswith("Bearer ") for r in fake.creates] == [True]
     expected_id = str(uuid.uuid5(PRIMERO_NAMESPACE, f"{ORG}/{reference}"))
@@ -82,9 +80,7 @@ async def test_503_twice_then_a_revoked_token_still_make_one_case(
     with fake_primero() as fake:
         fake.plan(Fail(503, retry_after="1"), Fail(503, retry_after="1"), Revoke())
         await refer(redis, reference)
-        async with referral_worker(primero_settings(settings, fake)) as worker:
-            await worker.pump()
-            await worker.run_jobs()
+        await run_referral_jobs(primero_settings(settings, fake))
         assert len(fake.cases) == 1
         assert len(fake.creates) == 4  # 503, 503, 401 (revoked), then created
         assert len(fake.sign_ins) == 2  # the revoked token renewed once
@@ -105,9 +101,7 @@ async def test_an_answer_lost_to_a_timeout_is_read_back_as_sent(
     with fake_primero() as fake:
         fake.plan(Late(2.0))  # created, but answered after the client gave up
         await refer(redis, reference)
-        async with referral_worker(primero_settings(settings, fake)) as worker:
-            await worker.pump()
-            await worker.run_jobs()
+        await run_referral_jobs(primero_settings(settings, fake))
         assert len(fake.cases) == 1 and len(fake.creates) == 2
     referral = await the_referral(redis, reference)
     assert referral.status is ReferralStatus.SENT and referral.external_id
@@ -123,9 +117,7 @@ async def test_primero_refusing_the_case_fails_it_in_primeros_words(
     with fake_primero() as fake:
         await refer(redis, reference)
         wrong_module = primero_settings(settings, fake, primero_module="primeromodule-xx")
-        async with referral_worker(wrong_module) as worker:
-            await worker.pump()
-            await worker.run_jobs()
+        await run_referral_jobs(wrong_module)
         assert fake.cases == {} and len(fake.creates) == 1  # not tried again
     referral = await the_referral(redis, reference)
     assert referral.status is ReferralStatus.FAILED
@@ -140,10 +132,7 @@ async def test_retries_give_up_and_say_why(redis: Redis, settings: Settings) -> 
     with fake_primero() as fake:
         fake.plan(*[Fail(500, message="boom")] * 5)
         await refer(redis, reference)
-        async with referral_worker(primero_settings(settings, fake),
-                                   retry=RetryPolicy(base_seconds=0.02, max_tries=5)) as worker:
-            await worker.pump()
-            await worker.run_jobs()
+        await run_referral_jobs(primero_settings(settings, fake), tries=5)
         assert fake.cases == {} and len(fake.creates) == 5
     referral = await the_referral(redis, reference)
     assert (referral.status, referral.error, referral.attempts) == (
@@ -158,10 +147,7 @@ async def test_every_answer_lost_to_a_timeout_still_ends_sent_when_primero_has_i
     with fake_primero() as fake:
         fake.plan(*[Late(2.0)] * 3)
         await refer(redis, reference)
-        async with referral_worker(primero_settings(settings, fake),
-                                   retry=RetryPolicy(base_seconds=0.02, max_tries=3)) as worker:
-            await worker.pump()
-            await worker.run_jobs()
+        await run_referral_jobs(primero_settings(settings, fake), tries=3)
         assert len(fake.cases) == 1 and len(fake.creates) == 3
     referral = await the_referral(redis, reference)
     assert referral.status is ReferralStatus.SENT and referral.external_id
@@ -176,10 +162,7 @@ async def test_retries_given_up_with_no_answer_and_no_case_in_primero_fail(
     with fake_primero() as fake:
         fake.stop()  # nobody answers at all
         await refer(redis, reference)
-        async with referral_worker(primero_settings(settings, fake),
-                                   retry=RetryPolicy(base_seconds=0.02, max_tries=2)) as worker:
-            await worker.pump()
-            await worker.run_jobs()
+        await run_referral_jobs(primero_settings(settings, fake), tries=2)
     referral = await the_referral(redis, reference)
     assert referral.status is ReferralStatus.FAILED
     assert referral.error is not None and "gave up after 2 tries" in referral.error
@@ -191,9 +174,7 @@ async def test_wrong_credentials_fail_at_once_without_sending(
     with fake_primero() as fake:
         await refer(redis, reference)
         wrong = primero_settings(settings, fake, primero_password=SecretStr("not-it"))
-        async with referral_worker(wrong) as worker:
-            await worker.pump()
-            await worker.run_jobs()
+        await run_referral_jobs(wrong)
         assert fake.creates == [] and len(fake.sign_ins) == 1
     referral = await the_referral(redis, reference)
     assert (referral.status, referral.error) == (
@@ -206,9 +187,7 @@ async def test_a_case_erased_before_the_job_runs_sends_nothing(
     with fake_primero() as fake:
         await refer(redis, reference, note="call her sister first")
         await erase_case(redis, reference=reference, actor="operator:sam", now=T0)
-        async with referral_worker(primero_settings(settings, fake)) as worker:
-            await worker.pump()
-            await worker.run_jobs()
+        await run_referral_jobs(primero_settings(settings, fake))
         assert fake.requests == []
     referral = await the_referral(redis, reference)
     assert referral.status is ReferralStatus.FAILED and referral.note is None
@@ -222,9 +201,7 @@ async def test_a_number_unread_when_it_went_is_read_later(
     with fake_primero() as fake:
         fake.plan_reads(Fail(503, retry_after="0.1"))
         await refer(redis, reference)
-        async with referral_worker(primero_settings(settings, fake)) as worker:
-            await worker.pump()
-            await worker.run_jobs()
+        await run_referral_jobs(primero_settings(settings, fake))
         (case,) = fake.cases.values()
         assert len(fake.creates) == 1 and len(fake.reads) == 2
     assert case["address_current"] == "Gao" and case["protection_concerns"] == ["migrant"]
@@ -242,9 +219,7 @@ async def test_a_primero_answering_200_gives_its_number_at_once(
     with fake_primero() as fake:
         fake.client_id_status = 200
         await refer(redis, reference)
-        async with referral_worker(primero_settings(settings, fake)) as worker:
-            await worker.pump()
-            await worker.run_jobs()
+        await run_referral_jobs(primero_settings(settings, fake))
         (case,) = fake.cases.values()
         assert fake.reads == []
     assert case["protection_concerns"] == ["migrant", "physically_or_mentally_abused"]
@@ -255,9 +230,7 @@ async def test_a_worker_without_primero_fails_the_referral_saying_so(
         redis: Redis, settings: Settings) -> None:
     reference = await seed(redis, return_request(**ANSWERS))
     await refer(redis, reference)
-    async with referral_worker(settings) as worker:
-        await worker.pump()
-        await worker.run_jobs()
+    await run_referral_jobs(settings)
     referral = await the_referral(redis, reference)
     assert (referral.status, referral.error) == (
         ReferralStatus.FAILED, "Primero is not configured on this worker (PRIMERO_URL)")

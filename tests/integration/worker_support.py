@@ -14,6 +14,7 @@ from pydantic import SecretStr
 from redis.asyncio import Redis
 
 from bot.jobs import oncall, outbox, retention
+from bot.jobs.broker import broker_for_url
 from bot.jobs.deps import DEPS, QUEUE, Deps, RetryPolicy
 from bot.jobs.queue import JobQueue
 from bot.jobs.twilio_rest import TwilioSms
@@ -127,3 +128,16 @@ async def eventually(condition: Callable[[], bool], what: str) -> None:
     while not condition():
         assert loop.time() < deadline, f"still waiting for {what}"
         await asyncio.sleep(0.05)
+
+
+@asynccontextmanager
+async def queue_on(url: str, consumer: str, redelivery_seconds: float) -> AsyncIterator[JobQueue]:
+    """A job queue on `url` read as `consumer`, whose jobs idle `redelivery_seconds` in another
+    consumer's hands are taken over."""
+    queue = JobQueue(broker_for_url(url, consumer=consumer, block_ms=10,
+                                    redelivery_seconds=redelivery_seconds))
+    await queue.broker.declare_group()
+    try:
+        yield queue
+    finally:
+        await queue.close()
