@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from datetime import datetime
 
 from fastapi import FastAPI
 from starlette.types import Receive, Scope, Send
@@ -22,6 +23,7 @@ from bot.channels import routes as webhooks
 from bot.channels import twilio_status
 from bot.channels.gateway import Gateway
 from bot.channels.voice_routes import AUDIO_ROUTES
+from bot.conversation.loop import utcnow
 from bot.errors import ProdSettingsMissing
 from bot.jobs.queue import JobQueue
 from bot.observability import AccessLog
@@ -58,8 +60,10 @@ class HelplineApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> HelplineApp:
-    """The helpline's web app. `case_jobs` replaces the job queue (tests)."""
+def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None,
+               clock: Callable[[], datetime] = utcnow) -> HelplineApp:
+    """The helpline's web app. `case_jobs` replaces the job queue, `clock` the time of what
+    the webhooks record (tests)."""
     require_prod_settings(settings)
 
     @asynccontextmanager
@@ -68,9 +72,11 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None) -> Help
         app.state.settings = settings
         app.state.store = store
         app.state.case_jobs = case_jobs or JobQueue.open(settings, store)
-        app.state.webhooks = webhooks.make_webhooks(settings, store.scripts)
+        app.state.webhooks = webhooks.make_webhooks(settings, store.scripts, clock=clock)
         app.state.webhooks.delivery = twilio_status.delivery_recorder(
             store.redis, jobs=app.state.case_jobs)
+        app.state.webhooks.call_unanswered = twilio_status.call_recorder(
+            store.redis, ttl=settings.followup_ttl, clock=clock)
         supervisor = (asyncio.create_task(supervision.supervise(store.embedded))
                       if store.embedded is not None else None)
         gateway.hooks = app.state.webhooks

@@ -145,6 +145,7 @@ class FakeTwilio(_Server):
                 # Not in Twilio's resource: what the call was asked for, for the tests.
                 "url": request.form.get("Url"),
                 "machine_detection": request.form.get("MachineDetection"),
+                "status_callback": request.form.get("StatusCallback"),
                 "uri": f"{CALLS}/CA{self._next_sid:032d}.json",
             }
             self.calls.append(call)

@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -213,6 +213,41 @@ async def cancel(redis: Redis, *, reference: str, reason: CancelReason, ttl: int
                             now=int(now.timestamp()), ttl=ttl, actor=actor,
                             action=CANCELLED, at=iso(now),
                             detail=json.dumps({"reason": str(reason)}))
+
+
+class Unanswered(StrEnum):
+    """Why a check-in call ended without anyone taking it (the audit's `reason`)."""
+
+    BUSY = "busy"
+    NO_ANSWER = "no_answer"
+    VOICEMAIL = "voicemail"  # or a fax: Twilio's `AnsweredBy` said so, nothing was said
+    FAILED = "failed"  # the call could not be connected: the number may not work
+
+
+UNANSWERED_CALL_STATUSES = {"busy": Unanswered.BUSY, "no-answer": Unanswered.NO_ANSWER,
+                            "failed": Unanswered.FAILED}
+"""Twilio's final `CallStatus` values of a call nobody took (`completed` and `canceled`
+end a call someone took, or that we stopped)."""
+CALL_AGAIN_AFTER = timedelta(hours=4)
+"""A check-in call nobody took is placed once more this long after, at another time of
+the day (the quiet hours still hold it); a call again is not itself called again."""
+TWILIO = "twilio"  # the audit actor of what Twilio reports, as bot.cases.service.TWILIO
+
+
+async def call_unanswered(redis: Redis, *, followup: str, why: Unanswered, now: datetime,
+                          ttl: int) -> int:
+    """A check-in call (`followup`, its token) nobody took: it expires now and, unless the
+    call failed or was already a second one, is placed again after `CALL_AGAIN_AFTER`.
+    The new check-in's id, 0 for none, -1 when the token names no sent, unanswered one
+    (an answered check-in, a status told twice)."""
+    found = parse_token(followup)
+    if found is None:
+        return -1
+    reference, number = found
+    again = None if why is Unanswered.FAILED else int((now + CALL_AGAIN_AFTER).timestamp())
+    return await store.unanswered(redis, reference=reference, followup_id=number,
+                                  again_at=again, ttl=ttl, actor=TWILIO, action=EXPIRED,
+                                  at=iso(now), reason=str(why))
 
 
 def token(reference: str, followup_id: int) -> str:

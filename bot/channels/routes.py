@@ -13,6 +13,7 @@ import hmac
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import Any, Protocol
 from urllib.parse import quote_plus
 
@@ -22,7 +23,9 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from twilio.twiml.voice_response import VoiceResponse
 
+from bot.cases.followups import UNANSWERED_CALL_STATUSES, Unanswered
 from bot.channels import africastalking_ussd as ussd
+from bot.channels import outbound_calls
 from bot.channels import twilio_sms as twilio
 from bot.channels.deadlines import Deadlines
 from bot.channels.forms import form_fields, parse_form, require_form_type
@@ -30,6 +33,7 @@ from bot.channels.gateway import Answer, GatewayRequest, GatewayRoute, text
 from bot.channels.status_backlog import StatusBacklog
 from bot.channels.voice_routes import VOICE_ROUTES, VoiceOutput
 from bot.conversation import Conversation, InboundMessage, Outcome
+from bot.conversation.loop import utcnow
 from bot.engine.render import Reply, fill
 from bot.engine.spelling import spelled
 from bot.errors import MalformedRequest, PhoneBusy
@@ -59,6 +63,7 @@ USSD_TYPE = ussd.TEXT_TYPE.encode()
 TWIML_TYPE = twilio.TWIML_TYPE.encode()
 
 DeliverySink = Callable[[twilio.DeliveryStatus], Awaitable[None]]
+CallSink = Callable[[str, Unanswered], Awaitable[None]]
 
 
 class SignedRequest(Protocol):
@@ -79,6 +84,10 @@ async def log_delivery(status: twilio.DeliveryStatus) -> None:
                                         "delivery": status.status})
 
 
+async def log_call(followup: str, why: Unanswered) -> None:
+    log.info("check-in call not taken", extra={"reason": str(why)})
+
+
 class Webhooks:
     """What the webhooks need, made once at start-up (`app.state.webhooks`)."""
 
@@ -94,6 +103,7 @@ class Webhooks:
             f"{ussd.KEY_PARAMETER}={quote_plus(settings.ussd_secret.get_secret_value())}"
             .encode())
         self.delivery = delivery
+        self.call_unanswered: CallSink = log_call
         self.statuses_waiting = StatusBacklog(lambda status: self.delivery(status),
                                               spool=settings.data_dir)
         self.deadlines = Deadlines(HOP_DEADLINE_SECONDS)
@@ -142,6 +152,18 @@ class Webhooks:
             RATE_LIMITED_PHONES.inc()
         self._hop_seconds[message.channel].observe(time.perf_counter() - started)
         return handled.reply
+
+    async def tell_unanswered(self, followup: str, why: Unanswered) -> None:
+        """A check-in call nobody took, to its sink; never raises. Lost when the store does
+        not answer: the second call is, not the check-in (it expires as any unanswered)."""
+        try:
+            async with asyncio.timeout(HOP_DEADLINE_SECONDS):
+                await self.call_unanswered(followup, why)
+        except (RedisError, OSError, TimeoutError):
+            log.warning("check-in call's end not recorded: the store did not answer",
+                        extra={"reason": str(why)})
+        except Exception:
+            log.exception("check-in call's end not recorded", extra={"reason": str(why)})
 
     async def aclose(self) -> None:
         """Wait for the conversation's background work and the statuses still waiting."""
@@ -211,12 +233,13 @@ class Webhooks:
         )
 
 
-def make_webhooks(settings: Settings, redis: Any) -> Webhooks:
+def make_webhooks(settings: Settings, redis: Any,
+                  clock: Callable[[], datetime] = utcnow) -> Webhooks:
     """The webhooks' conversation on `redis` (the store's `scripts` client), with the flow
     compiled once for the process."""
     compiled = load_checked(settings.flow, settings.ussd_max_chars)
     conversation = Conversation(redis=redis, compiled=compiled, settings=settings,
-                                sms_rate_limit=settings.rate_limit)
+                                clock=clock, sms_rate_limit=settings.rate_limit)
     return Webhooks(conversation=conversation, settings=settings)
 
 
@@ -259,6 +282,12 @@ async def twilio_status_webhook(hooks: Webhooks, request: GatewayRequest) -> Ans
     form = _signed_twilio_form(request, hooks)
     if isinstance(form, Answer):
         return form
+    followup = request.query_params.get(outbound_calls.FOLLOWUP_PARAMETER)
+    if followup is not None:  # a check-in call we placed: its last status (CallStatus)
+        why = UNANSWERED_CALL_STATUSES.get(str(form.get("CallStatus", "")))
+        if why is not None:
+            await hooks.tell_unanswered(followup, why)
+        return NO_CONTENT
     try:
         status = twilio.read_status(form, request.query_params.get(BROADCAST_PARAMETER))
     except MalformedRequest as error:

@@ -7,7 +7,9 @@ on the delivery's record and, once per status, in the case's audit trail,
 through the case service (bot.cases.service: a gateway reaches storage only
 through the conversation loop or a service). A status about an alert (its
 callback URL names the recipient, `?bc=`) counts on the broadcast instead
-(bot.outreach.service).
+(bot.outreach.service). A status about a check-in call we placed (its URL names the
+check-in, `?followup=`) that nobody took ends that check-in and may call again
+(`call_recorder`, bot.cases.followups).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from datetime import UTC, datetime
 
 from redis.asyncio import Redis
 
+from bot.cases import followups
 from bot.cases import service as case_service
 from bot.cases.jobs import CaseJobs
 from bot.channels.twilio_sms import DeliveryStatus
@@ -48,5 +51,17 @@ def delivery_recorder(
         if not known:
             log.info("status of a message we have no record of",
                      extra={"message_sid": status.message_sid, "delivery": status.status})
+
+    return record
+
+
+def call_recorder(
+    redis: Redis, *, ttl: int, clock: Callable[[], datetime] = utcnow,
+) -> Callable[[str, followups.Unanswered], Awaitable[None]]:
+    """The sink of a check-in call nobody took (its token, and why): see
+    `bot.cases.followups.call_unanswered`."""
+
+    async def record(followup: str, why: followups.Unanswered) -> None:
+        await followups.call_unanswered(redis, followup=followup, why=why, now=clock(), ttl=ttl)
 
     return record

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
+from bot.cases.followups import Unanswered
 from bot.channels import africastalking_ussd as ussd
 from bot.channels import africastalking_voice as at_voice
 from bot.channels import outbound_calls
@@ -93,8 +94,12 @@ async def twilio_voice_webhook(request: Request) -> Response:
     if call.ended:
         return Response(voice.silence(), media_type=TWIML_TYPE)
     if outbound_calls.answered_by_machine(form):
-        # Not a word to a mailbox; the check-in stays unanswered (docs/followup.md).
+        # Not a word to a mailbox; the check-in ends unanswered and is called again once
+        # (docs/followup.md).
         MESSAGES.labels(Channel.VOICE, "machine_hung_up").inc()
+        followup = request.query_params.get(outbound_calls.FOLLOWUP_PARAMETER)
+        if followup is not None:
+            await hooks.tell_unanswered(followup, Unanswered.VOICEMAIL)
         return Response(voice.hang_up(), media_type=TWIML_TYPE)
     script = await _spoken(hooks, call, outbound_calls.opening(
         hooks.conversation.compiled.flow, form, request.query_params))

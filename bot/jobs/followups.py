@@ -98,6 +98,7 @@ class CallTransport:
     gateway: CallGateway | None
     to: str
     url: str
+    status_callback: str | None = None
     kind: str = "call"
 
     async def send(self) -> str:
@@ -105,7 +106,8 @@ class CallTransport:
             raise SendFailed(Failure.PERMANENT, "calls_not_configured")
         if not self.url:
             raise SendFailed(Failure.PERMANENT, "public_url_not_set")
-        return await self.gateway.call(to=self.to, url=self.url, status_callback=None)
+        return await self.gateway.call(to=self.to, url=self.url,
+                                       status_callback=self.status_callback)
 
     async def find_sent(self, since: Any) -> list[str]:
         if self.gateway is None:
@@ -121,6 +123,13 @@ def voice_url(deps: Deps, token: str, language: str) -> str:
         return ""
     query = urlencode({FOLLOWUP_PARAMETER: token, LANGUAGE_PARAMETER: language})
     return f"{base}{VOICE_PATH}?{query}"
+
+
+def call_status_url(deps: Deps, token: str) -> str | None:
+    """Where Twilio tells how a check-in call ended: one nobody took (busy, no answer) ends
+    the check-in and calls again once (`bot.cases.followups.call_unanswered`)."""
+    base = deps.status_callback()
+    return None if base is None else f"{base}?{urlencode({FOLLOWUP_PARAMETER: token})}"
 
 
 async def _first_question(deps: Deps, *, phone: str, language: str, token: str,
@@ -197,7 +206,8 @@ async def send_followup(ctx: dict[str, Any], reference: str, number: int) -> str
             deps, phone=case.phone, language=language, token=token, message_id=delivery_id)
         transport = SmsTransport(deps.sms, case.phone, text, deps.status_callback())
     else:
-        transport = CallTransport(deps.calls, case.phone, voice_url(deps, token, language))
+        transport = CallTransport(deps.calls, case.phone, voice_url(deps, token, language),
+                                  call_status_url(deps, token))
     result = await _send(deps, delivery, transport, job_id=job_id, job_try=job_try)
     if isinstance(result, Done):
         epoch = int(deps.clock().timestamp())

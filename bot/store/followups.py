@@ -113,6 +113,15 @@ async def add(redis: Redis, *, reference: str, now: int, channel: str, ttl: int,
                                 ["add", reference, ttl, now, channel, actor, action, at]))
 
 
+async def unanswered(redis: Redis, *, reference: str, followup_id: int, again_at: int | None,
+                     ttl: int, actor: str, action: str, at: str, reason: str) -> int:
+    """A check-in call nobody took: expired now, and called again at `again_at` (once).
+    The new check-in's id, 0 for none, -1 when it was not a sent, unanswered one."""
+    return int(await CHANGE.run(redis, _change_keys(reference), [
+        "unanswered", reference, ttl, followup_id, "" if again_at is None else again_at,
+        actor, action, at, reason]))
+
+
 def _mark_call(reference: str, ids: str, sources: str, target: str, now: int,
                scores: str, flags: str, ttl: int, actor: str, action: str, at: str,
                detail: str) -> tuple[list[str], list[str | int]]:

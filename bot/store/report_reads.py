@@ -93,6 +93,9 @@ async def tally(redis: Redis, *, request_kind: str, vulnerabilities: Sequence[st
     return dict(counts)
 
 
+CALLED_AGAIN = "d"
+"""The origin of a check-in call placed again after one nobody took: the same check-in,
+sent once in the report (answered, it counts as answered)."""
 HAS_SENT = (",t,", ",a,", ",x,", ",c,")
 """A check-in in one of these statuses may have been sent (the status is the only field
 that can read so): the others are not looked at."""
@@ -109,7 +112,7 @@ def _count_record(counts: defaultdict[tuple[str, str, str], float], month_of: _M
     for entry in rest.split(";"):
         # id,origin,channel,status,due,sent,answered,economic,social,psychosocial,flags
         fields = entry.split(",")
-        if len(fields) > 5 and fields[5]:
+        if len(fields) > 5 and fields[5] and fields[1] != CALLED_AGAIN:
             counts[("s", month_of(int(fields[5])), "")] += 1
         if len(fields) > 6 and fields[6]:
             month = month_of(int(fields[6]))

@@ -15,6 +15,7 @@ import pytest
 from redis.asyncio import Redis
 
 from bot.cases import service as case_service
+from bot.cases.followups import CALL_AGAIN_AFTER
 from bot.cases.model import CaseStatus, Priority
 from bot.engine import sms
 from bot.jobs import followups as followup_jobs
@@ -77,8 +78,9 @@ async def world(redis: Redis, redis_server: object, tmp_path: object,
                 fake: FakeTwilio) -> AsyncIterator[World]:
     app_settings = gateway_settings(redis_server.url, tmp_path)  # type: ignore[attr-defined]
     env = worker_env(app_settings, fake, public_url=PUBLIC_URL, oncall_numbers=ONCALL)
-    clock = Clock(T0)
-    async with running_app(app_settings) as gateway, harness(env, clock=clock) as worker:
+    clock = Clock(T0)  # the app's and the worker's
+    async with running_app(app_settings, clock=clock) as gateway, \
+            harness(env, clock=clock) as worker:
         yield World(gateway, worker, clock, fake)
 
 
@@ -250,38 +252,91 @@ MACHINE_ANSWERS = ["machine_start", "machine_end_beep", "machine_end_silence",
 async def test_a_voicemail_that_answers_a_check_in_call_hears_nothing(
         redis: Redis, world: World) -> None:
     """The survey's first words on a mailbox would tell whoever plays it that this person
-    is a returnee in touch with the helpline: a machine gets `<Hangup/>` alone."""
+    is a returnee in touch with the helpline: a machine gets `<Hangup/>` alone. The
+    check-in ends unanswered, and the call is placed once more, four hours later."""
     reference = await returned_case(redis, language="fr", channel="voice")
     world.clock.now = T0 + 30 * DAY
     await world.tick()
     (placed,) = world.fake.called(MIGRANT)
     url = str(placed["url"])
     phone = pseudonym(MIGRANT, PII_KEY.encode())
-    before = ([e.status for e in await entries(redis, reference)],
-              await redis.get(keys.phone_state(phone)), await actions(redis, reference))
-    assert before[0] == ["t", "s", "s"]
+    state_before = await redis.get(keys.phone_state(phone))
+    assert [e.status for e in await entries(redis, reference)] == ["t", "s", "s"]
     for answered_by in MACHINE_ANSWERS:  # each its own call (Twilio's values, with Enable)
         machine = OutboundCaller(world.gateway.client, phone=MIGRANT)
         heard = Heard.of(await machine.post(url, {"CallStatus": "in-progress",
                                                   "AnsweredBy": answered_by}))
         assert [verb.tag for verb in heard.verbs] == ["Hangup"], heard.xml
         assert heard.text == "" and "<Say" not in heard.xml and "<Play" not in heard.xml
-    after = ([e.status for e in await entries(redis, reference)],
-             await redis.get(keys.phone_state(phone)), await actions(redis, reference))
-    assert after == before  # no answer stored, the survey not opened, the check-in still sent
+    # No answer stored, the survey not opened; the check-in expired, one call again (the
+    # later machines found it expired already: one event, one new check-in).
+    assert await redis.get(keys.phone_state(phone)) == state_before
+    first, *scheduled, again = await entries(redis, reference)
+    assert (first.status, [e.status for e in scheduled]) == ("x", ["s", "s"])
+    assert (again.id, again.origin, again.channel, again.status) == (4, "d", "v", "s")
+    assert again.due == int((world.clock.now + CALL_AGAIN_AFTER).timestamp())
+    expired = [detail for action, detail in await actions(redis, reference)
+               if action == "followup_expired"]
+    assert expired == [{"reason": "voicemail", "followups": [1], "redial": 4}]
 
-    # Left unanswered, it expires like any check-in nobody answered.
-    world.clock.now += timedelta(seconds=world.worker.deps.settings.followup_ttl)
+    world.clock.now += CALL_AGAIN_AFTER - timedelta(seconds=1)
     await world.tick()
-    assert [e.status for e in await entries(redis, reference)] == ["x", "s", "s"]
-    assert ("followup_expired", {"reason": "no_answer", "followups": [1]}) in await actions(
-        redis, reference)
-
-    # A person answering (AnsweredBy human), even after the expiry, hears the survey.
+    assert len(world.fake.called(MIGRANT)) == 1
+    world.clock.now += timedelta(seconds=1)
+    await world.tick()
+    _, second = world.fake.called(MIGRANT)
+    assert parse_qs(urlsplit(str(second["url"])).query)["followup"] == [f"{reference}.4"]
+    # A person answering the second call hears the survey.
     person = OutboundCaller(world.gateway.client, phone=MIGRANT)
-    heard = Heard.of(await person.post(url, {"CallStatus": "in-progress",
-                                             "AnsweredBy": "human"}))
+    heard = Heard.of(await person.post(str(second["url"]), {"CallStatus": "in-progress",
+                                                            "AnsweredBy": "human"}))
     assert "Depuis votre retour" in heard.text
+
+
+@ON_EVERY_DEPLOYMENT
+@pytest.mark.parametrize(("call_status", "reason", "again"), [
+    ("no-answer", "no_answer", True), ("busy", "busy", True), ("failed", "failed", False)])
+async def test_a_check_in_call_nobody_took_is_placed_once_more(
+        redis: Redis, world: World, call_status: str, reason: str, again: bool) -> None:
+    """Twilio's last status of the call (its StatusCallback names the check-in): busy or
+    no answer, the call is placed again four hours later, once; a call that failed (the
+    number may not work) is not."""
+    reference = await returned_case(redis, language="fr", channel="voice")
+    world.clock.now = T0 + 30 * DAY
+    await world.tick()
+    (placed,) = world.fake.called(MIGRANT)
+    callback = str(placed["status_callback"])
+    assert callback == f"{PUBLIC_URL}/webhooks/twilio/status?followup={reference}.1"
+    twilio = OutboundCaller(world.gateway.client, phone=MIGRANT)
+    unsigned = await twilio.post(callback, {"CallStatus": call_status}, signed=False)
+    assert unsigned.status_code == 403
+    assert [e.status for e in await entries(redis, reference)] == ["t", "s", "s"]
+    # A call someone took (`completed`) leaves the check-in as it is.
+    assert (await twilio.post(callback, {"CallStatus": "completed"})).status_code == 204
+    assert [e.status for e in await entries(redis, reference)] == ["t", "s", "s"]
+
+    assert (await twilio.post(callback, {"CallStatus": call_status})).status_code == 204
+    assert (await twilio.post(callback, {"CallStatus": call_status})).status_code == 204
+    statuses = [(e.id, e.origin, e.status) for e in await entries(redis, reference)]
+    assert statuses[0] == (1, "r", "x")
+    assert statuses[3:] == ([(4, "d", "s")] if again else [])
+    expired = [detail for action, detail in await actions(redis, reference)
+               if action == "followup_expired"]
+    assert expired == [{"reason": reason, "followups": [1], **({"redial": 4} if again else {})}]
+    world.clock.now += CALL_AGAIN_AFTER
+    await world.tick()
+    if not again:
+        assert len(world.fake.called(MIGRANT)) == 1
+        return
+    _, second = world.fake.called(MIGRANT)
+    callback = str(second["status_callback"])
+    assert callback.endswith(f"?followup={reference}.4")
+    # Nobody takes the second call either: it expires, and no third call is placed.
+    assert (await twilio.post(callback, {"CallStatus": call_status})).status_code == 204
+    assert [(e.id, e.status) for e in await entries(redis, reference)][3:] == [(4, "x")]
+    world.clock.now += 2 * CALL_AGAIN_AFTER
+    await world.tick()
+    assert len(world.fake.called(MIGRANT)) == 2
 
 
 @ON_EVERY_DEPLOYMENT

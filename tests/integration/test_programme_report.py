@@ -105,6 +105,37 @@ async def test_the_monthly_figures_with_small_numbers_suppressed(
         {"report": "programme", "from": "2026-03", "to": "2026-04", "format": "json"}]
 
 
+async def test_a_check_in_called_again_is_sent_once_in_the_figures(
+        redis: Redis, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
+    """A check-in call nobody took is placed once more (a check-in of origin `d`): the
+    same check-in, so the report counts it sent once, and answered when the second call
+    was."""
+    sup, _ = clients
+    at = int(APRIL.timestamp())
+    for n in range(5):
+        reference = await create(redis, 40 + n, followup_consent="yes")
+        for status in ("contacted", "in_progress", "return_arranged", "returned"):
+            await case_service.update_case(redis, reference=reference, actor="operator:x",
+                                           now=APRIL, status=CaseStatus(status))
+        await followups.schedule_returned(redis, reference=reference, returned_at=APRIL,
+                                          days=(0,), ttl=3600)
+        await followup_store.mark(redis, reference=reference, ids="1", sources="s", target="t",
+                                  now=at, ttl=3600)
+        again = await followups.call_unanswered(
+            redis, followup=followups.token(reference, 1), why=followups.Unanswered.BUSY,
+            now=APRIL, ttl=3600)
+        assert again == 2
+        later = at + int(followups.CALL_AGAIN_AFTER.total_seconds())
+        await followup_store.mark(redis, reference=reference, ids="2", sources="s", target="t",
+                                  now=later, ttl=3600)
+        await followup_store.mark(redis, reference=reference, ids="2", sources="t", target="a",
+                                  now=later + 60, ttl=3600, scores="500 1000 -")
+    response = await sup.get(REPORT, params={"from": "2026-04", "to": "2026-04"})
+    assert response.status_code == 200, response.text
+    (april,) = response.json()["months"]
+    assert (april["checkins"]["sent"], april["checkins"]["answered"]) == (5, 5)
+
+
 async def test_the_csv_has_the_same_figures_and_a_blank_for_each_suppressed_one(
         redis: Redis, clients: tuple[httpx.AsyncClient, httpx.AsyncClient]) -> None:
     sup, _ = clients

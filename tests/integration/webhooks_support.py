@@ -5,9 +5,10 @@ from __future__ import annotations
 import itertools
 import re
 import xml.etree.ElementTree as ET
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from twilio.request_validator import RequestValidator
 
 from bot.app import create_app
 from bot.channels.routes import SMS_PATH, STATUS_PATH, USSD_PATH
+from bot.conversation.loop import utcnow
 from bot.settings import Settings
 
 AUTH_TOKEN = "twilio-auth-token-for-tests"
@@ -134,11 +136,11 @@ def screen(response: httpx.Response) -> str:
 
 
 @asynccontextmanager
-async def running_app(settings: Settings,
-                      base_url: str = "http://127.0.0.1:8000") -> AsyncIterator[Gateway]:
+async def running_app(settings: Settings, base_url: str = "http://127.0.0.1:8000",
+                      clock: Callable[[], datetime] = utcnow) -> AsyncIterator[Gateway]:
     """The real app (lifespan included), reached over plain http on 127.0.0.1 (or at
-    `base_url`: its scheme is the ASGI scope's, as behind a TLS proxy)."""
-    app = create_app(settings, case_jobs=NoJobs())
+    `base_url`: its scheme is the ASGI scope's, as behind a TLS proxy), on `clock`'s time."""
+    app = create_app(settings, case_jobs=NoJobs(), clock=clock)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url,

@@ -1,10 +1,11 @@
 -- followup_change.lua: a change to one case's follow-up record and its due entry
--- (bot/store/followups.py): `schedule` the check-ins of a return, `add` one now, or
--- `mark` some of them with a new status.
+-- (bot/store/followups.py): `schedule` the check-ins of a return, `add` one now,
+-- `mark` some of them with a new status, or end a check-in call nobody took
+-- (`unanswered`).
 --
 -- KEYS[1] shard's follow-up hash   KEYS[2] shard's due index   KEYS[3] case record
 -- KEYS[4] case answers   KEYS[5] shard's audit stream   KEYS[6] case trail
--- ARGV[1] the change: schedule | add | mark   ARGV[2] reference
+-- ARGV[1] the change: schedule | add | mark | unanswered   ARGV[2] reference
 -- ARGV[3] ttl of a sent check-in (s): when a sent one expires (its due score)
 -- schedule (once: a record with its return time set is left as it is; only a case whose
 -- answers say yes to follow-up gets check-ins; no audit event of its own: the status
@@ -17,6 +18,15 @@
 --   ARGV[4] now (epoch s)   ARGV[5] channel code (s|v)   ARGV[6] audit actor
 --   ARGV[7] audit action   ARGV[8] now (ISO 8601)
 --   Returns the new check-in's id; -1 when there is no such case.
+-- unanswered (a check-in call nobody took: busy, no answer, a voicemail; once a call):
+--   ARGV[4] the check-in's id   ARGV[5] when to call again (epoch s), '' for never
+--   ARGV[6] audit actor   ARGV[7] audit action   ARGV[8] now (ISO 8601)
+--   ARGV[9] why (the audit detail's `reason`)
+--   A sent check-in (t) becomes expired (x) at once; unless it was itself a call again
+--   (origin d) or ARGV[5] is '', a new check-in of origin d on the same channel is due
+--   then. One audit event: {reason, followups: [id], redial: the new id (when one)}.
+--   Returns the new check-in's id, 0 when none was added, -1 when the check-in was not
+--   sent and unanswered (answered already, expired, cancelled, or no such one).
 -- mark (some check-ins, in the statuses it may start from, get a new status):
 --   ARGV[4] ids, space-separated, or '*' for every check-in
 --   ARGV[5] status codes it may start from (e.g. 'sq')   ARGV[6] the new status code
@@ -35,6 +45,7 @@
 -- <check-in>: id,origin,channel,status,due,sent,answered,economic,social,psychosocial,flags
 --   (trailing empty fields left out)
 --   origin  r: scheduled at the return   o: asked by an operator
+--           d: a call again after a check-in call nobody took (`unanswered`)
 --   channel s: SMS   v: voice call
 --   status  s: scheduled   q: due, its job queued   t: sent   a: answered
 --           x: expired   c: cancelled
@@ -220,7 +231,33 @@ local function mark()
   return #changed
 end
 
+local function unanswered()
+  local raw = redis.call('HGET', KEYS[1], ref)
+  if not raw then return -1 end
+  local record = parse_record(raw)
+  local called = nil
+  for _, entry in ipairs(record.entries) do
+    if entry.id == ARGV[4] and entry.status == 't' then called = entry end
+  end
+  if not called then return -1 end
+  called.status = 'x'
+  local detail = {reason = ARGV[9], followups = {tonumber(called.id)}}
+  local again = 0
+  if ARGV[5] ~= '' and called.origin ~= 'd' then
+    again = last_id(record) + 1
+    record.entries[#record.entries + 1] = {id = tostring(again), origin = 'd',
+      channel = called.channel, status = 's', due = ARGV[5]}
+    detail['redial'] = again
+  end
+  save_record(KEYS[1], KEYS[2], ref, record, ttl)
+  local trail = false
+  if redis.call('EXISTS', KEYS[3]) == 1 then trail = KEYS[6] end
+  audit(KEYS[5], trail, ref, ARGV[6], ARGV[7], ARGV[8], cjson.encode(detail))
+  return again
+end
+
 if ARGV[1] == 'schedule' then return schedule() end
 if ARGV[1] == 'add' then return add() end
 if ARGV[1] == 'mark' then return mark() end
+if ARGV[1] == 'unanswered' then return unanswered() end
 return redis.error_reply('unknown change ' .. ARGV[1])
