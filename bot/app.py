@@ -74,9 +74,8 @@ def create_app(settings: Settings, *, case_jobs: CaseJobs | None = None,
         app.state.case_jobs = case_jobs or JobQueue.open(settings, store)
         app.state.webhooks = webhooks.make_webhooks(settings, store.scripts, clock=clock)
         app.state.webhooks.delivery = twilio_status.delivery_recorder(
-            store.redis, jobs=app.state.case_jobs)
-        app.state.webhooks.call_unanswered = twilio_status.call_recorder(
-            store.redis, ttl=settings.followup_ttl, clock=clock)
+            store.redis, clock=clock, jobs=app.state.case_jobs,
+            followup_ttl=settings.followup_ttl)
         supervisor = (asyncio.create_task(supervision.supervise(store.embedded))
                       if store.embedded is not None else None)
         gateway.hooks = app.state.webhooks

@@ -224,10 +224,6 @@ class Unanswered(StrEnum):
     FAILED = "failed"  # the call could not be connected: the number may not work
 
 
-UNANSWERED_CALL_STATUSES = {"busy": Unanswered.BUSY, "no-answer": Unanswered.NO_ANSWER,
-                            "failed": Unanswered.FAILED}
-"""Twilio's final `CallStatus` values of a call nobody took (`completed` and `canceled`
-end a call someone took, or that we stopped)."""
 CALL_AGAIN_AFTER = timedelta(hours=4)
 """A check-in call nobody took is placed once more this long after, at another time of
 the day (the quiet hours still hold it); a call again is not itself called again."""

@@ -12,13 +12,19 @@ the answer is `<Hangup/>` alone, before the conversation is touched, because the
 survey's first words would tell anyone who plays the mailbox that this person is a
 returnee in touch with the helpline. `human` and `unknown` (most often a person who
 has not spoken yet) hear the survey.
+
+How a check-in call ended comes to the status webhook (its `StatusCallback` names
+the check-in too): a call nobody took (busy, no answer, or a machine here) becomes a
+`DeliveryStatus` with `followup` set, recorded (or kept while Redis is away) as any
+status, and the check-in is called again once (`bot.cases.followups.call_unanswered`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 
-from bot.cases.followups import parse_token
+from bot.cases.followups import Unanswered, parse_token
+from bot.channels.twilio_sms import DeliveryStatus
 from bot.engine.session import Opening
 from bot.engine.survey import FOLLOWUP_ANSWER
 from bot.flows.model import Flow
@@ -30,6 +36,26 @@ ANSWERED_BY = "AnsweredBy"
 NOT_A_PERSON = frozenset({"machine_start", "machine_end_beep", "machine_end_silence",
                           "machine_end_other", "fax"})
 """Twilio's `AnsweredBy` values for a voicemail, an answering machine or a fax."""
+
+
+CALL_ENDS = {"busy": Unanswered.BUSY, "no-answer": Unanswered.NO_ANSWER,
+             "failed": Unanswered.FAILED}
+"""Twilio's final `CallStatus` values of a call nobody took (`completed` and `canceled`
+end a call someone took, or that we stopped: nothing to do)."""
+
+
+def read_call_end(form: Mapping[str, object], followup: str) -> DeliveryStatus | None:
+    """A check-in call's status callback: why nobody took it, or None (someone did)."""
+    why = CALL_ENDS.get(str(form.get("CallStatus", "")))
+    if why is None:
+        return None
+    return DeliveryStatus(str(form.get("CallSid", "")), str(why), followup=followup)
+
+
+def voicemail(form: Mapping[str, object], followup: str) -> DeliveryStatus:
+    """A check-in call a voicemail or a fax took (`answered_by_machine`): nobody did."""
+    return DeliveryStatus(str(form.get("CallSid", "")), str(Unanswered.VOICEMAIL),
+                          followup=followup)
 
 
 def placed_by_us(form: Mapping[str, object]) -> bool:

@@ -23,7 +23,6 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 from twilio.twiml.voice_response import VoiceResponse
 
-from bot.cases.followups import UNANSWERED_CALL_STATUSES, Unanswered
 from bot.channels import africastalking_ussd as ussd
 from bot.channels import outbound_calls
 from bot.channels import twilio_sms as twilio
@@ -63,7 +62,6 @@ USSD_TYPE = ussd.TEXT_TYPE.encode()
 TWIML_TYPE = twilio.TWIML_TYPE.encode()
 
 DeliverySink = Callable[[twilio.DeliveryStatus], Awaitable[None]]
-CallSink = Callable[[str, Unanswered], Awaitable[None]]
 
 
 class SignedRequest(Protocol):
@@ -84,10 +82,6 @@ async def log_delivery(status: twilio.DeliveryStatus) -> None:
                                         "delivery": status.status})
 
 
-async def log_call(followup: str, why: Unanswered) -> None:
-    log.info("check-in call not taken", extra={"reason": str(why)})
-
-
 class Webhooks:
     """What the webhooks need, made once at start-up (`app.state.webhooks`)."""
 
@@ -103,7 +97,6 @@ class Webhooks:
             f"{ussd.KEY_PARAMETER}={quote_plus(settings.ussd_secret.get_secret_value())}"
             .encode())
         self.delivery = delivery
-        self.call_unanswered: CallSink = log_call
         self.statuses_waiting = StatusBacklog(lambda status: self.delivery(status),
                                               spool=settings.data_dir)
         self.deadlines = Deadlines(HOP_DEADLINE_SECONDS)
@@ -153,17 +146,20 @@ class Webhooks:
         self._hop_seconds[message.channel].observe(time.perf_counter() - started)
         return handled.reply
 
-    async def tell_unanswered(self, followup: str, why: Unanswered) -> None:
-        """A check-in call nobody took, to its sink; never raises. Lost when the store does
-        not answer: the second call is, not the check-in (it expires as any unanswered)."""
+    async def record_status(self, status: twilio.DeliveryStatus) -> None:
+        """A status Twilio told, to the store; never raises. While the store does not
+        answer it waits in `statuses_waiting` (Twilio does not tell it again)."""
         try:
             async with asyncio.timeout(HOP_DEADLINE_SECONDS):
-                await self.call_unanswered(followup, why)
+                await self.delivery(status)
         except (RedisError, OSError, TimeoutError):
-            log.warning("check-in call's end not recorded: the store did not answer",
-                        extra={"reason": str(why)})
+            log.warning("delivery status kept until the store answers",
+                        extra={"message_sid": status.message_sid})
+            self.statuses_waiting.add(status)
         except Exception:
-            log.exception("check-in call's end not recorded", extra={"reason": str(why)})
+            # As for messages: the gateway never gets a 5xx; the bug is logged.
+            log.exception("delivery status not recorded",
+                          extra={"message_sid": status.message_sid})
 
     async def aclose(self) -> None:
         """Wait for the conversation's background work and the statuses still waiting."""
@@ -283,10 +279,10 @@ async def twilio_status_webhook(hooks: Webhooks, request: GatewayRequest) -> Ans
     if isinstance(form, Answer):
         return form
     followup = request.query_params.get(outbound_calls.FOLLOWUP_PARAMETER)
-    if followup is not None:  # a check-in call we placed: its last status (CallStatus)
-        why = UNANSWERED_CALL_STATUSES.get(str(form.get("CallStatus", "")))
-        if why is not None:
-            await hooks.tell_unanswered(followup, why)
+    if followup is not None:  # a check-in call we placed: how it ended
+        call_end = outbound_calls.read_call_end(form, followup)
+        if call_end is not None:
+            await hooks.record_status(call_end)
         return NO_CONTENT
     try:
         status = twilio.read_status(form, request.query_params.get(BROADCAST_PARAMETER))
@@ -294,16 +290,7 @@ async def twilio_status_webhook(hooks: Webhooks, request: GatewayRequest) -> Ans
         return hooks.refused(Channel.SMS, error)
     known = status.status if status.status in twilio.DELIVERY_STATUSES else "other"
     DELIVERY_STATUSES.labels(known).inc()
-    try:
-        async with asyncio.timeout(HOP_DEADLINE_SECONDS):
-            await hooks.delivery(status)
-    except (RedisError, OSError, TimeoutError):
-        log.warning("delivery status kept until the store answers",
-                    extra={"message_sid": status.message_sid})
-        hooks.statuses_waiting.add(status)
-    except Exception:
-        # As for messages: the gateway never gets a 5xx; the bug is logged.
-        log.exception("delivery status not recorded", extra={"message_sid": status.message_sid})
+    await hooks.record_status(status)
     return NO_CONTENT
 
 

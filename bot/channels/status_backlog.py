@@ -3,7 +3,8 @@
 Twilio does not send a status callback again once it is answered (its own retries,
 for an error, span seconds at most, and a gateway never gets a 5xx from us), so a
 status that arrives while Redis is restarting or frozen would be lost: a `failed`
-alert would then never get its SMS fallback, a 21610 never mark the phone opted out.
+alert would then never get its SMS fallback, a 21610 never mark the phone opted out,
+a check-in call nobody took never be placed again.
 The route answers 204 at once either way; a status it could not record waits here,
 in this process's memory, and is recorded in arrival order once Redis answers again.
 Recording is idempotent (a status seen before is not recorded twice), so a status
@@ -14,8 +15,9 @@ the statuses left to a file under `HELPLINE_DATA_DIR` (readable by its user only
 the next process to start takes each such file (one process each) and records them
 once the store answers. What it cannot cover: a process killed outright, a data
 directory not kept across restarts, and more than `MAX_WAITING` statuses in one
-outage (the oldest are dropped, counted in a warning). A status holds a message
-SID, a status, an error code and an alert recipient's tag: no phone number, no body.
+outage (the oldest are dropped, counted in a warning). A status holds a message (or
+call) SID, a status, an error code, an alert recipient's tag and a check-in's token
+(reference and number): no phone number, no body.
 """
 
 from __future__ import annotations

@@ -59,6 +59,10 @@ class DeliveryStatus:
     error_code: str = ""
     alert: str = ""
     """The alert recipient the status is about (the callback URL's `bc`), if any."""
+    followup: str = ""
+    """The check-in call the status is about (the callback URL's `followup`), if any: then
+    `message_sid` is the call's SID and `status` why nobody took it
+    (`bot.cases.followups.Unanswered`)."""
 
 
 def read_sms(form: FormData, default_region: str) -> InboundSms:

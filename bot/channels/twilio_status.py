@@ -7,9 +7,9 @@ on the delivery's record and, once per status, in the case's audit trail,
 through the case service (bot.cases.service: a gateway reaches storage only
 through the conversation loop or a service). A status about an alert (its
 callback URL names the recipient, `?bc=`) counts on the broadcast instead
-(bot.outreach.service). A status about a check-in call we placed (its URL names the
-check-in, `?followup=`) that nobody took ends that check-in and may call again
-(`call_recorder`, bot.cases.followups).
+(bot.outreach.service). A check-in call we placed that nobody took (its callback URL
+names the check-in, `?followup=`) ends that check-in and may call again
+(bot.cases.followups.call_unanswered).
 """
 
 from __future__ import annotations
@@ -34,11 +34,17 @@ def utcnow() -> datetime:
 
 
 def delivery_recorder(
-    redis: Redis, *, clock: Callable[[], datetime] = utcnow, jobs: CaseJobs | None = None
+    redis: Redis, *, clock: Callable[[], datetime] = utcnow, jobs: CaseJobs | None = None,
+    followup_ttl: int = 0,
 ) -> Callable[[DeliveryStatus], Awaitable[None]]:
     """The sink of the status webhook: record the status; a 21610 marks the phone opted out."""
 
     async def record(status: DeliveryStatus) -> None:
+        if status.followup:
+            await followups.call_unanswered(redis, followup=status.followup,
+                                            why=followups.Unanswered(status.status),
+                                            now=clock(), ttl=followup_ttl)
+            return
         if status.alert:
             await outreach.record_alert_status(redis, jobs, tag=status.alert,
                                                status=status.status,
@@ -54,14 +60,3 @@ def delivery_recorder(
 
     return record
 
-
-def call_recorder(
-    redis: Redis, *, ttl: int, clock: Callable[[], datetime] = utcnow,
-) -> Callable[[str, followups.Unanswered], Awaitable[None]]:
-    """The sink of a check-in call nobody took (its token, and why): see
-    `bot.cases.followups.call_unanswered`."""
-
-    async def record(followup: str, why: followups.Unanswered) -> None:
-        await followups.call_unanswered(redis, followup=followup, why=why, now=clock(), ttl=ttl)
-
-    return record

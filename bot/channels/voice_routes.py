@@ -15,7 +15,6 @@ from starlette.requests import Request
 from starlette.responses import FileResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
-from bot.cases.followups import Unanswered
 from bot.channels import africastalking_ussd as ussd
 from bot.channels import africastalking_voice as at_voice
 from bot.channels import outbound_calls
@@ -99,7 +98,7 @@ async def twilio_voice_webhook(request: Request) -> Response:
         MESSAGES.labels(Channel.VOICE, "machine_hung_up").inc()
         followup = request.query_params.get(outbound_calls.FOLLOWUP_PARAMETER)
         if followup is not None:
-            await hooks.tell_unanswered(followup, Unanswered.VOICEMAIL)
+            await hooks.record_status(outbound_calls.voicemail(form, followup))
         return Response(voice.hang_up(), media_type=TWIML_TYPE)
     script = await _spoken(hooks, call, outbound_calls.opening(
         hooks.conversation.compiled.flow, form, request.query_params))

@@ -10,17 +10,28 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from twilio.request_validator import RequestValidator
 
+from bot.cases import followups
+from bot.cases import service as case_service
+from bot.cases.model import CaseStatus
 from bot.channels import status_backlog
 from bot.settings import Settings
 from bot.store import audit, cases
+from bot.store import followups as followup_store
 from tests.fake_twilio import AUTH_TOKEN, FakeTwilio, fake_twilio
-from tests.integration.admin_support import RecordedJobs, client_for, return_request, running_app
+from tests.integration.admin_support import (
+    T0,
+    RecordedJobs,
+    client_for,
+    return_request,
+    running_app,
+)
 from tests.integration.webhooks_support import gateway_settings
 from tests.integration.worker_support import Clock, harness, worker_env
 from tests.redis_server import RedisServer
@@ -48,9 +59,9 @@ async def own_client(own_redis: RedisServer) -> AsyncIterator[Redis]:
     await client.aclose()
 
 
-def signed(env: Settings, params: dict[str, str]) -> dict[str, str]:
+def signed(env: Settings, params: dict[str, str], path: str = STATUS_PATH) -> dict[str, str]:
     assert env.public_url is not None
-    url = env.public_url + STATUS_PATH
+    url = env.public_url + path
     return {"X-Twilio-Signature": RequestValidator(AUTH_TOKEN).compute_signature(url, params)}
 
 
@@ -127,3 +138,34 @@ async def test_statuses_still_waiting_at_shutdown_are_kept_on_disk_for_the_next_
         await recorded(own_client, reference)
     assert await statuses(own_client, reference) == ["failed"]
     assert not list(env.data_dir.glob("status-backlog-*"))
+
+
+async def test_a_check_in_call_nobody_took_told_while_redis_is_stopped_is_called_again(
+        own_redis: RedisServer, own_client: Redis, env: Settings) -> None:
+    """How a check-in call ended waits with the other statuses: the second call is not lost."""
+    new_case = replace(return_request(phone=PHONE, followup_consent="yes"), channel="voice")
+    reference = await cases.create_case(own_client, new_case=new_case)
+    for status in ("contacted", "in_progress", "return_arranged", "returned"):
+        await case_service.update_case(own_client, reference=reference, actor="operator:x",
+                                       now=T0, status=CaseStatus(status))
+    await followups.schedule_returned(own_client, reference=reference, returned_at=T0,
+                                      days=(0,), ttl=3600)
+    await followup_store.mark(own_client, reference=reference, ids="1", sources="s",
+                              target="t", now=int(T0.timestamp()), ttl=3600)
+    params = {"CallSid": "CA1", "CallStatus": "no-answer", "AccountSid": "AC1"}
+    path = f"{STATUS_PATH}?followup={reference}.1"
+    async with running_app(env, RecordedJobs()) as app, client_for(app) as client:
+        own_redis.stop()
+        response = await client.post(path, data=params, headers=signed(env, params, path))
+        assert response.status_code == 204  # at once: Twilio is never kept waiting
+        own_redis.start()
+        started = time.monotonic()
+        while True:
+            record = await followup_store.read(own_client, reference)
+            assert record is not None
+            if record.entries[0].status == "x":
+                break
+            assert time.monotonic() - started < RECORDED_WITHIN_SECONDS, "call's end lost"
+            await asyncio.sleep(0.2)
+    assert [(e.id, e.origin, e.status) for e in record.entries] == [(1, "r", "x"),
+                                                                     (2, "d", "s")]
