@@ -51,6 +51,8 @@ class FollowupOut(BaseModel):
     alarm: bool = Field(default=False, description="An answer the survey marks as an alarm "
                         "was given (in danger, deep distress)")
     call_asked: bool = Field(default=False, description="The migrant asked to be called")
+    call_again: bool = Field(default=False, description="A second call: the check-in call "
+                             "before it was not taken (busy, no answer, a voicemail)")
 
     @classmethod
     def of(cls, found: followups.Followup) -> FollowupOut:
@@ -58,7 +60,7 @@ class FollowupOut(BaseModel):
                    status=found.status,
                    scores=Scores.model_validate(found.scores) if found.scores else None,
                    answered_at=found.answered_at, sent_at=found.sent_at, alarm=found.alarm,
-                   call_asked=found.call_asked)
+                   call_asked=found.call_asked, call_again=found.call_again)
 
 
 def channel_name(channel: Channel) -> Literal["sms", "voice"]:

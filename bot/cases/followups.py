@@ -96,6 +96,8 @@ class Followup:
     sent_at: datetime | None = None
     alarm: bool = False
     call_asked: bool = False
+    call_again: bool = False
+    """A second call: the check-in call before it was not taken (`call_unanswered`)."""
 
 
 def _moment(epoch: int | None) -> datetime | None:
@@ -124,7 +126,8 @@ def view(entry: store.Entry, *, cancelled_now: bool = False) -> Followup:
                     channel=_CHANNEL_OF_CODE.get(entry.channel, Channel.SMS), status=status,
                     scores=scores_of(entry), answered_at=_moment(entry.answered),
                     sent_at=_moment(entry.sent), alarm=ALARM in entry.flags,
-                    call_asked=CALL_ME in entry.flags)
+                    call_asked=CALL_ME in entry.flags,
+                    call_again=entry.origin == store.CALLED_AGAIN)
 
 
 def has_consent(case: Case) -> bool:

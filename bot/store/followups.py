@@ -28,6 +28,9 @@ PER_MILLE = 1000
 DUE_BATCH = 500
 """Cases a look at one shard's due index returns at most (the rest: next second)."""
 
+CALLED_AGAIN = "d"
+"""The origin code of a check-in placed again after a call nobody took (`unanswered`)."""
+
 CHANGE = Script.load("followup_change")
 DUE = Script.load("followups_due")
 

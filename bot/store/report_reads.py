@@ -19,6 +19,7 @@ from redis.asyncio import Redis
 
 from bot.store import keys
 from bot.store.cases import text_of
+from bot.store.followups import CALLED_AGAIN
 from bot.store.scripts import Script, batch
 
 REFRESH_FACTS = Script.load("report_facts")
@@ -93,9 +94,6 @@ async def tally(redis: Redis, *, request_kind: str, vulnerabilities: Sequence[st
     return dict(counts)
 
 
-CALLED_AGAIN = "d"
-"""The origin of a check-in call placed again after one nobody took: the same check-in,
-sent once in the report (answered, it counts as answered)."""
 HAS_SENT = (",t,", ",a,", ",x,", ",c,")
 """A check-in in one of these statuses may have been sent (the status is the only field
 that can read so): the others are not looked at."""
@@ -112,6 +110,7 @@ def _count_record(counts: defaultdict[tuple[str, str, str], float], month_of: _M
     for entry in rest.split(";"):
         # id,origin,channel,status,due,sent,answered,economic,social,psychosocial,flags
         fields = entry.split(",")
+        # a call again (origin d) is the same check-in: sent once, answered if it was
         if len(fields) > 5 and fields[5] and fields[1] != CALLED_AGAIN:
             counts[("s", month_of(int(fields[5])), "")] += 1
         if len(fields) > 6 and fields[6]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +13,10 @@ import pytest
 from playwright.sync_api import Browser, expect
 from redis.asyncio import Redis
 
+from bot.cases import followups
 from bot.cases.model import CaseKind
 from bot.store import cases
+from bot.store import followups as followup_store
 from tests.e2e.console_support import (
     PHONE_SCREEN,
     Console,
@@ -45,6 +47,18 @@ def console(redis_server: Any, tmp_path: Path) -> Iterator[Console]:
                 phone=f"+2237030{n:04d}", kind=CaseKind.CALLBACK), created_at=now))
         CONSENTING[:] = [await cases.create_case(redis, new_case=replace(return_request(
             phone="+22370400000", followup_consent="yes"), created_at=now))]
+        # One from last year (outside the report's months) whose check-in call nobody
+        # took, so it is placed once more.
+        called = await cases.create_case(redis, new_case=replace(return_request(
+            phone="+22370400001", followup_consent="yes"), created_at=now - timedelta(days=400)))
+        CONSENTING.append(called)
+        await followup_store.add(redis, reference=called, now=int(now.timestamp()),
+                                 channel="v", ttl=3600, actor="operator:ana",
+                                 action=followups.REQUESTED, at=now.isoformat())
+        await followup_store.mark(redis, reference=called, ids="1", sources="s", target="t",
+                                  now=int(now.timestamp()), ttl=3600)
+        await followups.call_unanswered(redis, followup=followups.token(called, 1),
+                                        why=followups.Unanswered.NO_ANSWER, now=now, ttl=3600)
 
     yield from serve(redis_server, tmp_path, also_seed=seed)
 
@@ -120,6 +134,14 @@ def test_a_case_page_lists_its_check_ins_and_asks_for_one_now(
     expect(page.locator("#case-followups li")).to_contain_text("no. 1 · call · due")
     expect(page.locator("#case-followups li")).to_contain_text("scheduled")
     no_violations(page, "case with check-ins")
+    page.goto(f"{console.url}/admin/#/case/{CONSENTING[1]}")
+    expect(page.locator("#case-followups li")).to_have_count(2)
+    first, second = page.locator("#case-followups li").all()
+    expect(first).to_contain_text("no. 1 · call · due")
+    expect(first).to_contain_text("no answer")
+    expect(first).not_to_contain_text("second call")
+    expect(second).to_contain_text("no. 2 · call · due")
+    expect(second).to_contain_text("scheduled · second call (the first was not taken)")
     page.goto(f"{console.url}/admin/#/case/{console.normal}")  # no follow-up consent
     expect(page.locator("section[aria-labelledby=h-followups]")).to_contain_text(
         "No check-in planned.")

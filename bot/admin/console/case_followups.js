@@ -15,6 +15,7 @@ addWords({
     fu_channel_sms: "SMS", fu_channel_voice: "appel",
     fu_scores: "scores : économique {e}, social {s}, psychosocial {p}, global {c}",
     fu_alarm: "réponse d'alerte", fu_call: "demande un appel",
+    fu_call_again: "deuxième appel (le premier n'a pas été pris)",
   },
   en: {
     followups: "Follow-up after return", followups_none: "No check-in planned.",
@@ -27,6 +28,7 @@ addWords({
     fu_channel_sms: "SMS", fu_channel_voice: "call",
     fu_scores: "scores: economic {e}, social {s}, psychosocial {p}, overall {c}",
     fu_alarm: "alarm answer", fu_call: "asks for a call",
+    fu_call_again: "second call (the first was not taken)",
   },
 });
 
@@ -42,6 +44,7 @@ function line(f) {
   const item = el("li", { class: f.alarm ? "priority-urgent" : null }, parts.join(" · "));
   if (f.alarm) item.append(` · ${t("fu_alarm")}`);
   if (f.call_asked) item.append(` · ${t("fu_call")}`);
+  if (f.call_again) item.append(` · ${t("fu_call_again")}`);
   return item;
 }
 
