@@ -34,10 +34,12 @@ def utcnow() -> datetime:
 
 
 def delivery_recorder(
-    redis: Redis, *, clock: Callable[[], datetime] = utcnow, jobs: CaseJobs | None = None,
-    followup_ttl: int = 0,
+    redis: Redis, *, followup_ttl: int, clock: Callable[[], datetime] = utcnow,
+    jobs: CaseJobs | None = None,
 ) -> Callable[[DeliveryStatus], Awaitable[None]]:
-    """The sink of the status webhook: record the status; a 21610 marks the phone opted out."""
+    """The sink of the status webhook: record the status; a 21610 marks the phone opted out;
+    a check-in call nobody took expires (`followup_ttl`: HELPLINE_FOLLOWUP_TTL) and may be
+    placed again."""
 
     async def record(status: DeliveryStatus) -> None:
         if status.followup:
