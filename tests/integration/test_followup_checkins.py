@@ -14,6 +14,7 @@ import httpx
 import pytest
 from redis.asyncio import Redis
 
+from bot.cases import followups
 from bot.cases import service as case_service
 from bot.cases.followups import CALL_AGAIN_AFTER
 from bot.cases.model import CaseStatus, Priority
@@ -23,6 +24,7 @@ from bot.privacy import pseudonym
 from bot.store import cases, keys, phone_state
 from bot.store import followups as followup_store
 from bot.store.cases import read_case
+from bot.types import Channel
 from tests.fake_twilio import FROM_NUMBER, FakeTwilio, fake_twilio
 from tests.integration.admin_support import T0, return_request
 from tests.integration.voice_support import Caller, Heard
@@ -337,6 +339,40 @@ async def test_a_check_in_call_nobody_took_is_placed_once_more(
     world.clock.now += 2 * CALL_AGAIN_AFTER
     await world.tick()
     assert len(world.fake.called(MIGRANT)) == 2
+
+
+@ON_EVERY_DEPLOYMENT
+async def test_an_answer_before_the_second_call_drops_it(redis: Redis, world: World) -> None:
+    """Nobody took the check-in call; an operator then asks for one now, a person answers
+    it: the second call, four hours after the first, is not placed."""
+    reference = await returned_case(redis, language="fr", channel="voice")
+    world.clock.now = T0 + 30 * DAY
+    await world.tick()
+    (placed,) = world.fake.called(MIGRANT)
+    twilio = OutboundCaller(world.gateway.client, phone=MIGRANT)
+    await twilio.post(str(placed["status_callback"]), {"CallStatus": "no-answer"})
+    assert [(e.id, e.origin, e.status) for e in await entries(redis, reference)][3:] == [
+        (4, "d", "s")]
+    world.clock.now += timedelta(minutes=30)
+    now = await followups.request_now(redis, reference=reference, channel=Channel.VOICE,
+                                      opted_out=False, ttl=3600, actor="operator:ana",
+                                      now=world.clock.now)
+    await world.tick()
+    _, asked = world.fake.called(MIGRANT)
+    assert parse_qs(urlsplit(str(asked["url"])).query)["followup"] == [f"{reference}.{now.id}"]
+    person = OutboundCaller(world.gateway.client, phone=MIGRANT)
+    person.heard = Heard.of(await person.post(str(asked["url"]), {"AnsweredBy": "human"}))
+    for key in ["1", "1", "1", "1", "1", "1", "1", "1", "1"]:
+        await person.press(key)
+    assert (await person.press("2")).hangs_up  # no call, thank you
+    assert [(e.id, e.status) for e in await entries(redis, reference)][3:] == [
+        (4, "c"), (now.id, "a")]
+    answered = [detail for action, detail in await actions(redis, reference)
+                if action == "followup_answered"]
+    assert [(d["followups"], d["calls_dropped"]) for d in answered] == [([now.id], [4])]
+    world.clock.now += CALL_AGAIN_AFTER
+    await world.tick()
+    assert len(world.fake.called(MIGRANT)) == 2  # the first call and the operator's
 
 
 @ON_EVERY_DEPLOYMENT

@@ -35,6 +35,8 @@
 --   ARGV[9] flags (status a)   ARGV[10] audit actor   ARGV[11] audit action ('': none)
 --   ARGV[12] now (ISO 8601)
 --   ARGV[13] audit detail (a JSON object; the ids changed are added as `followups`)
+--   An answer (a) also cancels every second call not placed yet (origin d, s or q),
+--   listed in the detail as `calls_dropped`.
 --   Returns the number of check-ins changed.
 --
 --
@@ -220,10 +222,21 @@ local function mark()
     end
   end
   if #changed == 0 then return 0 end
+  -- An answer makes a second call not yet placed pointless: it is dropped (cancelled).
+  local dropped = {}
+  if ARGV[6] == 'a' then
+    for _, entry in ipairs(record.entries) do
+      if entry.origin == 'd' and (entry.status == 's' or entry.status == 'q') then
+        entry.status = 'c'
+        dropped[#dropped + 1] = tonumber(entry.id)
+      end
+    end
+  end
   save_record(KEYS[1], KEYS[2], ref, record, ttl)
   if ARGV[11] ~= '' then
     local detail = cjson.decode(ARGV[13])
     detail['followups'] = changed
+    if #dropped > 0 then detail['calls_dropped'] = dropped end
     local trail = false
     if redis.call('EXISTS', KEYS[3]) == 1 then trail = KEYS[6] end
     audit(KEYS[5], trail, ref, ARGV[10], ARGV[11], ARGV[12], cjson.encode(detail))
