@@ -51,8 +51,8 @@ class FollowupOut(BaseModel):
     alarm: bool = Field(default=False, description="An answer the survey marks as an alarm "
                         "was given (in danger, deep distress)")
     call_asked: bool = Field(default=False, description="The migrant asked to be called")
-    call_again: bool = Field(default=False, description="A second call: the check-in call "
-                             "before it was not taken (busy, no answer, a voicemail)")
+    call_again: bool = Field(default=False, description="A second try: the check-in before "
+                             "it reached nobody (a call not taken, an SMS not delivered)")
 
     @classmethod
     def of(cls, found: followups.Followup) -> FollowupOut:

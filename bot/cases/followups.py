@@ -97,7 +97,7 @@ class Followup:
     alarm: bool = False
     call_asked: bool = False
     call_again: bool = False
-    """A second call: the check-in call before it was not taken (`call_unanswered`)."""
+    """A second try: the check-in before it reached nobody (`not_received`)."""
 
 
 def _moment(epoch: int | None) -> datetime | None:
@@ -219,34 +219,56 @@ async def cancel(redis: Redis, *, reference: str, reason: CancelReason, ttl: int
 
 
 class Unanswered(StrEnum):
-    """Why a check-in call ended without anyone taking it (the audit's `reason`)."""
+    """Why a check-in went to nobody, as Twilio told it (the audit's `reason`)."""
 
     BUSY = "busy"
     NO_ANSWER = "no_answer"
     VOICEMAIL = "voicemail"  # or a fax: Twilio's `AnsweredBy` said so, nothing was said
-    FAILED = "failed"  # the call could not be connected: the number may not work
+    NOT_DELIVERED = "not_delivered"  # an SMS the network could not hand to the phone
+    FAILED = "failed"  # the call or SMS could not go at all: the number may not work
 
 
+SMS_NOT_RECEIVED = {"undelivered": Unanswered.NOT_DELIVERED, "failed": Unanswered.FAILED}
+"""Twilio's statuses of an SMS that never reached the phone."""
 CALL_AGAIN_AFTER = timedelta(hours=4)
-"""A check-in call nobody took is placed once more this long after, at another time of
-the day (the quiet hours still hold it); a call again is not itself called again."""
+"""A check-in nobody received (a call nobody took, an SMS not delivered) is sent once more
+this long after, at another time of the day (the quiet hours still hold it); that second
+one is not sent again."""
 TWILIO = "twilio"  # the audit actor of what Twilio reports, as bot.cases.service.TWILIO
 
 
-async def call_unanswered(redis: Redis, *, followup: str, why: Unanswered, now: datetime,
-                          ttl: int) -> int:
-    """A check-in call (`followup`, its token) nobody took: it expires now and, unless the
-    call failed or was already a second one, is placed again after `CALL_AGAIN_AFTER`.
-    The new check-in's id, 0 for none, -1 when the token names no sent, unanswered one
-    (an answered check-in, a status told twice)."""
-    found = parse_token(followup)
-    if found is None:
-        return -1
-    reference, number = found
+async def not_received(redis: Redis, *, reference: str, number: int, why: Unanswered,
+                       now: datetime, ttl: int) -> int:
+    """Check-in `number` went to nobody: it expires now and, unless it could not go at all
+    (`FAILED`) or was already a second one, is sent again after `CALL_AGAIN_AFTER`. The
+    new check-in's id, 0 for none, -1 when it was no sent, unanswered one (an answered
+    check-in, a status told twice)."""
     again = None if why is Unanswered.FAILED else int((now + CALL_AGAIN_AFTER).timestamp())
     return await store.unanswered(redis, reference=reference, followup_id=number,
                                   again_at=again, ttl=ttl, actor=TWILIO, action=EXPIRED,
                                   at=iso(now), reason=str(why))
+
+
+async def call_unanswered(redis: Redis, *, followup: str, why: Unanswered, now: datetime,
+                          ttl: int) -> int:
+    """A check-in call (`followup`, its token) nobody took: `not_received`."""
+    found = parse_token(followup)
+    if found is None:
+        return -1
+    reference, number = found
+    return await not_received(redis, reference=reference, number=number, why=why, now=now,
+                              ttl=ttl)
+
+
+def delivery_id(reference: str, number: int) -> str:
+    """The delivery (and job) id of one check-in's sending."""
+    return f"followup:{reference}:{number}"
+
+
+def parse_delivery_id(value: str) -> tuple[str, int] | None:
+    """The check-in a delivery id names, or None (another delivery)."""
+    kind, _, rest = value.partition(":")
+    return parse_token(rest.replace(":", ".", 1)) if kind == "followup" else None
 
 
 def token(reference: str, followup_id: int) -> str:

@@ -21,7 +21,7 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from bot.cases import lifecycle
+from bot.cases import followups, lifecycle
 from bot.cases.model import (
     MAX_ESCALATION_LEVEL,
     Case,
@@ -232,9 +232,10 @@ async def close_phone_cases(redis: Redis, *, pseudonym: str, actor: str, now: da
 
 
 async def record_delivery_status(redis: Redis, *, message_sid: str, status: str,
-                                 error_code: str, now: datetime) -> bool:
+                                 error_code: str, now: datetime, followup_ttl: int) -> bool:
     """A Twilio status on its delivery, audited on the case once per status; a 21610
-    marks the phone opted out. False when the message is none of ours."""
+    marks the phone opted out; a check-in's SMS that never reached the phone is sent once
+    more (`followups.not_received`). False when the message is none of ours."""
     recorded = await deliveries.record_status(
         redis, message_sid=message_sid, status=status, error_code=error_code, now=now,
         actor=TWILIO, action=SMS_STATUS)
@@ -242,6 +243,11 @@ async def record_delivery_status(redis: Redis, *, message_sid: str, status: str,
         return False
     if recorded.new and error_code == OPTED_OUT_CODE and recorded.phone_pseudonym:
         await deliveries.mark_opted_out(redis, recorded.phone_pseudonym)
+    why = followups.SMS_NOT_RECEIVED.get(status)
+    checkin = followups.parse_delivery_id(recorded.delivery_id) if why else None
+    if recorded.new and why is not None and checkin is not None:
+        await followups.not_received(redis, reference=checkin[0], number=checkin[1], why=why,
+                                     now=now, ttl=followup_ttl)
     return True
 
 

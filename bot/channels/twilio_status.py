@@ -54,7 +54,7 @@ def delivery_recorder(
             return
         known = await case_service.record_delivery_status(
             redis, message_sid=status.message_sid, status=status.status,
-            error_code=status.error_code, now=clock(),
+            error_code=status.error_code, now=clock(), followup_ttl=followup_ttl,
         )
         if not known:
             log.info("status of a message we have no record of",

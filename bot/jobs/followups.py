@@ -52,7 +52,7 @@ NOT_DELIVERED = "not_delivered"
 
 def followup_id(reference: str, number: int) -> str:
     """The job and delivery id of one check-in."""
-    return f"followup:{reference}:{number}"
+    return followups.delivery_id(reference, number)
 
 
 async def tick(ctx: dict[str, Any]) -> int:

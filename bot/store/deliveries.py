@@ -201,6 +201,8 @@ class StatusRecorded:
     new: bool
     """This status was not recorded before for that message."""
     phone_pseudonym: str = ""
+    delivery_id: str = ""
+    """The delivery the message was (`followup:<ref>:<n>`, `confirmation:<ref>`...)."""
 
 
 async def record_status(
@@ -228,7 +230,7 @@ async def record_status(
          json.dumps(detail, sort_keys=True), reference, actor, action],
     )
     return StatusRecorded(known=True, new=int(result[0]) == 1,
-                          phone_pseudonym=text_of(result[1]))
+                          phone_pseudonym=text_of(result[1]), delivery_id=delivery_id)
 
 
 async def mark_opted_out(redis: Redis, pseudonym: str) -> None:

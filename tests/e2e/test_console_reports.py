@@ -139,9 +139,9 @@ def test_a_case_page_lists_its_check_ins_and_asks_for_one_now(
     first, second = page.locator("#case-followups li").all()
     expect(first).to_contain_text("no. 1 · call · due")
     expect(first).to_contain_text("no answer")
-    expect(first).not_to_contain_text("second call")
+    expect(first).not_to_contain_text("second try")
     expect(second).to_contain_text("no. 2 · call · due")
-    expect(second).to_contain_text("scheduled · second call (the first was not taken)")
+    expect(second).to_contain_text("scheduled · second try (the first did not get through)")
     page.goto(f"{console.url}/admin/#/case/{console.normal}")  # no follow-up consent
     expect(page.locator("section[aria-labelledby=h-followups]")).to_contain_text(
         "No check-in planned.")

@@ -31,10 +31,12 @@ from tests.integration.voice_support import Caller, Heard
 from tests.integration.webhooks_support import (
     PII_KEY,
     PUBLIC_URL,
+    STATUS_PATH,
     Gateway,
     gateway_settings,
     reference_in,
     running_app,
+    sign,
 )
 from tests.integration.worker_support import (
     ON_EVERY_DEPLOYMENT,
@@ -339,6 +341,41 @@ async def test_a_check_in_call_nobody_took_is_placed_once_more(
     world.clock.now += 2 * CALL_AGAIN_AFTER
     await world.tick()
     assert len(world.fake.called(MIGRANT)) == 2
+
+
+@ON_EVERY_DEPLOYMENT
+@pytest.mark.parametrize(("message_status", "reason", "again"), [
+    ("undelivered", "not_delivered", True), ("failed", "failed", False)])
+async def test_a_check_in_sms_that_never_reached_the_phone_is_sent_once_more(
+        redis: Redis, world: World, message_status: str, reason: str, again: bool) -> None:
+    """Twilio's status of the check-in's SMS: `undelivered` (the phone was off, out of
+    reach) sends it again four hours later, once; `failed` (it could not go) does not."""
+    reference = await returned_case(redis, language="fr")
+    world.clock.now = T0 + 30 * DAY
+    await world.tick()
+    (first,) = world.fake.sent_to(MIGRANT)
+    params = {"MessageSid": str(first["sid"]), "MessageStatus": message_status,
+              "ErrorCode": "30003", "AccountSid": "AC1"}
+    for _ in range(2):  # told twice: once
+        response = await world.gateway.client.post(
+            STATUS_PATH, data=params, headers={"X-Twilio-Signature": sign(
+                PUBLIC_URL + STATUS_PATH, params)})
+        assert response.status_code == 204
+    statuses = [(e.id, e.origin, e.channel, e.status) for e in await entries(redis, reference)]
+    assert statuses[0] == (1, "r", "s", "x")
+    assert statuses[3:] == ([(4, "d", "s", "s")] if again else [])
+    expired = [detail for action, detail in await actions(redis, reference)
+               if action == "followup_expired"]
+    assert expired == [{"reason": reason, "followups": [1], **({"redial": 4} if again else {})}]
+    world.clock.now += CALL_AGAIN_AFTER
+    await world.tick()
+    sent = world.fake.sent_to(MIGRANT)
+    if not again:
+        assert len(sent) == 1
+        return
+    _, second = sent
+    assert "Depuis votre retour" in str(second["body"])  # the survey's first question again
+    assert [(e.id, e.status) for e in await entries(redis, reference)][3:] == [(4, "t")]
 
 
 @ON_EVERY_DEPLOYMENT

@@ -15,7 +15,7 @@ addWords({
     fu_channel_sms: "SMS", fu_channel_voice: "appel",
     fu_scores: "scores : économique {e}, social {s}, psychosocial {p}, global {c}",
     fu_alarm: "réponse d'alerte", fu_call: "demande un appel",
-    fu_call_again: "deuxième appel (le premier n'a pas été pris)",
+    fu_call_again: "deuxième essai (le premier n'a pas abouti)",
   },
   en: {
     followups: "Follow-up after return", followups_none: "No check-in planned.",
@@ -28,7 +28,7 @@ addWords({
     fu_channel_sms: "SMS", fu_channel_voice: "call",
     fu_scores: "scores: economic {e}, social {s}, psychosocial {p}, overall {c}",
     fu_alarm: "alarm answer", fu_call: "asks for a call",
-    fu_call_again: "second call (the first was not taken)",
+    fu_call_again: "second try (the first did not get through)",
   },
 });
 
