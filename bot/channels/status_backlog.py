@@ -29,7 +29,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
+from dataclasses import fields
 from pathlib import Path
 
 from redis.exceptions import RedisError
@@ -143,7 +143,7 @@ class StatusBacklog:
             self.spool.mkdir(parents=True, exist_ok=True)
             descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
             with os.fdopen(descriptor, "w") as out:
-                json.dump([asdict(status) for status in self.waiting], out)
+                json.dump([_stored(status) for status in self.waiting], out)
             os.replace(partial, path)
         except OSError:
             log.exception("delivery statuses could not be kept on disk")
@@ -152,3 +152,11 @@ class StatusBacklog:
                     extra={"count": len(self.waiting)})
         self.waiting.clear()
         return True
+
+
+def _stored(status: DeliveryStatus) -> dict[str, str]:
+    """A status's fields as kept on disk, those at their default left out: the release
+    before one that adds a field (a rollback during an outage) still reads every status
+    that does not use it."""
+    return {field.name: value for field in fields(status)
+            if (value := getattr(status, field.name)) != field.default}

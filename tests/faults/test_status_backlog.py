@@ -8,6 +8,7 @@ never mark the phone opted out (bot/channels/status_backlog.py).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -132,6 +133,9 @@ async def test_statuses_still_waiting_at_shutdown_are_kept_on_disk_for_the_next_
     # status's own fields only (no phone number, no body), readable by this user alone.
     (kept,) = env.data_dir.glob("status-backlog-*.json")
     assert PHONE not in kept.read_text() and kept.stat().st_mode & 0o077 == 0
+    # Only the fields it uses: the release before (no `followup` field) reads it too.
+    assert json.loads(kept.read_text()) == [{"message_sid": params["MessageSid"],
+                                             "status": "failed", "error_code": "30003"}]
     own_redis.start()
     monkeypatch.setattr(status_backlog, "RETRY_SECONDS", (0.2,))
     async with running_app(env, RecordedJobs()):
