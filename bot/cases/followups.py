@@ -234,7 +234,8 @@ CALL_AGAIN_AFTER = timedelta(hours=4)
 """A check-in nobody received (a call nobody took, an SMS not delivered) is sent once more
 this long after, at another time of the day (the quiet hours still hold it); that second
 one is not sent again."""
-TWILIO = "twilio"  # the audit actor of what Twilio reports, as bot.cases.service.TWILIO
+TWILIO = "twilio"
+"""The audit actor of what Twilio reports (statuses of our SMS and calls)."""
 
 
 async def not_received(redis: Redis, *, reference: str, number: int, why: Unanswered,

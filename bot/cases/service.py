@@ -46,7 +46,6 @@ UNCHANGED: Any = object()
 STATUS_CHANGED = "status_changed"
 READ = "read"
 ERASED_ACTION = "erased"
-TWILIO = "twilio"
 SMS_STATUS = "sms_status"
 
 QUIET_ACTIONS = frozenset({READ, "searched", "exported"})
@@ -238,7 +237,7 @@ async def record_delivery_status(redis: Redis, *, message_sid: str, status: str,
     more (`followups.not_received`). False when the message is none of ours."""
     recorded = await deliveries.record_status(
         redis, message_sid=message_sid, status=status, error_code=error_code, now=now,
-        actor=TWILIO, action=SMS_STATUS)
+        actor=followups.TWILIO, action=SMS_STATUS)
     if not recorded.known:
         return False
     if recorded.new and error_code == OPTED_OUT_CODE and recorded.phone_pseudonym:

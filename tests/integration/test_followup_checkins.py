@@ -31,12 +31,10 @@ from tests.integration.voice_support import Caller, Heard
 from tests.integration.webhooks_support import (
     PII_KEY,
     PUBLIC_URL,
-    STATUS_PATH,
     Gateway,
     gateway_settings,
     reference_in,
     running_app,
-    sign,
 )
 from tests.integration.worker_support import (
     ON_EVERY_DEPLOYMENT,
@@ -354,12 +352,9 @@ async def test_a_check_in_sms_that_never_reached_the_phone_is_sent_once_more(
     world.clock.now = T0 + 30 * DAY
     await world.tick()
     (first,) = world.fake.sent_to(MIGRANT)
-    params = {"MessageSid": str(first["sid"]), "MessageStatus": message_status,
-              "ErrorCode": "30003", "AccountSid": "AC1"}
     for _ in range(2):  # told twice: once
-        response = await world.gateway.client.post(
-            STATUS_PATH, data=params, headers={"X-Twilio-Signature": sign(
-                PUBLIC_URL + STATUS_PATH, params)})
+        response = await world.gateway.status(message_status, sid=str(first["sid"]),
+                                              error_code="30003")
         assert response.status_code == 204
     statuses = [(e.id, e.origin, e.channel, e.status) for e in await entries(redis, reference)]
     assert statuses[0] == (1, "r", "s", "x")

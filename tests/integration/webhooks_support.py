@@ -106,8 +106,10 @@ class Gateway:
     async def text(self, body: str, **options: Any) -> str:
         return said(await self.sms(body, **options))
 
-    async def status(self, status: str, *, signed: bool = True) -> httpx.Response:
-        params = {"MessageSid": new_sid(), "MessageStatus": status, "ErrorCode": ""}
+    async def status(self, status: str, *, signed: bool = True, sid: str | None = None,
+                     error_code: str = "") -> httpx.Response:
+        params = {"MessageSid": sid or new_sid(), "MessageStatus": status,
+                  "ErrorCode": error_code}
         headers = {"X-Twilio-Signature": sign(PUBLIC_URL + STATUS_PATH, params)} if signed else {}
         return await self.client.post(STATUS_PATH, data=params, headers=headers)
 
